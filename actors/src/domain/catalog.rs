@@ -1,0 +1,176 @@
+use serde::{Deserialize, Serialize};
+
+use super::{InvalidValue, bounded_text};
+use crate::limits::{
+    CATEGORY_CHARS_MAX, DESCRIPTION_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, SKU_CHARS_MAX,
+    STOCK_UNITS_MAX,
+};
+
+/// A stock-keeping unit: 1–64 of `[A-Za-z0-9._-]`, compared exactly.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.is_empty() {
+            return Err(InvalidValue::new("must not be empty"));
+        }
+        if raw.len() > SKU_CHARS_MAX {
+            return Err(InvalidValue::new(format!(
+                "must be at most {SKU_CHARS_MAX} characters"
+            )));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(InvalidValue::new("may only contain A-Z, a-z, 0-9, '.', '_' and '-'"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Sku {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A product name: 1–200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        bounded_text(raw, 1, PRODUCT_NAME_CHARS_MAX).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A category name: 1–64 characters after trimming; `uncategorized` when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category(String);
+
+impl Category {
+    pub const DEFAULT: &'static str = "uncategorized";
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        bounded_text(raw, 1, CATEGORY_CHARS_MAX).map(Self)
+    }
+    pub fn uncategorized() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A product description: up to 4,000 characters after trimming (may be empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description(String);
+
+impl Description {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        bounded_text(raw, 0, DESCRIPTION_CHARS_MAX).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An absolute stock level: 0 – 10^9 units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StockLevel(u64);
+
+impl StockLevel {
+    pub const ZERO: Self = Self(0);
+
+    pub fn new(units: i64) -> Result<Self, InvalidValue> {
+        if units < 0 {
+            return Err(InvalidValue::new("must not be negative"));
+        }
+        if units as u64 > STOCK_UNITS_MAX {
+            return Err(InvalidValue::new(format!("must be at most {STOCK_UNITS_MAX}")));
+        }
+        Ok(Self(units as u64))
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A signed change of stock: non-zero, at most 10^9 units either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockDelta(i64);
+
+impl StockDelta {
+    pub fn new(units: i64) -> Result<Self, InvalidValue> {
+        if units == 0 {
+            return Err(InvalidValue::new("must not be zero"));
+        }
+        if units.unsigned_abs() > STOCK_UNITS_MAX {
+            return Err(InvalidValue::new(format!(
+                "must be between -{STOCK_UNITS_MAX} and {STOCK_UNITS_MAX}"
+            )));
+        }
+        Ok(Self(units))
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sku_bounds() {
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse("A").is_ok());
+        assert!(Sku::parse(&"a".repeat(64)).is_ok());
+        assert!(Sku::parse(&"a".repeat(65)).is_err());
+        assert!(Sku::parse("AB-12_x.9").is_ok());
+        for bad in ["a b", "a/b", "../x", "a'b", "é", "a;DROP"] {
+            assert!(Sku::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_bounds_count_characters_after_trimming() {
+        assert!(ProductName::parse("   ").is_err());
+        assert_eq!(ProductName::parse("  x ").unwrap().as_str(), "x");
+        assert!(ProductName::parse(&"é".repeat(200)).is_ok());
+        assert!(ProductName::parse(&"é".repeat(201)).is_err());
+        assert!(ProductName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn category_and_description_bounds() {
+        assert!(Category::parse(&"c".repeat(64)).is_ok());
+        assert!(Category::parse(&"c".repeat(65)).is_err());
+        assert!(Category::parse("").is_err());
+        assert!(Description::parse("").is_ok());
+        assert!(Description::parse(&"d".repeat(4000)).is_ok());
+        assert!(Description::parse(&"d".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn stock_bounds() {
+        assert!(StockLevel::new(-1).is_err());
+        assert_eq!(StockLevel::new(0).unwrap().get(), 0);
+        assert!(StockLevel::new(1_000_000_000).is_ok());
+        assert!(StockLevel::new(1_000_000_001).is_err());
+        assert!(StockDelta::new(0).is_err());
+        assert!(StockDelta::new(-1_000_000_000).is_ok());
+        assert!(StockDelta::new(-1_000_000_001).is_err());
+        assert!(StockDelta::new(1_000_000_001).is_err());
+        assert!(StockDelta::new(i64::MIN).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Every bound the service enforces, in one place.
+//!
+//! TigerBeetle's rule: put a limit on everything, name it with the unit last, and keep
+//! the names together so an operator can see at a glance what the service will accept
+//! and how much it can queue. Anything not listed here is a bug.
+
+/// Longest SKU, in characters (`[A-Za-z0-9._-]`).
+pub const SKU_CHARS_MAX: usize = 64;
+/// Longest product name after trimming, in characters.
+pub const PRODUCT_NAME_CHARS_MAX: usize = 200;
+/// Longest category name after trimming, in characters.
+pub const CATEGORY_CHARS_MAX: usize = 64;
+/// Longest product description, in characters.
+pub const DESCRIPTION_CHARS_MAX: usize = 4_000;
+/// Highest unit price in minor units (one billion major units).
+pub const PRICE_CENTS_MAX: u64 = 100_000_000_000;
+/// Highest stock level of one SKU.
+pub const STOCK_UNITS_MAX: u64 = 1_000_000_000;
+/// Largest quantity of one order line.
+pub const LINE_QUANTITY_MAX: u32 = 1_000;
+/// Most distinct lines in one order (after merging repeated SKUs).
+pub const ORDER_LINES_MAX: usize = 100;
+/// Shortest username, in characters.
+pub const USERNAME_CHARS_MIN: usize = 3;
+/// Longest username, in characters.
+pub const USERNAME_CHARS_MAX: usize = 32;
+/// Longest email address, in bytes (RFC 5321 path limit).
+pub const EMAIL_BYTES_MAX: usize = 254;
+/// Shortest password, in characters.
+pub const PASSWORD_CHARS_MIN: usize = 8;
+/// Longest password, in characters (argon2 input is bounded so a login cannot be a DoS).
+pub const PASSWORD_CHARS_MAX: usize = 128;
+/// Longest `Idempotency-Key` header, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
+/// How long an idempotency key is kept, in seconds (the contract says at least 24 h).
+pub const IDEMPOTENCY_KEY_TTL_SECS: u64 = 48 * 3600;
+/// Longest free-text reason on a stock adjustment, in characters.
+pub const REASON_CHARS_MAX: usize = 200;
+/// Longest external order reference in an orders file, in characters.
+pub const ORDER_REF_CHARS_MAX: usize = 64;
+
+/// Largest page a list endpoint returns.
+pub const PAGE_ITEMS_MAX: usize = 200;
+/// Page size when the client does not ask for one.
+pub const PAGE_ITEMS_DEFAULT: usize = 50;
+/// Most rows a single list request may scan while filtering; a page that hits this
+/// bound is returned short, with a cursor to continue, so one request never scans
+/// the whole catalog.
+pub const LIST_SCAN_ROWS_MAX: usize = 20_000;
+
+/// Most messages waiting for or being handled by one actor; beyond it callers get 503.
+pub const CATALOG_INFLIGHT_MAX: usize = 4_096;
+/// See [`CATALOG_INFLIGHT_MAX`].
+pub const USERS_INFLIGHT_MAX: usize = 1_024;
+/// See [`CATALOG_INFLIGHT_MAX`]. Bounds the checkouts queued behind one commit.
+pub const LEDGER_INFLIGHT_MAX: usize = 8_192;
+/// Default for `--commit-batch-max`: most commands folded into one ledger transaction.
+pub const COMMIT_BATCH_DEFAULT: usize = 1_024;
+/// Upper bound accepted for `--commit-batch-max`.
+pub const COMMIT_BATCH_MAX: usize = 16_384;
+/// How long a caller waits for an actor's answer before giving up with 503, in ms.
+pub const ACTOR_REPLY_TIMEOUT_MS: u64 = 30_000;
+
+/// redb page cache, in bytes. redb defaults to 1 GiB, which would own the RSS budget.
+pub const DB_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Rows of an import committed in one transaction (with the file's read position).
+pub const IMPORT_BATCH_ROWS_MAX: usize = 8_192;
+/// Rows parsed ahead of the loader, per stage channel, in batches.
+pub const IMPORT_CHANNEL_BATCHES_MAX: usize = 4;
+/// Largest single row (CSV record, JSON Lines line, JSON array element), in bytes; a
+/// larger one is rejected without being buffered whole.
+pub const IMPORT_ROW_BYTES_MAX: usize = 64 * 1024;
+/// Largest file accepted into the inbox or by upload, in bytes.
+pub const IMPORT_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
+/// Rejects kept per job (the report still counts every one).
+pub const IMPORT_REJECTS_KEPT_MAX: u64 = 100_000;
+/// Longest raw text kept for a rejected row, in bytes.
+pub const REJECT_RAW_BYTES_MAX: usize = 2_048;
+/// Files waiting in the inbox that the watcher tracks at once.
+pub const INBOX_TRACKED_FILES_MAX: usize = 10_000;
+/// Longest file name accepted in the inbox or on upload, in bytes.
+pub const FILE_NAME_BYTES_MAX: usize = 200;
+/// Interval between progress log lines of a long import, in ms.
+pub const PROGRESS_LOG_INTERVAL_MS: u64 = 5_000;

@@ -1,0 +1,213 @@
+//! The embedded database: one redb file in the data directory.
+//!
+//! Opening takes redb's exclusive file lock, so a second process on the same data
+//! directory fails here with [`OpenError::Locked`] instead of corrupting anything.
+//! Every write is a redb write transaction committed with immediate durability
+//! (redb's default): when `commit` returns, the data is on disk.
+
+pub mod codec;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, WriteTransaction};
+
+pub use codec::{CodecError, Record};
+
+use crate::limits::DB_CACHE_BYTES;
+use tables::counter;
+
+/// The schema this build writes. Opening a newer one is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+/// File name of the database inside the data directory.
+pub const DB_FILE_NAME: &str = "orderflow.redb";
+
+/// An operating error from the database (disk, corruption). Callers turn it into a
+/// 500/503 without showing its text to clients.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Redb(#[from] Box<redb::Error>),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+macro_rules! redb_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Redb(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+redb_error_from!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error(
+        "data directory {0} is in use by another orderflow process (only one process may own it)"
+    )]
+    Locked(PathBuf),
+    #[error("cannot create data directory {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot open database {path}: {source}")]
+    Database { path: PathBuf, source: Box<redb::DatabaseError> },
+    #[error("database schema version {found} is newer than this build's {SCHEMA_VERSION}")]
+    NewerSchema { found: u64 },
+    #[error("cannot initialise database: {0}")]
+    Init(#[from] StoreError),
+}
+
+/// The shared handle: cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and makes sure every
+    /// table exists, so readers never meet a missing table.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| OpenError::Io { path: data_dir.to_owned(), source })?;
+        let path = data_dir.join(DB_FILE_NAME);
+        let db = redb::Builder::new()
+            .set_cache_size(DB_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(data_dir.to_owned()),
+                other => OpenError::Database { path: path.clone(), source: Box::new(other) },
+            })?;
+        let store = Self { db: Arc::new(db), path };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<(), OpenError> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut meta = txn.open_table(tables::META).map_err(StoreError::from)?;
+            let found = meta.get(counter::SCHEMA).map_err(StoreError::from)?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
+                Some(_) => {}
+                None => {
+                    meta.insert(counter::SCHEMA, SCHEMA_VERSION).map_err(StoreError::from)?;
+                }
+            }
+        }
+        create_tables(&txn).map_err(OpenError::Init)?;
+        txn.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the database answers a read (for `/readyz`).
+    pub fn check_readable(&self) -> Result<(), StoreError> {
+        use redb::ReadableDatabase;
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(tables::META)?;
+        meta.get(counter::SCHEMA)?;
+        Ok(())
+    }
+}
+
+fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use tables::*;
+    txn.open_table(PRODUCTS)?;
+    txn.open_table(PRODUCTS_BY_PRICE)?;
+    txn.open_table(PRODUCTS_BY_NAME)?;
+    txn.open_table(CATEGORIES)?;
+    txn.open_table(STOCK)?;
+    txn.open_table(MOVEMENTS)?;
+    txn.open_table(ORDERS)?;
+    txn.open_table(ORDERS_BY_USER)?;
+    txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(IDEMPOTENCY_EXPIRY)?;
+    txn.open_table(ORDER_REFS)?;
+    txn.open_table(USERS)?;
+    txn.open_table(USER_NAMES)?;
+    txn.open_table(USER_EMAILS)?;
+    txn.open_table(REFRESH_TOKENS)?;
+    txn.open_table(REVOKED_FAMILIES)?;
+    txn.open_table(JOBS)?;
+    txn.open_table(JOB_REJECTS)?;
+    txn.open_table(JOBS_BY_SHA)?;
+    Ok(())
+}
+
+/// Takes the next value of a counter in `META` inside `txn` (starting at 1).
+pub fn next_id(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(tables::META)?;
+    let next = meta.get(name)?.map_or(1, |v| v.value());
+    meta.insert(name, next + 1)?;
+    Ok(next)
+}
+
+/// Reads a record table's value and decodes it.
+pub fn get_record<K, T>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'static>>,
+) -> Result<Option<T>, StoreError>
+where
+    K: redb::Key + 'static,
+    T: Record,
+{
+    match table.get(key)? {
+        Some(guard) => Ok(Some(codec::decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_of_a_data_dir_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let second = Store::open(dir.path());
+        assert!(matches!(second, Err(OpenError::Locked(_))), "{second:?}");
+        first.check_readable().unwrap();
+        drop(first);
+        Store::open(dir.path()).expect("reopens once the owner is gone");
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let txn = store.db().begin_write().unwrap();
+            txn.open_table(tables::META).unwrap().insert(counter::SCHEMA, 99).unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(Store::open(dir.path()), Err(OpenError::NewerSchema { found: 99 })));
+    }
+}

@@ -1,0 +1,67 @@
+//! Every redb table, typed, in one place.
+//!
+//! Values that are records are postcard bytes behind a version byte (see `codec`);
+//! keys are plain redb types so ranges and ordering work on them directly.
+//! Who writes what: the catalog actor writes product rows and their indexes; the
+//! ledger writes stock, movements, orders, idempotency keys, order references and
+//! import jobs (and product rows arriving in import files, inside its own
+//! transactions); the user store writes users and refresh tokens. Anyone may read.
+
+use redb::TableDefinition;
+
+/// Small values: schema version and id counters.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// sku → `ProductRow`.
+pub const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products");
+/// (price_cents, sku) → () for listing by price; active products only.
+pub const PRODUCTS_BY_PRICE: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("products_by_price");
+/// (lower-case name, sku) → () for listing by name; active products only.
+pub const PRODUCTS_BY_NAME: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("products_by_name");
+/// category → number of active products in it.
+pub const CATEGORIES: TableDefinition<&str, u64> = TableDefinition::new("categories");
+
+/// sku → (units on hand, seq of the last movement). Owned by the ledger.
+pub const STOCK: TableDefinition<&str, (u64, u64)> = TableDefinition::new("stock");
+/// (sku, seq) → `MovementRow`: the append-only history of each SKU's stock.
+pub const MOVEMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("movements");
+/// order id → `OrderRow`.
+pub const ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("orders");
+/// (user id, order id) → () so a customer's orders list is one range scan.
+pub const ORDERS_BY_USER: TableDefinition<(u64, u64), ()> = TableDefinition::new("orders_by_user");
+/// (user id, idempotency key) → `IdempotencyRow`.
+pub const IDEMPOTENCY: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("idempotency");
+/// (created ms, user id, key) → () so expired keys are purged oldest first.
+pub const IDEMPOTENCY_EXPIRY: TableDefinition<(i64, u64, &str), ()> =
+    TableDefinition::new("idempotency_expiry");
+/// external order reference (from orders files) → order id.
+pub const ORDER_REFS: TableDefinition<&str, u64> = TableDefinition::new("order_refs");
+
+/// user id → `UserRow`.
+pub const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+/// lower-case username → user id.
+pub const USER_NAMES: TableDefinition<&str, u64> = TableDefinition::new("user_names");
+/// lower-case email → user id.
+pub const USER_EMAILS: TableDefinition<&str, u64> = TableDefinition::new("user_emails");
+/// SHA-256 of a refresh token → `RefreshRow` (the token itself is never stored).
+pub const REFRESH_TOKENS: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("refresh_tokens");
+/// refresh-token family id → 1 when the family was revoked (logout or reuse detected).
+pub const REVOKED_FAMILIES: TableDefinition<u128, u8> = TableDefinition::new("revoked_families");
+
+/// job id → `JobRow`.
+pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// (job id, line) → `RejectRow`.
+pub const JOB_REJECTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("job_rejects");
+/// SHA-256 of a file's bytes → the job that loaded it (completed jobs only).
+pub const JOBS_BY_SHA: TableDefinition<&[u8; 32], u64> = TableDefinition::new("jobs_by_sha");
+
+/// Names of the counters kept in `META`.
+pub mod counter {
+    pub const SCHEMA: &str = "schema_version";
+    pub const NEXT_USER_ID: &str = "next_user_id";
+    pub const NEXT_ORDER_ID: &str = "next_order_id";
+    pub const NEXT_JOB_ID: &str = "next_job_id";
+}
