@@ -12,3 +12,8 @@
 pub mod domain;
 pub mod limits;
 pub mod store;
+pub mod catalog;
+pub mod ledger;
+pub mod mailbox;
+pub mod telemetry;
+pub mod users;

@@ -83,3 +83,36 @@ pub const INBOX_TRACKED_FILES_MAX: usize = 10_000;
 pub const FILE_NAME_BYTES_MAX: usize = 200;
 /// Interval between progress log lines of a long import, in ms.
 pub const PROGRESS_LOG_INTERVAL_MS: u64 = 5_000;
+
+// HTTP ---------------------------------------------------------------------------
+
+/// Largest JSON request body, in bytes.
+pub const JSON_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Deepest nesting of arrays and objects accepted in a JSON body.
+pub const JSON_DEPTH_MAX: usize = 16;
+/// Largest request head (request line and headers), in bytes.
+pub const HTTP_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// Time a client has to send its request head, in ms (slowloris guard).
+pub const HTTP_HEAD_TIMEOUT_MS: u64 = 5_000;
+/// Time a client has to finish disconnecting, in ms.
+pub const HTTP_DISCONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Idle time after which a keep-alive connection is closed, in seconds.
+pub const HTTP_KEEP_ALIVE_SECS: u64 = 30;
+/// Open connections per HTTP worker.
+pub const HTTP_CONNECTIONS_PER_WORKER_MAX: usize = 10_000;
+/// Time in-flight requests get to finish on shutdown, in seconds.
+pub const HTTP_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// Longest accepted client `X-Request-Id`, in bytes (longer ones are replaced).
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
+/// Failed logins from one client address before it is throttled.
+pub const LOGIN_FAILURES_MAX: u32 = 10;
+/// Window over which failed logins are counted, in seconds.
+pub const LOGIN_FAILURE_WINDOW_SECS: u64 = 300;
+/// Client addresses the login throttle remembers at once.
+pub const LOGIN_THROTTLE_CLIENTS_MAX: usize = 100_000;
+/// Leeway on JWT `exp` and `nbf`, in seconds (clock skew between hosts).
+pub const JWT_LEEWAY_SECS: u64 = 5;
+/// Shortest `ORDERFLOW_JWT_SECRET`, in bytes.
+pub const JWT_SECRET_BYTES_MIN: usize = 32;
+/// Log lines buffered for the writer thread; beyond it lines are dropped, not queued.
+pub const LOG_LINES_BUFFERED_MAX: usize = 65_536;

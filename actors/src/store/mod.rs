@@ -32,6 +32,10 @@ pub enum StoreError {
     Redb(#[from] Box<redb::Error>),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("transaction abandoned, nothing was written: {0}")]
+    Aborted(String),
 }
 
 macro_rules! redb_error_from {
@@ -52,6 +56,29 @@ redb_error_from!(
     redb::DatabaseError
 );
 
+/// Lets `?` lift redb's errors into an operation's error enum through its
+/// `Store(StoreError)` variant.
+macro_rules! lift_redb_errors {
+    ($($target:ty),*) => {$(
+        impl From<redb::TableError> for $target {
+            fn from(e: redb::TableError) -> Self { Self::Store(e.into()) }
+        }
+        impl From<redb::StorageError> for $target {
+            fn from(e: redb::StorageError) -> Self { Self::Store(e.into()) }
+        }
+        impl From<redb::TransactionError> for $target {
+            fn from(e: redb::TransactionError) -> Self { Self::Store(e.into()) }
+        }
+        impl From<redb::CommitError> for $target {
+            fn from(e: redb::CommitError) -> Self { Self::Store(e.into()) }
+        }
+        impl From<$crate::store::CodecError> for $target {
+            fn from(e: $crate::store::CodecError) -> Self { Self::Store(e.into()) }
+        }
+    )*};
+}
+pub(crate) use lift_redb_errors;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -67,6 +94,10 @@ pub enum OpenError {
     NewerSchema { found: u64 },
     #[error("cannot initialise database: {0}")]
     Init(#[from] StoreError),
+    #[error(
+        "this data directory keeps prices in {stored}; it cannot be opened with currency {asked}"
+    )]
+    CurrencyMismatch { stored: String, asked: String },
 }
 
 /// The shared handle: cheap to clone, one per process.
@@ -117,6 +148,37 @@ impl Store {
         create_tables(&txn).map_err(OpenError::Init)?;
         txn.commit().map_err(StoreError::from)?;
         Ok(())
+    }
+
+    /// Records the store currency on first use and refuses another one later: prices
+    /// are stored as bare minor units, so changing the currency would silently change
+    /// every price.
+    pub fn ensure_currency(&self, currency: crate::domain::Currency) -> Result<(), OpenError> {
+        let code = currency.code();
+        let packed = code.bytes().fold(0u64, |acc, b| (acc << 8) | u64::from(b));
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut meta = txn.open_table(tables::META).map_err(StoreError::from)?;
+            let stored = meta.get(counter::CURRENCY).map_err(StoreError::from)?.map(|v| v.value());
+            match stored {
+                Some(p) if p != packed => {
+                    let stored: String =
+                        (0..3).rev().map(|i| char::from((p >> (8 * i)) as u8)).collect();
+                    return Err(OpenError::CurrencyMismatch { stored, asked: code.to_owned() });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(counter::CURRENCY, packed).map_err(StoreError::from)?;
+                }
+            }
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// How many handles to the database exist (shutdown waits for its own to be last).
+    pub fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.db)
     }
 
     pub fn db(&self) -> &Database {
@@ -170,9 +232,9 @@ pub fn next_id(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
 }
 
 /// Reads a record table's value and decodes it.
-pub fn get_record<K, T>(
+pub fn get_record<'k, K, T>(
     table: &impl ReadableTable<K, &'static [u8]>,
-    key: impl std::borrow::Borrow<K::SelfType<'static>>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
 ) -> Result<Option<T>, StoreError>
 where
     K: redb::Key + 'static,
@@ -197,6 +259,17 @@ mod tests {
         first.check_readable().unwrap();
         drop(first);
         Store::open(dir.path()).expect("reopens once the owner is gone");
+    }
+
+    #[test]
+    fn currency_is_fixed_per_data_dir() {
+        use crate::domain::Currency;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_currency(Currency::EUR).unwrap();
+        store.ensure_currency(Currency::EUR).unwrap();
+        let err = store.ensure_currency(Currency::parse("USD").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("keeps prices in EUR"), "{err}");
     }
 
     #[test]

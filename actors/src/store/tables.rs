@@ -64,4 +64,6 @@ pub mod counter {
     pub const NEXT_USER_ID: &str = "next_user_id";
     pub const NEXT_ORDER_ID: &str = "next_order_id";
     pub const NEXT_JOB_ID: &str = "next_job_id";
+    /// The store currency's three letters packed into a u64.
+    pub const CURRENCY: &str = "currency";
 }

@@ -1,0 +1,471 @@
+//! The ledger's rules, as operations on one open write transaction.
+//!
+//! [`Book`] holds the ledger's tables open inside a redb `WriteTransaction`. Every
+//! operation first checks everything it needs and only then writes, so an operation
+//! that fails leaves the transaction exactly as it found it; this is what lets the
+//! ledger fold many independent orders into one transaction (group commit) and
+//! still answer each one on its own merits.
+//!
+//! Invariants kept here, and re-checked by [`super::verify`]:
+//! - a SKU's stock is the sum of its movements' deltas and is never below zero;
+//! - each movement records the level after it (`stock_after`), so the history is a
+//!   chain that can be audited link by link;
+//! - an order's total is the sum of its lines, each `unit_price × quantity`, at the
+//!   catalog price read inside the very transaction that takes the stock.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::CatalogTables;
+use crate::domain::{
+    Cents, Currency, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,
+    OrderStatus, Quantity, Reason, Sku, StockDelta, StockLevel, Timestamp, UserId,
+};
+use crate::limits::STOCK_UNITS_MAX;
+use crate::store::tables::{self, counter};
+use crate::store::{Record, StoreError, codec, get_record};
+
+/// Who caused a movement or an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    Api,
+    Import(JobId),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Api => f.write_str("api"),
+            Source::Import(job) => write!(f, "import:{}", job.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementRow {
+    pub kind: MovementKind,
+    pub delta: i64,
+    pub stock_after: u64,
+    pub order_id: Option<OrderId>,
+    pub source: Source,
+    pub reason: Option<Reason>,
+    pub at: Timestamp,
+}
+
+impl Record for MovementRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "movement";
+}
+
+/// One stock movement of one SKU; `seq` counts that SKU's movements from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Movement {
+    pub sku: Sku,
+    pub seq: u64,
+    pub row: MovementRow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: Sku,
+    /// The product's name when the order was placed; archived products keep it.
+    pub name: String,
+    pub unit_price: Cents,
+    pub quantity: Quantity,
+    pub line_total_cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRow {
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: u64,
+    pub currency: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub source: Source,
+    pub external_ref: Option<OrderRef>,
+}
+
+impl Record for OrderRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "order";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub row: OrderRow,
+}
+
+/// What an idempotency key remembers: which request it was for and the order as it
+/// was answered, so a replay gets the same body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRow {
+    pub fingerprint: [u8; 32],
+    pub order_id: OrderId,
+    pub snapshot: OrderRow,
+}
+
+impl Record for IdempotencyRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "idempotency";
+}
+
+/// A checkout, validated at the edge.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub user: UserId,
+    pub lines: OrderLines,
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub source: Source,
+    /// External reference of an imported order; refused if already in the ledger.
+    pub external_ref: Option<OrderRef>,
+    /// Unit prices an import file claims; each must equal the catalog price.
+    pub expected_prices: Vec<(Sku, Cents)>,
+}
+
+impl OrderRequest {
+    /// Identifies "the same body" for idempotency: the merged, sorted lines.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for (sku, qty) in self.lines.iter() {
+            h.update(sku.as_str().as_bytes());
+            h.update([0]);
+            h.update(qty.get().to_le_bytes());
+        }
+        h.finalize().into()
+    }
+}
+
+/// A SKU the order could not take enough of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    pub sku: Sku,
+    pub requested: u32,
+    pub available: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckoutError {
+    #[error("unknown or archived SKUs: {0:?}")]
+    UnknownSkus(Vec<Sku>),
+    #[error("insufficient stock")]
+    Insufficient(Vec<Shortage>),
+    #[error("the idempotency key was used with a different request")]
+    KeyReused,
+    #[error("a request with this idempotency key is still being processed")]
+    InFlight,
+    #[error("order reference {0} is already in the ledger")]
+    DuplicateRef(String),
+    #[error("unit price of {sku} is {claimed}, the catalog says {catalog}")]
+    PriceMismatch { sku: Sku, claimed: u64, catalog: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderError {
+    #[error("order not found")]
+    NotFound,
+    #[error("an order cannot go from {} to {}", from.as_str(), to.as_str())]
+    InvalidTransition { from: OrderStatus, to: OrderStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StockError {
+    #[error("unknown or archived SKU")]
+    UnknownSku,
+    #[error("stock cannot go below zero: {available} available")]
+    Insufficient { available: u64 },
+    #[error("stock would be {would_be}, above the maximum {STOCK_UNITS_MAX}")]
+    AboveMax { would_be: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+crate::store::lift_redb_errors!(CheckoutError, OrderError, StockError);
+
+/// The outcome of a checkout that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub order: Order,
+    /// True when an idempotency key matched an earlier order: nothing new was written.
+    pub replayed: bool,
+}
+
+/// Who asks for an order change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    pub is_admin: bool,
+}
+
+impl Caller {
+    pub fn may_see(&self, order: &OrderRow) -> bool {
+        self.is_admin || order.user_id == self.user
+    }
+}
+
+/// The ledger's tables, open in one write transaction.
+pub struct Book<'txn> {
+    meta: Table<'txn, &'static str, u64>,
+    stock: Table<'txn, &'static str, (u64, u64)>,
+    movements: Table<'txn, (&'static str, u64), &'static [u8]>,
+    orders: Table<'txn, u64, &'static [u8]>,
+    orders_by_user: Table<'txn, (u64, u64), ()>,
+    idempotency: Table<'txn, (u64, &'static str), &'static [u8]>,
+    idempotency_expiry: Table<'txn, (i64, u64, &'static str), ()>,
+    order_refs: Table<'txn, &'static str, u64>,
+}
+
+impl<'txn> Book<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            meta: txn.open_table(tables::META)?,
+            stock: txn.open_table(tables::STOCK)?,
+            movements: txn.open_table(tables::MOVEMENTS)?,
+            orders: txn.open_table(tables::ORDERS)?,
+            orders_by_user: txn.open_table(tables::ORDERS_BY_USER)?,
+            idempotency: txn.open_table(tables::IDEMPOTENCY)?,
+            idempotency_expiry: txn.open_table(tables::IDEMPOTENCY_EXPIRY)?,
+            order_refs: txn.open_table(tables::ORDER_REFS)?,
+        })
+    }
+
+    /// Takes the next value of a `META` counter (starting at 1).
+    pub fn next_id(&mut self, name: &str) -> Result<u64, StoreError> {
+        let next = self.meta.get(name)?.map_or(1, |v| v.value());
+        self.meta.insert(name, next + 1)?;
+        Ok(next)
+    }
+
+    /// (units on hand, seq of the last movement); (0, 0) for a SKU never stocked.
+    pub fn level(&self, sku: &Sku) -> Result<(u64, u64), StoreError> {
+        Ok(self.stock.get(sku.as_str())?.map_or((0, 0), |v| v.value()))
+    }
+
+    /// Appends a movement and sets the level, refusing to go below zero.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &mut self,
+        sku: &Sku,
+        delta: i64,
+        kind: MovementKind,
+        order_id: Option<OrderId>,
+        source: Source,
+        reason: Option<Reason>,
+        at: Timestamp,
+    ) -> Result<Movement, StockError> {
+        let (level, last_seq) = self.level(sku)?;
+        let after = level.checked_add_signed(delta).ok_or(StockError::Insufficient { available: level })?;
+        let seq = last_seq + 1;
+        let row = MovementRow { kind, delta, stock_after: after, order_id, source, reason, at };
+        self.movements.insert((sku.as_str(), seq), codec::encode(&row).as_slice()).map_err(StoreError::from)?;
+        self.stock.insert(sku.as_str(), (after, seq)).map_err(StoreError::from)?;
+        Ok(Movement { sku: sku.clone(), seq, row })
+    }
+
+    /// Moves stock to an absolute level (import, inventory feed, product replace);
+    /// `None` when it already is there.
+    pub fn set_level(
+        &mut self,
+        sku: &Sku,
+        target: StockLevel,
+        kind: MovementKind,
+        source: Source,
+        at: Timestamp,
+    ) -> Result<Option<Movement>, StockError> {
+        let (level, _) = self.level(sku)?;
+        let delta = target.get() as i64 - level as i64;
+        if delta == 0 {
+            return Ok(None);
+        }
+        self.record(sku, delta, kind, None, source, None, at).map(Some)
+    }
+
+    /// An admin's stock change: a positive delta is a `receipt`, a negative one an
+    /// `adjustment`.
+    pub fn adjust(
+        &mut self,
+        catalog: &CatalogTables<'_>,
+        sku: &Sku,
+        delta: StockDelta,
+        reason: Reason,
+        at: Timestamp,
+    ) -> Result<Movement, StockError> {
+        if !catalog.get(sku)?.is_some_and(|p| !p.archived) {
+            return Err(StockError::UnknownSku);
+        }
+        let (level, _) = self.level(sku)?;
+        let would_be = level as i64 + delta.get();
+        if would_be < 0 {
+            return Err(StockError::Insufficient { available: level });
+        }
+        if would_be as u64 > STOCK_UNITS_MAX {
+            return Err(StockError::AboveMax { would_be: would_be as u64 });
+        }
+        let kind = if delta.get() > 0 { MovementKind::Receipt } else { MovementKind::Adjustment };
+        self.record(sku, delta.get(), kind, None, Source::Api, Some(reason), at)
+    }
+
+    /// Places an order: prices from the catalog rows read in this transaction, all
+    /// lines or none. Checks come first (idempotency, reference, SKUs, prices,
+    /// stock); writes only follow once every check has passed.
+    pub fn place_order(
+        &mut self,
+        catalog: &CatalogTables<'_>,
+        request: &OrderRequest,
+        currency: Currency,
+        at: Timestamp,
+    ) -> Result<Placed, CheckoutError> {
+        let fingerprint = request.fingerprint();
+        if let Some(key) = &request.idempotency_key {
+            let earlier: Option<IdempotencyRow> =
+                get_record(&self.idempotency, (request.user.0, key.as_str()))?;
+            if let Some(earlier) = earlier {
+                if earlier.fingerprint != fingerprint {
+                    return Err(CheckoutError::KeyReused);
+                }
+                let order = Order { id: earlier.order_id, row: earlier.snapshot };
+                return Ok(Placed { order, replayed: true });
+            }
+        }
+        if let Some(reference) = &request.external_ref
+            && self.order_refs.get(reference.as_str())?.is_some()
+        {
+            return Err(CheckoutError::DuplicateRef(reference.as_str().to_owned()));
+        }
+        let mut lines = Vec::with_capacity(request.lines.len());
+        let mut unknown = Vec::new();
+        let mut short = Vec::new();
+        for (sku, quantity) in request.lines.iter() {
+            let Some(product) = catalog.get(sku)?.filter(|p| !p.archived) else {
+                unknown.push(sku.clone());
+                continue;
+            };
+            if let Some((_, claimed)) = request.expected_prices.iter().find(|(s, _)| s == sku)
+                && *claimed != product.price
+            {
+                return Err(CheckoutError::PriceMismatch {
+                    sku: sku.clone(),
+                    claimed: claimed.get(),
+                    catalog: product.price.get(),
+                });
+            }
+            let (available, _) = self.level(sku)?;
+            if available < u64::from(quantity.get()) {
+                short.push(Shortage { sku: sku.clone(), requested: quantity.get(), available });
+            }
+            lines.push(OrderLine {
+                sku: sku.clone(),
+                name: product.name.as_str().to_owned(),
+                unit_price: product.price,
+                quantity: *quantity,
+                line_total_cents: product.price.get() * u64::from(quantity.get()),
+            });
+        }
+        if !unknown.is_empty() {
+            return Err(CheckoutError::UnknownSkus(unknown));
+        }
+        if !short.is_empty() {
+            return Err(CheckoutError::Insufficient(short));
+        }
+
+        let id = OrderId(self.next_id(counter::NEXT_ORDER_ID)?);
+        for line in &lines {
+            let delta = -i64::from(line.quantity.get());
+            self.record(&line.sku, delta, MovementKind::Sale, Some(id), request.source, None, at)
+                .map_err(|e| match e {
+                    StockError::Store(s) => CheckoutError::Store(s),
+                    // Stock was checked above in this same transaction.
+                    other => unreachable!("stock checked before writing: {other}"),
+                })?;
+        }
+        let row = OrderRow {
+            user_id: request.user,
+            status: OrderStatus::Placed,
+            total_cents: lines.iter().map(|l| l.line_total_cents).sum(),
+            lines,
+            currency: currency.code().to_owned(),
+            created_at: at,
+            updated_at: at,
+            source: request.source,
+            external_ref: request.external_ref.clone(),
+        };
+        self.orders.insert(id.0, codec::encode(&row).as_slice()).map_err(StoreError::from)?;
+        self.orders_by_user.insert((request.user.0, id.0), ()).map_err(StoreError::from)?;
+        if let Some(reference) = &request.external_ref {
+            self.order_refs.insert(reference.as_str(), id.0).map_err(StoreError::from)?;
+        }
+        if let Some(key) = &request.idempotency_key {
+            let remembered = IdempotencyRow { fingerprint, order_id: id, snapshot: row.clone() };
+            self.idempotency
+                .insert((request.user.0, key.as_str()), codec::encode(&remembered).as_slice())
+                .map_err(StoreError::from)?;
+            self.idempotency_expiry
+                .insert((at.millis(), request.user.0, key.as_str()), ())
+                .map_err(StoreError::from)?;
+        }
+        Ok(Placed { order: Order { id, row }, replayed: false })
+    }
+
+    pub fn order(&self, id: OrderId) -> Result<Option<OrderRow>, StoreError> {
+        get_record(&self.orders, id.0)
+    }
+
+    /// Moves an order along its lifecycle; cancelling returns its stock through
+    /// `cancel` movements. `caller` limits a customer to their own orders (another
+    /// user's order is "not found", never "forbidden").
+    pub fn change_status(
+        &mut self,
+        id: OrderId,
+        next: OrderStatus,
+        caller: Caller,
+        at: Timestamp,
+    ) -> Result<Order, OrderError> {
+        let mut row = self.order(id)?.filter(|o| caller.may_see(o)).ok_or(OrderError::NotFound)?;
+        if !row.status.can_become(next) {
+            return Err(OrderError::InvalidTransition { from: row.status, to: next });
+        }
+        if next == OrderStatus::Cancelled {
+            for line in &row.lines {
+                let delta = i64::from(line.quantity.get());
+                self.record(&line.sku, delta, MovementKind::Cancel, Some(id), Source::Api, None, at)
+                    .map_err(|e| match e {
+                        StockError::Store(s) => OrderError::Store(s),
+                        other => unreachable!("adding stock cannot fail: {other}"),
+                    })?;
+            }
+        }
+        row.status = next;
+        row.updated_at = at;
+        self.orders.insert(id.0, codec::encode(&row).as_slice()).map_err(StoreError::from)?;
+        Ok(Order { id, row })
+    }
+
+    /// Forgets idempotency keys created before `cutoff`, at most `max` of them.
+    pub fn purge_idempotency(&mut self, cutoff: Timestamp, max: usize) -> Result<usize, StoreError> {
+        let expired: Vec<(i64, u64, String)> = self
+            .idempotency_expiry
+            .range(..(cutoff.millis(), 0u64, ""))?
+            .take(max)
+            .map(|entry| entry.map(|(k, _)| {
+                let (ms, user, key) = k.value();
+                (ms, user, key.to_owned())
+            }))
+            .collect::<Result<_, _>>()?;
+        for (ms, user, key) in &expired {
+            self.idempotency_expiry.remove((*ms, *user, key.as_str()))?;
+            self.idempotency.remove((*user, key.as_str()))?;
+        }
+        Ok(expired.len())
+    }
+}

@@ -1,0 +1,500 @@
+//! The order ledger: stock, stock movements, orders and idempotency keys.
+//!
+//! # One transaction per batch, prices read inside it
+//!
+//! An order, its `sale` movements and the stock levels they change are written in
+//! one redb write transaction, so they are on disk together or not at all. The price
+//! on each line is read from the product row *inside that same transaction*. redb
+//! admits exactly one write transaction at a time, database-wide: while the ledger
+//! holds it, no catalog write can interleave, and a price change committed by the
+//! catalog before it is visible to it. So the price charged is the catalog price at
+//! the moment the order commits, and no two actors ever commit halves of one order:
+//! the catalog only ever writes product rows (plus the initial stock of a new
+//! product, through the same [`book::Book`] rules), the ledger writes everything an
+//! order touches. The ledger keeps no cached copy of stock or prices between
+//! transactions, which is what makes sharing the write lock with the catalog safe.
+//!
+//! # Group commit
+//!
+//! Checkouts, cancels, status changes and stock adjustments are not committed one by
+//! one. A handler queues the command and, the first time the queue becomes
+//! non-empty, schedules a flush as an actor future. actix polls the actor's futures
+//! only after it has drained every message waiting in the mailbox, so by the time
+//! the flush runs it sees every command that arrived meanwhile. The flush applies
+//! them in arrival order in one write transaction (each command checks before it
+//! writes, so a refused command leaves no trace), commits once with immediate
+//! durability, and only then answers each caller. While that commit waits for the
+//! disk, new commands pile up in the mailbox and form the next batch: the busier the
+//! ledger, the larger its batches. `--commit-batch-max` bounds a batch; at 1 the
+//! ledger commits every command on its own, for comparison.
+//!
+//! The ledger runs on its own arbiter (thread), so its blocking commits never stall
+//! the HTTP workers.
+
+pub mod book;
+pub mod verify;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use redb::ReadableDatabase;
+use tokio::sync::oneshot;
+
+use crate::catalog::{CatalogTables, Page};
+use crate::domain::{
+    Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId,
+};
+use crate::limits::IDEMPOTENCY_KEY_TTL_SECS;
+use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
+use crate::store::{Store, StoreError, codec};
+use crate::telemetry::{ReasonLabel, Telemetry};
+use book::{
+    Book, Caller, CheckoutError, Movement, MovementRow, Order, OrderError, OrderRequest, OrderRow,
+    Placed, StockError,
+};
+pub use verify::VerifyReport;
+
+/// The open transaction a queued command works in.
+pub struct Tx<'a, 'txn> {
+    pub catalog: &'a mut CatalogTables<'txn>,
+    pub book: &'a mut Book<'txn>,
+    pub currency: Currency,
+    pub at: Timestamp,
+}
+
+/// Called once the batch's commit has succeeded (`Ok`) or failed (`Err`, nothing
+/// was written); it answers the command's caller.
+pub type Responder = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// What a queued command does inside the batch transaction. It returns its
+/// responder and whether it hit a storage error mid-write (which poisons the batch:
+/// the transaction is then abandoned and every caller told so).
+pub type Work = Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> (Responder, bool) + Send>;
+
+pub struct Ledger {
+    store: Store,
+    currency: Currency,
+    batch_max: usize,
+    telemetry: Telemetry,
+    queue: Vec<Work>,
+    flush_scheduled: bool,
+    /// (user, key) of keyed checkouts queued but not yet committed: a second request
+    /// with the same key meanwhile is "still in flight" (409).
+    keys_in_flight: HashSet<(UserId, IdempotencyKey)>,
+}
+
+impl Ledger {
+    pub fn new(store: Store, currency: Currency, batch_max: usize, telemetry: Telemetry) -> Self {
+        assert!(batch_max >= 1, "a batch holds at least one command");
+        Self {
+            store,
+            currency,
+            batch_max,
+            telemetry,
+            queue: Vec::new(),
+            flush_scheduled: false,
+            keys_in_flight: HashSet::new(),
+        }
+    }
+
+    /// Starts the ledger on an arbiter (thread) of its own.
+    pub fn start_on_own_thread(self) -> Addr<Self> {
+        Ledger::start_in_arbiter(&Arbiter::new().handle(), |_| self)
+    }
+
+    fn enqueue(&mut self, work: Work, ctx: &mut Context<Self>) {
+        self.queue.push(work);
+        if self.queue.len() >= self.batch_max {
+            self.flush();
+        } else if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.spawn(fut::wrap_future::<_, Self>(async {}).map(|(), act, _| {
+                act.flush_scheduled = false;
+                act.flush();
+            }));
+        }
+    }
+
+    /// Applies every queued command in one write transaction, commits once, then
+    /// answers each caller.
+    fn flush(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.queue);
+        let size = batch.len();
+        let started = Instant::now();
+        let mut responders = Vec::with_capacity(size);
+        let outcome = self.apply(batch, &mut responders);
+        match &outcome {
+            Ok(()) => {}
+            Err(e) => tracing::error!(error = %e, commands = size, "ledger batch abandoned"),
+        }
+        for respond in responders {
+            respond(outcome.as_ref().map(|_| ()));
+        }
+        self.keys_in_flight.clear();
+        self.telemetry.commit_batch_commands.observe(size as f64);
+        self.telemetry.commit_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let mut poisoned = false;
+        {
+            let mut catalog = CatalogTables::open(&txn)?;
+            let mut book = Book::open(&txn)?;
+            let mut tx = Tx {
+                catalog: &mut catalog,
+                book: &mut book,
+                currency: self.currency,
+                at: Timestamp::now(),
+            };
+            for work in batch {
+                if poisoned {
+                    // Nothing after a storage error is attempted; its caller is told
+                    // the batch was abandoned.
+                    responders.push(Box::new(|_| {}));
+                    continue;
+                }
+                let (respond, failed) = work(&mut tx);
+                responders.push(respond);
+                poisoned |= failed;
+            }
+        }
+        if poisoned {
+            txn.abort()?;
+            return Err(StoreError::Aborted("a command in the batch failed to write".into()));
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(self.store.db().begin_read()?)
+    }
+}
+
+impl Actor for Ledger {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Forget idempotency keys past their time, a bounded number at a time.
+        ctx.run_interval(Duration::from_secs(600), |act, ctx| {
+            let work: Work = Box::new(|tx| {
+                let cutoff = Timestamp::now().plus_secs(0).millis() - (IDEMPOTENCY_KEY_TTL_SECS as i64) * 1000;
+                let failed = tx.book.purge_idempotency(Timestamp(cutoff), 10_000).is_err();
+                (Box::new(|_| {}), failed)
+            });
+            act.enqueue(work, ctx);
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        // Never leave a caller without an answer: commit what is queued.
+        self.flush();
+        Running::Stop
+    }
+}
+
+/// Turns the receiving end of a reply into the handler's future; a dropped sender
+/// (the ledger stopped mid-batch) becomes a storage error, not a hang.
+fn answer<T, E: From<StoreError> + Send + 'static>(
+    rx: oneshot::Receiver<Result<T, E>>,
+) -> ResponseFuture<Result<T, E>>
+where
+    T: Send + 'static,
+{
+    Box::pin(async move {
+        rx.await.unwrap_or_else(|_| Err(E::from(StoreError::Aborted("ledger stopped".into()))))
+    })
+}
+
+/// Builds a responder that sends `result` after a successful commit, or the commit
+/// error otherwise.
+fn respond_with<T, E>(reply: oneshot::Sender<Result<T, E>>, result: Result<T, E>) -> Responder
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    Box::new(move |commit| {
+        let answer = match commit {
+            Ok(()) => result,
+            Err(e) => Err(E::from(StoreError::Aborted(e.to_string()))),
+        };
+        let _ = reply.send(answer);
+    })
+}
+
+/// Place an order (checkout). Answered only once the order is durable.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Placed, CheckoutError>")]
+pub struct PlaceOrder {
+    /// The validated checkout.
+    pub request: OrderRequest,
+}
+
+impl Handler<PlaceOrder> for Ledger {
+    type Result = ResponseFuture<Result<Placed, CheckoutError>>;
+
+    fn handle(&mut self, msg: PlaceOrder, ctx: &mut Self::Context) -> Self::Result {
+        let request = msg.request;
+        if let Some(key) = &request.idempotency_key
+            && !self.keys_in_flight.insert((request.user, key.clone()))
+        {
+            self.telemetry.orders_rejected.get_or_create(&ReasonLabel { reason: "in_flight" }).inc();
+            return Box::pin(async { Err(CheckoutError::InFlight) });
+        }
+        let (reply, rx) = oneshot::channel();
+        let telemetry = self.telemetry.clone();
+        let work: Work = Box::new(move |tx| {
+            let result = tx.book.place_order(tx.catalog, &request, tx.currency, tx.at);
+            let failed = matches!(result, Err(CheckoutError::Store(_)));
+            match &result {
+                Ok(p) if !p.replayed => {
+                    telemetry.orders_placed.inc();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    telemetry.orders_rejected.get_or_create(&ReasonLabel { reason: checkout_reason(e) }).inc();
+                }
+            }
+            (respond_with(reply, result), failed)
+        });
+        self.enqueue(work, ctx);
+        answer(rx)
+    }
+}
+
+fn checkout_reason(e: &CheckoutError) -> &'static str {
+    match e {
+        CheckoutError::UnknownSkus(_) => "unknown_sku",
+        CheckoutError::Insufficient(_) => "insufficient_stock",
+        CheckoutError::KeyReused => "idempotency_key_reused",
+        CheckoutError::InFlight => "in_flight",
+        CheckoutError::DuplicateRef(_) => "duplicate_order_ref",
+        CheckoutError::PriceMismatch { .. } => "price_mismatch",
+        _ => "storage",
+    }
+}
+
+/// Move an order along its lifecycle (cancel restocks).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct ChangeStatus {
+    /// The order.
+    pub order: OrderId,
+    /// The status it should have.
+    pub next: OrderStatus,
+    /// Who asks: a customer may only cancel their own orders.
+    pub caller: Caller,
+}
+
+impl Handler<ChangeStatus> for Ledger {
+    type Result = ResponseFuture<Result<Order, OrderError>>;
+
+    fn handle(&mut self, msg: ChangeStatus, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        let work: Work = Box::new(move |tx| {
+            let result = tx.book.change_status(msg.order, msg.next, msg.caller, tx.at);
+            let failed = matches!(result, Err(OrderError::Store(_)));
+            (respond_with(reply, result), failed)
+        });
+        self.enqueue(work, ctx);
+        answer(rx)
+    }
+}
+
+/// An admin's stock change through the ledger.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Movement, StockError>")]
+pub struct AdjustStock {
+    /// The product.
+    pub sku: Sku,
+    /// Units added (positive) or removed (negative).
+    pub delta: StockDelta,
+    /// Why, for the movement history.
+    pub reason: Reason,
+}
+
+impl Handler<AdjustStock> for Ledger {
+    type Result = ResponseFuture<Result<Movement, StockError>>;
+
+    fn handle(&mut self, msg: AdjustStock, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        let work: Work = Box::new(move |tx| {
+            let result = tx.book.adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at);
+            let failed = matches!(result, Err(StockError::Store(_)));
+            (respond_with(reply, result), failed)
+        });
+        self.enqueue(work, ctx);
+        answer(rx)
+    }
+}
+
+/// Run arbitrary work inside the next batch transaction (used by the import loader).
+#[derive(Message)]
+#[rtype(result = "Result<T, StoreError>")]
+pub struct Transact<T: Send + 'static> {
+    /// The work: it must check before it writes, like every ledger command.
+    #[allow(clippy::type_complexity)]
+    pub work: Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, StoreError> + Send>,
+}
+
+impl<T: Send + 'static> Handler<Transact<T>> for Ledger {
+    type Result = ResponseFuture<Result<T, StoreError>>;
+
+    fn handle(&mut self, msg: Transact<T>, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        let work: Work = Box::new(move |tx| {
+            let result = (msg.work)(tx);
+            let failed = result.is_err();
+            (respond_with(reply, result), failed)
+        });
+        self.enqueue(work, ctx);
+        answer(rx)
+    }
+}
+
+/// One order, if the caller may see it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Order>, StoreError>")]
+pub struct GetOrder {
+    /// The order.
+    pub id: OrderId,
+    /// Who asks: another customer's order is "not found".
+    pub caller: Caller,
+}
+
+impl Handler<GetOrder> for Ledger {
+    type Result = Result<Option<Order>, StoreError>;
+    fn handle(&mut self, msg: GetOrder, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let orders = txn.open_table(ORDERS)?;
+        let row: Option<OrderRow> = crate::store::get_record(&orders, msg.id.0)?;
+        Ok(row.filter(|r| msg.caller.may_see(r)).map(|row| Order { id: msg.id, row }))
+    }
+}
+
+/// Orders newest first: one user's, or everyone's.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Page<Order, OrderId>, StoreError>")]
+pub struct ListOrders {
+    /// Only this user's orders; `None` lists all (admin).
+    pub user: Option<UserId>,
+    /// Continue below this order id (the previous page's cursor).
+    pub before: Option<OrderId>,
+    /// Page size, already bounded.
+    pub limit: usize,
+}
+
+impl Handler<ListOrders> for Ledger {
+    type Result = Result<Page<Order, OrderId>, StoreError>;
+    fn handle(&mut self, msg: ListOrders, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let orders = txn.open_table(ORDERS)?;
+        let before = msg.before.map_or(u64::MAX, |id| id.0);
+        let ids: Vec<u64> = match msg.user {
+            Some(user) => {
+                let index = txn.open_table(ORDERS_BY_USER)?;
+                let range = index.range((user.0, 0)..(user.0, before))?.rev();
+                range.take(msg.limit + 1).map(|e| e.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?
+            }
+            None => {
+                let range = orders.range(..before)?.rev();
+                range.take(msg.limit + 1).map(|e| e.map(|(k, _)| k.value())).collect::<Result<_, _>>()?
+            }
+        };
+        let more = ids.len() > msg.limit;
+        let mut items = Vec::with_capacity(msg.limit);
+        for id in ids.into_iter().take(msg.limit) {
+            let row: OrderRow = crate::store::get_record(&orders, id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("order {id} is indexed but missing")))?;
+            items.push(Order { id: OrderId(id), row });
+        }
+        let next = if more { items.last().map(|o| o.id) } else { None };
+        Ok(Page { items, next })
+    }
+}
+
+/// A SKU's movements, oldest first; `None` when the product is unknown or archived.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Page<Movement, u64>>, StoreError>")]
+pub struct ListMovements {
+    /// The product.
+    pub sku: Sku,
+    /// Continue after this movement seq.
+    pub after: Option<u64>,
+    /// Page size, already bounded.
+    pub limit: usize,
+}
+
+impl Handler<ListMovements> for Ledger {
+    type Result = Result<Option<Page<Movement, u64>>, StoreError>;
+    fn handle(&mut self, msg: ListMovements, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let products = txn.open_table(PRODUCTS)?;
+        let known = match products.get(msg.sku.as_str())? {
+            Some(v) => !codec::decode::<crate::catalog::ProductRow>(v.value())?.archived,
+            None => false,
+        };
+        if !known {
+            return Ok(None);
+        }
+        let movements = txn.open_table(MOVEMENTS)?;
+        let from = msg.after.map_or(1, |s| s.saturating_add(1));
+        let sku = msg.sku.as_str();
+        let mut items = Vec::with_capacity(msg.limit);
+        let mut more = false;
+        for entry in movements.range((sku, from)..=(sku, u64::MAX))? {
+            let (k, v) = entry?;
+            if items.len() == msg.limit {
+                more = true;
+                break;
+            }
+            let row: MovementRow = codec::decode(v.value())?;
+            items.push(Movement { sku: msg.sku.clone(), seq: k.value().1, row });
+        }
+        let next = if more { items.last().map(|m| m.seq) } else { None };
+        Ok(Some(Page { items, next }))
+    }
+}
+
+/// Recompute every SKU's stock from its movements and every order's total from its
+/// lines, on a read snapshot, off the ledger's thread.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<VerifyReport, StoreError>")]
+pub struct VerifyLedger;
+
+impl Handler<VerifyLedger> for Ledger {
+    type Result = ResponseFuture<Result<VerifyReport, StoreError>>;
+    fn handle(&mut self, _: VerifyLedger, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || verify::verify(&store))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Aborted(format!("verification failed: {e}"))))
+        })
+    }
+}
+
+impl Handler<crate::catalog::Ping> for Ledger {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, _: crate::catalog::Ping, _: &mut Self::Context) -> Self::Result {
+        self.store.check_readable()
+    }
+}
+
+/// Stop the ledger after committing whatever is queued.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Ledger {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.flush();
+        ctx.stop();
+    }
+}

@@ -1,0 +1,95 @@
+//! How domain values look on the wire. Money is integer minor units plus the store
+//! currency; timestamps are RFC 3339 UTC; nothing internal (password hashes, archived
+//! flags, storage keys) is ever rendered.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use orderflow_actors::catalog::Product;
+use orderflow_actors::domain::Currency;
+use orderflow_actors::ledger::book::{Movement, Order};
+use orderflow_actors::users::User;
+
+use crate::error::ApiError;
+
+pub fn product(p: &Product, currency: Currency) -> Value {
+    json!({
+        "sku": p.sku.as_str(),
+        "name": p.row.name.as_str(),
+        "category": p.row.category.as_str(),
+        "description": p.row.description.as_ref().map(|d| d.as_str()),
+        "price_cents": p.row.price.get(),
+        "currency": currency.code(),
+        "stock": p.stock,
+        "in_stock": p.stock > 0,
+        "created_at": p.row.created_at.to_rfc3339(),
+        "updated_at": p.row.updated_at.to_rfc3339(),
+    })
+}
+
+pub fn user(u: &User) -> Value {
+    json!({
+        "id": u.id.0,
+        "username": u.username.as_str(),
+        "email": u.email.as_str(),
+        "role": u.role.as_str(),
+        "created_at": u.created_at.to_rfc3339(),
+    })
+}
+
+pub fn order(o: &Order) -> Value {
+    let r = &o.row;
+    json!({
+        "id": o.id.0,
+        "user_id": r.user_id.0,
+        "status": r.status.as_str(),
+        "items": r.lines.iter().map(|l| json!({
+            "sku": l.sku.as_str(),
+            "name": l.name,
+            "unit_price_cents": l.unit_price.get(),
+            "quantity": l.quantity.get(),
+            "line_total_cents": l.line_total_cents,
+        })).collect::<Vec<_>>(),
+        "total_cents": r.total_cents,
+        "currency": r.currency,
+        "created_at": r.created_at.to_rfc3339(),
+        "updated_at": r.updated_at.to_rfc3339(),
+        "source": r.source.to_string(),
+        "external_ref": r.external_ref.as_ref().map(|x| x.as_str()),
+    })
+}
+
+pub fn movement(m: &Movement) -> Value {
+    let r = &m.row;
+    json!({
+        "seq": m.seq,
+        "sku": m.sku.as_str(),
+        "kind": r.kind.as_str(),
+        "delta": r.delta,
+        "stock_after": r.stock_after,
+        "order_id": r.order_id.map(|o| o.0),
+        "source": r.source.to_string(),
+        "reason": r.reason.as_ref().map(|x| x.as_str()),
+        "at": r.at.to_rfc3339(),
+    })
+}
+
+/// `{items, next_cursor}`.
+pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
+    json!({ "items": items, "next_cursor": next_cursor })
+}
+
+/// Cursors are opaque to clients: postcard bytes in URL-safe base64.
+pub fn encode_cursor<T: Serialize>(cursor: &T) -> String {
+    URL_SAFE_NO_PAD.encode(postcard::to_allocvec(cursor).expect("cursor serializes"))
+}
+
+pub fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API issued"))
+}

@@ -1,0 +1,192 @@
+//! Orders: checkout, history, cancel, and the admin's lifecycle changes.
+
+use actix_web::http::header::HeaderName;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::extract::{QueryParams, RawQuery, StrictJson};
+use super::{json, method_not_allowed};
+use crate::auth::{Admin, Authenticated};
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use orderflow_actors::domain::{
+    IdempotencyKey, OrderId, OrderLines, OrderStatus, Quantity, Sku, UserId,
+};
+use orderflow_actors::ledger::book::{OrderRequest, Source};
+use orderflow_actors::ledger::{ChangeStatus, GetOrder, ListOrders, PlaceOrder};
+use orderflow_actors::limits::{ORDER_LINES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
+
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/orders")
+            .route(web::post().to(checkout))
+            .route(web::get().to(list))
+            .default_service(method_not_allowed()),
+    )
+    .service(web::resource("/orders/{id}").route(web::get().to(get)).default_service(method_not_allowed()))
+    .service(
+        web::resource("/orders/{id}/cancel").route(web::post().to(cancel)).default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/orders/{id}/status").route(web::post().to(set_status)).default_service(method_not_allowed()),
+    );
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineBody {
+    sku: Option<String>,
+    quantity: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    items: Option<Vec<LineBody>>,
+}
+
+fn order_lines(body: CheckoutBody) -> Result<OrderLines, ApiError> {
+    let items = body.items.ok_or_else(|| ApiError::field("items", "is required"))?;
+    if items.is_empty() || items.len() > ORDER_LINES_MAX {
+        return Err(ApiError::field("items", format!("must contain 1 to {ORDER_LINES_MAX} lines")));
+    }
+    let mut errors = Vec::new();
+    let mut lines = Vec::with_capacity(items.len());
+    for (i, line) in items.iter().enumerate() {
+        let sku = match line.sku.as_deref() {
+            None => Err("is required".to_owned()),
+            Some(raw) => Sku::parse(raw).map_err(|e| e.to_string()),
+        };
+        let quantity = match line.quantity {
+            None => Err("is required".to_owned()),
+            Some(q) => Quantity::new(q).map_err(|e| e.to_string()),
+        };
+        match (sku, quantity) {
+            (Ok(s), Ok(q)) => lines.push((s, q)),
+            (s, q) => {
+                if let Err(m) = s {
+                    errors.push(FieldError::new(format!("items[{i}].sku"), m));
+                }
+                if let Err(m) = q {
+                    errors.push(FieldError::new(format!("items[{i}].quantity"), m));
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    OrderLines::merge(lines).map_err(|e| ApiError::field("items", e.to_string()))
+}
+
+fn path_order(raw: &str) -> Result<OrderId, ApiError> {
+    raw.parse::<u64>().map(OrderId).map_err(|_| ApiError::not_found("no such order"))
+}
+
+async fn checkout(
+    who: Authenticated,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    StrictJson(body): StrictJson<CheckoutBody>,
+) -> Result<HttpResponse, ApiError> {
+    let idempotency_key = match req.headers().get(&IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| IdempotencyKey::parse(s).ok())
+                .ok_or_else(|| ApiError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?,
+        ),
+    };
+    let lines = order_lines(body)?;
+    let request = OrderRequest {
+        user: who.user,
+        lines,
+        idempotency_key,
+        source: Source::Api,
+        external_ref: None,
+        expected_prices: Vec::new(),
+    };
+    let placed = state.ledger.ask(PlaceOrder { request }).await??;
+    let mut res = HttpResponse::Created();
+    res.insert_header(("Location", format!("/api/v1/orders/{}", placed.order.id.0)));
+    if placed.replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    Ok(res.json(json::order(&placed.order)))
+}
+
+async fn list(who: Authenticated, state: web::Data<AppState>, RawQuery(raw): RawQuery) -> Result<HttpResponse, ApiError> {
+    let params = QueryParams::parse(&raw, &["limit", "cursor", "user"])?;
+    let mut errors = Vec::new();
+    let limit = params.integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors).unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let user_filter = params.integer("user", 1, u64::MAX, &mut errors).map(UserId);
+    let before = match params.get("cursor").map(json::decode_cursor::<u64>) {
+        Some(Ok(id)) => Some(OrderId(id)),
+        Some(Err(_)) => {
+            errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
+            None
+        }
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let caller = who.caller();
+    let user = if caller.is_admin {
+        user_filter
+    } else {
+        if user_filter.is_some_and(|u| u != who.user) {
+            return Err(ApiError::forbidden());
+        }
+        Some(who.user)
+    };
+    let page = state.ledger.ask(ListOrders { user, before, limit: limit as usize }).await??;
+    let items = page.items.iter().map(json::order).collect();
+    let next = page.next.map(|id| json::encode_cursor(&id.0));
+    Ok(HttpResponse::Ok().json(json::page(items, next)))
+}
+
+async fn get(who: Authenticated, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_order(&id)?;
+    let order = state
+        .ledger
+        .ask(GetOrder { id, caller: who.caller() })
+        .await??
+        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    Ok(HttpResponse::Ok().json(json::order(&order)))
+}
+
+async fn cancel(who: Authenticated, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let order = path_order(&id)?;
+    let order = state
+        .ledger
+        .ask(ChangeStatus { order, next: OrderStatus::Cancelled, caller: who.caller() })
+        .await??;
+    Ok(HttpResponse::Ok().json(json::order(&order)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    status: Option<String>,
+}
+
+async fn set_status(
+    Admin(who): Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    StrictJson(body): StrictJson<StatusBody>,
+) -> Result<HttpResponse, ApiError> {
+    let order = path_order(&id)?;
+    let next = body
+        .status
+        .as_deref()
+        .and_then(OrderStatus::parse)
+        .ok_or_else(|| ApiError::field("status", "must be one of placed, paid, shipped, delivered, cancelled"))?;
+    let order = state.ledger.ask(ChangeStatus { order, next, caller: who.caller() }).await??;
+    Ok(HttpResponse::Ok().json(json::order(&order)))
+}

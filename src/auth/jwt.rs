@@ -1,0 +1,216 @@
+//! Access tokens: JWT, HS256 only.
+//!
+//! The algorithm is pinned: a token whose header names any other algorithm (`none`
+//! included) is refused before its signature is looked at. `typ` must be `JWT`,
+//! `iss` must be ours, `exp` and `nbf` are enforced with a small leeway, and `sub`,
+//! `role`, `iat` and `exp` must all be present.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use orderflow_actors::domain::{Role, UserId};
+use orderflow_actors::limits::{JWT_LEEWAY_SECS, JWT_SECRET_BYTES_MIN};
+
+pub const ISSUER: &str = "orderflow";
+/// File in the data directory that keeps a generated secret across restarts.
+pub const SECRET_FILE_NAME: &str = "jwt-secret";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub iss: String,
+}
+
+/// Who a valid token says the caller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub user: UserId,
+    pub role: Role,
+}
+
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: u64,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys").field("ttl_secs", &self.ttl_secs).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("ORDERFLOW_JWT_SECRET must be at least {JWT_SECRET_BYTES_MIN} bytes (got {0})")]
+    TooShort(usize),
+    #[error("cannot read or create the JWT secret file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// The signing secret: from the environment if given (and long enough), else the
+/// one kept in the data directory, generated on first start with mode 0600.
+pub fn load_secret(from_env: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, SecretError> {
+    if let Some(secret) = from_env {
+        if secret.len() < JWT_SECRET_BYTES_MIN {
+            return Err(SecretError::TooShort(secret.len()));
+        }
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join(SECRET_FILE_NAME);
+    let io = |source| SecretError::Io { path: path.display().to_string(), source };
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= JWT_SECRET_BYTES_MIN => return Ok(bytes),
+        Ok(bytes) => return Err(SecretError::TooShort(bytes.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let secret: [u8; 64] = rand::random();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(&secret).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(secret.to_vec())
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "nbf"]);
+        validation.validate_nbf = true;
+        validation.leeway = JWT_LEEWAY_SECS;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_secs,
+        }
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    pub fn issue(&self, user: UserId, role: Role) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user.0.to_string(),
+            role: role.as_str().to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_secs,
+            iss: ISSUER.to_owned(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some("JWT".to_owned());
+        // Signing with an HMAC key of any length cannot fail.
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("HS256 signing succeeds")
+    }
+
+    /// Checks a token; `None` for anything not issued by us and still valid.
+    pub fn verify(&self, token: &str) -> Option<Identity> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
+            return None;
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        let user = UserId(data.claims.sub.parse().ok()?);
+        let role = Role::parse(&data.claims.role)?;
+        Some(Identity { user, role })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn forge(header: &str, claims: &serde_json::Value, key: &[u8]) -> String {
+        use jsonwebtoken::crypto::sign;
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let msg = format!("{h}.{c}");
+        let sig = sign(msg.as_bytes(), &EncodingKey::from_secret(key), Algorithm::HS256).unwrap();
+        format!("{msg}.{sig}")
+    }
+
+    fn claims(now: u64) -> serde_json::Value {
+        serde_json::json!({"sub":"7","role":"customer","iat":now,"nbf":now,"exp":now+60,"iss":ISSUER})
+    }
+
+    #[test]
+    fn issues_and_verifies() {
+        let keys = JwtKeys::new(SECRET, 60);
+        let token = keys.issue(UserId(7), Role::Admin);
+        assert_eq!(keys.verify(&token), Some(Identity { user: UserId(7), role: Role::Admin }));
+    }
+
+    #[test]
+    fn refuses_every_forgery() {
+        let keys = JwtKeys::new(SECRET, 60);
+        let now = jsonwebtoken::get_current_timestamp();
+        let hs = r#"{"alg":"HS256","typ":"JWT"}"#;
+        assert!(keys.verify(&forge(hs, &claims(now), SECRET)).is_some(), "control");
+        // alg none, unsigned.
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims(now).to_string())
+        );
+        assert_eq!(keys.verify(&none), None);
+        // Another key.
+        assert_eq!(keys.verify(&forge(hs, &claims(now), b"another-key-another-key-another!")), None);
+        // Role edited after signing.
+        let token = keys.issue(UserId(7), Role::Customer);
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut c = claims(now);
+        c["role"] = "admin".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(c.to_string());
+        assert_eq!(keys.verify(&parts.join(".")), None);
+        // Expired, not yet valid, wrong issuer, missing typ, other HMAC algorithm.
+        let mut expired = claims(now - 600);
+        expired["exp"] = (now - 300).into();
+        assert_eq!(keys.verify(&forge(hs, &expired, SECRET)), None);
+        let mut future = claims(now);
+        future["nbf"] = (now + 600).into();
+        assert_eq!(keys.verify(&forge(hs, &future, SECRET)), None);
+        let mut issuer = claims(now);
+        issuer["iss"] = "someone-else".into();
+        assert_eq!(keys.verify(&forge(hs, &issuer, SECRET)), None);
+        assert_eq!(keys.verify(&forge(r#"{"alg":"HS256"}"#, &claims(now), SECRET)), None);
+        // Garbage.
+        for junk in ["", "a.b.c", "....", "x", "eyJ.eyJ.sig"] {
+            assert_eq!(keys.verify(junk), None);
+        }
+    }
+
+    #[test]
+    fn secret_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(load_secret(Some("short"), dir.path()), Err(SecretError::TooShort(5))));
+        let first = load_secret(None, dir.path()).unwrap();
+        let second = load_secret(None, dir.path()).unwrap();
+        assert_eq!(first, second, "kept across restarts");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE_NAME)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,440 @@
+//! Errors as clients see them: RFC 9457 problem details, and the only place that
+//! picks HTTP status codes.
+//!
+//! Every failure a handler can meet becomes an [`ApiError`] with a stable `type`
+//! (`/problems/<slug>`), a human title and detail, optional per-field `errors`, and
+//! the request's id. Domain errors from the actors are mapped here, in one `From`
+//! each, so a status code is never chosen anywhere else. Storage and other internal
+//! failures are logged with their detail and shown to the client as a bare 500: no
+//! paths, panics or database text leak.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use orderflow_actors::catalog::CatalogError;
+use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
+use orderflow_actors::mailbox::AskError;
+use orderflow_actors::store::StoreError;
+use orderflow_actors::users::{RefreshError, UserError};
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware so that
+    /// problem bodies can repeat it.
+    pub static REQUEST_ID: String;
+}
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// One invalid input: which field (or query parameter, or header) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 §3.2), e.g. the shortages of a checkout.
+    extensions: Map<String, Value>,
+    retry_after_secs: Option<u64>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.slug, self.detail)
+    }
+}
+
+impl ApiError {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: Map::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn slug(&self) -> &'static str {
+        self.slug
+    }
+
+    /// 422: the request was well-formed but some values are not acceptable.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => format!("{} fields are invalid", errors.len()),
+        };
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", detail);
+        e.errors = errors;
+        e
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", detail)
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    }
+
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("the body must be {expected}"),
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "the username or password is wrong",
+        )
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", "this route is for admins")
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", what)
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "route-not-found", "Not found", "no such route")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this route does not accept that method",
+        )
+    }
+
+    pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, slug, title, detail)
+    }
+
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("the body is larger than {limit_bytes} bytes"),
+        )
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            "too many failed attempts; try again later",
+        );
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        );
+        e.retry_after_secs = Some(1);
+        e
+    }
+
+    /// 500. `cause` is logged, never shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "something went wrong on our side; the request id identifies it in our logs",
+        )
+    }
+
+    /// A generic problem for a status that reached the client without one (the
+    /// middleware's safety net).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::route_not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => Self::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload-too-large", "Payload too large", "the request is too large"),
+            s if s.is_server_error() => Self::new(s, "internal", "Internal server error", "something went wrong on our side"),
+            s => Self::new(s, "bad-request", "Bad request", s.canonical_reason().unwrap_or("bad request")),
+        }
+    }
+
+    pub fn with_extension(mut self, key: &str, value: Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The problem document, with the current request's id if one is set.
+    pub fn body(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("type".into(), json!(format!("/problems/{}", self.slug)));
+        doc.insert("title".into(), json!(self.title));
+        doc.insert("status".into(), json!(self.status.as_u16()));
+        doc.insert("detail".into(), json!(self.detail));
+        if !self.errors.is_empty() {
+            doc.insert("errors".into(), json!(self.errors));
+        }
+        if let Ok(id) = REQUEST_ID.try_with(Clone::clone) {
+            doc.insert("request_id".into(), json!(id));
+        }
+        for (k, v) in &self.extensions {
+            doc.insert(k.clone(), v.clone());
+        }
+        Value::Object(doc)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)));
+        if let Some(secs) = self.retry_after_secs {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.body(self.body().to_string())
+    }
+}
+
+impl From<AskError> for ApiError {
+    fn from(e: AskError) -> Self {
+        tracing::warn!(error = %e, "actor unavailable");
+        ApiError::unavailable(match e {
+            AskError::Overloaded(_) => "the service is at capacity; retry shortly",
+            AskError::Stopped(_) => "the service is shutting down or restarting",
+            AskError::Timeout(_) => "the service did not answer in time; retry shortly",
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Aborted(_) => {
+                tracing::error!(error = %e, "transaction abandoned");
+                ApiError::unavailable("the change could not be committed; nothing was written, retry")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Exists(sku) => ApiError::conflict(
+                "product-exists",
+                "Product exists",
+                format!("a product with SKU {sku} already exists (use PUT to replace it)"),
+            ),
+            CatalogError::NotFound(sku) => ApiError::not_found(format!("no product with SKU {sku}")),
+            CatalogError::CursorMismatch => {
+                ApiError::field("cursor", "does not belong to this sort order")
+            }
+            CatalogError::StockAboveMax => ApiError::field("stock", "would exceed the maximum"),
+            CatalogError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::UnknownSkus(skus) => ApiError::validation(
+                skus.iter()
+                    .map(|s| FieldError::new("items", format!("unknown or archived SKU {s}")))
+                    .collect(),
+            ),
+            CheckoutError::Insufficient(short) => {
+                let detail = short
+                    .iter()
+                    .map(|s| format!("{} (requested {}, available {})", s.sku, s.requested, s.available))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let shortages: Vec<Value> = short
+                    .iter()
+                    .map(|s| json!({"sku": s.sku.as_str(), "requested": s.requested, "available": s.available}))
+                    .collect();
+                let errors = short
+                    .iter()
+                    .map(|s| FieldError::new("items", format!("{}: only {} available", s.sku, s.available)))
+                    .collect();
+                ApiError::conflict(
+                    "insufficient-stock",
+                    "Insufficient stock",
+                    format!("not enough stock for {detail}"),
+                )
+                .with_errors(errors)
+                .with_extension("shortages", Value::Array(shortages))
+            }
+            CheckoutError::KeyReused => ApiError::field(
+                "Idempotency-Key",
+                "was already used with a different request body",
+            ),
+            CheckoutError::InFlight => ApiError::conflict(
+                "idempotency-in-flight",
+                "Request in flight",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ),
+            CheckoutError::DuplicateRef(r) => ApiError::conflict(
+                "duplicate-order",
+                "Duplicate order",
+                format!("order reference {r} is already in the ledger"),
+            ),
+            CheckoutError::PriceMismatch { sku, .. } => {
+                ApiError::field("items", format!("price of {sku} does not match the catalog"))
+            }
+            CheckoutError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound => ApiError::not_found("no such order"),
+            OrderError::InvalidTransition { from, to } => ApiError::conflict(
+                "invalid-transition",
+                "Invalid status transition",
+                format!("an order cannot go from {} to {}", from.as_str(), to.as_str()),
+            ),
+            OrderError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<StockError> for ApiError {
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::UnknownSku => ApiError::not_found("no such product"),
+            StockError::Insufficient { available } => ApiError::conflict(
+                "insufficient-stock",
+                "Insufficient stock",
+                format!("stock cannot go below zero: {available} available"),
+            )
+            .with_extension("available", json!(available)),
+            StockError::AboveMax { would_be } => {
+                ApiError::field("delta", format!("stock would be {would_be}, above the maximum"))
+            }
+            StockError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::UsernameTaken => ApiError::conflict(
+                "user-exists",
+                "User exists",
+                "that username is already registered",
+            )
+            .with_errors(vec![FieldError::new("username", "is already taken")]),
+            UserError::EmailTaken => ApiError::conflict(
+                "user-exists",
+                "User exists",
+                "that email is already registered",
+            )
+            .with_errors(vec![FieldError::new("email", "is already taken")]),
+            UserError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Invalid => ApiError::unauthorized("the refresh token is invalid, expired or revoked"),
+            RefreshError::Reused => ApiError::unauthorized(
+                "the refresh token was already used; every token of this session is now revoked",
+            ),
+            RefreshError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_body_has_the_rfc9457_members_and_the_request_id() {
+        let body = REQUEST_ID.sync_scope("req-1".to_owned(), || {
+            ApiError::field("name", "must not be empty").body()
+        });
+        assert_eq!(body["type"], "/problems/validation");
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(body["errors"][0]["field"], "name");
+        assert!(body["title"].is_string() && body["detail"].is_string());
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let e = ApiError::internal("/secret/path/orderflow.redb: disk I/O error");
+        assert!(!e.body().to_string().contains("secret"));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

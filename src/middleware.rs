@@ -1,0 +1,90 @@
+//! The one middleware every request passes: request id, access log, metrics, and the
+//! problem+json safety net.
+//!
+//! - `X-Request-Id`: the client's if it is sane (1–128 visible ASCII characters),
+//!   else a fresh random one; set on the response, repeated in problem bodies (via a
+//!   task-local read by `ApiError`) and carried by the request's log line.
+//! - One access-log line per request, with method, route template, status, latency.
+//! - `http_requests` and `http_request_duration_seconds` by route template, so
+//!   `/products/{sku}` is one series however many SKUs there are.
+//! - Any error response that is not already problem+json (a 404 for an unknown
+//!   route, a 405, anything actix produced on its own) is replaced by one.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+use tracing::Instrument;
+
+use crate::error::{ApiError, PROBLEM_CONTENT_TYPE, REQUEST_ID};
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::state::AppState;
+use orderflow_actors::limits::REQUEST_ID_BYTES_MAX;
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= REQUEST_ID_BYTES_MAX && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id)
+}
+
+fn new_request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = request_id_of(&req);
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!("request", request_id = %id);
+    let outcome = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone())).await;
+    // Handlers' and extractors' errors arrive as responses; an `Err` here could only
+    // come from an inner middleware, and there is none.
+    let mut res = outcome?.map_into_boxed_body();
+
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let problem = REQUEST_ID.sync_scope(id.clone(), || ApiError::from_status(status).error_response());
+        res = res.into_response(problem);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        let m = &state.metrics;
+        m.http_requests
+            .get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status: status.as_u16() })
+            .inc();
+        m.http_latency
+            .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+            .observe(elapsed.as_secs_f64());
+    }
+    tracing::info!(
+        parent: &span,
+        method = %method,
+        path = %res.request().path(),
+        route = %route,
+        status = status.as_u16(),
+        latency_us = elapsed.as_micros() as u64,
+        "request"
+    );
+    Ok(res)
+}

@@ -1,0 +1,208 @@
+//! Building and running the service: open the store, start the actors, bind, serve,
+//! and stop in order on SIGTERM / Ctrl-C.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use actix::SyncArbiter;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+
+use orderflow_actors::catalog::Catalog;
+use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
+use orderflow_actors::ledger::{self, Ledger};
+use orderflow_actors::limits::{
+    ACTOR_REPLY_TIMEOUT_MS, CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX,
+    HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, LEDGER_INFLIGHT_MAX,
+    USERS_INFLIGHT_MAX,
+};
+use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::store::Store;
+use orderflow_actors::telemetry::Telemetry;
+use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};
+
+use crate::auth::jwt::{self, JwtKeys};
+use crate::auth::password;
+use crate::auth::throttle::LoginThrottle;
+use crate::config::{ServeArgs, StoreArgs};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{api, middleware};
+
+/// The actors over one open store. Used by `serve`, `ingest` and `users create`.
+pub struct Services {
+    pub store: Store,
+    pub currency: Currency,
+    pub telemetry: Telemetry,
+    pub catalog: Mailbox<Catalog>,
+    pub users: Mailbox<UserStore>,
+    pub ledger: Mailbox<Ledger>,
+}
+
+impl Services {
+    /// Opens the data directory (refusing a second owner) and starts the actors, each
+    /// on threads of its own so blocking on redb never stalls the HTTP workers.
+    pub fn start(args: &StoreArgs, commit_batch_max: usize, catalog_threads: usize) -> anyhow::Result<Self> {
+        let currency = Currency::parse(&args.currency)
+            .map_err(|e| anyhow::anyhow!("--currency {}: {e}", args.currency))?;
+        let store = Store::open(&args.data_dir)?;
+        store.ensure_currency(currency)?;
+        let telemetry = Telemetry::default();
+        let timeout = Duration::from_millis(ACTOR_REPLY_TIMEOUT_MS);
+
+        let s = store.clone();
+        let catalog = SyncArbiter::start(catalog_threads, move || Catalog::new(s.clone()));
+        let s = store.clone();
+        let users = SyncArbiter::start(1, move || UserStore::new(s.clone()));
+        let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone()).start_on_own_thread();
+        Ok(Self {
+            store,
+            currency,
+            telemetry,
+            catalog: Mailbox::new(catalog, "catalog", CATALOG_INFLIGHT_MAX, timeout),
+            users: Mailbox::new(users, "users", USERS_INFLIGHT_MAX, timeout),
+            ledger: Mailbox::new(ledger, "ledger", LEDGER_INFLIGHT_MAX, timeout),
+        })
+    }
+
+    /// Commits what the ledger has queued, stops the actors and waits (bounded) for
+    /// every database handle to close, so the file is closed cleanly.
+    pub async fn shutdown(self) {
+        let _ = self.ledger.addr().send(ledger::Shutdown).await;
+        let Services { store, catalog, users, ledger, .. } = self;
+        drop((catalog, users, ledger));
+        for _ in 0..500 {
+            if store.handle_count() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!("store closed");
+    }
+}
+
+/// Creates the `admin` user on first start. Its password is the given one, else a
+/// random one printed once to the log.
+pub async fn bootstrap_admin(users: &Mailbox<UserStore>, given: Option<String>) -> anyhow::Result<()> {
+    if users.ask(AdminBootstrapped).await?? {
+        return Ok(());
+    }
+    let (secret, generated) = match given {
+        Some(p) => (p, false),
+        None => {
+            let bytes: [u8; 18] = rand::random();
+            use base64::Engine;
+            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes), true)
+        }
+    };
+    let password = Password::parse(&secret).map_err(|e| anyhow::anyhow!("ORDERFLOW_ADMIN_PASSWORD {e}"))?;
+    let hash = password::hash(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = CreateUser {
+        username: Username::parse("admin").expect("valid"),
+        email: Email::parse("admin@orderflow.invalid").expect("valid"),
+        password_hash: hash,
+        role: Role::Admin,
+    };
+    users.ask(BootstrapAdmin { user }).await?.map_err(|e| anyhow::anyhow!("cannot create the admin user: {e}"))?;
+    if generated {
+        tracing::warn!(username = "admin", password = %secret, "created the admin user; this password is shown once");
+    } else {
+        tracing::info!(username = "admin", "created the admin user with ORDERFLOW_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+pub struct Application {
+    server: actix_web::dev::Server,
+    address: SocketAddr,
+    services: Services,
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let services = Services::start(
+            &args.store,
+            args.pipeline.commit_batch_max as usize,
+            args.catalog_threads as usize,
+        )?;
+        let secret = jwt::load_secret(args.jwt_secret.as_deref(), &args.store.data_dir)?;
+        bootstrap_admin(&services.users, args.admin_password.clone()).await?;
+        ensure_dir(&args.inbox)?;
+
+        let listener = TcpListener::bind(args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
+        let address = listener.local_addr()?;
+        let state = web::Data::new(AppState {
+            catalog: services.catalog.clone(),
+            users: services.users.clone(),
+            ledger: services.ledger.clone(),
+            jwt: JwtKeys::new(&secret, args.token_ttl_secs),
+            refresh_ttl_secs: args.refresh_ttl_secs,
+            currency: services.currency,
+            throttle: LoginThrottle::default(),
+            metrics: Metrics::new(services.telemetry.clone()),
+            inbox: args.inbox.clone(),
+        });
+        let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(middleware::observe))
+                .configure(api::routes)
+                .default_service(web::to(api::not_found))
+        })
+        .workers(workers)
+        .max_connections(HTTP_CONNECTIONS_PER_WORKER_MAX)
+        .keep_alive(Duration::from_secs(HTTP_KEEP_ALIVE_SECS))
+        .client_request_timeout(Duration::from_millis(HTTP_HEAD_TIMEOUT_MS))
+        .client_disconnect_timeout(Duration::from_millis(HTTP_DISCONNECT_TIMEOUT_MS))
+        .shutdown_timeout(args.shutdown_grace_secs)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tracing::info!(data_dir = %args.store.data_dir.display(), inbox = %args.inbox.display(), "listening on http://{address}");
+        Ok(Self { server, address, services })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `stop` resolves (a signal, or a test's trigger), then stops in
+    /// order: stop accepting, let in-flight requests finish, commit the ledger's
+    /// queue, close the store.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result?,
+            () = stop => {
+                tracing::info!("shutting down: finishing in-flight requests");
+                // The server future does the stopping, so it must keep being polled.
+                let (_, result) = tokio::join!(handle.stop(true), &mut server);
+                result?;
+            }
+        }
+        self.services.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn ensure_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))
+}

@@ -1,0 +1,28 @@
+//! What every handler can reach: the actors' mailboxes and the request-independent
+//! settings. Handlers never get the database itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use orderflow_actors::catalog::Catalog;
+use orderflow_actors::domain::Currency;
+use orderflow_actors::ledger::Ledger;
+use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::users::UserStore;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::throttle::LoginThrottle;
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub catalog: Mailbox<Catalog>,
+    pub users: Mailbox<UserStore>,
+    pub ledger: Mailbox<Ledger>,
+    pub jwt: JwtKeys,
+    pub refresh_ttl_secs: u64,
+    pub currency: Currency,
+    pub throttle: LoginThrottle,
+    pub metrics: Arc<Metrics>,
+    /// The inbox folder (uploads are streamed into its working area).
+    pub inbox: PathBuf,
+}
