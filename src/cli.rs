@@ -19,7 +19,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Users { command: UsersCommand::Create(args) } => {
+        Command::Users {
+            command: UsersCommand::Create(args),
+        } => {
             let _guard = logging::init(&args.store.log, args.store.log_format)?;
             actix::System::new().block_on(create_user(args))
         }
@@ -39,9 +41,15 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut problems = Vec::new();
-    let username = Username::parse(&args.username).map_err(|e| problems.push(format!("--username {e}"))).ok();
-    let email = Email::parse(&args.email).map_err(|e| problems.push(format!("--email {e}"))).ok();
-    let password = Password::parse(&secret).map_err(|e| problems.push(format!("password {e}"))).ok();
+    let username = Username::parse(&args.username)
+        .map_err(|e| problems.push(format!("--username {e}")))
+        .ok();
+    let email = Email::parse(&args.email)
+        .map_err(|e| problems.push(format!("--email {e}")))
+        .ok();
+    let password = Password::parse(&secret)
+        .map_err(|e| problems.push(format!("password {e}")))
+        .ok();
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         for p in problems {
             eprintln!("error: {p}");
@@ -49,13 +57,32 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let services = Services::start(&args.store, 1, 1)?;
-    let password_hash = auth::password::hash(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let role = if args.admin { Role::Admin } else { Role::Customer };
-    let outcome = services.users.ask(CreateUser { username, email, password_hash, role }).await?;
+    let password_hash = auth::password::hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let role = if args.admin {
+        Role::Admin
+    } else {
+        Role::Customer
+    };
+    let outcome = services
+        .users
+        .ask(CreateUser {
+            username,
+            email,
+            password_hash,
+            role,
+        })
+        .await?;
     services.shutdown().await;
     match outcome {
         Ok(user) => {
-            println!("created user {} (id {}, {})", user.username.as_str(), user.id.0, user.role.as_str());
+            println!(
+                "created user {} (id {}, {})",
+                user.username.as_str(),
+                user.id.0,
+                user.role.as_str()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

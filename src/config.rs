@@ -215,9 +215,20 @@ mod tests {
         let serve = cmd.find_subcommand_mut("serve").unwrap();
         let help = serve.render_long_help().to_string();
         for needle in [
-            "--bind", "ORDERFLOW_BIND", "127.0.0.1:8080", "--data-dir", "ORDERFLOW_DATA_DIR",
-            "--inbox", "ORDERFLOW_INBOX", "ORDERFLOW_JWT_SECRET", "ORDERFLOW_ADMIN_PASSWORD",
-            "ORDERFLOW_LOG", "--commit-batch-max", "--settle-ms", "--currency", "--token-ttl-secs",
+            "--bind",
+            "ORDERFLOW_BIND",
+            "127.0.0.1:8080",
+            "--data-dir",
+            "ORDERFLOW_DATA_DIR",
+            "--inbox",
+            "ORDERFLOW_INBOX",
+            "ORDERFLOW_JWT_SECRET",
+            "ORDERFLOW_ADMIN_PASSWORD",
+            "ORDERFLOW_LOG",
+            "--commit-batch-max",
+            "--settle-ms",
+            "--currency",
+            "--token-ttl-secs",
         ] {
             assert!(help.contains(needle), "serve --help lacks {needle}");
         }

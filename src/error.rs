@@ -37,12 +37,20 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
+/// A problem on its way to the client. Boxed so that `Result<T, ApiError>` stays
+/// one pointer wide on the happy path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Problem>);
+
+#[derive(Debug)]
+struct Problem {
     status: StatusCode,
     slug: &'static str,
     title: &'static str,
@@ -55,13 +63,24 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.slug, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.status.as_u16(),
+            self.0.slug,
+            self.0.detail
+        )
     }
 }
 
 impl ApiError {
-    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self(Box::new(Problem {
             status,
             slug,
             title,
@@ -69,15 +88,15 @@ impl ApiError {
             errors: Vec::new(),
             extensions: Map::new(),
             retry_after_secs: None,
-        }
+        }))
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     pub fn slug(&self) -> &'static str {
-        self.slug
+        self.0.slug
     }
 
     /// 422: the request was well-formed but some values are not acceptable.
@@ -86,9 +105,13 @@ impl ApiError {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", detail);
-        e.errors = errors;
-        e
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Invalid request",
+            detail,
+        )
+        .with_errors(errors)
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -96,11 +119,21 @@ impl ApiError {
     }
 
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            detail,
+        )
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
 
     pub fn unsupported_media_type(expected: &str) -> Self {
@@ -113,7 +146,12 @@ impl ApiError {
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
     }
 
     pub fn invalid_credentials() -> Self {
@@ -126,7 +164,12 @@ impl ApiError {
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", "this route is for admins")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            "this route is for admins",
+        )
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -134,7 +177,12 @@ impl ApiError {
     }
 
     pub fn route_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "route-not-found", "Not found", "no such route")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "route-not-found",
+            "Not found",
+            "no such route",
+        )
     }
 
     pub fn method_not_allowed() -> Self {
@@ -166,7 +214,7 @@ impl ApiError {
             "Too many requests",
             "too many failed attempts; try again later",
         );
-        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e.0.retry_after_secs = Some(retry_after_secs.max(1));
         e
     }
 
@@ -177,7 +225,7 @@ impl ApiError {
             "Service unavailable",
             detail,
         );
-        e.retry_after_secs = Some(1);
+        e.0.retry_after_secs = Some(1);
         e
     }
 
@@ -198,36 +246,52 @@ impl ApiError {
         match status {
             StatusCode::NOT_FOUND => Self::route_not_found(),
             StatusCode::METHOD_NOT_ALLOWED => Self::method_not_allowed(),
-            StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload-too-large", "Payload too large", "the request is too large"),
-            s if s.is_server_error() => Self::new(s, "internal", "Internal server error", "something went wrong on our side"),
-            s => Self::new(s, "bad-request", "Bad request", s.canonical_reason().unwrap_or("bad request")),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                status,
+                "payload-too-large",
+                "Payload too large",
+                "the request is too large",
+            ),
+            s if s.is_server_error() => Self::new(
+                s,
+                "internal",
+                "Internal server error",
+                "something went wrong on our side",
+            ),
+            s => Self::new(
+                s,
+                "bad-request",
+                "Bad request",
+                s.canonical_reason().unwrap_or("bad request"),
+            ),
         }
     }
 
     pub fn with_extension(mut self, key: &str, value: Value) -> Self {
-        self.extensions.insert(key.to_owned(), value);
+        self.0.extensions.insert(key.to_owned(), value);
         self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
+        self.0.errors = errors;
         self
     }
 
     /// The problem document, with the current request's id if one is set.
     pub fn body(&self) -> Value {
+        let p = &self.0;
         let mut doc = Map::new();
-        doc.insert("type".into(), json!(format!("/problems/{}", self.slug)));
-        doc.insert("title".into(), json!(self.title));
-        doc.insert("status".into(), json!(self.status.as_u16()));
-        doc.insert("detail".into(), json!(self.detail));
-        if !self.errors.is_empty() {
-            doc.insert("errors".into(), json!(self.errors));
+        doc.insert("type".into(), json!(format!("/problems/{}", p.slug)));
+        doc.insert("title".into(), json!(p.title));
+        doc.insert("status".into(), json!(p.status.as_u16()));
+        doc.insert("detail".into(), json!(p.detail));
+        if !p.errors.is_empty() {
+            doc.insert("errors".into(), json!(p.errors));
         }
         if let Ok(id) = REQUEST_ID.try_with(Clone::clone) {
             doc.insert("request_id".into(), json!(id));
         }
-        for (k, v) in &self.extensions {
+        for (k, v) in &p.extensions {
             doc.insert(k.clone(), v.clone());
         }
         Value::Object(doc)
@@ -236,16 +300,19 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status);
-        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)));
-        if let Some(secs) = self.retry_after_secs {
+        let mut res = HttpResponse::build(self.0.status);
+        res.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        ));
+        if let Some(secs) = self.0.retry_after_secs {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.0.status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         res.body(self.body().to_string())
@@ -268,7 +335,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Aborted(_) => {
                 tracing::error!(error = %e, "transaction abandoned");
-                ApiError::unavailable("the change could not be committed; nothing was written, retry")
+                ApiError::unavailable(
+                    "the change could not be committed; nothing was written, retry",
+                )
             }
             other => ApiError::internal(other),
         }
@@ -283,7 +352,9 @@ impl From<CatalogError> for ApiError {
                 "Product exists",
                 format!("a product with SKU {sku} already exists (use PUT to replace it)"),
             ),
-            CatalogError::NotFound(sku) => ApiError::not_found(format!("no product with SKU {sku}")),
+            CatalogError::NotFound(sku) => {
+                ApiError::not_found(format!("no product with SKU {sku}"))
+            }
             CatalogError::CursorMismatch => {
                 ApiError::field("cursor", "does not belong to this sort order")
             }
@@ -305,7 +376,12 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::Insufficient(short) => {
                 let detail = short
                     .iter()
-                    .map(|s| format!("{} (requested {}, available {})", s.sku, s.requested, s.available))
+                    .map(|s| {
+                        format!(
+                            "{} (requested {}, available {})",
+                            s.sku, s.requested, s.available
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let shortages: Vec<Value> = short
@@ -314,7 +390,12 @@ impl From<CheckoutError> for ApiError {
                     .collect();
                 let errors = short
                     .iter()
-                    .map(|s| FieldError::new("items", format!("{}: only {} available", s.sku, s.available)))
+                    .map(|s| {
+                        FieldError::new(
+                            "items",
+                            format!("{}: only {} available", s.sku, s.available),
+                        )
+                    })
                     .collect();
                 ApiError::conflict(
                     "insufficient-stock",
@@ -338,9 +419,10 @@ impl From<CheckoutError> for ApiError {
                 "Duplicate order",
                 format!("order reference {r} is already in the ledger"),
             ),
-            CheckoutError::PriceMismatch { sku, .. } => {
-                ApiError::field("items", format!("price of {sku} does not match the catalog"))
-            }
+            CheckoutError::PriceMismatch { sku, .. } => ApiError::field(
+                "items",
+                format!("price of {sku} does not match the catalog"),
+            ),
             CheckoutError::Store(s) => s.into(),
             other => ApiError::internal(other),
         }
@@ -354,7 +436,11 @@ impl From<OrderError> for ApiError {
             OrderError::InvalidTransition { from, to } => ApiError::conflict(
                 "invalid-transition",
                 "Invalid status transition",
-                format!("an order cannot go from {} to {}", from.as_str(), to.as_str()),
+                format!(
+                    "an order cannot go from {} to {}",
+                    from.as_str(),
+                    to.as_str()
+                ),
             ),
             OrderError::Store(s) => s.into(),
             other => ApiError::internal(other),
@@ -372,9 +458,10 @@ impl From<StockError> for ApiError {
                 format!("stock cannot go below zero: {available} available"),
             )
             .with_extension("available", json!(available)),
-            StockError::AboveMax { would_be } => {
-                ApiError::field("delta", format!("stock would be {would_be}, above the maximum"))
-            }
+            StockError::AboveMax { would_be } => ApiError::field(
+                "delta",
+                format!("stock would be {would_be}, above the maximum"),
+            ),
             StockError::Store(s) => s.into(),
             other => ApiError::internal(other),
         }
@@ -405,7 +492,9 @@ impl From<UserError> for ApiError {
 impl From<RefreshError> for ApiError {
     fn from(e: RefreshError) -> Self {
         match e {
-            RefreshError::Invalid => ApiError::unauthorized("the refresh token is invalid, expired or revoked"),
+            RefreshError::Invalid => {
+                ApiError::unauthorized("the refresh token is invalid, expired or revoked")
+            }
             RefreshError::Reused => ApiError::unauthorized(
                 "the refresh token was already used; every token of this session is now revoked",
             ),

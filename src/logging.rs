@@ -25,7 +25,11 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<WorkerGuard> {
         .with_ansi(ansi);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
     installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
     Ok(guard)

@@ -49,7 +49,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("orderflow");
         let http_requests = Family::<RequestLabels, Counter>::default();
         let http_latency =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         let mailbox_depth = Family::<ActorLabels, Gauge>::default();
         registry.register(
             "http_requests",
@@ -67,7 +69,13 @@ impl Metrics {
             mailbox_depth.clone(),
         );
         telemetry.register(&mut registry);
-        Arc::new(Self { registry, http_requests, http_latency, mailbox_depth, telemetry })
+        Arc::new(Self {
+            registry,
+            http_requests,
+            http_latency,
+            mailbox_depth,
+            telemetry,
+        })
     }
 
     pub fn encode(&self) -> String {

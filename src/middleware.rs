@@ -30,7 +30,11 @@ fn request_id_of(req: &ServiceRequest) -> String {
     req.headers()
         .get(&REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= REQUEST_ID_BYTES_MAX && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= REQUEST_ID_BYTES_MAX
+                && v.bytes().all(|b| b.is_ascii_graphic())
+        })
         .map(str::to_owned)
         .unwrap_or_else(new_request_id)
 }
@@ -48,7 +52,9 @@ pub async fn observe(
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
     let span = tracing::info_span!("request", request_id = %id);
-    let outcome = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone())).await;
+    let outcome = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await;
     // Handlers' and extractors' errors arrive as responses; an `Err` here could only
     // come from an inner middleware, and there is none.
     let mut res = outcome?.map_into_boxed_body();
@@ -59,22 +65,34 @@ pub async fn observe(
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
     if (status.is_client_error() || status.is_server_error()) && !is_problem {
-        let problem = REQUEST_ID.sync_scope(id.clone(), || ApiError::from_status(status).error_response());
+        let problem = REQUEST_ID.sync_scope(id.clone(), || {
+            ApiError::from_status(status).error_response()
+        });
         res = res.into_response(problem);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
 
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         let m = &state.metrics;
         m.http_requests
-            .get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status: status.as_u16() })
+            .get_or_create(&RequestLabels {
+                method: method.clone(),
+                route: route.clone(),
+                status: status.as_u16(),
+            })
             .inc();
         m.http_latency
-            .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+            .get_or_create(&RouteLabels {
+                method: method.clone(),
+                route: route.clone(),
+            })
             .observe(elapsed.as_secs_f64());
     }
     tracing::info!(

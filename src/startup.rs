@@ -45,7 +45,11 @@ pub struct Services {
 impl Services {
     /// Opens the data directory (refusing a second owner) and starts the actors, each
     /// on threads of its own so blocking on redb never stalls the HTTP workers.
-    pub fn start(args: &StoreArgs, commit_batch_max: usize, catalog_threads: usize) -> anyhow::Result<Self> {
+    pub fn start(
+        args: &StoreArgs,
+        commit_batch_max: usize,
+        catalog_threads: usize,
+    ) -> anyhow::Result<Self> {
         let currency = Currency::parse(&args.currency)
             .map_err(|e| anyhow::anyhow!("--currency {}: {e}", args.currency))?;
         let store = Store::open(&args.data_dir)?;
@@ -57,7 +61,8 @@ impl Services {
         let catalog = SyncArbiter::start(catalog_threads, move || Catalog::new(s.clone()));
         let s = store.clone();
         let users = SyncArbiter::start(1, move || UserStore::new(s.clone()));
-        let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone()).start_on_own_thread();
+        let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone())
+            .start_on_own_thread();
         Ok(Self {
             store,
             currency,
@@ -72,7 +77,13 @@ impl Services {
     /// every database handle to close, so the file is closed cleanly.
     pub async fn shutdown(self) {
         let _ = self.ledger.addr().send(ledger::Shutdown).await;
-        let Services { store, catalog, users, ledger, .. } = self;
+        let Services {
+            store,
+            catalog,
+            users,
+            ledger,
+            ..
+        } = self;
         drop((catalog, users, ledger));
         for _ in 0..500 {
             if store.handle_count() == 1 {
@@ -86,7 +97,10 @@ impl Services {
 
 /// Creates the `admin` user on first start. Its password is the given one, else a
 /// random one printed once to the log.
-pub async fn bootstrap_admin(users: &Mailbox<UserStore>, given: Option<String>) -> anyhow::Result<()> {
+pub async fn bootstrap_admin(
+    users: &Mailbox<UserStore>,
+    given: Option<String>,
+) -> anyhow::Result<()> {
     if users.ask(AdminBootstrapped).await?? {
         return Ok(());
     }
@@ -95,22 +109,34 @@ pub async fn bootstrap_admin(users: &Mailbox<UserStore>, given: Option<String>) 
         None => {
             let bytes: [u8; 18] = rand::random();
             use base64::Engine;
-            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes), true)
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+                true,
+            )
         }
     };
-    let password = Password::parse(&secret).map_err(|e| anyhow::anyhow!("ORDERFLOW_ADMIN_PASSWORD {e}"))?;
-    let hash = password::hash(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let password =
+        Password::parse(&secret).map_err(|e| anyhow::anyhow!("ORDERFLOW_ADMIN_PASSWORD {e}"))?;
+    let hash = password::hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let user = CreateUser {
         username: Username::parse("admin").expect("valid"),
         email: Email::parse("admin@orderflow.invalid").expect("valid"),
         password_hash: hash,
         role: Role::Admin,
     };
-    users.ask(BootstrapAdmin { user }).await?.map_err(|e| anyhow::anyhow!("cannot create the admin user: {e}"))?;
+    users
+        .ask(BootstrapAdmin { user })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot create the admin user: {e}"))?;
     if generated {
         tracing::warn!(username = "admin", password = %secret, "created the admin user; this password is shown once");
     } else {
-        tracing::info!(username = "admin", "created the admin user with ORDERFLOW_ADMIN_PASSWORD");
+        tracing::info!(
+            username = "admin",
+            "created the admin user with ORDERFLOW_ADMIN_PASSWORD"
+        );
     }
     Ok(())
 }
@@ -132,7 +158,8 @@ impl Application {
         bootstrap_admin(&services.users, args.admin_password.clone()).await?;
         ensure_dir(&args.inbox)?;
 
-        let listener = TcpListener::bind(args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
+        let listener = TcpListener::bind(args.bind)
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
         let address = listener.local_addr()?;
         let state = web::Data::new(AppState {
             catalog: services.catalog.clone(),
@@ -145,7 +172,9 @@ impl Application {
             metrics: Metrics::new(services.telemetry.clone()),
             inbox: args.inbox.clone(),
         });
-        let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let workers = args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -163,7 +192,11 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(data_dir = %args.store.data_dir.display(), inbox = %args.inbox.display(), "listening on http://{address}");
-        Ok(Self { server, address, services })
+        Ok(Self {
+            server,
+            address,
+            services,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {

@@ -130,15 +130,18 @@ impl<'txn> CatalogTables<'txn> {
     /// step with whatever was there before.
     pub fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
         let previous = self.get(sku)?;
-        self.products.insert(sku.as_str(), codec::encode(row).as_slice())?;
+        self.products
+            .insert(sku.as_str(), codec::encode(row).as_slice())?;
         if let Some(prev) = previous.as_ref().filter(|p| !p.archived) {
             self.by_price.remove((prev.price.get(), sku.as_str()))?;
-            self.by_name.remove((name_key(&prev.name).as_str(), sku.as_str()))?;
+            self.by_name
+                .remove((name_key(&prev.name).as_str(), sku.as_str()))?;
             self.count_category(&prev.category, -1)?;
         }
         if !row.archived {
             self.by_price.insert((row.price.get(), sku.as_str()), ())?;
-            self.by_name.insert((name_key(&row.name).as_str(), sku.as_str()), ())?;
+            self.by_name
+                .insert((name_key(&row.name).as_str(), sku.as_str()), ())?;
             self.count_category(&row.category, 1)?;
         }
         Ok(())
@@ -146,7 +149,12 @@ impl<'txn> CatalogTables<'txn> {
 
     /// Creates or replaces the descriptive fields of `sku` (and un-archives it),
     /// leaving the row untouched when nothing changed.
-    pub fn upsert(&mut self, sku: &Sku, draft: ProductDraft, at: Timestamp) -> Result<Upsert, StoreError> {
+    pub fn upsert(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<Upsert, StoreError> {
         let previous = self.get(sku)?;
         let row = ProductRow {
             name: draft.name,
@@ -241,8 +249,15 @@ pub fn read_product(txn: &ReadTransaction, sku: &Sku) -> Result<Option<Product>,
     if row.archived {
         return Ok(None);
     }
-    let stock = txn.open_table(STOCK)?.get(sku.as_str())?.map_or(0, |v| v.value().0);
-    Ok(Some(Product { sku: sku.clone(), row, stock }))
+    let stock = txn
+        .open_table(STOCK)?
+        .get(sku.as_str())?
+        .map_or(0, |v| v.value().0);
+    Ok(Some(Product {
+        sku: sku.clone(),
+        row,
+        stock,
+    }))
 }
 
 /// Lists products: walks the index of the chosen sort from the cursor, filters, and
@@ -254,7 +269,12 @@ pub fn list_products(
 ) -> Result<Page<Product, ListCursor>, CatalogError> {
     let products = txn.open_table(PRODUCTS)?;
     let stock = txn.open_table(STOCK)?;
-    let mut lister = Lister { query, stock: &stock, items: Vec::new(), scanned: 0 };
+    let mut lister = Lister {
+        query,
+        stock: &stock,
+        items: Vec::new(),
+        scanned: 0,
+    };
     let min = query.min_price.unwrap_or(0);
     let max = query.max_price.unwrap_or(u64::MAX);
     let outcome = match (query.sort, &query.after) {
@@ -263,14 +283,22 @@ pub fn list_products(
                 Some(ListCursor::Sku(s)) => Bound::Excluded(s.as_str()),
                 _ => Bound::Unbounded,
             };
-            drive(products.range::<&str>((lower, Bound::Unbounded))?, |entry| {
-                let (k, v) = entry.map_err(StoreError::from)?;
-                let sku = k.value();
-                let row: ProductRow = codec::decode(v.value()).map_err(StoreError::from)?;
-                lister.offer(sku, Some(row), &products, || ListCursor::Sku(sku.to_owned()))
-            })?
+            drive(
+                products.range::<&str>((lower, Bound::Unbounded))?,
+                |entry| {
+                    let (k, v) = entry.map_err(StoreError::from)?;
+                    let sku = k.value();
+                    let row: ProductRow = codec::decode(v.value()).map_err(StoreError::from)?;
+                    lister.offer(sku, Some(row), &products, || {
+                        ListCursor::Sku(sku.to_owned())
+                    })
+                },
+            )?
         }
-        (ProductSort::PriceAsc | ProductSort::PriceDesc, after @ (None | Some(ListCursor::Price(..)))) => {
+        (
+            ProductSort::PriceAsc | ProductSort::PriceDesc,
+            after @ (None | Some(ListCursor::Price(..))),
+        ) => {
             let by_price = txn.open_table(PRODUCTS_BY_PRICE)?;
             let floor = Bound::Included((min, ""));
             let ceiling = match max.checked_add(1) {
@@ -291,9 +319,15 @@ pub fn list_products(
             let visit = |entry: IndexEntry<'_, (u64, &'static str)>| -> Result<Scan, CatalogError> {
                 let (k, _) = entry.map_err(StoreError::from)?;
                 let (price, sku) = k.value();
-                lister.offer(sku, None, &products, || ListCursor::Price(price, sku.to_owned()))
+                lister.offer(sku, None, &products, || {
+                    ListCursor::Price(price, sku.to_owned())
+                })
             };
-            if descending { drive(range.rev(), visit)? } else { drive(range, visit)? }
+            if descending {
+                drive(range.rev(), visit)?
+            } else {
+                drive(range, visit)?
+            }
         }
         (ProductSort::Name, after @ (None | Some(ListCursor::Name(..)))) => {
             let by_name = txn.open_table(PRODUCTS_BY_NAME)?;
@@ -301,13 +335,16 @@ pub fn list_products(
                 Some(ListCursor::Name(n, s)) => Bound::Excluded((n.as_str(), s.as_str())),
                 _ => Bound::Unbounded,
             };
-            drive(by_name.range::<(&str, &str)>((lower, Bound::Unbounded))?, |entry| {
-                let (k, _) = entry.map_err(StoreError::from)?;
-                let (name, sku) = k.value();
-                lister.offer(sku, None, &products, || {
-                    ListCursor::Name(name.to_owned(), sku.to_owned())
-                })
-            })?
+            drive(
+                by_name.range::<(&str, &str)>((lower, Bound::Unbounded))?,
+                |entry| {
+                    let (k, _) = entry.map_err(StoreError::from)?;
+                    let (name, sku) = k.value();
+                    lister.offer(sku, None, &products, || {
+                        ListCursor::Name(name.to_owned(), sku.to_owned())
+                    })
+                },
+            )?
         }
         _ => return Err(CatalogError::CursorMismatch),
     };
@@ -315,7 +352,10 @@ pub fn list_products(
         Scan::Exhausted | Scan::More => None,
         Scan::Stopped(cursor) => Some(cursor),
     };
-    Ok(Page { items: lister.items, next })
+    Ok(Page {
+        items: lister.items,
+        next,
+    })
 }
 
 type IndexEntry<'a, K> =
@@ -386,12 +426,20 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
         if row.archived
             || q.min_price.is_some_and(|m| row.price.get() < m)
             || q.max_price.is_some_and(|m| row.price.get() > m)
-            || q.category.as_deref().is_some_and(|c| row.category.as_str().to_lowercase() != c)
-            || q.name_contains.as_deref().is_some_and(|t| !row.name.as_str().to_lowercase().contains(t))
+            || q.category
+                .as_deref()
+                .is_some_and(|c| row.category.as_str().to_lowercase() != c)
+            || q.name_contains
+                .as_deref()
+                .is_some_and(|t| !row.name.as_str().to_lowercase().contains(t))
         {
             return Ok(None);
         }
-        let stock = self.stock.get(sku).map_err(StoreError::from)?.map_or(0, |v| v.value().0);
+        let stock = self
+            .stock
+            .get(sku)
+            .map_err(StoreError::from)?
+            .map_or(0, |v| v.value().0);
         if q.in_stock && stock == 0 {
             return Ok(None);
         }
@@ -522,7 +570,11 @@ impl Handler<CreateProduct> for Catalog {
             }
             let row = catalog.get(&msg.sku)?.expect("just written");
             let stock = book.level(&msg.sku)?.0;
-            Ok(Product { sku: msg.sku, row, stock })
+            Ok(Product {
+                sku: msg.sku,
+                row,
+                stock,
+            })
         })
     }
 }
@@ -555,7 +607,14 @@ impl Handler<ReplaceProduct> for Catalog {
             }
             let row = catalog.get(&msg.sku)?.expect("just written");
             let stock = book.level(&msg.sku)?.0;
-            Ok((Product { sku: msg.sku, row, stock }, outcome == Upsert::Created))
+            Ok((
+                Product {
+                    sku: msg.sku,
+                    row,
+                    stock,
+                },
+                outcome == Upsert::Created,
+            ))
         })
     }
 }
@@ -595,7 +654,11 @@ impl Handler<PatchProduct> for Catalog {
             row.updated_at = at;
             catalog.put(&msg.sku, &row)?;
             let stock = book.level(&msg.sku)?.0;
-            Ok(Product { sku: msg.sku, row, stock })
+            Ok(Product {
+                sku: msg.sku,
+                row,
+                stock,
+            })
         })
     }
 }

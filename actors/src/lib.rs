@@ -9,11 +9,11 @@
 //! - a dropped file: [`inbox::watcher`] claims it → [`inbox::pipeline`] runs extract →
 //!   transform → load → [`ledger::Ledger`] commits each batch with the file position.
 
-pub mod domain;
-pub mod limits;
-pub mod store;
 pub mod catalog;
+pub mod domain;
 pub mod ledger;
+pub mod limits;
 pub mod mailbox;
+pub mod store;
 pub mod telemetry;
 pub mod users;

@@ -57,8 +57,17 @@ impl Drop for InflightGuard {
 
 impl<A: Actor> Mailbox<A> {
     pub fn new(addr: Addr<A>, name: &'static str, inflight_max: usize, timeout: Duration) -> Self {
-        assert!(inflight_max > 0, "a mailbox must admit at least one message");
-        Self { addr, inflight: Arc::new(AtomicUsize::new(0)), inflight_max, timeout, name }
+        assert!(
+            inflight_max > 0,
+            "a mailbox must admit at least one message"
+        );
+        Self {
+            addr,
+            inflight: Arc::new(AtomicUsize::new(0)),
+            inflight_max,
+            timeout,
+            name,
+        }
     }
 
     /// Sends `msg` and waits for the answer, unless the actor already has

@@ -73,7 +73,11 @@ impl Telemetry {
     /// Adds every metric to `registry` (names get the registry's prefix).
     pub fn register(&self, registry: &mut Registry) {
         let m = &self.0;
-        registry.register("orders_placed", "Orders committed by the ledger", m.orders_placed.clone());
+        registry.register(
+            "orders_placed",
+            "Orders committed by the ledger",
+            m.orders_placed.clone(),
+        );
         registry.register(
             "orders_rejected",
             "Checkouts refused, by reason",
@@ -89,13 +93,21 @@ impl Telemetry {
             "Time to apply and durably commit one ledger batch",
             m.commit_seconds.clone(),
         );
-        registry.register("import_rows_loaded", "Import rows loaded, by file kind", m.rows_loaded.clone());
+        registry.register(
+            "import_rows_loaded",
+            "Import rows loaded, by file kind",
+            m.rows_loaded.clone(),
+        );
         registry.register(
             "import_rows_rejected",
             "Import rows rejected, by reason",
             m.rows_rejected.clone(),
         );
-        registry.register("import_files", "Import files finished, by outcome", m.files.clone());
+        registry.register(
+            "import_files",
+            "Import files finished, by outcome",
+            m.files.clone(),
+        );
         registry.register(
             "inbox_files_waiting",
             "Files in the inbox not yet claimed",

@@ -157,7 +157,8 @@ fn create_user(txn: &WriteTransaction, msg: CreateUser) -> Result<User, UserErro
         password_hash: msg.password_hash,
         created_at: Timestamp::now(),
     };
-    txn.open_table(USERS)?.insert(id.0, codec::encode(&row).as_slice())?;
+    txn.open_table(USERS)?
+        .insert(id.0, codec::encode(&row).as_slice())?;
     names.insert(name_key.as_str(), id.0)?;
     emails.insert(email_key.as_str(), id.0)?;
     Ok(User::from_row(id, &row))
@@ -176,8 +177,16 @@ impl Handler<FindCredentials> for UserStore {
     fn handle(&mut self, msg: FindCredentials, _: &mut Self::Context) -> Self::Result {
         let txn = self.store.db().begin_read()?;
         let folded = msg.login.to_ascii_lowercase();
-        let index = if folded.contains('@') { USER_EMAILS } else { USER_NAMES };
-        let Some(id) = txn.open_table(index)?.get(folded.as_str())?.map(|v| v.value()) else {
+        let index = if folded.contains('@') {
+            USER_EMAILS
+        } else {
+            USER_NAMES
+        };
+        let Some(id) = txn
+            .open_table(index)?
+            .get(folded.as_str())?
+            .map(|v| v.value())
+        else {
             return Ok(None);
         };
         let row: Option<UserRow> = get_record(&txn.open_table(USERS)?, id)?;
@@ -260,7 +269,8 @@ impl Handler<StoreRefreshToken> for UserStore {
                 expires_at: msg.expires_at,
                 rotated: false,
             };
-            txn.open_table(REFRESH_TOKENS)?.insert(&msg.digest, codec::encode(&row).as_slice())?;
+            txn.open_table(REFRESH_TOKENS)?
+                .insert(&msg.digest, codec::encode(&row).as_slice())?;
             Ok::<_, StoreError>(())
         })
     }
@@ -283,10 +293,11 @@ impl Handler<RotateRefreshToken> for UserStore {
     fn handle(&mut self, msg: RotateRefreshToken, _: &mut Self::Context) -> Self::Result {
         // A detected reuse must revoke the family durably *and* refuse the request,
         // so the transaction commits in both cases and the verdict is returned after.
-        let verdict = self.write(|txn| -> Result<Result<User, RefreshError>, RefreshError> {
+        self.write(|txn| -> Result<Result<User, RefreshError>, RefreshError> {
             let mut tokens = txn.open_table(REFRESH_TOKENS)?;
             let mut revoked = txn.open_table(REVOKED_FAMILIES)?;
-            let Some(mut row) = get_record::<&[u8; 32], RefreshRow>(&tokens, &msg.presented)? else {
+            let Some(mut row) = get_record::<&[u8; 32], RefreshRow>(&tokens, &msg.presented)?
+            else {
                 return Ok(Err(RefreshError::Invalid));
             };
             if revoked.get(row.family)?.is_some() {
@@ -313,8 +324,7 @@ impl Handler<RotateRefreshToken> for UserStore {
             };
             tokens.insert(&msg.successor, codec::encode(&next).as_slice())?;
             Ok(Ok(User::from_row(row.user, &user_row)))
-        })?;
-        verdict
+        })?
     }
 }
 

@@ -22,11 +22,31 @@ use orderflow_actors::users::{
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/auth/register").route(web::post().to(register)).default_service(method_not_allowed()))
-        .service(web::resource("/auth/login").route(web::post().to(login)).default_service(method_not_allowed()))
-        .service(web::resource("/auth/refresh").route(web::post().to(refresh)).default_service(method_not_allowed()))
-        .service(web::resource("/auth/logout").route(web::post().to(logout)).default_service(method_not_allowed()))
-        .service(web::resource("/me").route(web::get().to(me)).default_service(method_not_allowed()));
+    cfg.service(
+        web::resource("/auth/register")
+            .route(web::post().to(register))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/auth/login")
+            .route(web::post().to(login))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/auth/refresh")
+            .route(web::post().to(refresh))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/auth/logout")
+            .route(web::post().to(logout))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/me")
+            .route(web::get().to(me))
+            .default_service(method_not_allowed()),
+    );
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,7 +69,9 @@ pub(crate) fn required<T, E: std::fmt::Display>(
             errors.push(FieldError::new(field, "is required"));
             None
         }
-        Some(raw) => parse(raw).map_err(|e| errors.push(FieldError::new(field, e.to_string()))).ok(),
+        Some(raw) => parse(raw)
+            .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
+            .ok(),
     }
 }
 
@@ -58,16 +80,31 @@ async fn register(
     StrictJson(body): StrictJson<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
-    let username = required("username", body.username.as_deref(), Username::parse, &mut errors);
+    let username = required(
+        "username",
+        body.username.as_deref(),
+        Username::parse,
+        &mut errors,
+    );
     let email = required("email", body.email.as_deref(), Email::parse, &mut errors);
-    let password = required("password", body.password.as_deref(), Password::parse, &mut errors);
+    let password = required(
+        "password",
+        body.password.as_deref(),
+        Password::parse,
+        &mut errors,
+    );
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(ApiError::validation(errors));
     };
     let password_hash = password::hash(password).await?;
     let user = state
         .users
-        .ask(CreateUser { username, email, password_hash, role: Role::Customer })
+        .ask(CreateUser {
+            username,
+            email,
+            password_hash,
+            role: Role::Customer,
+        })
         .await??;
     tracing::info!(user = user.id.0, "user registered");
     Ok(HttpResponse::Created().json(json::user(&user)))
@@ -86,13 +123,29 @@ async fn login(
     StrictJson(body): StrictJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
-    let login = required("username", body.username.as_deref(), |s| Ok::<_, String>(s.to_owned()), &mut errors);
-    let secret = required("password", body.password.as_deref(), |s| Ok::<_, String>(s.to_owned()), &mut errors);
+    let login = required(
+        "username",
+        body.username.as_deref(),
+        |s| Ok::<_, String>(s.to_owned()),
+        &mut errors,
+    );
+    let secret = required(
+        "password",
+        body.password.as_deref(),
+        |s| Ok::<_, String>(s.to_owned()),
+        &mut errors,
+    );
     let (Some(login), Some(secret)) = (login, secret) else {
         return Err(ApiError::validation(errors));
     };
-    let client = req.peer_addr().map(|a| a.ip()).unwrap_or([0, 0, 0, 0].into());
-    state.throttle.check(client, Instant::now()).map_err(ApiError::too_many_requests)?;
+    let client = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or([0, 0, 0, 0].into());
+    state
+        .throttle
+        .check(client, Instant::now())
+        .map_err(ApiError::too_many_requests)?;
 
     // An over-long password cannot match and is not worth hashing.
     let found = if secret.chars().count() <= PASSWORD_CHARS_MAX && login.len() <= 254 {
@@ -131,7 +184,8 @@ pub struct RefreshBody {
 }
 
 fn presented(body: RefreshBody) -> Result<String, ApiError> {
-    body.refresh_token.ok_or_else(|| ApiError::field("refresh_token", "is required"))
+    body.refresh_token
+        .ok_or_else(|| ApiError::field("refresh_token", "is required"))
 }
 
 async fn refresh(
@@ -156,7 +210,12 @@ async fn logout(
     StrictJson(body): StrictJson<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = presented(body)?;
-    state.users.ask(RevokeRefreshToken { presented: digest(&presented) }).await??;
+    state
+        .users
+        .ask(RevokeRefreshToken {
+            presented: digest(&presented),
+        })
+        .await??;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -27,7 +27,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         if !is_json(req) {
-            return Box::pin(ready(Err(ApiError::unsupported_media_type("application/json"))));
+            return Box::pin(ready(Err(ApiError::unsupported_media_type(
+                "application/json",
+            ))));
         }
         let declared = req
             .headers()
@@ -41,22 +43,32 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
         Box::pin(async move {
             let mut body = Vec::with_capacity(declared.unwrap_or(512).min(JSON_BODY_BYTES_MAX));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ApiError::bad_request("the body could not be read"))?;
+                let chunk =
+                    chunk.map_err(|_| ApiError::bad_request("the body could not be read"))?;
                 if body.len() + chunk.len() > JSON_BODY_BYTES_MAX {
                     return Err(ApiError::payload_too_large(JSON_BODY_BYTES_MAX));
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_json(&body).map(StrictJson)
+            parse_json_object(&body).map(StrictJson)
         })
     }
 }
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -72,8 +84,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         map_serde_error(&path, e.into_inner())
     })?;
-    de.end().map_err(|e| ApiError::malformed_json(strip_position(&e.to_string())))?;
+    de.end()
+        .map_err(|e| ApiError::malformed_json(strip_position(&e.to_string())))?;
     Ok(value)
+}
+
+/// Every body this API takes is an object: say so, rather than let serde read a
+/// struct out of an array.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b != b'{')
+    {
+        parse_json::<serde::de::IgnoredAny>(bytes)?;
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
+    parse_json(bytes)
 }
 
 fn map_serde_error(path: &str, e: serde_json::Error) -> ApiError {
@@ -92,7 +119,11 @@ fn map_serde_error(path: &str, e: serde_json::Error) -> ApiError {
             } else if let Some(name) = quoted_name(&message, "missing field `") {
                 ApiError::field(under(name), "is required")
             } else {
-                let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+                let field = if path == "." {
+                    "body".to_owned()
+                } else {
+                    path.to_owned()
+                };
                 ApiError::field(field, message)
             }
         }
@@ -170,16 +201,28 @@ impl QueryParams {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// An optional integer within `min..=max`.
-    pub fn integer(&self, key: &str, min: u64, max: u64, errors: &mut Vec<FieldError>) -> Option<u64> {
+    pub fn integer(
+        &self,
+        key: &str,
+        min: u64,
+        max: u64,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<u64> {
         let raw = self.get(key)?;
         match raw.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                errors.push(FieldError::new(key, format!("must be an integer from {min} to {max}")));
+                errors.push(FieldError::new(
+                    key,
+                    format!("must be an integer from {min} to {max}"),
+                ));
                 None
             }
         }
@@ -236,7 +279,8 @@ mod tests {
 
     #[test]
     fn names_unknown_and_mistyped_fields() {
-        let e = parse_json::<Body>(br#"{"items":[{"sku":"A","quantity":1,"price_cents":1}]}"#).unwrap_err();
+        let e = parse_json::<Body>(br#"{"items":[{"sku":"A","quantity":1,"price_cents":1}]}"#)
+            .unwrap_err();
         assert_eq!(e.status().as_u16(), 422);
         assert_eq!(field_of(&e), "items[0].price_cents");
         let e = parse_json::<Body>(br#"{"items":[{"sku":"A","quantity":1.5}]}"#).unwrap_err();
@@ -249,15 +293,32 @@ mod tests {
 
     #[test]
     fn malformed_and_deep_documents_are_400() {
-        for bad in [&b"{"[..], b"", b"{\"items\":[]} x", b"\xff", b"{\"items\":[{\"sku\":\"\xff\"}]}"] {
-            assert_eq!(parse_json::<Body>(bad).unwrap_err().status().as_u16(), 400, "{bad:?}");
+        for bad in [
+            &b"{"[..],
+            b"",
+            b"{\"items\":[]} x",
+            b"\xff",
+            b"{\"items\":[{\"sku\":\"\xff\"}]}",
+        ] {
+            assert_eq!(
+                parse_json::<Body>(bad).unwrap_err().status().as_u16(),
+                400,
+                "{bad:?}"
+            );
         }
         let deep = format!("{}{}", "[".repeat(17), "]".repeat(17));
-        assert_eq!(parse_json::<serde_json::Value>(deep.as_bytes()).unwrap_err().slug(), "malformed-json");
+        assert_eq!(
+            parse_json::<serde_json::Value>(deep.as_bytes())
+                .unwrap_err()
+                .slug(),
+            "malformed-json"
+        );
         let ok = format!("{}{}", "[".repeat(16), "]".repeat(16));
         assert!(parse_json::<serde_json::Value>(ok.as_bytes()).is_ok());
         // Brackets inside strings do not count.
-        assert!(parse_json::<serde_json::Value>(format!("\"{}\"", "[".repeat(100)).as_bytes()).is_ok());
+        assert!(
+            parse_json::<serde_json::Value>(format!("\"{}\"", "[".repeat(100)).as_bytes()).is_ok()
+        );
     }
 
     #[test]

@@ -81,15 +81,25 @@ pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
     json!({ "items": items, "next_cursor": next_cursor })
 }
 
-/// Cursors are opaque to clients: postcard bytes in URL-safe base64.
+/// First byte of every cursor, so that random base64 is not mistaken for one.
+const CURSOR_TAG: u8 = 0xC5;
+
+/// Cursors are opaque to clients: a tag byte and postcard bytes, in URL-safe base64.
 pub fn encode_cursor<T: Serialize>(cursor: &T) -> String {
-    URL_SAFE_NO_PAD.encode(postcard::to_allocvec(cursor).expect("cursor serializes"))
+    let bytes = postcard::to_extend(cursor, vec![CURSOR_TAG]).expect("cursor serializes");
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
     URL_SAFE_NO_PAD
         .decode(raw)
         .ok()
-        .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+        .and_then(|bytes| match bytes.split_first() {
+            Some((&CURSOR_TAG, rest)) => match postcard::take_from_bytes::<T>(rest) {
+                Ok((value, [])) => Some(value),
+                _ => None,
+            },
+            _ => None,
+        })
         .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API issued"))
 }

@@ -15,9 +15,21 @@ use orderflow_actors::catalog::Ping;
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(healthz)).default_service(method_not_allowed()))
-        .service(web::resource("/readyz").route(web::get().to(readyz)).default_service(method_not_allowed()))
-        .service(web::resource("/metrics").route(web::get().to(metrics)).default_service(method_not_allowed()));
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .default_service(method_not_allowed()),
+    );
 }
 
 async fn healthz() -> HttpResponse {
@@ -33,7 +45,10 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     );
     let ok = |r: Result<Result<Result<(), _>, _>, _>| matches!(r, Ok(Ok(Ok(()))));
     let checks = json!({"catalog": ok(catalog), "users": ok(users), "ledger": ok(ledger)});
-    if checks.as_object().is_some_and(|c| c.values().all(|v| v == true)) {
+    if checks
+        .as_object()
+        .is_some_and(|c| c.values().all(|v| v == true))
+    {
         Ok(HttpResponse::Ok().json(json!({"status": "ready", "checks": checks})))
     } else {
         Err(ApiError::unavailable("not ready").with_extension("checks", checks))
@@ -47,7 +62,9 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ("users", state.users.depth()),
         ("ledger", state.ledger.depth()),
     ] {
-        m.mailbox_depth.get_or_create(&ActorLabels { actor }).set(depth as i64);
+        m.mailbox_depth
+            .get_or_create(&ActorLabels { actor })
+            .set(depth as i64);
     }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -26,12 +26,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .default_service(method_not_allowed()),
     )
-    .service(web::resource("/orders/{id}").route(web::get().to(get)).default_service(method_not_allowed()))
     .service(
-        web::resource("/orders/{id}/cancel").route(web::post().to(cancel)).default_service(method_not_allowed()),
+        web::resource("/orders/{id}")
+            .route(web::get().to(get))
+            .default_service(method_not_allowed()),
     )
     .service(
-        web::resource("/orders/{id}/status").route(web::post().to(set_status)).default_service(method_not_allowed()),
+        web::resource("/orders/{id}/cancel")
+            .route(web::post().to(cancel))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/orders/{id}/status")
+            .route(web::post().to(set_status))
+            .default_service(method_not_allowed()),
     );
 }
 
@@ -49,9 +57,14 @@ pub struct CheckoutBody {
 }
 
 fn order_lines(body: CheckoutBody) -> Result<OrderLines, ApiError> {
-    let items = body.items.ok_or_else(|| ApiError::field("items", "is required"))?;
+    let items = body
+        .items
+        .ok_or_else(|| ApiError::field("items", "is required"))?;
     if items.is_empty() || items.len() > ORDER_LINES_MAX {
-        return Err(ApiError::field("items", format!("must contain 1 to {ORDER_LINES_MAX} lines")));
+        return Err(ApiError::field(
+            "items",
+            format!("must contain 1 to {ORDER_LINES_MAX} lines"),
+        ));
     }
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(items.len());
@@ -83,7 +96,9 @@ fn order_lines(body: CheckoutBody) -> Result<OrderLines, ApiError> {
 }
 
 fn path_order(raw: &str) -> Result<OrderId, ApiError> {
-    raw.parse::<u64>().map(OrderId).map_err(|_| ApiError::not_found("no such order"))
+    raw.parse::<u64>()
+        .map(OrderId)
+        .map_err(|_| ApiError::not_found("no such order"))
 }
 
 async fn checkout(
@@ -98,7 +113,12 @@ async fn checkout(
             v.to_str()
                 .ok()
                 .and_then(|s| IdempotencyKey::parse(s).ok())
-                .ok_or_else(|| ApiError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?,
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "Idempotency-Key",
+                        "must be 1 to 255 visible ASCII characters",
+                    )
+                })?,
         ),
     };
     let lines = order_lines(body)?;
@@ -119,10 +139,16 @@ async fn checkout(
     Ok(res.json(json::order(&placed.order)))
 }
 
-async fn list(who: Authenticated, state: web::Data<AppState>, RawQuery(raw): RawQuery) -> Result<HttpResponse, ApiError> {
+async fn list(
+    who: Authenticated,
+    state: web::Data<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<HttpResponse, ApiError> {
     let params = QueryParams::parse(&raw, &["limit", "cursor", "user"])?;
     let mut errors = Vec::new();
-    let limit = params.integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors).unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params
+        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
+        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
     let user_filter = params.integer("user", 1, u64::MAX, &mut errors).map(UserId);
     let before = match params.get("cursor").map(json::decode_cursor::<u64>) {
         Some(Ok(id)) => Some(OrderId(id)),
@@ -144,27 +170,49 @@ async fn list(who: Authenticated, state: web::Data<AppState>, RawQuery(raw): Raw
         }
         Some(who.user)
     };
-    let page = state.ledger.ask(ListOrders { user, before, limit: limit as usize }).await??;
+    let page = state
+        .ledger
+        .ask(ListOrders {
+            user,
+            before,
+            limit: limit as usize,
+        })
+        .await??;
     let items = page.items.iter().map(json::order).collect();
     let next = page.next.map(|id| json::encode_cursor(&id.0));
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
 
-async fn get(who: Authenticated, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    who: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_order(&id)?;
     let order = state
         .ledger
-        .ask(GetOrder { id, caller: who.caller() })
+        .ask(GetOrder {
+            id,
+            caller: who.caller(),
+        })
         .await??
         .ok_or_else(|| ApiError::not_found("no such order"))?;
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }
 
-async fn cancel(who: Authenticated, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn cancel(
+    who: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let order = path_order(&id)?;
     let order = state
         .ledger
-        .ask(ChangeStatus { order, next: OrderStatus::Cancelled, caller: who.caller() })
+        .ask(ChangeStatus {
+            order,
+            next: OrderStatus::Cancelled,
+            caller: who.caller(),
+        })
         .await??;
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }
@@ -186,7 +234,19 @@ async fn set_status(
         .status
         .as_deref()
         .and_then(OrderStatus::parse)
-        .ok_or_else(|| ApiError::field("status", "must be one of placed, paid, shipped, delivered, cancelled"))?;
-    let order = state.ledger.ask(ChangeStatus { order, next, caller: who.caller() }).await??;
+        .ok_or_else(|| {
+            ApiError::field(
+                "status",
+                "must be one of placed, paid, shipped, delivered, cancelled",
+            )
+        })?;
+    let order = state
+        .ledger
+        .ask(ChangeStatus {
+            order,
+            next,
+            caller: who.caller(),
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }

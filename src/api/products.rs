@@ -45,9 +45,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(movements))
             .default_service(method_not_allowed()),
     )
-    .service(web::resource("/categories").route(web::get().to(categories)).default_service(method_not_allowed()))
     .service(
-        web::resource("/admin/ledger/verify").route(web::get().to(verify)).default_service(method_not_allowed()),
+        web::resource("/categories")
+            .route(web::get().to(categories))
+            .default_service(method_not_allowed()),
+    )
+    .service(
+        web::resource("/admin/ledger/verify")
+            .route(web::get().to(verify))
+            .default_service(method_not_allowed()),
     );
 }
 
@@ -56,19 +62,32 @@ fn path_sku(raw: &str) -> Result<Sku, ApiError> {
     Sku::parse(raw).map_err(|_| ApiError::not_found(format!("no product with SKU {raw}")))
 }
 
-const LIST_PARAMS: [&str; 8] =
-    ["limit", "cursor", "category", "q", "min_price_cents", "max_price_cents", "in_stock", "sort"];
+const LIST_PARAMS: [&str; 8] = [
+    "limit",
+    "cursor",
+    "category",
+    "q",
+    "min_price_cents",
+    "max_price_cents",
+    "in_stock",
+    "sort",
+];
 
 fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     let params = QueryParams::parse(raw, &LIST_PARAMS)?;
     let mut errors = Vec::new();
-    let limit = params.integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors).unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params
+        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
+        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
     let min_price = params.integer("min_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
     let max_price = params.integer("max_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
     if let (Some(lo), Some(hi)) = (min_price, max_price)
         && lo > hi
     {
-        errors.push(FieldError::new("max_price_cents", "must not be below min_price_cents"));
+        errors.push(FieldError::new(
+            "max_price_cents",
+            "must not be below min_price_cents",
+        ));
     }
     let in_stock = params.boolean("in_stock", &mut errors).unwrap_or(false);
     let sort = match params.get("sort") {
@@ -77,7 +96,10 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         Some("-price") => ProductSort::PriceDesc,
         Some("name") => ProductSort::Name,
         Some(_) => {
-            errors.push(FieldError::new("sort", "must be one of sku, price, -price, name"));
+            errors.push(FieldError::new(
+                "sort",
+                "must be one of sku, price, -price, name",
+            ));
             ProductSort::Sku
         }
     };
@@ -103,13 +125,29 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    Ok(ProductQuery { limit: limit as usize, after, category, name_contains, min_price, max_price, in_stock, sort })
+    Ok(ProductQuery {
+        limit: limit as usize,
+        after,
+        category,
+        name_contains,
+        min_price,
+        max_price,
+        in_stock,
+        sort,
+    })
 }
 
-async fn list(state: web::Data<AppState>, RawQuery(raw): RawQuery) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<HttpResponse, ApiError> {
     let query = product_query(&raw)?;
     let page = state.catalog.ask(ListProducts { query }).await??;
-    let items = page.items.iter().map(|p| json::product(p, state.currency)).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|p| json::product(p, state.currency))
+        .collect();
     let next = page.next.as_ref().map(json::encode_cursor);
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
@@ -124,7 +162,10 @@ async fn get(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpR
 
 async fn categories(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let all = state.catalog.ask(ListCategories).await??;
-    let body: Vec<_> = all.iter().map(|(name, count)| json!({"name": name, "product_count": count})).collect();
+    let body: Vec<_> = all
+        .iter()
+        .map(|(name, count)| json!({"name": name, "product_count": count}))
+        .collect();
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -147,7 +188,11 @@ struct ValidProduct {
     stock: Option<StockLevel>,
 }
 
-fn validate_product(body: ProductBody, currency: Currency, sku_required: bool) -> Result<ValidProduct, ApiError> {
+fn validate_product(
+    body: ProductBody,
+    currency: Currency,
+    sku_required: bool,
+) -> Result<ValidProduct, ApiError> {
     let mut errors = Vec::new();
     let sku = match (&body.sku, sku_required) {
         (None, true) => {
@@ -155,12 +200,21 @@ fn validate_product(body: ProductBody, currency: Currency, sku_required: bool) -
             None
         }
         (None, false) => None,
-        (Some(raw), _) => Sku::parse(raw).map_err(|e| errors.push(FieldError::new("sku", e.to_string()))).ok(),
+        (Some(raw), _) => Sku::parse(raw)
+            .map_err(|e| errors.push(FieldError::new("sku", e.to_string())))
+            .ok(),
     };
-    let name = required("name", body.name.as_deref(), ProductName::parse, &mut errors);
+    let name = required(
+        "name",
+        body.name.as_deref(),
+        ProductName::parse,
+        &mut errors,
+    );
     let category = match body.category.as_deref() {
         None => Some(Category::uncategorized()),
-        Some(raw) => Category::parse(raw).map_err(|e| errors.push(FieldError::new("category", e.to_string()))).ok(),
+        Some(raw) => Category::parse(raw)
+            .map_err(|e| errors.push(FieldError::new("category", e.to_string())))
+            .ok(),
     };
     let description = match body.description.as_deref() {
         None => Some(None),
@@ -174,16 +228,32 @@ fn validate_product(body: ProductBody, currency: Currency, sku_required: bool) -
             errors.push(FieldError::new("price_cents", "is required"));
             None
         }
-        Some(v) => Cents::new(v).map_err(|e| errors.push(FieldError::new("price_cents", e.to_string()))).ok(),
+        Some(v) => Cents::new(v)
+            .map_err(|e| errors.push(FieldError::new("price_cents", e.to_string())))
+            .ok(),
     };
     let stock = match body.stock {
         None => Some(None),
-        Some(v) => StockLevel::new(v).map(Some).map_err(|e| errors.push(FieldError::new("stock", e.to_string()))).ok(),
+        Some(v) => StockLevel::new(v)
+            .map(Some)
+            .map_err(|e| errors.push(FieldError::new("stock", e.to_string())))
+            .ok(),
     };
     check_currency(body.currency.as_deref(), currency, &mut errors);
     match (name, category, description, price, stock) {
-        (Some(name), Some(category), Some(description), Some(price), Some(stock)) if errors.is_empty() => {
-            Ok(ValidProduct { sku, draft: ProductDraft { name, category, description, price }, stock })
+        (Some(name), Some(category), Some(description), Some(price), Some(stock))
+            if errors.is_empty() =>
+        {
+            Ok(ValidProduct {
+                sku,
+                draft: ProductDraft {
+                    name,
+                    category,
+                    description,
+                    price,
+                },
+                stock,
+            })
         }
         _ => Err(ApiError::validation(errors)),
     }
@@ -193,7 +263,10 @@ fn check_currency(given: Option<&str>, store: Currency, errors: &mut Vec<FieldEr
     if let Some(code) = given
         && code != store.code()
     {
-        errors.push(FieldError::new("currency", format!("must be the store currency {store}")));
+        errors.push(FieldError::new(
+            "currency",
+            format!("must be the store currency {store}"),
+        ));
     }
 }
 
@@ -204,7 +277,14 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let valid = validate_product(body, state.currency, true)?;
     let sku = valid.sku.expect("required above");
-    let product = state.catalog.ask(CreateProduct { sku, draft: valid.draft, stock: valid.stock }).await??;
+    let product = state
+        .catalog
+        .ask(CreateProduct {
+            sku,
+            draft: valid.draft,
+            stock: valid.stock,
+        })
+        .await??;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/products/{}", product.sku)))
         .json(json::product(&product, state.currency)))
@@ -221,10 +301,20 @@ async fn replace(
     if valid.sku.as_ref().is_some_and(|s| *s != sku) {
         return Err(ApiError::field("sku", "must match the SKU in the path"));
     }
-    let (product, created) =
-        state.catalog.ask(ReplaceProduct { sku, draft: valid.draft, stock: valid.stock }).await??;
+    let (product, created) = state
+        .catalog
+        .ask(ReplaceProduct {
+            sku,
+            draft: valid.draft,
+            stock: valid.stock,
+        })
+        .await??;
     let body = json::product(&product, state.currency);
-    Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
 }
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.
@@ -252,7 +342,9 @@ async fn patch(
     let sku = path_sku(&sku)?;
     let mut errors = Vec::new();
     let mut patch = ProductPatch::default();
-    let mut note = |field: &str, e: orderflow_actors::domain::InvalidValue| errors.push(FieldError::new(field, e.to_string()));
+    let mut note = |field: &str, e: orderflow_actors::domain::InvalidValue| {
+        errors.push(FieldError::new(field, e.to_string()))
+    };
     if let Some(raw) = body.name.as_deref() {
         patch.name = ProductName::parse(raw).map_err(|e| note("name", e)).ok();
     }
@@ -260,7 +352,12 @@ async fn patch(
         patch.category = Category::parse(raw).map_err(|e| note("category", e)).ok();
     }
     match body.description {
-        Some(Some(raw)) => patch.description = Description::parse(&raw).map(Some).map_err(|e| note("description", e)).ok(),
+        Some(Some(raw)) => {
+            patch.description = Description::parse(&raw)
+                .map(Some)
+                .map_err(|e| note("description", e))
+                .ok()
+        }
         Some(None) => patch.description = Some(None),
         None => {}
     }
@@ -275,7 +372,11 @@ async fn patch(
     Ok(HttpResponse::Ok().json(json::product(&product, state.currency)))
 }
 
-async fn archive(_admin: Admin, state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn archive(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    sku: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let sku = path_sku(&sku)?;
     state.catalog.ask(ArchiveProduct { sku }).await??;
     Ok(HttpResponse::NoContent().finish())
@@ -301,13 +402,18 @@ async fn adjust_stock(
             errors.push(FieldError::new("delta", "is required"));
             None
         }
-        Some(v) => StockDelta::new(v).map_err(|e| errors.push(FieldError::new("delta", e.to_string()))).ok(),
+        Some(v) => StockDelta::new(v)
+            .map_err(|e| errors.push(FieldError::new("delta", e.to_string())))
+            .ok(),
     };
     let reason = required("reason", body.reason.as_deref(), Reason::parse, &mut errors);
     let (Some(delta), Some(reason)) = (delta, reason) else {
         return Err(ApiError::validation(errors));
     };
-    let movement = state.ledger.ask(AdjustStock { sku, delta, reason }).await??;
+    let movement = state
+        .ledger
+        .ask(AdjustStock { sku, delta, reason })
+        .await??;
     Ok(HttpResponse::Created().json(json::movement(&movement)))
 }
 
@@ -320,7 +426,9 @@ async fn movements(
     let sku = path_sku(&sku)?;
     let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
     let mut errors = Vec::new();
-    let limit = params.integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors).unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params
+        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
+        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
     let after = match params.get("cursor").map(json::decode_cursor::<u64>) {
         Some(Ok(seq)) => Some(seq),
         Some(Err(_)) => {
@@ -334,11 +442,18 @@ async fn movements(
     }
     let page = state
         .ledger
-        .ask(ListMovements { sku: sku.clone(), after, limit: limit as usize })
+        .ask(ListMovements {
+            sku: sku.clone(),
+            after,
+            limit: limit as usize,
+        })
         .await??
         .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
     let items = page.items.iter().map(json::movement).collect();
-    Ok(HttpResponse::Ok().json(json::page(items, page.next.as_ref().map(json::encode_cursor))))
+    Ok(HttpResponse::Ok().json(json::page(
+        items,
+        page.next.as_ref().map(json::encode_cursor),
+    )))
 }
 
 async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

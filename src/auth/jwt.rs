@@ -46,7 +46,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl_secs", &self.ttl_secs).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,10 @@ pub enum SecretError {
     #[error("ORDERFLOW_JWT_SECRET must be at least {JWT_SECRET_BYTES_MIN} bytes (got {0})")]
     TooShort(usize),
     #[error("cannot read or create the JWT secret file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The signing secret: from the environment if given (and long enough), else the
@@ -68,7 +73,10 @@ pub fn load_secret(from_env: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, S
         return Ok(secret.as_bytes().to_vec());
     }
     let path = data_dir.join(SECRET_FILE_NAME);
-    let io = |source| SecretError::Io { path: path.display().to_string(), source };
+    let io = |source| SecretError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() >= JWT_SECRET_BYTES_MIN => return Ok(bytes),
         Ok(bytes) => return Err(SecretError::TooShort(bytes.len())),
@@ -148,7 +156,12 @@ mod tests {
         let h = URL_SAFE_NO_PAD.encode(header);
         let c = URL_SAFE_NO_PAD.encode(claims.to_string());
         let msg = format!("{h}.{c}");
-        let sig = sign(msg.as_bytes(), &EncodingKey::from_secret(key), Algorithm::HS256).unwrap();
+        let sig = sign(
+            msg.as_bytes(),
+            &EncodingKey::from_secret(key),
+            Algorithm::HS256,
+        )
+        .unwrap();
         format!("{msg}.{sig}")
     }
 
@@ -160,7 +173,13 @@ mod tests {
     fn issues_and_verifies() {
         let keys = JwtKeys::new(SECRET, 60);
         let token = keys.issue(UserId(7), Role::Admin);
-        assert_eq!(keys.verify(&token), Some(Identity { user: UserId(7), role: Role::Admin }));
+        assert_eq!(
+            keys.verify(&token),
+            Some(Identity {
+                user: UserId(7),
+                role: Role::Admin
+            })
+        );
     }
 
     #[test]
@@ -168,7 +187,10 @@ mod tests {
         let keys = JwtKeys::new(SECRET, 60);
         let now = jsonwebtoken::get_current_timestamp();
         let hs = r#"{"alg":"HS256","typ":"JWT"}"#;
-        assert!(keys.verify(&forge(hs, &claims(now), SECRET)).is_some(), "control");
+        assert!(
+            keys.verify(&forge(hs, &claims(now), SECRET)).is_some(),
+            "control"
+        );
         // alg none, unsigned.
         let none = format!(
             "{}.{}.",
@@ -177,7 +199,14 @@ mod tests {
         );
         assert_eq!(keys.verify(&none), None);
         // Another key.
-        assert_eq!(keys.verify(&forge(hs, &claims(now), b"another-key-another-key-another!")), None);
+        assert_eq!(
+            keys.verify(&forge(
+                hs,
+                &claims(now),
+                b"another-key-another-key-another!"
+            )),
+            None
+        );
         // Role edited after signing.
         let token = keys.issue(UserId(7), Role::Customer);
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -195,7 +224,10 @@ mod tests {
         let mut issuer = claims(now);
         issuer["iss"] = "someone-else".into();
         assert_eq!(keys.verify(&forge(hs, &issuer, SECRET)), None);
-        assert_eq!(keys.verify(&forge(r#"{"alg":"HS256"}"#, &claims(now), SECRET)), None);
+        assert_eq!(
+            keys.verify(&forge(r#"{"alg":"HS256"}"#, &claims(now), SECRET)),
+            None
+        );
         // Garbage.
         for junk in ["", "a.b.c", "....", "x", "eyJ.eyJ.sig"] {
             assert_eq!(keys.verify(junk), None);
@@ -205,12 +237,18 @@ mod tests {
     #[test]
     fn secret_rules() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(load_secret(Some("short"), dir.path()), Err(SecretError::TooShort(5))));
+        assert!(matches!(
+            load_secret(Some("short"), dir.path()),
+            Err(SecretError::TooShort(5))
+        ));
         let first = load_secret(None, dir.path()).unwrap();
         let second = load_secret(None, dir.path()).unwrap();
         assert_eq!(first, second, "kept across restarts");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(SECRET_FILE_NAME)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -29,7 +29,10 @@ pub struct Authenticated {
 
 impl Authenticated {
     pub fn caller(&self) -> Caller {
-        Caller { user: self.user, is_admin: self.role == Role::Admin }
+        Caller {
+            user: self.user,
+            is_admin: self.role == Role::Admin,
+        }
     }
 }
 
@@ -53,14 +56,22 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+        })?;
     let identity = state
         .jwt
         .verify(token)
         .ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
-    Ok(Authenticated { user: identity.user, role: identity.role })
+    Ok(Authenticated {
+        user: identity.user,
+        role: identity.role,
+    })
 }
 
 /// A caller with a valid access token and the admin role.
@@ -73,7 +84,11 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(authenticate(req).and_then(|who| {
-            if who.role == Role::Admin { Ok(Admin(who)) } else { Err(ApiError::forbidden()) }
+            if who.role == Role::Admin {
+                Ok(Admin(who))
+            } else {
+                Err(ApiError::forbidden())
+            }
         }))
     }
 }

@@ -5,8 +5,10 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 
 use crate::error::ApiError;
 use orderflow_actors::domain::Password;
@@ -33,7 +35,11 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
     actix_web::web::block(move || {
         let phc = stored.as_deref().unwrap_or_else(|| dummy_hash());
         let ok = PasswordHash::new(phc)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false);
         ok && stored.is_some()
     })

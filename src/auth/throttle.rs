@@ -32,13 +32,22 @@ struct Window {
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        Self::new(LOGIN_FAILURES_MAX, Duration::from_secs(LOGIN_FAILURE_WINDOW_SECS), LOGIN_THROTTLE_CLIENTS_MAX)
+        Self::new(
+            LOGIN_FAILURES_MAX,
+            Duration::from_secs(LOGIN_FAILURE_WINDOW_SECS),
+            LOGIN_THROTTLE_CLIENTS_MAX,
+        )
     }
 }
 
 impl LoginThrottle {
     pub fn new(failures_max: u32, window: Duration, clients_max: usize) -> Self {
-        Self { clients: Mutex::new(HashMap::new()), failures_max, window, clients_max }
+        Self {
+            clients: Mutex::new(HashMap::new()),
+            failures_max,
+            window,
+            clients_max,
+        }
     }
 
     /// `Err(seconds to wait)` when `client` is throttled right now.
@@ -61,15 +70,24 @@ impl LoginThrottle {
                 return;
             }
         }
-        let w = clients.entry(client).or_insert(Window { started: now, failures: 0 });
+        let w = clients.entry(client).or_insert(Window {
+            started: now,
+            failures: 0,
+        });
         if now >= w.started + self.window {
-            *w = Window { started: now, failures: 0 };
+            *w = Window {
+                started: now,
+                failures: 0,
+            };
         }
         w.failures += 1;
     }
 
     pub fn succeeded(&self, client: IpAddr) {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&client);
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&client);
     }
 }
 
@@ -89,7 +107,10 @@ mod tests {
         }
         assert_eq!(t.check(ip, now), Err(60));
         assert!(t.check(other, now).is_ok(), "per client");
-        assert!(t.check(ip, now + Duration::from_secs(61)).is_ok(), "window ends");
+        assert!(
+            t.check(ip, now + Duration::from_secs(61)).is_ok(),
+            "window ends"
+        );
         t.succeeded(ip);
         assert!(t.check(ip, now).is_ok(), "success clears");
     }

@@ -24,7 +24,9 @@ impl Sku {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err(InvalidValue::new("may only contain A-Z, a-z, 0-9, '.', '_' and '-'"));
+            return Err(InvalidValue::new(
+                "may only contain A-Z, a-z, 0-9, '.', '_' and '-'",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -96,7 +98,9 @@ impl StockLevel {
             return Err(InvalidValue::new("must not be negative"));
         }
         if units as u64 > STOCK_UNITS_MAX {
-            return Err(InvalidValue::new(format!("must be at most {STOCK_UNITS_MAX}")));
+            return Err(InvalidValue::new(format!(
+                "must be at most {STOCK_UNITS_MAX}"
+            )));
         }
         Ok(Self(units as u64))
     }

@@ -49,7 +49,10 @@ fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, InvalidValu
             "must be at most {max} characters (got {chars})"
         )));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(InvalidValue::new("must not contain control characters"));
     }
     Ok(trimmed.to_owned())

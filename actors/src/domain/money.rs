@@ -21,7 +21,9 @@ impl Cents {
             return Err(InvalidValue::new("must be greater than 0"));
         }
         if minor_units as u64 > PRICE_CENTS_MAX {
-            return Err(InvalidValue::new(format!("must be at most {PRICE_CENTS_MAX}")));
+            return Err(InvalidValue::new(format!(
+                "must be at most {PRICE_CENTS_MAX}"
+            )));
         }
         Ok(Self(minor_units as u64))
     }
@@ -38,7 +40,10 @@ pub struct Currency {
 }
 
 impl Currency {
-    pub const EUR: Self = Self { code: *b"EUR", minor_digits: 2 };
+    pub const EUR: Self = Self {
+        code: *b"EUR",
+        minor_digits: 2,
+    };
 
     /// Parses a three-letter upper-case code. Currencies without minor units (JPY,
     /// KRW, ...) or with three (BHD, KWD, ...) get the right exponent; every other
@@ -46,7 +51,9 @@ impl Currency {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let bytes = raw.as_bytes();
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
-            return Err(InvalidValue::new("must be a three-letter ISO 4217 code such as EUR"));
+            return Err(InvalidValue::new(
+                "must be a three-letter ISO 4217 code such as EUR",
+            ));
         }
         let code = [bytes[0], bytes[1], bytes[2]];
         let minor_digits = match raw {
@@ -147,11 +154,17 @@ fn to_minor_units(
     let digits = store.minor_digits() as usize;
     let frac_significant = frac_digits.trim_end_matches('0');
     if frac_significant.len() > digits {
-        return Err(PriceError::TooPrecise { raw: text.to_owned(), digits: store.minor_digits() });
+        return Err(PriceError::TooPrecise {
+            raw: text.to_owned(),
+            digits: store.minor_digits(),
+        });
     }
     let too_large = || PriceError::TooLarge(text.to_owned());
     let mut minor: u64 = 0;
-    let frac = frac_significant.bytes().chain(std::iter::repeat(b'0')).take(digits);
+    let frac = frac_significant
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(digits);
     for b in int_digits.bytes().chain(frac) {
         minor = minor
             .checked_mul(10)
@@ -198,7 +211,10 @@ fn split_decimal(s: &str, whole: &str) -> Result<(String, String), PriceError> {
     if s.is_empty() {
         return Err(nan());
     }
-    if !s.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'.') {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b',' || b == b'.')
+    {
         return Err(nan());
     }
     let commas = s.matches(',').count();
@@ -268,9 +284,15 @@ fn shift_decimal(mantissa: &str, exponent: &str) -> Option<(String, String)> {
     let digits = format!("{int_part}{frac_part}");
     let point = int_part.len() as i32 + exp;
     if point <= 0 {
-        Some(("0".to_owned(), format!("{}{digits}", "0".repeat((-point) as usize))))
+        Some((
+            "0".to_owned(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        ))
     } else if point as usize >= digits.len() {
-        Some((format!("{digits}{}", "0".repeat(point as usize - digits.len())), String::new()))
+        Some((
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        ))
     } else {
         let (i, f) = digits.split_at(point as usize);
         Some((i.to_owned(), f.to_owned()))
@@ -311,8 +333,17 @@ mod tests {
         assert_eq!(json("100.000"), Ok(10_000));
         assert_eq!(json("1.2e2"), Ok(12_000));
         assert_eq!(json("125E-2"), Ok(125));
-        assert_eq!(json("1e-3"), Err(PriceError::TooPrecise { raw: "1e-3".into(), digits: 2 }));
-        assert_eq!(json("-10.00"), Err(PriceError::NotPositive("-10.00".into())));
+        assert_eq!(
+            json("1e-3"),
+            Err(PriceError::TooPrecise {
+                raw: "1e-3".into(),
+                digits: 2
+            })
+        );
+        assert_eq!(
+            json("-10.00"),
+            Err(PriceError::NotPositive("-10.00".into()))
+        );
         assert!(json("1e400").is_err());
         assert!(json("").is_err());
         assert!(json("1.").is_ok());
@@ -328,14 +359,29 @@ mod tests {
         assert!(matches!(eur("12.345"), Err(PriceError::Ambiguous(_))));
         assert!(matches!(eur("12.3456"), Err(PriceError::TooPrecise { .. })));
         assert_eq!(eur("12.5000"), Ok(1_250));
-        assert!(matches!(eur("12.50 USD"), Err(PriceError::ForeignCurrency { .. })));
+        assert!(matches!(
+            eur("12.50 USD"),
+            Err(PriceError::ForeignCurrency { .. })
+        ));
         assert!(matches!(eur("$3"), Err(PriceError::ForeignCurrency { .. })));
-        for bad in ["abc", "1..2", "1,2,3.4.5", "12,34,567.00", "1 2", "", "€", "1.2.3,4,5"] {
+        for bad in [
+            "abc",
+            "1..2",
+            "1,2,3.4.5",
+            "12,34,567.00",
+            "1 2",
+            "",
+            "€",
+            "1.2.3,4,5",
+        ] {
             assert!(eur(bad).is_err(), "{bad}");
         }
         assert_eq!(eur("1000000000.00"), Ok(100_000_000_000));
         assert!(matches!(eur("1000000000.01"), Err(PriceError::TooLarge(_))));
-        assert!(matches!(eur("99999999999999999999999"), Err(PriceError::TooLarge(_))));
+        assert!(matches!(
+            eur("99999999999999999999999"),
+            Err(PriceError::TooLarge(_))
+        ));
     }
 
     #[test]

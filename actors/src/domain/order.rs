@@ -23,7 +23,9 @@ pub struct Quantity(u32);
 impl Quantity {
     pub fn new(units: i64) -> Result<Self, InvalidValue> {
         if units < 1 || units > i64::from(LINE_QUANTITY_MAX) {
-            return Err(InvalidValue::new(format!("must be between 1 and {LINE_QUANTITY_MAX}")));
+            return Err(InvalidValue::new(format!(
+                "must be between 1 and {LINE_QUANTITY_MAX}"
+            )));
         }
         Ok(Self(units as u32))
     }
@@ -51,7 +53,9 @@ impl OrderLines {
             return Err(InvalidValue::new("must contain at least one line"));
         }
         if count > ORDER_LINES_MAX {
-            return Err(InvalidValue::new(format!("must contain at most {ORDER_LINES_MAX} lines")));
+            return Err(InvalidValue::new(format!(
+                "must contain at most {ORDER_LINES_MAX} lines"
+            )));
         }
         let mut out = Vec::with_capacity(merged.len());
         for (sku, units) in merged {
@@ -230,7 +234,11 @@ mod tests {
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                assert_eq!(from.can_become(to), allowed.contains(&(from, to)), "{from:?}->{to:?}");
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?}->{to:?}"
+                );
             }
         }
     }

@@ -26,7 +26,8 @@ impl Timestamp {
         let format = time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         );
-        at.format(&format).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+        at.format(&format)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
     }
 }
 
@@ -37,11 +38,16 @@ mod tests {
     #[test]
     fn formats_rfc3339_utc() {
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(Timestamp(1_764_101_209_123).to_rfc3339(), "2025-11-25T20:06:49.123Z");
-        assert!(time::OffsetDateTime::parse(
-            &Timestamp::now().to_rfc3339(),
-            &time::format_description::well_known::Rfc3339
-        )
-        .is_ok());
+        assert_eq!(
+            Timestamp(1_764_101_209_123).to_rfc3339(),
+            "2025-11-25T20:06:49.123Z"
+        );
+        assert!(
+            time::OffsetDateTime::parse(
+                &Timestamp::now().to_rfc3339(),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()
+        );
     }
 }

@@ -2,8 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use super::InvalidValue;
 use crate::limits::{
-    EMAIL_BYTES_MAX, PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN, USERNAME_CHARS_MAX,
-    USERNAME_CHARS_MIN,
+    EMAIL_BYTES_MAX, PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN, USERNAME_CHARS_MAX, USERNAME_CHARS_MIN,
 };
 
 /// A user's numeric id, assigned by the user store and never reused.
@@ -56,7 +55,9 @@ impl Username {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         {
-            return Err(InvalidValue::new("may only contain A-Z, a-z, 0-9, '_', '.' and '-'"));
+            return Err(InvalidValue::new(
+                "may only contain A-Z, a-z, 0-9, '_', '.' and '-'",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -78,14 +79,16 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let invalid = || InvalidValue::new("must be a valid email address");
         if raw.len() > EMAIL_BYTES_MAX {
-            return Err(InvalidValue::new(format!("must be at most {EMAIL_BYTES_MAX} bytes")));
+            return Err(InvalidValue::new(format!(
+                "must be at most {EMAIL_BYTES_MAX} bytes"
+            )));
         }
         let (local, domain) = raw.split_once('@').ok_or_else(invalid)?;
         let local_ok = !local.is_empty()
             && local.len() <= 64
-            && local.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&b)
-            });
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&b));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
@@ -155,7 +158,9 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@sub.example.org", "x_y@a-b.io"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "a@", "@b.co", "a@b", "a@-b.co", "a@b..co", "a b@c.de", "a@b.c_o"] {
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a@-b.co", "a@b..co", "a b@c.de", "a@b.c_o",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         let long_local = format!("{}@example.com", "a".repeat(65));
@@ -174,6 +179,9 @@ mod tests {
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"p".repeat(128)).is_ok());
         assert!(Password::parse(&"p".repeat(129)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("hunter22").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("hunter22").unwrap()),
+            "Password(***)"
+        );
     }
 }

@@ -162,7 +162,11 @@ pub enum CheckoutError {
     #[error("order reference {0} is already in the ledger")]
     DuplicateRef(String),
     #[error("unit price of {sku} is {claimed}, the catalog says {catalog}")]
-    PriceMismatch { sku: Sku, claimed: u64, catalog: u64 },
+    PriceMismatch {
+        sku: Sku,
+        claimed: u64,
+        catalog: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -265,12 +269,30 @@ impl<'txn> Book<'txn> {
         at: Timestamp,
     ) -> Result<Movement, StockError> {
         let (level, last_seq) = self.level(sku)?;
-        let after = level.checked_add_signed(delta).ok_or(StockError::Insufficient { available: level })?;
+        let after = level
+            .checked_add_signed(delta)
+            .ok_or(StockError::Insufficient { available: level })?;
         let seq = last_seq + 1;
-        let row = MovementRow { kind, delta, stock_after: after, order_id, source, reason, at };
-        self.movements.insert((sku.as_str(), seq), codec::encode(&row).as_slice()).map_err(StoreError::from)?;
-        self.stock.insert(sku.as_str(), (after, seq)).map_err(StoreError::from)?;
-        Ok(Movement { sku: sku.clone(), seq, row })
+        let row = MovementRow {
+            kind,
+            delta,
+            stock_after: after,
+            order_id,
+            source,
+            reason,
+            at,
+        };
+        self.movements
+            .insert((sku.as_str(), seq), codec::encode(&row).as_slice())
+            .map_err(StoreError::from)?;
+        self.stock
+            .insert(sku.as_str(), (after, seq))
+            .map_err(StoreError::from)?;
+        Ok(Movement {
+            sku: sku.clone(),
+            seq,
+            row,
+        })
     }
 
     /// Moves stock to an absolute level (import, inventory feed, product replace);
@@ -288,7 +310,8 @@ impl<'txn> Book<'txn> {
         if delta == 0 {
             return Ok(None);
         }
-        self.record(sku, delta, kind, None, source, None, at).map(Some)
+        self.record(sku, delta, kind, None, source, None, at)
+            .map(Some)
     }
 
     /// An admin's stock change: a positive delta is a `receipt`, a negative one an
@@ -301,7 +324,7 @@ impl<'txn> Book<'txn> {
         reason: Reason,
         at: Timestamp,
     ) -> Result<Movement, StockError> {
-        if !catalog.get(sku)?.is_some_and(|p| !p.archived) {
+        if catalog.get(sku)?.is_none_or(|p| p.archived) {
             return Err(StockError::UnknownSku);
         }
         let (level, _) = self.level(sku)?;
@@ -310,9 +333,15 @@ impl<'txn> Book<'txn> {
             return Err(StockError::Insufficient { available: level });
         }
         if would_be as u64 > STOCK_UNITS_MAX {
-            return Err(StockError::AboveMax { would_be: would_be as u64 });
+            return Err(StockError::AboveMax {
+                would_be: would_be as u64,
+            });
         }
-        let kind = if delta.get() > 0 { MovementKind::Receipt } else { MovementKind::Adjustment };
+        let kind = if delta.get() > 0 {
+            MovementKind::Receipt
+        } else {
+            MovementKind::Adjustment
+        };
         self.record(sku, delta.get(), kind, None, Source::Api, Some(reason), at)
     }
 
@@ -334,8 +363,14 @@ impl<'txn> Book<'txn> {
                 if earlier.fingerprint != fingerprint {
                     return Err(CheckoutError::KeyReused);
                 }
-                let order = Order { id: earlier.order_id, row: earlier.snapshot };
-                return Ok(Placed { order, replayed: true });
+                let order = Order {
+                    id: earlier.order_id,
+                    row: earlier.snapshot,
+                };
+                return Ok(Placed {
+                    order,
+                    replayed: true,
+                });
             }
         }
         if let Some(reference) = &request.external_ref
@@ -362,7 +397,11 @@ impl<'txn> Book<'txn> {
             }
             let (available, _) = self.level(sku)?;
             if available < u64::from(quantity.get()) {
-                short.push(Shortage { sku: sku.clone(), requested: quantity.get(), available });
+                short.push(Shortage {
+                    sku: sku.clone(),
+                    requested: quantity.get(),
+                    available,
+                });
             }
             lines.push(OrderLine {
                 sku: sku.clone(),
@@ -382,12 +421,20 @@ impl<'txn> Book<'txn> {
         let id = OrderId(self.next_id(counter::NEXT_ORDER_ID)?);
         for line in &lines {
             let delta = -i64::from(line.quantity.get());
-            self.record(&line.sku, delta, MovementKind::Sale, Some(id), request.source, None, at)
-                .map_err(|e| match e {
-                    StockError::Store(s) => CheckoutError::Store(s),
-                    // Stock was checked above in this same transaction.
-                    other => unreachable!("stock checked before writing: {other}"),
-                })?;
+            self.record(
+                &line.sku,
+                delta,
+                MovementKind::Sale,
+                Some(id),
+                request.source,
+                None,
+                at,
+            )
+            .map_err(|e| match e {
+                StockError::Store(s) => CheckoutError::Store(s),
+                // Stock was checked above in this same transaction.
+                other => unreachable!("stock checked before writing: {other}"),
+            })?;
         }
         let row = OrderRow {
             user_id: request.user,
@@ -400,21 +447,37 @@ impl<'txn> Book<'txn> {
             source: request.source,
             external_ref: request.external_ref.clone(),
         };
-        self.orders.insert(id.0, codec::encode(&row).as_slice()).map_err(StoreError::from)?;
-        self.orders_by_user.insert((request.user.0, id.0), ()).map_err(StoreError::from)?;
+        self.orders
+            .insert(id.0, codec::encode(&row).as_slice())
+            .map_err(StoreError::from)?;
+        self.orders_by_user
+            .insert((request.user.0, id.0), ())
+            .map_err(StoreError::from)?;
         if let Some(reference) = &request.external_ref {
-            self.order_refs.insert(reference.as_str(), id.0).map_err(StoreError::from)?;
+            self.order_refs
+                .insert(reference.as_str(), id.0)
+                .map_err(StoreError::from)?;
         }
         if let Some(key) = &request.idempotency_key {
-            let remembered = IdempotencyRow { fingerprint, order_id: id, snapshot: row.clone() };
+            let remembered = IdempotencyRow {
+                fingerprint,
+                order_id: id,
+                snapshot: row.clone(),
+            };
             self.idempotency
-                .insert((request.user.0, key.as_str()), codec::encode(&remembered).as_slice())
+                .insert(
+                    (request.user.0, key.as_str()),
+                    codec::encode(&remembered).as_slice(),
+                )
                 .map_err(StoreError::from)?;
             self.idempotency_expiry
                 .insert((at.millis(), request.user.0, key.as_str()), ())
                 .map_err(StoreError::from)?;
         }
-        Ok(Placed { order: Order { id, row }, replayed: false })
+        Ok(Placed {
+            order: Order { id, row },
+            replayed: false,
+        })
     }
 
     pub fn order(&self, id: OrderId) -> Result<Option<OrderRow>, StoreError> {
@@ -431,36 +494,58 @@ impl<'txn> Book<'txn> {
         caller: Caller,
         at: Timestamp,
     ) -> Result<Order, OrderError> {
-        let mut row = self.order(id)?.filter(|o| caller.may_see(o)).ok_or(OrderError::NotFound)?;
+        let mut row = self
+            .order(id)?
+            .filter(|o| caller.may_see(o))
+            .ok_or(OrderError::NotFound)?;
         if !row.status.can_become(next) {
-            return Err(OrderError::InvalidTransition { from: row.status, to: next });
+            return Err(OrderError::InvalidTransition {
+                from: row.status,
+                to: next,
+            });
         }
         if next == OrderStatus::Cancelled {
             for line in &row.lines {
                 let delta = i64::from(line.quantity.get());
-                self.record(&line.sku, delta, MovementKind::Cancel, Some(id), Source::Api, None, at)
-                    .map_err(|e| match e {
-                        StockError::Store(s) => OrderError::Store(s),
-                        other => unreachable!("adding stock cannot fail: {other}"),
-                    })?;
+                self.record(
+                    &line.sku,
+                    delta,
+                    MovementKind::Cancel,
+                    Some(id),
+                    Source::Api,
+                    None,
+                    at,
+                )
+                .map_err(|e| match e {
+                    StockError::Store(s) => OrderError::Store(s),
+                    other => unreachable!("adding stock cannot fail: {other}"),
+                })?;
             }
         }
         row.status = next;
         row.updated_at = at;
-        self.orders.insert(id.0, codec::encode(&row).as_slice()).map_err(StoreError::from)?;
+        self.orders
+            .insert(id.0, codec::encode(&row).as_slice())
+            .map_err(StoreError::from)?;
         Ok(Order { id, row })
     }
 
     /// Forgets idempotency keys created before `cutoff`, at most `max` of them.
-    pub fn purge_idempotency(&mut self, cutoff: Timestamp, max: usize) -> Result<usize, StoreError> {
+    pub fn purge_idempotency(
+        &mut self,
+        cutoff: Timestamp,
+        max: usize,
+    ) -> Result<usize, StoreError> {
         let expired: Vec<(i64, u64, String)> = self
             .idempotency_expiry
             .range(..(cutoff.millis(), 0u64, ""))?
             .take(max)
-            .map(|entry| entry.map(|(k, _)| {
-                let (ms, user, key) = k.value();
-                (ms, user, key.to_owned())
-            }))
+            .map(|entry| {
+                entry.map(|(k, _)| {
+                    let (ms, user, key) = k.value();
+                    (ms, user, key.to_owned())
+                })
+            })
             .collect::<Result<_, _>>()?;
         for (ms, user, key) in &expired {
             self.idempotency_expiry.remove((*ms, *user, key.as_str()))?;

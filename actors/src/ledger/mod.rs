@@ -136,7 +136,9 @@ impl Ledger {
         }
         self.keys_in_flight.clear();
         self.telemetry.commit_batch_commands.observe(size as f64);
-        self.telemetry.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.telemetry
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 
     fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
@@ -165,7 +167,9 @@ impl Ledger {
         }
         if poisoned {
             txn.abort()?;
-            return Err(StoreError::Aborted("a command in the batch failed to write".into()));
+            return Err(StoreError::Aborted(
+                "a command in the batch failed to write".into(),
+            ));
         }
         txn.commit()?;
         Ok(())
@@ -183,8 +187,12 @@ impl Actor for Ledger {
         // Forget idempotency keys past their time, a bounded number at a time.
         ctx.run_interval(Duration::from_secs(600), |act, ctx| {
             let work: Work = Box::new(|tx| {
-                let cutoff = Timestamp::now().plus_secs(0).millis() - (IDEMPOTENCY_KEY_TTL_SECS as i64) * 1000;
-                let failed = tx.book.purge_idempotency(Timestamp(cutoff), 10_000).is_err();
+                let cutoff = Timestamp::now().plus_secs(0).millis()
+                    - (IDEMPOTENCY_KEY_TTL_SECS as i64) * 1000;
+                let failed = tx
+                    .book
+                    .purge_idempotency(Timestamp(cutoff), 10_000)
+                    .is_err();
                 (Box::new(|_| {}), failed)
             });
             act.enqueue(work, ctx);
@@ -207,7 +215,8 @@ where
     T: Send + 'static,
 {
     Box::pin(async move {
-        rx.await.unwrap_or_else(|_| Err(E::from(StoreError::Aborted("ledger stopped".into()))))
+        rx.await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Aborted("ledger stopped".into()))))
     })
 }
 
@@ -243,13 +252,20 @@ impl Handler<PlaceOrder> for Ledger {
         if let Some(key) = &request.idempotency_key
             && !self.keys_in_flight.insert((request.user, key.clone()))
         {
-            self.telemetry.orders_rejected.get_or_create(&ReasonLabel { reason: "in_flight" }).inc();
+            self.telemetry
+                .orders_rejected
+                .get_or_create(&ReasonLabel {
+                    reason: "in_flight",
+                })
+                .inc();
             return Box::pin(async { Err(CheckoutError::InFlight) });
         }
         let (reply, rx) = oneshot::channel();
         let telemetry = self.telemetry.clone();
         let work: Work = Box::new(move |tx| {
-            let result = tx.book.place_order(tx.catalog, &request, tx.currency, tx.at);
+            let result = tx
+                .book
+                .place_order(tx.catalog, &request, tx.currency, tx.at);
             let failed = matches!(result, Err(CheckoutError::Store(_)));
             match &result {
                 Ok(p) if !p.replayed => {
@@ -257,7 +273,12 @@ impl Handler<PlaceOrder> for Ledger {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    telemetry.orders_rejected.get_or_create(&ReasonLabel { reason: checkout_reason(e) }).inc();
+                    telemetry
+                        .orders_rejected
+                        .get_or_create(&ReasonLabel {
+                            reason: checkout_reason(e),
+                        })
+                        .inc();
                 }
             }
             (respond_with(reply, result), failed)
@@ -297,7 +318,9 @@ impl Handler<ChangeStatus> for Ledger {
     fn handle(&mut self, msg: ChangeStatus, ctx: &mut Self::Context) -> Self::Result {
         let (reply, rx) = oneshot::channel();
         let work: Work = Box::new(move |tx| {
-            let result = tx.book.change_status(msg.order, msg.next, msg.caller, tx.at);
+            let result = tx
+                .book
+                .change_status(msg.order, msg.next, msg.caller, tx.at);
             let failed = matches!(result, Err(OrderError::Store(_)));
             (respond_with(reply, result), failed)
         });
@@ -324,7 +347,9 @@ impl Handler<AdjustStock> for Ledger {
     fn handle(&mut self, msg: AdjustStock, ctx: &mut Self::Context) -> Self::Result {
         let (reply, rx) = oneshot::channel();
         let work: Work = Box::new(move |tx| {
-            let result = tx.book.adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at);
+            let result = tx
+                .book
+                .adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at);
             let failed = matches!(result, Err(StockError::Store(_)));
             (respond_with(reply, result), failed)
         });
@@ -373,7 +398,9 @@ impl Handler<GetOrder> for Ledger {
         let txn = self.read()?;
         let orders = txn.open_table(ORDERS)?;
         let row: Option<OrderRow> = crate::store::get_record(&orders, msg.id.0)?;
-        Ok(row.filter(|r| msg.caller.may_see(r)).map(|row| Order { id: msg.id, row }))
+        Ok(row
+            .filter(|r| msg.caller.may_see(r))
+            .map(|row| Order { id: msg.id, row }))
     }
 }
 
@@ -399,11 +426,17 @@ impl Handler<ListOrders> for Ledger {
             Some(user) => {
                 let index = txn.open_table(ORDERS_BY_USER)?;
                 let range = index.range((user.0, 0)..(user.0, before))?.rev();
-                range.take(msg.limit + 1).map(|e| e.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?
+                range
+                    .take(msg.limit + 1)
+                    .map(|e| e.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?
             }
             None => {
                 let range = orders.range(..before)?.rev();
-                range.take(msg.limit + 1).map(|e| e.map(|(k, _)| k.value())).collect::<Result<_, _>>()?
+                range
+                    .take(msg.limit + 1)
+                    .map(|e| e.map(|(k, _)| k.value()))
+                    .collect::<Result<_, _>>()?
             }
         };
         let more = ids.len() > msg.limit;
@@ -411,9 +444,16 @@ impl Handler<ListOrders> for Ledger {
         for id in ids.into_iter().take(msg.limit) {
             let row: OrderRow = crate::store::get_record(&orders, id)?
                 .ok_or_else(|| StoreError::Corrupt(format!("order {id} is indexed but missing")))?;
-            items.push(Order { id: OrderId(id), row });
+            items.push(Order {
+                id: OrderId(id),
+                row,
+            });
         }
-        let next = if more { items.last().map(|o| o.id) } else { None };
+        let next = if more {
+            items.last().map(|o| o.id)
+        } else {
+            None
+        };
         Ok(Page { items, next })
     }
 }
@@ -454,9 +494,17 @@ impl Handler<ListMovements> for Ledger {
                 break;
             }
             let row: MovementRow = codec::decode(v.value())?;
-            items.push(Movement { sku: msg.sku.clone(), seq: k.value().1, row });
+            items.push(Movement {
+                sku: msg.sku.clone(),
+                seq: k.value().1,
+                row,
+            });
         }
-        let next = if more { items.last().map(|m| m.seq) } else { None };
+        let next = if more {
+            items.last().map(|m| m.seq)
+        } else {
+            None
+        };
         Ok(Some(Page { items, next }))
     }
 }

@@ -40,12 +40,16 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             let seq = mk.value().1;
             let row: MovementRow = codec::decode(mv.value())?;
             if seq != expected_seq {
-                report.problems.push(format!("{sku}: movement seq {seq}, expected {expected_seq}"));
+                report.problems.push(format!(
+                    "{sku}: movement seq {seq}, expected {expected_seq}"
+                ));
             }
             expected_seq = seq + 1;
             sum += row.delta;
             if sum < 0 {
-                report.problems.push(format!("{sku}: stock below zero after movement {seq}"));
+                report
+                    .problems
+                    .push(format!("{sku}: stock below zero after movement {seq}"));
             }
             if row.stock_after as i64 != sum {
                 report.problems.push(format!(
@@ -55,7 +59,9 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             }
         }
         if sum != level as i64 {
-            report.problems.push(format!("{sku}: stock is {level} but its movements sum to {sum}"));
+            report.problems.push(format!(
+                "{sku}: stock is {level} but its movements sum to {sum}"
+            ));
         }
         if expected_seq - 1 != last_seq {
             report.problems.push(format!(
@@ -71,7 +77,9 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         let sku = mk.value().0;
         if last.as_deref() != Some(sku) {
             if !stocked.contains(sku) {
-                report.problems.push(format!("{sku}: has movements but no stock level"));
+                report
+                    .problems
+                    .push(format!("{sku}: has movements but no stock level"));
             }
             last = Some(sku.to_owned());
         }

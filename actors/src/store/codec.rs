@@ -21,9 +21,16 @@ pub enum CodecError {
     #[error("{record} record is empty")]
     Empty { record: &'static str },
     #[error("{record} record has schema version {found}, this build reads {expected}")]
-    UnknownVersion { record: &'static str, found: u8, expected: u8 },
+    UnknownVersion {
+        record: &'static str,
+        found: u8,
+        expected: u8,
+    },
     #[error("{record} record is corrupt: {source}")]
-    Corrupt { record: &'static str, source: postcard::Error },
+    Corrupt {
+        record: &'static str,
+        source: postcard::Error,
+    },
 }
 
 pub fn encode<T: Record>(value: &T) -> Vec<u8> {
@@ -35,7 +42,9 @@ pub fn encode<T: Record>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { record: T::NAME })?;
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or(CodecError::Empty { record: T::NAME })?;
     if version != T::VERSION {
         return Err(CodecError::UnknownVersion {
             record: T::NAME,
@@ -43,7 +52,10 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
             expected: T::VERSION,
         });
     }
-    postcard::from_bytes(body).map_err(|source| CodecError::Corrupt { record: T::NAME, source })
+    postcard::from_bytes(body).map_err(|source| CodecError::Corrupt {
+        record: T::NAME,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -63,7 +75,10 @@ mod tests {
 
     #[test]
     fn round_trips_with_version_byte() {
-        let s = Sample { a: 300, b: "x".into() };
+        let s = Sample {
+            a: 300,
+            b: "x".into(),
+        };
         let bytes = encode(&s);
         assert_eq!(bytes[0], 3);
         assert_eq!(decode::<Sample>(&bytes).unwrap(), s);
@@ -71,10 +86,22 @@ mod tests {
 
     #[test]
     fn refuses_unknown_versions_and_garbage() {
-        let mut bytes = encode(&Sample { a: 1, b: "y".into() });
+        let mut bytes = encode(&Sample {
+            a: 1,
+            b: "y".into(),
+        });
         bytes[0] = 4;
-        assert!(matches!(decode::<Sample>(&bytes), Err(CodecError::UnknownVersion { .. })));
-        assert!(matches!(decode::<Sample>(&[]), Err(CodecError::Empty { .. })));
-        assert!(matches!(decode::<Sample>(&[3, 0xff]), Err(CodecError::Corrupt { .. })));
+        assert!(matches!(
+            decode::<Sample>(&bytes),
+            Err(CodecError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            decode::<Sample>(&[]),
+            Err(CodecError::Empty { .. })
+        ));
+        assert!(matches!(
+            decode::<Sample>(&[3, 0xff]),
+            Err(CodecError::Corrupt { .. })
+        ));
     }
 }

@@ -87,9 +87,15 @@ pub enum OpenError {
     )]
     Locked(PathBuf),
     #[error("cannot create data directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open database {path}: {source}")]
-    Database { path: PathBuf, source: Box<redb::DatabaseError> },
+    Database {
+        path: PathBuf,
+        source: Box<redb::DatabaseError>,
+    },
     #[error("database schema version {found} is newer than this build's {SCHEMA_VERSION}")]
     NewerSchema { found: u64 },
     #[error("cannot initialise database: {0}")]
@@ -117,17 +123,25 @@ impl Store {
     /// Opens (creating if needed) the database in `data_dir` and makes sure every
     /// table exists, so readers never meet a missing table.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| OpenError::Io { path: data_dir.to_owned(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::Io {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = data_dir.join(DB_FILE_NAME);
         let db = redb::Builder::new()
             .set_cache_size(DB_CACHE_BYTES)
             .create(&path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(data_dir.to_owned()),
-                other => OpenError::Database { path: path.clone(), source: Box::new(other) },
+                other => OpenError::Database {
+                    path: path.clone(),
+                    source: Box::new(other),
+                },
             })?;
-        let store = Self { db: Arc::new(db), path };
+        let store = Self {
+            db: Arc::new(db),
+            path,
+        };
         store.init()?;
         Ok(store)
     }
@@ -136,12 +150,16 @@ impl Store {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
         {
             let mut meta = txn.open_table(tables::META).map_err(StoreError::from)?;
-            let found = meta.get(counter::SCHEMA).map_err(StoreError::from)?.map(|v| v.value());
+            let found = meta
+                .get(counter::SCHEMA)
+                .map_err(StoreError::from)?
+                .map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
                 Some(_) => {}
                 None => {
-                    meta.insert(counter::SCHEMA, SCHEMA_VERSION).map_err(StoreError::from)?;
+                    meta.insert(counter::SCHEMA, SCHEMA_VERSION)
+                        .map_err(StoreError::from)?;
                 }
             }
         }
@@ -159,16 +177,25 @@ impl Store {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
         {
             let mut meta = txn.open_table(tables::META).map_err(StoreError::from)?;
-            let stored = meta.get(counter::CURRENCY).map_err(StoreError::from)?.map(|v| v.value());
+            let stored = meta
+                .get(counter::CURRENCY)
+                .map_err(StoreError::from)?
+                .map(|v| v.value());
             match stored {
                 Some(p) if p != packed => {
-                    let stored: String =
-                        (0..3).rev().map(|i| char::from((p >> (8 * i)) as u8)).collect();
-                    return Err(OpenError::CurrencyMismatch { stored, asked: code.to_owned() });
+                    let stored: String = (0..3)
+                        .rev()
+                        .map(|i| char::from((p >> (8 * i)) as u8))
+                        .collect();
+                    return Err(OpenError::CurrencyMismatch {
+                        stored,
+                        asked: code.to_owned(),
+                    });
                 }
                 Some(_) => {}
                 None => {
-                    meta.insert(counter::CURRENCY, packed).map_err(StoreError::from)?;
+                    meta.insert(counter::CURRENCY, packed)
+                        .map_err(StoreError::from)?;
                 }
             }
         }
@@ -268,7 +295,9 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.ensure_currency(Currency::EUR).unwrap();
         store.ensure_currency(Currency::EUR).unwrap();
-        let err = store.ensure_currency(Currency::parse("USD").unwrap()).unwrap_err();
+        let err = store
+            .ensure_currency(Currency::parse("USD").unwrap())
+            .unwrap_err();
         assert!(err.to_string().contains("keeps prices in EUR"), "{err}");
     }
 
@@ -278,9 +307,15 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let txn = store.db().begin_write().unwrap();
-            txn.open_table(tables::META).unwrap().insert(counter::SCHEMA, 99).unwrap();
+            txn.open_table(tables::META)
+                .unwrap()
+                .insert(counter::SCHEMA, 99)
+                .unwrap();
             txn.commit().unwrap();
         }
-        assert!(matches!(Store::open(dir.path()), Err(OpenError::NewerSchema { found: 99 })));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(OpenError::NewerSchema { found: 99 })
+        ));
     }
 }

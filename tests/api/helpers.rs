@@ -1,0 +1,410 @@
+//! Test harness: the real server on port 0 with its own temporary data dir and inbox.
+//!
+//! [`spawn_app`] runs the application in-process (fast; most tests). [`ChildServer`]
+//! runs the real binary as a child process, for restart, shutdown and crash tests
+//! that need to stop, kill and reopen it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use orderflow::config::{LogFormat, PipelineArgs, ServeArgs, StoreArgs};
+use orderflow::startup::Application;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub _data_dir: tempfile::TempDir,
+    pub _inbox: tempfile::TempDir,
+    pub admin_token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
+    ServeArgs {
+        store: StoreArgs {
+            data_dir: data_dir.to_owned(),
+            currency: "EUR".into(),
+            log: "warn".into(),
+            log_format: LogFormat::Text,
+        },
+        pipeline: PipelineArgs {
+            commit_batch_max: 1024,
+        },
+        bind: "127.0.0.1:0".parse().unwrap(),
+        inbox: inbox.to_owned(),
+        jwt_secret: Some(JWT_SECRET.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        token_ttl_secs: 3600,
+        refresh_ttl_secs: 86_400,
+        settle_ms: 100,
+        inbox_poll: false,
+        scan_interval_ms: 100,
+        truncated_wait_secs: 2,
+        workers: Some(2),
+        catalog_threads: 2,
+        shutdown_grace_secs: 5,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let mut args = serve_args(data_dir.path(), inbox.path());
+    configure(&mut args);
+    let app = Application::build(args).await.expect("app builds");
+    let base = format!("http://{}", app.address());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    actix_web::rt::spawn(async move {
+        let _ = app
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let mut app = TestApp {
+        base,
+        client,
+        _data_dir: data_dir,
+        _inbox: inbox,
+        admin_token: String::new(),
+        stop: Some(stop),
+    };
+    app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
+    app
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response, read whole, with helpers for the assertions every test makes.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status and `type`, carrying the request id.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, problem_type: &str) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("/problems/{problem_type}"),
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{}",
+            self.body
+        );
+        let id = self
+            .header("x-request-id")
+            .expect("X-Request-Id on every response");
+        assert_eq!(self.body["request_id"], id);
+        self
+    }
+
+    /// Asserts a 422 whose `errors` name `field`.
+    #[track_caller]
+    pub fn assert_invalid(&self, field: &str) -> &Self {
+        self.assert_problem(422, "validation");
+        let fields: Vec<&str> = self.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&field), "expected {field} among {fields:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        self
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn read(res: reqwest::Response) -> Reply {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn register(&self, username: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": username, "email": format!("{username}@example.com"), "password": "password-123"}),
+        )
+        .await
+    }
+
+    pub async fn login_reply(&self, username: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self.login_reply(username, password).await;
+        r.assert_status(200);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a customer and returns (user id, access token).
+    pub async fn customer(&self, username: &str) -> (u64, String) {
+        let r = self.register(username).await;
+        r.assert_status(201);
+        let id = r.body["id"].as_u64().unwrap();
+        (id, self.login(username, "password-123").await)
+    }
+
+    pub async fn create_product(&self, sku: &str, price_cents: u64, stock: u64) -> Reply {
+        let r = self
+            .post(
+                "/api/v1/products",
+                Some(&self.admin_token),
+                json!({"sku": sku, "name": format!("Product {sku}"), "price_cents": price_cents, "stock": stock, "category": "Tests"}),
+            )
+            .await;
+        r.assert_status(201);
+        r
+    }
+
+    pub async fn checkout(&self, token: &str, items: Value, key: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/orders"))
+            .bearer_auth(token)
+            .json(&json!({"items": items}));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn stock_of(&self, sku: &str) -> u64 {
+        let r = self.get(&format!("/api/v1/products/{sku}"), None).await;
+        r.assert_status(200);
+        r.body["stock"].as_u64().unwrap()
+    }
+
+    pub async fn verify_ledger(&self) -> Value {
+        let r = self
+            .get("/api/v1/admin/ledger/verify", Some(&self.admin_token))
+            .await;
+        r.assert_status(200);
+        r.body.clone()
+    }
+}
+
+/// The real binary as a child process.
+pub struct ChildServer {
+    pub child: Child,
+    pub base: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ChildServer {
+    pub fn binary() -> &'static str {
+        env!("CARGO_BIN_EXE_orderflow")
+    }
+
+    /// Starts `orderflow serve` on port 0 and waits for its "listening on" line.
+    pub fn start(data_dir: &Path, inbox: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(Self::binary())
+            .arg("serve")
+            .args(["--bind", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--inbox")
+            .arg(inbox)
+            .args(["--settle-ms", "100", "--scan-interval-ms", "100"])
+            .args(extra)
+            .env("ORDERFLOW_JWT_SECRET", JWT_SECRET)
+            .env("ORDERFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("ORDERFLOW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("orderflow starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.find("listening on http://") {
+                    let addr: String = line[at + "listening on http://".len()..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        wait_exit(&mut self.child, Duration::from_secs(30))
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "process did not exit in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A blocking client for child-process tests (they run outside an async runtime).
+pub fn blocking_call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    })
+}

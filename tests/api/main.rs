@@ -1,0 +1,19 @@
+//! orderflow's integration tests: one binary, the real server on port 0.
+//!
+//! Index:
+//! - `helpers`   — spawn_app (in-process) and ChildServer (the real binary)
+//! - `auth`      — register, login, throttling, refresh rotation, tokens
+//! - `crash`     — SIGKILL under load, then reopen
+//! - `products`  — catalog reads and admin writes
+//! - `errors`    — problem+json for every kind of bad request
+//! - `orders`    — checkout, races, idempotency, lifecycle
+//! - `lifecycle` — restart, single owner, graceful shutdown, CLI
+
+mod helpers;
+
+mod auth;
+mod crash;
+mod errors;
+mod lifecycle;
+mod orders;
+mod products;

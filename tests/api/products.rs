@@ -1,0 +1,480 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn admin_creates_and_anyone_reads() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(&app.admin_token),
+            json!({"sku": "RT-1", "name": "  Router Cisco ISR ", "price_cents": 45000, "stock": 3, "category": "Networking", "description": "fast"}),
+        )
+        .await;
+    r.assert_status(201);
+    assert_eq!(r.header("location"), Some("/api/v1/products/RT-1"));
+    let p = app.get("/api/v1/products/RT-1", None).await;
+    p.assert_status(200);
+    assert_eq!(p.body["name"], "Router Cisco ISR", "trimmed");
+    assert_eq!(p.body["price_cents"], 45000);
+    assert_eq!(p.body["currency"], "EUR");
+    assert_eq!(p.body["stock"], 3);
+    assert_eq!(p.body["in_stock"], true);
+    assert_eq!(p.body["category"], "Networking");
+    assert_eq!(p.body["description"], "fast");
+    for key in ["created_at", "updated_at"] {
+        assert!(p.body[key].as_str().unwrap().ends_with('Z'));
+    }
+    // The initial stock is a receipt movement in the ledger.
+    let m = app
+        .get("/api/v1/products/RT-1/movements", Some(&app.admin_token))
+        .await;
+    m.assert_status(200);
+    assert_eq!(m.body["items"][0]["kind"], "receipt");
+    assert_eq!(m.body["items"][0]["delta"], 3);
+}
+
+#[actix_web::test]
+async fn unknown_sku_is_404_and_duplicate_sku_is_409() {
+    let app = spawn_app().await;
+    app.get("/api/v1/products/NOPE", None)
+        .await
+        .assert_problem(404, "not-found");
+    app.get("/api/v1/products/bad%20sku", None)
+        .await
+        .assert_problem(404, "not-found");
+    app.create_product("A-1", 100, 0).await;
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(&app.admin_token),
+            json!({"sku": "A-1", "name": "x", "price_cents": 5}),
+        )
+        .await;
+    r.assert_problem(409, "product-exists");
+}
+
+#[actix_web::test]
+async fn create_names_each_bad_field() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    let cases = [
+        (json!({"sku": "", "name": "x", "price_cents": 1}), "sku"),
+        (
+            json!({"sku": "a".repeat(65), "name": "x", "price_cents": 1}),
+            "sku",
+        ),
+        (json!({"sku": "a/b", "name": "x", "price_cents": 1}), "sku"),
+        (json!({"sku": "A", "name": " ", "price_cents": 1}), "name"),
+        (
+            json!({"sku": "A", "name": "n".repeat(201), "price_cents": 1}),
+            "name",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 0}),
+            "price_cents",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 100_000_000_001u64}),
+            "price_cents",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 12.5}),
+            "price_cents",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": "12"}),
+            "price_cents",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 1, "stock": -1}),
+            "stock",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 1, "stock": 1_000_000_001u64}),
+            "stock",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 1, "currency": "USD"}),
+            "currency",
+        ),
+        (
+            json!({"sku": "A", "name": "x", "price_cents": 1, "id": 5}),
+            "id",
+        ),
+        (json!({"name": "x", "price_cents": 1}), "sku"),
+        (json!({"sku": "A", "price_cents": 1}), "name"),
+        (json!({"sku": "A", "name": "x"}), "price_cents"),
+    ];
+    for (body, field) in cases {
+        app.post("/api/v1/products", t, body)
+            .await
+            .assert_invalid(field);
+    }
+    // The limits themselves are accepted.
+    let ok = json!({"sku": "a".repeat(64), "name": "n".repeat(200), "price_cents": 100_000_000_000u64, "stock": 1_000_000_000u64});
+    app.post("/api/v1/products", t, ok).await.assert_status(201);
+    let list = app.get("/api/v1/products", None).await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        1,
+        "no invalid product was created"
+    );
+}
+
+#[actix_web::test]
+async fn customers_and_strangers_cannot_write_the_catalog() {
+    let app = spawn_app().await;
+    let (_, token) = app.customer("alice").await;
+    let body = json!({"sku": "A", "name": "x", "price_cents": 1});
+    app.post("/api/v1/products", Some(&token), body.clone())
+        .await
+        .assert_problem(403, "forbidden");
+    app.post("/api/v1/products", None, body.clone())
+        .await
+        .assert_problem(401, "unauthorized");
+    app.call(
+        Method::PUT,
+        "/api/v1/products/A",
+        Some(&token),
+        Some(json!({"name": "x", "price_cents": 1})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.call(
+        Method::PATCH,
+        "/api/v1/products/A",
+        Some(&token),
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.call(Method::DELETE, "/api/v1/products/A", Some(&token), None)
+        .await
+        .assert_problem(403, "forbidden");
+    app.post(
+        "/api/v1/products/A/stock",
+        Some(&token),
+        json!({"delta": 5, "reason": "x"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.get("/api/v1/products/A/movements", Some(&token))
+        .await
+        .assert_problem(403, "forbidden");
+    app.get("/api/v1/admin/ledger/verify", Some(&token))
+        .await
+        .assert_problem(403, "forbidden");
+    let list = app.get("/api/v1/products", None).await;
+    assert_eq!(list.body["items"], json!([]));
+}
+
+#[actix_web::test]
+async fn put_creates_or_replaces_patch_updates_delete_archives() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/products/P-1",
+            t,
+            Some(json!({"name": "Cable", "price_cents": 500, "stock": 10})),
+        )
+        .await;
+    r.assert_status(201);
+    assert_eq!(r.body["category"], "uncategorized");
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/products/P-1",
+            t,
+            Some(json!({"name": "Cable 2m", "price_cents": 600, "stock": 4, "category": "Cables"})),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["stock"], 4);
+    assert_eq!(r.body["name"], "Cable 2m");
+    app.call(
+        Method::PUT,
+        "/api/v1/products/P-1",
+        t,
+        Some(json!({"sku": "OTHER", "name": "x", "price_cents": 1})),
+    )
+    .await
+    .assert_invalid("sku");
+
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/products/P-1",
+            t,
+            Some(json!({"price_cents": 650, "description": "long"})),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["price_cents"], 650);
+    assert_eq!(r.body["name"], "Cable 2m");
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/products/P-1",
+            t,
+            Some(json!({"description": null})),
+        )
+        .await;
+    assert_eq!(r.body["description"], serde_json::Value::Null);
+    app.call(
+        Method::PATCH,
+        "/api/v1/products/P-1",
+        t,
+        Some(json!({"stock": 3})),
+    )
+    .await
+    .assert_invalid("stock");
+    app.call(
+        Method::PATCH,
+        "/api/v1/products/NOPE",
+        t,
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .assert_problem(404, "not-found");
+
+    let r = app
+        .call(Method::DELETE, "/api/v1/products/P-1", t, None)
+        .await;
+    r.assert_status(204);
+    app.get("/api/v1/products/P-1", None)
+        .await
+        .assert_problem(404, "not-found");
+    assert_eq!(
+        app.get("/api/v1/products", None).await.body["items"],
+        json!([])
+    );
+    assert_eq!(app.get("/api/v1/categories", None).await.body, json!([]));
+    app.call(Method::DELETE, "/api/v1/products/P-1", t, None)
+        .await
+        .assert_problem(404, "not-found");
+    // PUT brings an archived product back.
+    app.call(
+        Method::PUT,
+        "/api/v1/products/P-1",
+        t,
+        Some(json!({"name": "Cable", "price_cents": 500})),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(
+        app.stock_of("P-1").await,
+        4,
+        "archiving kept the stock history"
+    );
+}
+
+#[actix_web::test]
+async fn list_filters_sorts_and_paginates() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    let rows = [
+        ("A-1", "Router Cisco", 45000, 3, "Networking"),
+        ("A-2", "Switch Mikrotik", 12050, 0, "Networking"),
+        ("B-1", "Cable cat6", 500, 100, "Cables"),
+        ("B-2", "cable USB-C", 900, 5, "Cables"),
+        ("C-1", "Antenna", 7000, 1, "Radio"),
+    ];
+    for (sku, name, price, stock, cat) in rows {
+        app.post("/api/v1/products", t, json!({"sku": sku, "name": name, "price_cents": price, "stock": stock, "category": cat}))
+            .await
+            .assert_status(201);
+    }
+    let skus = |r: &crate::helpers::Reply| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = app.get("/api/v1/products", None).await;
+    assert_eq!(skus(&all), ["A-1", "A-2", "B-1", "B-2", "C-1"]);
+    assert_eq!(all.body["next_cursor"], serde_json::Value::Null);
+    assert_eq!(
+        skus(&app.get("/api/v1/products?category=networking", None).await),
+        ["A-1", "A-2"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?q=CABLE", None).await),
+        ["B-1", "B-2"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?in_stock=true", None).await),
+        ["A-1", "B-1", "B-2", "C-1"]
+    );
+    assert_eq!(
+        skus(
+            &app.get(
+                "/api/v1/products?min_price_cents=900&max_price_cents=12050",
+                None
+            )
+            .await
+        ),
+        ["A-2", "B-2", "C-1"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?sort=price", None).await),
+        ["B-1", "B-2", "C-1", "A-2", "A-1"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?sort=-price", None).await),
+        ["A-1", "A-2", "C-1", "B-2", "B-1"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?sort=name", None).await),
+        ["C-1", "B-1", "B-2", "A-1", "A-2"]
+    );
+    assert_eq!(
+        skus(
+            &app.get("/api/v1/products?sort=-price&max_price_cents=7000", None)
+                .await
+        ),
+        ["C-1", "B-2", "B-1"]
+    );
+
+    // Walk every sort two at a time: the pages join up to the full list, no repeats.
+    for sort in ["sku", "price", "-price", "name"] {
+        let full = skus(
+            &app.get(&format!("/api/v1/products?sort={sort}"), None)
+                .await,
+        );
+        let mut walked = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/products?sort={sort}&limit=2&cursor={c}"),
+                None => format!("/api/v1/products?sort={sort}&limit=2"),
+            };
+            let page = app.get(&path, None).await;
+            page.assert_status(200);
+            walked.extend(skus(&page));
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(walked, full, "sort={sort}");
+    }
+    // A cursor from one sort is refused by another.
+    let c = app
+        .get("/api/v1/products?sort=price&limit=1", None)
+        .await
+        .body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get(&format!("/api/v1/products?sort=name&cursor={c}"), None)
+        .await
+        .assert_invalid("cursor");
+
+    let cats = app.get("/api/v1/categories", None).await;
+    assert_eq!(
+        cats.body,
+        json!([{"name": "Cables", "product_count": 2}, {"name": "Networking", "product_count": 2}, {"name": "Radio", "product_count": 1}])
+    );
+}
+
+#[actix_web::test]
+async fn bad_query_values_name_the_parameter() {
+    let app = spawn_app().await;
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
+        ("min_price_cents=-1", "min_price_cents"),
+        ("max_price_cents=1.5", "max_price_cents"),
+        ("min_price_cents=10&max_price_cents=5", "max_price_cents"),
+        ("in_stock=yes", "in_stock"),
+        ("sort=stock", "sort"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=AAAA", "cursor"),
+        ("colour=red", "colour"),
+        ("q=", "q"),
+        ("limit=1&limit=2", "limit"),
+    ] {
+        app.get(&format!("/api/v1/products?{query}"), None)
+            .await
+            .assert_invalid(param);
+    }
+    app.get("/api/v1/products?limit=200&in_stock=false", None)
+        .await
+        .assert_status(200);
+}
+
+#[actix_web::test]
+async fn stock_adjustments_go_through_the_ledger() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    app.create_product("S-1", 100, 2).await;
+    let r = app
+        .post(
+            "/api/v1/products/S-1/stock",
+            t,
+            json!({"delta": 5, "reason": "delivery 42"}),
+        )
+        .await;
+    r.assert_status(201);
+    assert_eq!(r.body["kind"], "receipt");
+    assert_eq!(r.body["stock_after"], 7);
+    let r = app
+        .post(
+            "/api/v1/products/S-1/stock",
+            t,
+            json!({"delta": -3, "reason": "broken"}),
+        )
+        .await;
+    assert_eq!(r.body["kind"], "adjustment");
+    let r = app
+        .post(
+            "/api/v1/products/S-1/stock",
+            t,
+            json!({"delta": -5, "reason": "too many"}),
+        )
+        .await;
+    r.assert_problem(409, "insufficient-stock");
+    assert_eq!(r.body["available"], 4);
+    app.post(
+        "/api/v1/products/S-1/stock",
+        t,
+        json!({"delta": 0, "reason": "x"}),
+    )
+    .await
+    .assert_invalid("delta");
+    app.post("/api/v1/products/S-1/stock", t, json!({"delta": 1}))
+        .await
+        .assert_invalid("reason");
+    app.post(
+        "/api/v1/products/S-1/stock",
+        t,
+        json!({"delta": 1_000_000_000, "reason": "x"}),
+    )
+    .await
+    .assert_invalid("delta");
+    app.post(
+        "/api/v1/products/NOPE/stock",
+        t,
+        json!({"delta": 1, "reason": "x"}),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    assert_eq!(app.stock_of("S-1").await, 4);
+    let m = app.get("/api/v1/products/S-1/movements?limit=2", t).await;
+    assert_eq!(m.body["items"].as_array().unwrap().len(), 2);
+    let next = m.body["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get(&format!("/api/v1/products/S-1/movements?cursor={next}"), t)
+        .await;
+    assert_eq!(rest.body["items"][0]["seq"], 3);
+    assert_eq!(rest.body["items"][0]["reason"], "broken");
+    assert_eq!(app.verify_ledger().await["problems"], json!([]));
+}
