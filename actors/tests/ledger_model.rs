@@ -117,8 +117,11 @@ struct Model {
     products: BTreeMap<usize, (u64, bool)>,
     stock: BTreeMap<usize, u64>,
     orders: Vec<ModelOrder>,
-    keys: HashMap<(u64, u8), (Vec<(usize, u32)>, usize)>,
+    /// (user, key) → (the merged lines it was used with, index of its order).
+    keys: HashMap<(u64, u8), KeyUse>,
 }
+
+type KeyUse = (Vec<(usize, u32)>, usize);
 
 fn merge(lines: &[(usize, u32)]) -> Vec<(usize, u32)> {
     let mut m: BTreeMap<usize, u32> = BTreeMap::new();
@@ -338,6 +341,8 @@ impl Live {
         }
     }
 }
+
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>;
 
 enum Request {
     Adjust(AdjustStock),
