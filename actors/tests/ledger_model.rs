@@ -457,9 +457,7 @@ fn run(steps: Vec<Step>) {
                                 Request::Adjust(m) => {
                                     let f = ledger.send(m);
                                     Box::pin(async move { stock_outcome(f.await.unwrap()) })
-                                        as std::pin::Pin<
-                                            Box<dyn std::future::Future<Output = Outcome>>,
-                                        >
+                                        as Pending
                                 }
                                 Request::Place(m) => {
                                     let f = ledger.send(m);
