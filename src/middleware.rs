@@ -40,8 +40,14 @@ fn request_id_of(req: &ServiceRequest) -> String {
 }
 
 fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut id = String::with_capacity(32);
+    for b in bytes {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id
 }
 
 pub async fn observe(
@@ -50,7 +56,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id_of(&req);
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id);
     let outcome = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
@@ -79,22 +85,6 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
-    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-        let m = &state.metrics;
-        m.http_requests
-            .get_or_create(&RequestLabels {
-                method: method.clone(),
-                route: route.clone(),
-                status: status.as_u16(),
-            })
-            .inc();
-        m.http_latency
-            .get_or_create(&RouteLabels {
-                method: method.clone(),
-                route: route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
-    }
     tracing::info!(
         parent: &span,
         method = %method,
@@ -104,5 +94,21 @@ pub async fn observe(
         latency_us = elapsed.as_micros() as u64,
         "request"
     );
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        let m = &state.metrics;
+        let labels = RouteLabels {
+            method: method.as_str().to_owned(),
+            route,
+        };
+        m.http_latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        let labels = RequestLabels {
+            method: labels.method,
+            route: labels.route,
+            status: status.as_u16(),
+        };
+        m.http_requests.get_or_create(&labels).inc();
+    }
     Ok(res)
 }

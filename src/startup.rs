@@ -6,12 +6,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
-use actix::SyncArbiter;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
-use orderflow_actors::catalog::Catalog;
+use orderflow_actors::catalog::{Catalog, Stop};
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
 use orderflow_actors::ledger::{self, Ledger};
 use orderflow_actors::limits::{
@@ -19,7 +18,7 @@ use orderflow_actors::limits::{
     HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, LEDGER_INFLIGHT_MAX,
     USERS_INFLIGHT_MAX,
 };
-use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::store::Store;
 use orderflow_actors::telemetry::Telemetry;
 use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};
@@ -58,17 +57,17 @@ impl Services {
         let timeout = Duration::from_millis(ACTOR_REPLY_TIMEOUT_MS);
 
         let s = store.clone();
-        let catalog = SyncArbiter::start(catalog_threads, move || Catalog::new(s.clone()));
+        let catalog = start_pool(catalog_threads, move || Catalog::new(s.clone()));
         let s = store.clone();
-        let users = SyncArbiter::start(1, move || UserStore::new(s.clone()));
+        let users = start_pool(1, move || UserStore::new(s.clone()));
         let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone())
             .start_on_own_thread();
         Ok(Self {
             store,
             currency,
             telemetry,
-            catalog: Mailbox::new(catalog, "catalog", CATALOG_INFLIGHT_MAX, timeout),
-            users: Mailbox::new(users, "users", USERS_INFLIGHT_MAX, timeout),
+            catalog: Mailbox::pool(catalog, "catalog", CATALOG_INFLIGHT_MAX, timeout),
+            users: Mailbox::pool(users, "users", USERS_INFLIGHT_MAX, timeout),
             ledger: Mailbox::new(ledger, "ledger", LEDGER_INFLIGHT_MAX, timeout),
         })
     }
@@ -76,7 +75,15 @@ impl Services {
     /// Commits what the ledger has queued, stops the actors and waits (bounded) for
     /// every database handle to close, so the file is closed cleanly.
     pub async fn shutdown(self) {
-        let _ = self.ledger.addr().send(ledger::Shutdown).await;
+        for addr in self.ledger.addrs() {
+            let _ = addr.send(ledger::Shutdown).await;
+        }
+        for addr in self.catalog.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.users.addrs() {
+            let _ = addr.send(Stop).await;
+        }
         let Services {
             store,
             catalog,

@@ -7,12 +7,13 @@
 //! product is shown with the stock level read from the ledger's table in the same
 //! read snapshot.
 //!
-//! The actor is a `SyncArbiter` pool: reads run in parallel on their own threads,
-//! never on the HTTP workers, and redb serialises the few writes.
+//! The actor runs as a pool (see [`crate::mailbox::start_pool`]): reads run in
+//! parallel on threads of their own, never on the HTTP workers, and redb serialises
+//! the few writes.
 
 use std::ops::Bound;
 
-use actix::{Actor, Handler, Message, SyncContext};
+use actix::{Actor, Context, Handler, Message};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -492,7 +493,7 @@ impl Catalog {
 }
 
 impl Actor for Catalog {
-    type Context = SyncContext<Self>;
+    type Context = Context<Self>;
 }
 
 /// Fetch one active product with its stock.
@@ -698,5 +699,18 @@ impl Handler<Ping> for Catalog {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
         self.store.check_readable()
+    }
+}
+
+/// Stop the actor (at shutdown), releasing its handle on the store.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for Catalog {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        actix::ActorContext::stop(ctx);
+        actix::Arbiter::current().stop();
     }
 }

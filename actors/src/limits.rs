@@ -116,3 +116,7 @@ pub const JWT_LEEWAY_SECS: u64 = 5;
 pub const JWT_SECRET_BYTES_MIN: usize = 32;
 /// Log lines buffered for the writer thread; beyond it lines are dropped, not queued.
 pub const LOG_LINES_BUFFERED_MAX: usize = 65_536;
+/// Threads that hash passwords (argon2id needs 19 MiB each while it runs).
+pub const PASSWORD_HASH_THREADS: usize = 2;
+/// Password hashes waiting for a thread; beyond it logins and registrations get 503.
+pub const PASSWORD_HASH_QUEUE_MAX: usize = 256;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Handler, Message};
+use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
 /// Why an actor gave no answer. None of these means the request was refused on its
 /// merits; a client may retry.
@@ -26,9 +26,11 @@ pub enum AskError {
     Timeout(&'static str),
 }
 
-/// An actor's address with its in-flight bound. Cheap to clone.
+/// An actor's address (or a pool of identical actors' addresses, asked in turn)
+/// with its in-flight bound. Cheap to clone.
 pub struct Mailbox<A: Actor> {
-    addr: Addr<A>,
+    addrs: Arc<[Addr<A>]>,
+    turn: Arc<AtomicUsize>,
     inflight: Arc<AtomicUsize>,
     inflight_max: usize,
     timeout: Duration,
@@ -38,7 +40,8 @@ pub struct Mailbox<A: Actor> {
 impl<A: Actor> Clone for Mailbox<A> {
     fn clone(&self) -> Self {
         Self {
-            addr: self.addr.clone(),
+            addrs: Arc::clone(&self.addrs),
+            turn: Arc::clone(&self.turn),
             inflight: Arc::clone(&self.inflight),
             inflight_max: self.inflight_max,
             timeout: self.timeout,
@@ -57,12 +60,24 @@ impl Drop for InflightGuard {
 
 impl<A: Actor> Mailbox<A> {
     pub fn new(addr: Addr<A>, name: &'static str, inflight_max: usize, timeout: Duration) -> Self {
+        Self::pool(vec![addr], name, inflight_max, timeout)
+    }
+
+    /// A mailbox over several identical actors; each request goes to the next one.
+    pub fn pool(
+        addrs: Vec<Addr<A>>,
+        name: &'static str,
+        inflight_max: usize,
+        timeout: Duration,
+    ) -> Self {
         assert!(
             inflight_max > 0,
             "a mailbox must admit at least one message"
         );
+        assert!(!addrs.is_empty(), "a pool needs at least one actor");
         Self {
-            addr,
+            addrs: addrs.into(),
+            turn: Arc::new(AtomicUsize::new(0)),
             inflight: Arc::new(AtomicUsize::new(0)),
             inflight_max,
             timeout,
@@ -84,7 +99,8 @@ impl<A: Actor> Mailbox<A> {
         if before >= self.inflight_max {
             return Err(AskError::Overloaded(self.name));
         }
-        match tokio::time::timeout(self.timeout, self.addr.send(msg)).await {
+        let addr = &self.addrs[self.turn.fetch_add(1, Ordering::Relaxed) % self.addrs.len()];
+        match tokio::time::timeout(self.timeout, addr.send(msg)).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_mailbox_closed)) => Err(AskError::Stopped(self.name)),
             Err(_elapsed) => Err(AskError::Timeout(self.name)),
@@ -101,10 +117,29 @@ impl<A: Actor> Mailbox<A> {
     }
 
     pub fn connected(&self) -> bool {
-        self.addr.connected()
+        self.addrs.iter().all(Addr::connected)
     }
 
-    pub fn addr(&self) -> &Addr<A> {
-        &self.addr
+    /// Every actor behind this mailbox.
+    pub fn addrs(&self) -> &[Addr<A>] {
+        &self.addrs
     }
+}
+
+/// Starts `threads` copies of an actor, each on an arbiter (thread) of its own, so
+/// blocking work in one never stalls the HTTP workers or the others. A request to
+/// the pool crosses one thread boundary each way (actix's `SyncArbiter` adds a
+/// second hop through the system arbiter).
+pub fn start_pool<A, F>(threads: usize, factory: F) -> Vec<Addr<A>>
+where
+    A: Actor<Context = Context<A>>,
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    let factory = Arc::new(factory);
+    (0..threads.max(1))
+        .map(|_| {
+            let f = Arc::clone(&factory);
+            A::start_in_arbiter(&Arbiter::new().handle(), move |_| f())
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@
 //! family. Presenting a spent token again means it was copied, so the whole family
 //! is revoked and the thief and the victim both have to log in again.
 
-use actix::{Actor, Handler, Message, SyncContext};
+use actix::{Actor, Context, Handler, Message};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +114,7 @@ impl UserStore {
 }
 
 impl Actor for UserStore {
-    type Context = SyncContext<Self>;
+    type Context = Context<Self>;
 }
 
 /// Register a user (role decided by the caller, never by the request body).
@@ -354,5 +354,13 @@ impl Handler<crate::catalog::Ping> for UserStore {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, _: crate::catalog::Ping, _: &mut Self::Context) -> Self::Result {
         self.store.check_readable()
+    }
+}
+
+impl Handler<crate::catalog::Stop> for UserStore {
+    type Result = ();
+    fn handle(&mut self, _: crate::catalog::Stop, ctx: &mut Self::Context) {
+        actix::ActorContext::stop(ctx);
+        actix::Arbiter::current().stop();
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use actix::{Actor, SyncArbiter};
+use actix::Actor;
 use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
@@ -273,7 +273,7 @@ impl Live {
     fn start(dir: &std::path::Path) -> Self {
         let store = Store::open(dir).unwrap();
         let s = store.clone();
-        let catalog = SyncArbiter::start(1, move || Catalog::new(s.clone()));
+        let catalog = Catalog::new(s).start();
         let ledger = Ledger::new(store.clone(), Currency::EUR, 1024, Telemetry::default()).start();
         Self {
             store,

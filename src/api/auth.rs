@@ -157,7 +157,7 @@ async fn login(
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    if !password::verify(secret, stored).await {
+    if !password::verify(secret, stored).await? {
         state.throttle.failed(client, Instant::now());
         return Err(ApiError::invalid_credentials());
     }

@@ -14,19 +14,34 @@ use orderflow_actors::users::User;
 
 use crate::error::ApiError;
 
-pub fn product(p: &Product, currency: Currency) -> Value {
-    json!({
-        "sku": p.sku.as_str(),
-        "name": p.row.name.as_str(),
-        "category": p.row.category.as_str(),
-        "description": p.row.description.as_ref().map(|d| d.as_str()),
-        "price_cents": p.row.price.get(),
-        "currency": currency.code(),
-        "stock": p.stock,
-        "in_stock": p.stock > 0,
-        "created_at": p.row.created_at.to_rfc3339(),
-        "updated_at": p.row.updated_at.to_rfc3339(),
-    })
+/// A product on the wire.
+#[derive(Debug, Serialize)]
+pub struct ProductJson<'a> {
+    sku: &'a str,
+    name: &'a str,
+    category: &'a str,
+    description: Option<&'a str>,
+    price_cents: u64,
+    currency: &'a str,
+    stock: u64,
+    in_stock: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+pub fn product<'a>(p: &'a Product, currency: &'a Currency) -> ProductJson<'a> {
+    ProductJson {
+        sku: p.sku.as_str(),
+        name: p.row.name.as_str(),
+        category: p.row.category.as_str(),
+        description: p.row.description.as_ref().map(|d| d.as_str()),
+        price_cents: p.row.price.get(),
+        currency: currency.code(),
+        stock: p.stock,
+        in_stock: p.stock > 0,
+        created_at: p.row.created_at.to_rfc3339(),
+        updated_at: p.row.updated_at.to_rfc3339(),
+    }
 }
 
 pub fn user(u: &User) -> Value {
@@ -39,26 +54,54 @@ pub fn user(u: &User) -> Value {
     })
 }
 
-pub fn order(o: &Order) -> Value {
+#[derive(Debug, Serialize)]
+pub struct OrderLineJson<'a> {
+    sku: &'a str,
+    name: &'a str,
+    unit_price_cents: u64,
+    quantity: u32,
+    line_total_cents: u64,
+}
+
+/// An order on the wire.
+#[derive(Debug, Serialize)]
+pub struct OrderJson<'a> {
+    id: u64,
+    user_id: u64,
+    status: &'static str,
+    items: Vec<OrderLineJson<'a>>,
+    total_cents: u64,
+    currency: &'a str,
+    created_at: String,
+    updated_at: String,
+    source: String,
+    external_ref: Option<&'a str>,
+}
+
+pub fn order(o: &Order) -> OrderJson<'_> {
     let r = &o.row;
-    json!({
-        "id": o.id.0,
-        "user_id": r.user_id.0,
-        "status": r.status.as_str(),
-        "items": r.lines.iter().map(|l| json!({
-            "sku": l.sku.as_str(),
-            "name": l.name,
-            "unit_price_cents": l.unit_price.get(),
-            "quantity": l.quantity.get(),
-            "line_total_cents": l.line_total_cents,
-        })).collect::<Vec<_>>(),
-        "total_cents": r.total_cents,
-        "currency": r.currency,
-        "created_at": r.created_at.to_rfc3339(),
-        "updated_at": r.updated_at.to_rfc3339(),
-        "source": r.source.to_string(),
-        "external_ref": r.external_ref.as_ref().map(|x| x.as_str()),
-    })
+    OrderJson {
+        id: o.id.0,
+        user_id: r.user_id.0,
+        status: r.status.as_str(),
+        items: r
+            .lines
+            .iter()
+            .map(|l| OrderLineJson {
+                sku: l.sku.as_str(),
+                name: &l.name,
+                unit_price_cents: l.unit_price.get(),
+                quantity: l.quantity.get(),
+                line_total_cents: l.line_total_cents,
+            })
+            .collect(),
+        total_cents: r.total_cents,
+        currency: &r.currency,
+        created_at: r.created_at.to_rfc3339(),
+        updated_at: r.updated_at.to_rfc3339(),
+        source: r.source.to_string(),
+        external_ref: r.external_ref.as_ref().map(|x| x.as_str()),
+    }
 }
 
 pub fn movement(m: &Movement) -> Value {
@@ -77,8 +120,14 @@ pub fn movement(m: &Movement) -> Value {
 }
 
 /// `{items, next_cursor}`.
-pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
-    json!({ "items": items, "next_cursor": next_cursor })
+#[derive(Debug, Serialize)]
+pub struct PageJson<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+pub fn page<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> PageJson<T> {
+    PageJson { items, next_cursor }
 }
 
 /// First byte of every cursor, so that random base64 is not mistaken for one.

@@ -146,7 +146,7 @@ async fn list(
     let items = page
         .items
         .iter()
-        .map(|p| json::product(p, state.currency))
+        .map(|p| json::product(p, &state.currency))
         .collect();
     let next = page.next.as_ref().map(json::encode_cursor);
     Ok(HttpResponse::Ok().json(json::page(items, next)))
@@ -155,7 +155,7 @@ async fn list(
 async fn get(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let sku = path_sku(&sku)?;
     match state.catalog.ask(GetProduct { sku: sku.clone() }).await?? {
-        Some(p) => Ok(HttpResponse::Ok().json(json::product(&p, state.currency))),
+        Some(p) => Ok(HttpResponse::Ok().json(json::product(&p, &state.currency))),
         None => Err(ApiError::not_found(format!("no product with SKU {sku}"))),
     }
 }
@@ -287,7 +287,7 @@ async fn create(
         .await??;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/products/{}", product.sku)))
-        .json(json::product(&product, state.currency)))
+        .json(json::product(&product, &state.currency)))
 }
 
 async fn replace(
@@ -309,7 +309,7 @@ async fn replace(
             stock: valid.stock,
         })
         .await??;
-    let body = json::product(&product, state.currency);
+    let body = json::product(&product, &state.currency);
     Ok(if created {
         HttpResponse::Created().json(body)
     } else {
@@ -369,7 +369,7 @@ async fn patch(
         return Err(ApiError::validation(errors));
     }
     let product = state.catalog.ask(PatchProduct { sku, patch }).await??;
-    Ok(HttpResponse::Ok().json(json::product(&product, state.currency)))
+    Ok(HttpResponse::Ok().json(json::product(&product, &state.currency)))
 }
 
 async fn archive(

@@ -1,9 +1,15 @@
 //! Password hashing: argon2id with the OWASP parameters, off the event loop.
 //!
-//! Hashing takes tens of milliseconds of CPU by design, so it runs on actix's
-//! blocking pool: neither the HTTP workers nor the actors' threads ever wait on it.
+//! Hashing takes tens of milliseconds of CPU and 19 MiB of memory by design, so it
+//! runs on a small pool of its own ([`PASSWORD_HASH_THREADS`] threads behind a
+//! queue of [`PASSWORD_HASH_QUEUE_MAX`]): neither the HTTP workers nor the actors'
+//! threads ever wait on it, a flood of logins cannot take more than that much
+//! memory, and past the queue callers get 503 instead of waiting without bound.
 
-use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use orderflow_actors::limits::{PASSWORD_HASH_QUEUE_MAX, PASSWORD_HASH_THREADS};
 
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -13,11 +19,61 @@ use argon2::password_hash::{
 use crate::error::ApiError;
 use orderflow_actors::domain::Password;
 
-/// Hashes on the blocking pool; returns a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads and their bounded queue.
+struct Pool {
+    jobs: SyncSender<Job>,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (jobs, queue) = sync_channel::<Job>(PASSWORD_HASH_QUEUE_MAX);
+        let queue: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(queue));
+        for i in 0..PASSWORD_HASH_THREADS {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("password-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawning a password-hash thread");
+        }
+        Pool { jobs }
+    })
+}
+
+/// Runs `f` on the hashing pool.
+async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    match pool().jobs.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return Err(ApiError::unavailable(
+                "too many logins in progress; retry shortly",
+            ));
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return Err(ApiError::internal("password hashing pool stopped"));
+        }
+    }
+    rx.await
+        .map_err(|_| ApiError::internal("password hashing job dropped"))
+}
+
+/// Hashes on the hashing pool; returns a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub async fn hash(password: Password) -> Result<String, ApiError> {
-    actix_web::web::block(move || hash_now(&password))
-        .await
-        .map_err(ApiError::internal)?
+    on_pool(move || hash_now(&password)).await?
 }
 
 pub fn hash_now(password: &Password) -> Result<String, ApiError> {
@@ -28,11 +84,11 @@ pub fn hash_now(password: &Password) -> Result<String, ApiError> {
         .map_err(ApiError::internal)
 }
 
-/// Verifies on the blocking pool. With no stored hash (unknown user) it verifies
+/// Verifies on the hashing pool. With no stored hash (unknown user) it verifies
 /// against a dummy hash anyway, so "no such user" and "wrong password" take the
 /// same time and give the same answer.
-pub async fn verify(password: String, stored: Option<String>) -> bool {
-    actix_web::web::block(move || {
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    on_pool(move || {
         let phc = stored.as_deref().unwrap_or_else(|| dummy_hash());
         let ok = PasswordHash::new(phc)
             .map(|parsed| {
@@ -44,7 +100,6 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
         ok && stored.is_some()
     })
     .await
-    .unwrap_or(false)
 }
 
 fn dummy_hash() -> &'static str {
@@ -69,8 +124,12 @@ mod tests {
     #[actix_web::test]
     async fn verifies_only_the_right_password() {
         let h = hash_now(&Password::parse("correct horse").unwrap()).unwrap();
-        assert!(verify("correct horse".into(), Some(h.clone())).await);
-        assert!(!verify("wrong horse!".into(), Some(h)).await);
-        assert!(!verify("anything at all".into(), None).await);
+        assert!(
+            verify("correct horse".into(), Some(h.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!verify("wrong horse!".into(), Some(h)).await.unwrap());
+        assert!(!verify("anything at all".into(), None).await.unwrap());
     }
 }

@@ -544,5 +544,6 @@ impl Handler<Shutdown> for Ledger {
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         self.flush();
         ctx.stop();
+        Arbiter::current().stop();
     }
 }
