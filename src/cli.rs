@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use crate::config::{Cli, Command, CreateUserArgs, UsersCommand};
+use crate::config::{Cli, Command, CreateUserArgs, IngestArgs, UsersCommand};
 use crate::startup::{Application, Services, shutdown_signal};
 use crate::{auth, logging};
 use orderflow_actors::domain::{Email, Password, Role, Username};
@@ -25,8 +25,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::init(&args.store.log, args.store.log_format)?;
             actix::System::new().block_on(create_user(args))
         }
-        Command::Ingest(_) | Command::Gen(_) => {
-            anyhow::bail!("not built yet")
+        Command::Ingest(args) => {
+            let _guard = logging::init(&args.store.log, args.store.log_format)?;
+            actix::System::new().block_on(ingest(args))
+        }
+        Command::Gen(args) => {
+            if !(0.0..=100.0).contains(&args.dirty) {
+                eprintln!("error: --dirty must be a percentage from 0 to 100");
+                return Ok(ExitCode::from(2));
+            }
+            let rows = match &args.output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)?;
+                    crate::datagen::generate(
+                        &args,
+                        std::io::BufWriter::with_capacity(1 << 16, file),
+                    )?
+                }
+                None => crate::datagen::generate(
+                    &args,
+                    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+                )?,
+            };
+            eprintln!("wrote {rows} rows");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -89,5 +111,136 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// `orderflow ingest FILE…`: the inbox pipeline once, without the server. Files stay
+/// where they are; a run that was interrupted is resumed by running it again.
+async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use orderflow_actors::inbox::jobs::{Job, JobStatus, OpenJobs, Origin};
+    use orderflow_actors::inbox::pipeline::{Outcome, Pipeline};
+    use orderflow_actors::inbox::report::{Dirs, finalize};
+    use orderflow_actors::inbox::watcher::create_job;
+
+    let services = Services::start(&args.store, args.pipeline.commit_batch_max as usize, 1)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = Pipeline {
+        ledger: services.ledger.clone(),
+        currency: services.currency,
+        telemetry: services.telemetry.clone(),
+        stop: Arc::clone(&stop),
+    };
+    let signal_stop = Arc::clone(&stop);
+    actix::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("interrupted: finishing the current batch; run the same command again to resume");
+        signal_stop.store(true, Ordering::Release);
+    });
+    let files = args.files.clone();
+    let dry_run = args.dry_run;
+    let all_completed = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        // Not used for CLI jobs (files stay in place), but finalize wants the layout.
+        let dirs = Dirs::new(std::path::Path::new("."));
+        let mut all_completed = true;
+        for file in &files {
+            if pipeline.stop.load(Ordering::Acquire) {
+                all_completed = false;
+                break;
+            }
+            let path = match std::fs::canonicalize(file) {
+                Ok(p) if p.is_file() => p,
+                _ => {
+                    println!("{}: failed — no such file", file.display());
+                    all_completed = false;
+                    continue;
+                }
+            };
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let open = rt.block_on(pipeline.ledger.ask(OpenJobs))??;
+            let resumable = open.into_iter().find(|j: &Job| {
+                j.row.origin == Origin::Cli
+                    && j.row.work_path == path.to_string_lossy()
+                    && j.row.dry_run == dry_run
+            });
+            let job = match resumable {
+                Some(job) => {
+                    eprintln!(
+                        "{name}: resuming job {} at row {}",
+                        job.id.0, job.row.rows_read
+                    );
+                    job
+                }
+                None => create_job(
+                    &pipeline,
+                    &rt,
+                    &path,
+                    name.clone(),
+                    Origin::Cli,
+                    None,
+                    dry_run,
+                )?,
+            };
+            match pipeline.run(&rt, job.id)? {
+                Outcome::Finished(job) => {
+                    print_summary(&job);
+                    all_completed &= job.row.status == JobStatus::Completed;
+                    finalize(&pipeline, &rt, &dirs, *job)?;
+                }
+                Outcome::Interrupted => {
+                    println!("{name}: interrupted — run the same command again to resume");
+                    all_completed = false;
+                }
+            }
+        }
+        Ok(all_completed)
+    })
+    .await??;
+    services.shutdown().await;
+    Ok(if all_completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(job: &orderflow_actors::inbox::jobs::Job) {
+    let r = &job.row;
+    let verb = if r.dry_run { "would load" } else { "loaded" };
+    let seconds = match (r.started_at, r.finished_at) {
+        (Some(s), Some(f)) => (f.millis() - s.millis()) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let rate = if seconds > 0.0 {
+        r.rows_read as f64 / seconds
+    } else {
+        0.0
+    };
+    println!(
+        "{}: {}{} — {} rows read, {} {verb}, {} rejected in {seconds:.2} s ({rate:.0} rows/s)",
+        r.file_name,
+        r.status.as_str(),
+        if r.dry_run { " (dry run)" } else { "" },
+        r.rows_read,
+        r.rows_loaded,
+        r.rows_rejected,
+    );
+    if let Some(e) = &r.error {
+        println!("  error: {e}");
+    }
+    if let Some(of) = r.duplicate_of {
+        println!("  the same bytes were already loaded by job {}", of.0);
+    }
+    for (code, count) in &r.rejects_by_code {
+        println!("  rejected {count} × {code}");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
@@ -12,11 +11,12 @@ use anyhow::Context as _;
 
 use orderflow_actors::catalog::{Catalog, Stop};
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
+use orderflow_actors::inbox::watcher::{Inbox, InboxConfig};
 use orderflow_actors::ledger::{self, Ledger};
 use orderflow_actors::limits::{
     ACTOR_REPLY_TIMEOUT_MS, CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX,
-    HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, LEDGER_INFLIGHT_MAX,
-    USERS_INFLIGHT_MAX,
+    HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX,
+    LEDGER_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
 };
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::store::Store;
@@ -152,6 +152,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
     services: Services,
+    inbox: Inbox,
 }
 
 impl Application {
@@ -163,7 +164,19 @@ impl Application {
         )?;
         let secret = jwt::load_secret(args.jwt_secret.as_deref(), &args.store.data_dir)?;
         bootstrap_admin(&services.users, args.admin_password.clone()).await?;
-        ensure_dir(&args.inbox)?;
+        let inbox = Inbox::start(
+            InboxConfig {
+                root: args.inbox.clone(),
+                settle: Duration::from_millis(args.settle_ms),
+                scan_interval: Duration::from_millis(args.scan_interval_ms),
+                poll: args.inbox_poll,
+                truncated_wait: Duration::from_secs(args.truncated_wait_secs),
+            },
+            services.ledger.clone(),
+            services.currency,
+            services.telemetry.clone(),
+        )
+        .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?;
 
         let listener = TcpListener::bind(args.bind)
             .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -177,7 +190,13 @@ impl Application {
             currency: services.currency,
             throttle: LoginThrottle::default(),
             metrics: Metrics::new(services.telemetry.clone()),
-            inbox: args.inbox.clone(),
+            inbox: Mailbox::new(
+                inbox.watcher.clone(),
+                "inbox",
+                INBOX_INFLIGHT_MAX,
+                Duration::from_millis(ACTOR_REPLY_TIMEOUT_MS),
+            ),
+            uploads: inbox.dirs.uploads.clone(),
         });
         let workers = args
             .workers
@@ -203,6 +222,7 @@ impl Application {
             server,
             address,
             services,
+            inbox,
         })
     }
 
@@ -226,6 +246,8 @@ impl Application {
                 result?;
             }
         }
+        tracing::info!("shutting down: finishing the import batch in progress");
+        self.inbox.shutdown().await;
         self.services.shutdown().await;
         tracing::info!("stopped");
         Ok(())
@@ -241,8 +263,4 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
-}
-
-fn ensure_dir(path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))
 }

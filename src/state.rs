@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::Currency;
+use orderflow_actors::inbox::watcher::InboxWatcher;
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::users::UserStore;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub currency: Currency,
     pub throttle: LoginThrottle,
     pub metrics: Arc<Metrics>,
-    /// The inbox folder (uploads are streamed into its working area).
-    pub inbox: PathBuf,
+    /// The inbox watcher, which takes uploads into the pipeline.
+    pub inbox: Mailbox<InboxWatcher>,
+    /// Where uploads are streamed before they are taken.
+    pub uploads: PathBuf,
 }

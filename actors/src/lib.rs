@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod domain;
+pub mod inbox;
 pub mod ledger;
 pub mod limits;
 pub mod mailbox;

@@ -54,6 +54,8 @@ pub const CATALOG_INFLIGHT_MAX: usize = 4_096;
 pub const USERS_INFLIGHT_MAX: usize = 1_024;
 /// See [`CATALOG_INFLIGHT_MAX`]. Bounds the checkouts queued behind one commit.
 pub const LEDGER_INFLIGHT_MAX: usize = 8_192;
+/// See [`CATALOG_INFLIGHT_MAX`]. Uploads waiting to be taken into the inbox.
+pub const INBOX_INFLIGHT_MAX: usize = 64;
 /// Default for `--commit-batch-max`: most commands folded into one ledger transaction.
 pub const COMMIT_BATCH_DEFAULT: usize = 1_024;
 /// Upper bound accepted for `--commit-batch-max`.
@@ -66,8 +68,11 @@ pub const DB_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Rows of an import committed in one transaction (with the file's read position).
 pub const IMPORT_BATCH_ROWS_MAX: usize = 8_192;
-/// Rows parsed ahead of the loader, per stage channel, in batches.
-pub const IMPORT_CHANNEL_BATCHES_MAX: usize = 4;
+/// Records passed between pipeline stages in one message.
+pub const IMPORT_CHUNK_ROWS: usize = 1_024;
+/// Chunks waiting in each channel between stages (so at most this many times
+/// [`IMPORT_CHUNK_ROWS`] records are parsed ahead of the loader, per stage).
+pub const IMPORT_CHANNEL_CHUNKS_MAX: usize = 8;
 /// Largest single row (CSV record, JSON Lines line, JSON array element), in bytes; a
 /// larger one is rejected without being buffered whole.
 pub const IMPORT_ROW_BYTES_MAX: usize = 64 * 1024;
@@ -120,3 +125,8 @@ pub const LOG_LINES_BUFFERED_MAX: usize = 65_536;
 pub const PASSWORD_HASH_THREADS: usize = 2;
 /// Password hashes waiting for a thread; beyond it logins and registrations get 503.
 pub const PASSWORD_HASH_QUEUE_MAX: usize = 256;
+/// Largest record the CSV reader will assemble, in bytes; beyond it the file fails
+/// (an unclosed quote would otherwise swallow the rest of the file into memory).
+pub const IMPORT_RECORD_BYTES_HARD_MAX: u64 = 1024 * 1024;
+/// Read buffer of the import stages, in bytes.
+pub const IMPORT_READ_BUFFER_BYTES: usize = 64 * 1024;

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod imports;
 pub mod json;
 pub mod ops;
 pub mod orders;
@@ -19,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(auth::routes)
             .configure(products::routes)
-            .configure(orders::routes),
+            .configure(orders::routes)
+            .configure(imports::routes),
     )
     .configure(ops::routes);
 }

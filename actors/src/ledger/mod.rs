@@ -57,6 +57,8 @@ pub use verify::VerifyReport;
 
 /// The open transaction a queued command works in.
 pub struct Tx<'a, 'txn> {
+    /// For tables that neither the catalog nor the book hold open (jobs, users).
+    pub txn: &'txn redb::WriteTransaction,
     pub catalog: &'a mut CatalogTables<'txn>,
     pub book: &'a mut Book<'txn>,
     pub currency: Currency,
@@ -148,6 +150,7 @@ impl Ledger {
             let mut catalog = CatalogTables::open(&txn)?;
             let mut book = Book::open(&txn)?;
             let mut tx = Tx {
+                txn: &txn,
                 catalog: &mut catalog,
                 book: &mut book,
                 currency: self.currency,
@@ -175,7 +178,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+    pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         Ok(self.store.db().begin_read()?)
     }
 }
@@ -379,6 +382,40 @@ impl<T: Send + 'static> Handler<Transact<T>> for Ledger {
         });
         self.enqueue(work, ctx);
         answer(rx)
+    }
+}
+
+/// Run work in a transaction of its own that is then abandoned: a dry run sees
+/// exactly what a real load would do, and nothing is written.
+#[derive(Message)]
+#[rtype(result = "Result<T, StoreError>")]
+pub struct DryRun<T: Send + 'static> {
+    /// The work, as for [`Transact`].
+    #[allow(clippy::type_complexity)]
+    pub work: Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, StoreError> + Send>,
+}
+
+impl<T: Send + 'static> Handler<DryRun<T>> for Ledger {
+    type Result = Result<T, StoreError>;
+
+    fn handle(&mut self, msg: DryRun<T>, _: &mut Self::Context) -> Self::Result {
+        // Commands queued before this one come first, as they would in a real load.
+        self.flush();
+        let txn = self.store.db().begin_write()?;
+        let result = {
+            let mut catalog = CatalogTables::open(&txn)?;
+            let mut book = Book::open(&txn)?;
+            let mut tx = Tx {
+                txn: &txn,
+                catalog: &mut catalog,
+                book: &mut book,
+                currency: self.currency,
+                at: Timestamp::now(),
+            };
+            (msg.work)(&mut tx)
+        };
+        txn.abort()?;
+        result
     }
 }
 

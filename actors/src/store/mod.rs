@@ -247,6 +247,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(JOBS)?;
     txn.open_table(JOB_REJECTS)?;
     txn.open_table(JOBS_BY_SHA)?;
+    txn.open_table(JOBS_OPEN)?;
     Ok(())
 }
 

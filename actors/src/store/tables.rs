@@ -55,6 +55,9 @@ pub const REVOKED_FAMILIES: TableDefinition<u128, u8> = TableDefinition::new("re
 pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 /// (job id, line) → `RejectRow`.
 pub const JOB_REJECTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("job_rejects");
+/// Jobs not yet settled (file not yet moved / summary not yet given): what a
+/// restart must look at.
+pub const JOBS_OPEN: TableDefinition<u64, ()> = TableDefinition::new("jobs_open");
 /// SHA-256 of a file's bytes → the job that loaded it (completed jobs only).
 pub const JOBS_BY_SHA: TableDefinition<&[u8; 32], u64> = TableDefinition::new("jobs_by_sha");
 

@@ -1,0 +1,403 @@
+//! Import jobs: one per file, stored so that a restart resumes where the last
+//! commit left off and every outcome can be reported.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::naming::FileType;
+use super::transform::Reject;
+use crate::domain::{JobId, Timestamp};
+use crate::limits::IMPORT_REJECTS_KEPT_MAX;
+use crate::store::tables::{JOB_REJECTS, JOBS, JOBS_BY_SHA, JOBS_OPEN};
+use crate::store::{Record, StoreError, codec, get_record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Duplicate,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Duplicate
+        )
+    }
+}
+
+/// Where a job's file came from, which decides where it goes afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// Dropped into the inbox, or uploaded: moved to `processed/` or `failed/`.
+    Inbox,
+    /// Named on the `ingest` command line: left where it is.
+    Cli,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRow {
+    pub file_name: String,
+    /// The file being read: in the inbox's working folder, or the CLI's path.
+    pub work_path: String,
+    pub origin: Origin,
+    pub file_type: Option<FileType>,
+    pub sha256: Option<[u8; 32]>,
+    pub bytes: u64,
+    pub status: JobStatus,
+    pub dry_run: bool,
+    /// Records accounted for by committed batches; a restart skips them.
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub rejects_by_code: BTreeMap<String, u64>,
+    /// Set when a batch ended inside an order that had already failed (one with more
+    /// rows than an order may have): a restart keeps refusing that order's rows.
+    pub failed_order_ref: Option<String>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+    pub duplicate_of: Option<JobId>,
+    /// Name under `processed/` or `failed/`, chosen before the file is moved there.
+    pub final_name: Option<String>,
+}
+
+impl Record for JobRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "job";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectRow {
+    pub code: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+impl Record for RejectRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "reject";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: JobId,
+    pub row: JobRow,
+}
+
+impl Job {
+    /// The job as clients and reports show it.
+    pub fn to_json(&self) -> Value {
+        let r = &self.row;
+        json!({
+            "id": self.id.0,
+            "file_name": r.file_name,
+            "kind": r.file_type.map(|t| t.kind.as_str()),
+            "format": r.file_type.map(|t| t.format_label()),
+            "sha256": r.sha256.map(hex),
+            "bytes": r.bytes,
+            "status": r.status.as_str(),
+            "dry_run": r.dry_run,
+            "rows_read": r.rows_read,
+            "rows_loaded": r.rows_loaded,
+            "rows_rejected": r.rows_rejected,
+            "created_at": r.created_at.to_rfc3339(),
+            "started_at": r.started_at.map(Timestamp::to_rfc3339),
+            "finished_at": r.finished_at.map(Timestamp::to_rfc3339),
+            "error": r.error,
+            "duplicate_of": r.duplicate_of.map(|j| j.0),
+        })
+    }
+}
+
+pub fn hex(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The job tables, open in one write transaction.
+pub struct JobTables<'txn> {
+    jobs: Table<'txn, u64, &'static [u8]>,
+    open: Table<'txn, u64, ()>,
+    rejects: Table<'txn, (u64, u64), &'static [u8]>,
+    by_sha: Table<'txn, &'static [u8; 32], u64>,
+}
+
+impl<'txn> JobTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            jobs: txn.open_table(JOBS)?,
+            open: txn.open_table(JOBS_OPEN)?,
+            rejects: txn.open_table(JOB_REJECTS)?,
+            by_sha: txn.open_table(JOBS_BY_SHA)?,
+        })
+    }
+
+    pub fn get(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
+        get_record(&self.jobs, id.0)
+    }
+
+    pub fn put(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError> {
+        self.jobs.insert(id.0, codec::encode(row).as_slice())?;
+        Ok(())
+    }
+
+    /// The job is done with: its file moved and its report written (or its summary
+    /// printed); a restart no longer looks at it.
+    pub fn settle(&mut self, id: JobId) -> Result<(), StoreError> {
+        self.open.remove(id.0)?;
+        Ok(())
+    }
+
+    /// The completed job that loaded a file with this hash, if any.
+    pub fn completed_with(&self, sha256: &[u8; 32]) -> Result<Option<JobId>, StoreError> {
+        Ok(self.by_sha.get(sha256)?.map(|v| JobId(v.value())))
+    }
+
+    pub fn mark_completed(&mut self, id: JobId, sha256: &[u8; 32]) -> Result<(), StoreError> {
+        self.by_sha.insert(sha256, id.0)?;
+        Ok(())
+    }
+
+    /// Records rejects (the first [`IMPORT_REJECTS_KEPT_MAX`] of a job are kept row
+    /// by row; all are counted) and their counts on `row`.
+    pub fn reject(
+        &mut self,
+        id: JobId,
+        row: &mut JobRow,
+        rejects: &[Reject],
+    ) -> Result<(), StoreError> {
+        for r in rejects {
+            if row.rows_rejected < IMPORT_REJECTS_KEPT_MAX {
+                let stored = RejectRow {
+                    code: r.code.to_owned(),
+                    reason: r.reason.clone(),
+                    raw: r.raw.clone(),
+                };
+                self.rejects
+                    .insert((id.0, r.line), codec::encode(&stored).as_slice())?;
+            }
+            row.rows_rejected += 1;
+            *row.rejects_by_code.entry(r.code.to_owned()).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Creates a queued job for a file; `id` comes from the caller's transaction
+/// (`Book::next_id(counter::NEXT_JOB_ID)` inside the ledger).
+pub fn create(
+    txn: &WriteTransaction,
+    id: JobId,
+    file_name: String,
+    work_path: String,
+    origin: Origin,
+    file_type: Option<FileType>,
+    dry_run: bool,
+) -> Result<Job, StoreError> {
+    let row = JobRow {
+        file_name,
+        work_path,
+        origin,
+        file_type,
+        sha256: None,
+        bytes: 0,
+        status: JobStatus::Queued,
+        dry_run,
+        rows_read: 0,
+        rows_loaded: 0,
+        rows_rejected: 0,
+        rejects_by_code: BTreeMap::new(),
+        failed_order_ref: None,
+        created_at: Timestamp::now(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+        duplicate_of: None,
+        final_name: None,
+    };
+    let mut tables = JobTables::open(txn)?;
+    tables.put(id, &row)?;
+    tables.open.insert(id.0, ())?;
+    Ok(Job { id, row })
+}
+
+/// The ledger work that creates the job for a file: kind and format come from the
+/// name (a name without a kind prefix gets its kind from the columns when the job
+/// runs); an unknown format, or a `refused` reason (a file that looked truncated),
+/// makes a job that fails as soon as it runs.
+#[allow(clippy::type_complexity)]
+pub fn create_work(
+    work_path: &std::path::Path,
+    file_name: String,
+    origin: Origin,
+    refused: Option<String>,
+    dry_run: bool,
+) -> Box<dyn for<'a, 'txn> FnOnce(&mut crate::ledger::Tx<'a, 'txn>) -> Result<Job, StoreError> + Send>
+{
+    // Without a kind prefix the pipeline reads the kind from the columns.
+    let format = super::naming::format_of(&file_name);
+    let ty = match (&format, super::naming::kind_of(&file_name)) {
+        (Ok((format, gzip)), Some(kind)) => Some(FileType {
+            kind,
+            format: *format,
+            gzip: *gzip,
+        }),
+        _ => None,
+    };
+    let error = refused.or_else(|| format.err());
+    let work = work_path.to_string_lossy().into_owned();
+    Box::new(move |tx| {
+        let id = JobId(
+            tx.book
+                .next_id(crate::store::tables::counter::NEXT_JOB_ID)?,
+        );
+        let mut job = create(tx.txn, id, file_name, work, origin, ty, dry_run)?;
+        if error.is_some() {
+            job.row.error = error;
+            JobTables::open(tx.txn)?.put(id, &job.row)?;
+        }
+        Ok(job)
+    })
+}
+
+// --- Reads, answered by the ledger (which owns the job tables) -------------------
+
+use actix::{Handler, Message};
+use redb::ReadableTableMetadata as _;
+
+use crate::catalog::Page;
+use crate::ledger::Ledger;
+
+/// One job.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Job>, StoreError>")]
+pub struct GetJob {
+    /// The job's id.
+    pub id: JobId,
+}
+
+impl Handler<GetJob> for Ledger {
+    type Result = Result<Option<Job>, StoreError>;
+    fn handle(&mut self, msg: GetJob, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let row: Option<JobRow> = get_record(&txn.open_table(JOBS)?, msg.id.0)?;
+        Ok(row.map(|row| Job { id: msg.id, row }))
+    }
+}
+
+/// Jobs, newest first.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Page<Job, JobId>, StoreError>")]
+pub struct ListJobs {
+    /// Continue below this job id.
+    pub before: Option<JobId>,
+    /// Page size, already bounded.
+    pub limit: usize,
+}
+
+impl Handler<ListJobs> for Ledger {
+    type Result = Result<Page<Job, JobId>, StoreError>;
+    fn handle(&mut self, msg: ListJobs, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let before = msg.before.map_or(u64::MAX, |j| j.0);
+        let mut items = Vec::with_capacity(msg.limit);
+        let mut more = false;
+        for entry in jobs.range(..before)?.rev() {
+            let (k, v) = entry?;
+            if items.len() == msg.limit {
+                more = true;
+                break;
+            }
+            items.push(Job {
+                id: JobId(k.value()),
+                row: codec::decode(v.value())?,
+            });
+        }
+        let next = if more {
+            items.last().map(|j: &Job| j.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+/// A job's rejected rows, by line; `None` when the job does not exist.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Page<(u64, RejectRow), u64>>, StoreError>")]
+pub struct ListRejects {
+    /// The job.
+    pub job: JobId,
+    /// Continue after this line.
+    pub after_line: Option<u64>,
+    /// Page size, already bounded.
+    pub limit: usize,
+}
+
+impl Handler<ListRejects> for Ledger {
+    type Result = Result<Option<Page<(u64, RejectRow), u64>>, StoreError>;
+    fn handle(&mut self, msg: ListRejects, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        if txn.open_table(JOBS)?.get(msg.job.0)?.is_none() {
+            return Ok(None);
+        }
+        let rejects = txn.open_table(JOB_REJECTS)?;
+        let from = msg.after_line.map_or(0, |l| l.saturating_add(1));
+        let mut items = Vec::with_capacity(msg.limit);
+        let mut more = false;
+        for entry in rejects.range((msg.job.0, from)..=(msg.job.0, u64::MAX))? {
+            let (k, v) = entry?;
+            if items.len() == msg.limit {
+                more = true;
+                break;
+            }
+            items.push((k.value().1, codec::decode(v.value())?));
+        }
+        let next = if more {
+            items.last().map(|(line, _): &(u64, RejectRow)| *line)
+        } else {
+            None
+        };
+        Ok(Some(Page { items, next }))
+    }
+}
+
+/// Every job not yet settled, oldest first (what a restart resumes or finishes).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Job>, StoreError>")]
+pub struct OpenJobs;
+
+impl Handler<OpenJobs> for Ledger {
+    type Result = Result<Vec<Job>, StoreError>;
+    fn handle(&mut self, _: OpenJobs, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let open = txn.open_table(JOBS_OPEN)?;
+        let jobs = txn.open_table(JOBS)?;
+        let mut out = Vec::with_capacity(open.len()? as usize);
+        for entry in open.iter()? {
+            let id = entry?.0.value();
+            if let Some(row) = get_record::<u64, JobRow>(&jobs, id)? {
+                out.push(Job { id: JobId(id), row });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,630 @@
+//! Load: validated rows → the ledger, in batches, exactly once.
+//!
+//! Invariants:
+//! - a batch's rows, its rejects and the file's read position (`rows_read`) are
+//!   written in one ledger transaction, so after a crash the file resumes exactly
+//!   where the last committed batch ended: nothing twice, nothing lost;
+//! - consecutive rows with one `order_ref` are one order, loaded all-or-nothing
+//!   through the ledger's own checkout rules; a batch never ends inside an order
+//!   that could still load;
+//! - products and inventory rows set absolute stock levels through `import` and
+//!   `adjustment` movements, so stock stays the sum of its movements.
+
+use redb::ReadableTable;
+
+use super::jobs::{JobRow, JobStatus, JobTables};
+use super::transform::{Customer, Failed, Reject, Row};
+use crate::catalog::ProductDraft;
+use crate::domain::{
+    Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, Timestamp, UserId,
+};
+use crate::ledger::Tx;
+use crate::ledger::book::{CheckoutError, OrderRequest, Source, StockError};
+use crate::limits::ORDER_LINES_MAX;
+use crate::store::StoreError;
+use crate::store::tables::{USER_EMAILS, USER_NAMES};
+
+/// One line of an imported order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLineIn {
+    pub line: u64,
+    pub raw: String,
+    pub sku: Sku,
+    pub quantity: Quantity,
+    pub unit_price: Option<Cents>,
+}
+
+/// What the loader applies: one row, one whole order, or one reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unit {
+    Product {
+        sku: Sku,
+        draft: ProductDraft,
+        stock: Option<StockLevel>,
+    },
+    Inventory {
+        line: u64,
+        raw: String,
+        sku: Sku,
+        stock: StockLevel,
+    },
+    Order {
+        order_ref: OrderRef,
+        customer: Customer,
+        lines: Vec<OrderLineIn>,
+    },
+    Rejected(Reject),
+}
+
+/// A unit with the number of file records it accounts for, and the failed order
+/// (if any) still open after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub unit: Unit,
+    pub records: u64,
+    pub failed_ref_after: Option<OrderRef>,
+}
+
+/// Turns the stream of transformed rows into pieces, grouping the rows of orders.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    open: Option<Group>,
+    /// An order that failed for having too many rows; its further rows are refused
+    /// one by one as they come.
+    failed_ref: Option<OrderRef>,
+}
+
+#[derive(Debug)]
+struct Group {
+    order_ref: OrderRef,
+    customer: Option<Customer>,
+    lines: Vec<OrderLineIn>,
+    rejects: Vec<Reject>,
+    /// Why the whole order is refused, if it is.
+    failure: Option<String>,
+    records: u64,
+}
+
+impl Grouper {
+    /// Resumes inside an order that had already failed.
+    pub fn resume(failed_ref: Option<OrderRef>) -> Self {
+        Self {
+            open: None,
+            failed_ref,
+        }
+    }
+
+    /// Adds one transformed record; finished pieces are appended to `out`.
+    pub fn push(
+        &mut self,
+        outcome: Result<Row, Failed>,
+        line: u64,
+        raw: impl FnOnce() -> String,
+        out: &mut Vec<Piece>,
+    ) {
+        let order_ref = match &outcome {
+            Ok(Row::OrderLine { order_ref, .. }) => Some(order_ref.clone()),
+            Err(f) => f.order_ref.clone(),
+            Ok(_) => None,
+        };
+        let Some(order_ref) = order_ref else {
+            // Not part of any order: products, inventory, or an order row without a
+            // usable reference.
+            self.close(out);
+            out.push(match outcome {
+                Ok(Row::Product { sku, draft, stock }) => Piece {
+                    unit: Unit::Product { sku, draft, stock },
+                    records: 1,
+                    failed_ref_after: None,
+                },
+                Ok(Row::Inventory { sku, stock }) => Piece {
+                    unit: Unit::Inventory {
+                        line,
+                        raw: raw(),
+                        sku,
+                        stock,
+                    },
+                    records: 1,
+                    failed_ref_after: None,
+                },
+                Err(f) => Piece {
+                    unit: Unit::Rejected(f.reject),
+                    records: 1,
+                    failed_ref_after: None,
+                },
+                Ok(Row::OrderLine { .. }) => unreachable!("order lines have a reference"),
+            });
+            return;
+        };
+        if self.failed_ref.as_ref() == Some(&order_ref) {
+            let reject = match outcome {
+                Err(f) => f.reject,
+                Ok(_) => Reject {
+                    line,
+                    code: "order_rejected",
+                    reason: format!(
+                        "order {} has more than {ORDER_LINES_MAX} lines",
+                        order_ref.as_str()
+                    ),
+                    raw: raw(),
+                },
+            };
+            out.push(Piece {
+                unit: Unit::Rejected(reject),
+                records: 1,
+                failed_ref_after: Some(order_ref),
+            });
+            return;
+        }
+        self.failed_ref = None;
+        if self.open.as_ref().is_some_and(|g| g.order_ref != order_ref) {
+            self.close(out);
+        }
+        let group = self.open.get_or_insert_with(|| Group {
+            order_ref: order_ref.clone(),
+            customer: None,
+            lines: Vec::new(),
+            rejects: Vec::new(),
+            failure: None,
+            records: 0,
+        });
+        group.records += 1;
+        match outcome {
+            Ok(Row::OrderLine {
+                customer,
+                sku,
+                quantity,
+                unit_price,
+                ..
+            }) => {
+                match &group.customer {
+                    Some(c) if *c != customer => {
+                        group.failure.get_or_insert_with(|| {
+                            format!(
+                                "rows of order {} name different customers",
+                                order_ref.as_str()
+                            )
+                        });
+                    }
+                    _ => group.customer = Some(customer),
+                }
+                group.lines.push(OrderLineIn {
+                    line,
+                    raw: raw(),
+                    sku,
+                    quantity,
+                    unit_price,
+                });
+            }
+            Err(f) => {
+                group.failure.get_or_insert_with(|| {
+                    format!(
+                        "order {}: line {} was rejected ({})",
+                        order_ref.as_str(),
+                        f.reject.line,
+                        f.reject.reason
+                    )
+                });
+                group.rejects.push(f.reject);
+            }
+            Ok(_) => unreachable!("only order lines carry a reference"),
+        }
+        if group.lines.len() + group.rejects.len() > ORDER_LINES_MAX {
+            // Too many rows: refuse what is buffered and everything that follows with
+            // this reference, without buffering it.
+            let reason = format!(
+                "order {} has more than {ORDER_LINES_MAX} lines",
+                order_ref.as_str()
+            );
+            if let Some(mut g) = self.open.take() {
+                g.failure = Some(reason);
+                let records = g.records;
+                let rejects = group_rejects(g);
+                let n = rejects.len();
+                for (i, r) in rejects.into_iter().enumerate() {
+                    let records = if i + 1 == n {
+                        records - (n as u64 - 1)
+                    } else {
+                        1
+                    };
+                    out.push(Piece {
+                        unit: Unit::Rejected(r),
+                        records,
+                        failed_ref_after: Some(order_ref.clone()),
+                    });
+                }
+            }
+            self.failed_ref = Some(order_ref);
+        }
+    }
+
+    /// Emits the open order, if any (at the end of the file, or when the next
+    /// record starts another).
+    pub fn close(&mut self, out: &mut Vec<Piece>) {
+        let Some(g) = self.open.take() else { return };
+        let records = g.records;
+        if g.failure.is_some() {
+            let rejects = group_rejects(g);
+            let n = rejects.len() as u64;
+            for (i, r) in rejects.into_iter().enumerate() {
+                let records = if i as u64 + 1 == n {
+                    records - (n - 1)
+                } else {
+                    1
+                };
+                out.push(Piece {
+                    unit: Unit::Rejected(r),
+                    records,
+                    failed_ref_after: None,
+                });
+            }
+        } else {
+            let customer = g
+                .customer
+                .expect("an order without failures has a customer");
+            out.push(Piece {
+                unit: Unit::Order {
+                    order_ref: g.order_ref,
+                    customer,
+                    lines: g.lines,
+                },
+                records,
+                failed_ref_after: None,
+            });
+        }
+    }
+}
+
+/// All rows of a refused order as rejects, in line order: the rows that failed on
+/// their own keep their reason, the others get the order's.
+fn group_rejects(g: Group) -> Vec<Reject> {
+    let reason = g.failure.unwrap_or_default();
+    let mut all: Vec<Reject> = g.rejects;
+    all.extend(g.lines.into_iter().map(|l| Reject {
+        line: l.line,
+        code: "order_rejected",
+        reason: reason.clone(),
+        raw: l.raw,
+    }));
+    all.sort_by_key(|r| r.line);
+    all
+}
+
+/// A batch on its way to the ledger.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub pieces: Vec<Piece>,
+}
+
+impl Batch {
+    pub fn records(&self) -> u64 {
+        self.pieces.iter().map(|p| p.records).sum()
+    }
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub records: u64,
+    pub loaded: u64,
+    pub rejects: Vec<Reject>,
+    pub failed_ref_after: Option<OrderRef>,
+}
+
+/// Applies a batch inside the ledger's transaction (real, or a dry run's that is
+/// then abandoned). Only a storage error fails it; every row-level problem becomes
+/// a reject.
+pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, StoreError> {
+    let names = tx.txn.open_table(USER_NAMES)?;
+    let emails = tx.txn.open_table(USER_EMAILS)?;
+    let source = Source::Import(job);
+    let mut rejects = Vec::new();
+    let mut loaded = 0u64;
+    let records = batch.records();
+    let failed_ref_after = batch.pieces.last().and_then(|p| p.failed_ref_after.clone());
+    for piece in batch.pieces {
+        match piece.unit {
+            Unit::Product { sku, draft, stock } => {
+                tx.catalog.upsert(&sku, draft, tx.at)?;
+                if let Some(level) = stock {
+                    tx.book
+                        .set_level(&sku, level, MovementKind::Import, source, tx.at)
+                        .map_err(stock_storage)?;
+                }
+                loaded += 1;
+            }
+            Unit::Inventory {
+                line,
+                raw,
+                sku,
+                stock,
+            } => {
+                if tx.catalog.get(&sku)?.is_some_and(|p| !p.archived) {
+                    tx.book
+                        .set_level(&sku, stock, MovementKind::Adjustment, source, tx.at)
+                        .map_err(stock_storage)?;
+                    loaded += 1;
+                } else {
+                    rejects.push(Reject {
+                        line,
+                        code: "unknown_sku",
+                        reason: format!("unknown or archived SKU {sku}"),
+                        raw,
+                    });
+                }
+            }
+            Unit::Order {
+                order_ref,
+                customer,
+                lines,
+            } => {
+                let user = match &customer {
+                    Customer::Username(u) => names.get(u.folded().as_str())?.map(|v| v.value()),
+                    Customer::Email(e) => emails.get(e.folded().as_str())?.map(|v| v.value()),
+                };
+                let refuse = |code: &'static str, reason: String, rejects: &mut Vec<Reject>| {
+                    for l in &lines {
+                        rejects.push(Reject {
+                            line: l.line,
+                            code,
+                            reason: reason.clone(),
+                            raw: l.raw.clone(),
+                        });
+                    }
+                };
+                let Some(user) = user else {
+                    let who = match &customer {
+                        Customer::Username(u) => u.as_str().to_owned(),
+                        Customer::Email(e) => e.as_str().to_owned(),
+                    };
+                    refuse(
+                        "unknown_customer",
+                        format!("order {}: no customer {who}", order_ref.as_str()),
+                        &mut rejects,
+                    );
+                    continue;
+                };
+                let merged =
+                    match OrderLines::merge(lines.iter().map(|l| (l.sku.clone(), l.quantity))) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            refuse(
+                                "invalid_order",
+                                format!("order {}: lines {e}", order_ref.as_str()),
+                                &mut rejects,
+                            );
+                            continue;
+                        }
+                    };
+                let request = OrderRequest {
+                    user: UserId(user),
+                    lines: merged,
+                    idempotency_key: None,
+                    source,
+                    external_ref: Some(order_ref.clone()),
+                    expected_prices: lines
+                        .iter()
+                        .filter_map(|l| l.unit_price.map(|p| (l.sku.clone(), p)))
+                        .collect(),
+                };
+                match tx
+                    .book
+                    .place_order(tx.catalog, &request, tx.currency, tx.at)
+                {
+                    Ok(_) => loaded += lines.len() as u64,
+                    Err(CheckoutError::Store(e)) => return Err(e),
+                    Err(e) => {
+                        let (code, reason) = checkout_reject(&e);
+                        refuse(
+                            code,
+                            format!("order {}: {reason}", order_ref.as_str()),
+                            &mut rejects,
+                        );
+                    }
+                }
+            }
+            Unit::Rejected(r) => rejects.push(r),
+        }
+    }
+    Ok(Applied {
+        records,
+        loaded,
+        rejects,
+        failed_ref_after,
+    })
+}
+
+/// Advances the job past a batch: its read position, counts and rejects. A real
+/// load calls this in the same transaction as [`apply`], which is what makes the
+/// load exactly once.
+pub fn record_progress(
+    tx: &mut Tx<'_, '_>,
+    job: JobId,
+    applied: &Applied,
+) -> Result<JobRow, StoreError> {
+    let mut jobs = JobTables::open(tx.txn)?;
+    let mut row = jobs
+        .get(job)?
+        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", job.0)))?;
+    row.rows_read += applied.records;
+    row.rows_loaded += applied.loaded;
+    jobs.reject(job, &mut row, &applied.rejects)?;
+    row.failed_order_ref = applied
+        .failed_ref_after
+        .as_ref()
+        .map(|r| r.as_str().to_owned());
+    if row.status == JobStatus::Queued {
+        row.status = JobStatus::Running;
+    }
+    jobs.put(job, &row)?;
+    Ok(row)
+}
+
+fn stock_storage(e: StockError) -> StoreError {
+    match e {
+        StockError::Store(s) => s,
+        other => StoreError::Corrupt(format!("an absolute stock level was refused: {other}")),
+    }
+}
+
+fn checkout_reject(e: &CheckoutError) -> (&'static str, String) {
+    match e {
+        CheckoutError::UnknownSkus(skus) => (
+            "unknown_sku",
+            format!(
+                "unknown or archived SKU {}",
+                skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        CheckoutError::Insufficient(short) => (
+            "insufficient_stock",
+            format!(
+                "not enough stock for {}",
+                short
+                    .iter()
+                    .map(|s| format!(
+                        "{} (requested {}, available {})",
+                        s.sku, s.requested, s.available
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        CheckoutError::DuplicateRef(_) => ("duplicate_order", "already in the ledger".to_owned()),
+        CheckoutError::PriceMismatch {
+            sku,
+            claimed,
+            catalog,
+        } => (
+            "price_mismatch",
+            format!("unit price of {sku} is {claimed} cents, the catalog says {catalog}"),
+        ),
+        other => ("order_rejected", other.to_string()),
+    }
+}
+
+/// Marks a job finished: completed (remembering its hash, so the same file is a
+/// duplicate next time, unless it was a dry run), failed, or a duplicate.
+pub fn finish(
+    tx: &mut Tx<'_, '_>,
+    job: JobId,
+    status: JobStatus,
+    error: Option<String>,
+    at: Timestamp,
+) -> Result<JobRow, StoreError> {
+    let mut jobs = JobTables::open(tx.txn)?;
+    let mut row = jobs
+        .get(job)?
+        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", job.0)))?;
+    if row.status.is_final() {
+        return Ok(row);
+    }
+    row.status = status;
+    row.error = error;
+    row.finished_at = Some(at);
+    row.started_at.get_or_insert(at);
+    if status == JobStatus::Completed
+        && !row.dry_run
+        && let Some(sha) = row.sha256
+    {
+        jobs.mark_completed(job, &sha)?;
+    }
+    jobs.put(job, &row)?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Username;
+
+    fn line(r: &str, q: i64) -> Result<Row, Failed> {
+        Ok(Row::OrderLine {
+            order_ref: OrderRef::parse(r).unwrap(),
+            customer: Customer::Username(Username::parse("alice").unwrap()),
+            sku: Sku::parse("A").unwrap(),
+            quantity: Quantity::new(q).unwrap(),
+            unit_price: None,
+        })
+    }
+
+    fn bad(r: Option<&str>, line: u64) -> Result<Row, Failed> {
+        Err(Failed {
+            reject: Reject {
+                line,
+                code: "invalid_quantity",
+                reason: "quantity bad".into(),
+                raw: String::new(),
+            },
+            order_ref: r.map(|r| OrderRef::parse(r).unwrap()),
+        })
+    }
+
+    fn summary(out: &[Piece]) -> Vec<(String, u64)> {
+        out.iter()
+            .map(|p| match &p.unit {
+                Unit::Order {
+                    order_ref, lines, ..
+                } => (
+                    format!("order {} x{}", order_ref.as_str(), lines.len()),
+                    p.records,
+                ),
+                Unit::Rejected(r) => (format!("reject {}", r.code), p.records),
+                _ => ("other".into(), p.records),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_rows_form_orders_and_one_bad_row_sinks_its_order() {
+        let mut g = Grouper::default();
+        let mut out = Vec::new();
+        g.push(line("R1", 1), 0, String::new, &mut out);
+        g.push(line("R1", 2), 0, String::new, &mut out);
+        g.push(line("R2", 1), 0, String::new, &mut out);
+        g.push(bad(Some("R2"), 4), 4, String::new, &mut out);
+        g.push(bad(None, 5), 0, String::new, &mut out);
+        g.push(line("R3", 1), 0, String::new, &mut out);
+        g.close(&mut out);
+        assert_eq!(
+            summary(&out),
+            [
+                ("order R1 x2".into(), 2),
+                ("reject order_rejected".into(), 1),
+                ("reject invalid_quantity".into(), 1),
+                ("reject invalid_quantity".into(), 1),
+                ("order R3 x1".into(), 1),
+            ]
+        );
+        assert_eq!(
+            out.iter().map(|p| p.records).sum::<u64>(),
+            6,
+            "every record accounted for"
+        );
+    }
+
+    #[test]
+    fn an_order_with_too_many_rows_is_refused_without_buffering_it() {
+        let mut g = Grouper::default();
+        let mut out = Vec::new();
+        for _ in 0..150 {
+            g.push(line("BIG", 1), 0, String::new, &mut out);
+        }
+        g.push(line("NEXT", 1), 0, String::new, &mut out);
+        g.close(&mut out);
+        assert_eq!(out.len(), 151);
+        assert!(
+            out[..150]
+                .iter()
+                .all(|p| matches!(&p.unit, Unit::Rejected(r) if r.code == "order_rejected"))
+        );
+        assert_eq!(out[120].failed_ref_after.as_ref().unwrap().as_str(), "BIG");
+        assert_eq!(summary(&out[150..]), [("order NEXT x1".into(), 1)]);
+        assert_eq!(out.iter().map(|p| p.records).sum::<u64>(), 151);
+        // Resuming inside it keeps refusing its rows.
+        let mut g = Grouper::resume(Some(OrderRef::parse("BIG").unwrap()));
+        let mut out = Vec::new();
+        g.push(line("BIG", 1), 0, String::new, &mut out);
+        assert!(matches!(&out[0].unit, Unit::Rejected(_)));
+    }
+}

@@ -1,0 +1,22 @@
+//! The inbox pipeline: files dropped into a folder (or uploaded) are claimed,
+//! checked, and loaded exactly once, with every rejected row accounted for.
+//!
+//! Where a dropped file goes:
+//! 1. [`watcher`] sees it (a scan; notifications only hint), waits until it has
+//!    settled ([`settle`]), and claims it by renaming it into `.work/`;
+//! 2. the runner creates a job ([`jobs`]) and runs the [`pipeline`]:
+//!    [`extract::inspect`] hashes it and checks its structure, then
+//!    [`extract`] → [`transform`] → [`load`] stream it into the ledger in batches,
+//!    each committed with the file's read position;
+//! 3. [`report`] writes `NAME.report.json` (and `NAME.rejects.csv`) and moves the
+//!    file to `processed/` or `failed/`.
+
+pub mod extract;
+pub mod jobs;
+pub mod load;
+pub mod naming;
+pub mod pipeline;
+pub mod report;
+pub mod settle;
+pub mod transform;
+pub mod watcher;

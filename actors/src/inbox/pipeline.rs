@@ -1,0 +1,444 @@
+//! One import job from start to end: inspect, then extract → transform → load
+//! with bounded channels between the stages, resuming after the last committed
+//! batch, logging progress, and stopping cleanly between batches.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use super::extract::{self, FileFacts, Structural};
+use super::jobs::{Job, JobRow, JobStatus, JobTables};
+use super::load::{self, Applied, Batch, Grouper, Piece};
+use super::naming::FileType;
+use super::transform;
+use crate::domain::{Currency, JobId, OrderRef, Timestamp};
+use crate::ledger::{DryRun, Ledger, Transact, Tx};
+use crate::limits::{
+    IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, PROGRESS_LOG_INTERVAL_MS,
+};
+use crate::mailbox::{AskError, Mailbox};
+use crate::store::StoreError;
+use crate::telemetry::{KindLabel, OutcomeLabel, ReasonLabel, Telemetry};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    #[error("job {} not found", .0.0)]
+    Missing(JobId),
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Completed, failed or duplicate: ready to be reported.
+    Finished(Box<Job>),
+    /// Stopped between batches (shutdown); resumes on the next start.
+    Interrupted,
+}
+
+/// Everything a job run needs. One job runs at a time, on the caller's thread
+/// (the loader) plus two threads for extract and transform.
+pub struct Pipeline {
+    pub ledger: Mailbox<Ledger>,
+    pub currency: Currency,
+    pub telemetry: Telemetry,
+    /// Set to stop after the batch being committed.
+    pub stop: Arc<AtomicBool>,
+}
+
+type Work<T> = Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, StoreError> + Send>;
+
+impl Pipeline {
+    pub fn transact<T: Send + 'static>(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        work: Work<T>,
+    ) -> Result<T, PipelineError> {
+        Ok(rt.block_on(self.ledger.ask(Transact { work }))??)
+    }
+
+    fn dry_run<T: Send + 'static>(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        work: Work<T>,
+    ) -> Result<T, PipelineError> {
+        Ok(rt.block_on(self.ledger.ask(DryRun { work }))??)
+    }
+
+    pub fn job(&self, rt: &tokio::runtime::Runtime, id: JobId) -> Result<Job, PipelineError> {
+        rt.block_on(self.ledger.ask(super::jobs::GetJob { id }))??
+            .ok_or(PipelineError::Missing(id))
+    }
+
+    fn finish(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: JobId,
+        status: JobStatus,
+        error: Option<String>,
+    ) -> Result<Outcome, PipelineError> {
+        let row = self.transact(
+            rt,
+            Box::new(move |tx| load::finish(tx, id, status, error, Timestamp::now())),
+        )?;
+        self.telemetry
+            .files
+            .get_or_create(&OutcomeLabel {
+                outcome: row.status.as_str(),
+            })
+            .inc();
+        let job = Job { id, row };
+        log_finished(&job);
+        Ok(Outcome::Finished(Box::new(job)))
+    }
+
+    /// Runs (or resumes) a job to its end, or until asked to stop.
+    pub fn run(&self, rt: &tokio::runtime::Runtime, id: JobId) -> Result<Outcome, PipelineError> {
+        let job = self.job(rt, id)?;
+        if job.row.status.is_final() {
+            return Ok(Outcome::Finished(Box::new(job)));
+        }
+        if job.row.started_at.is_none()
+            && let Some(reason) = job.row.error.clone()
+        {
+            return self.finish(rt, id, JobStatus::Failed, Some(reason));
+        }
+        let path = PathBuf::from(&job.row.work_path);
+        let ty = match job.row.file_type {
+            Some(ty) => ty,
+            None => match self.sniff(rt, id, &job.row.file_name, &path)? {
+                Ok(ty) => ty,
+                Err(reason) => return self.finish(rt, id, JobStatus::Failed, Some(reason)),
+            },
+        };
+        let job = if job.row.sha256.is_none() {
+            let facts = match extract::inspect(&path, ty) {
+                Ok(facts) => facts,
+                Err(Structural(reason)) => {
+                    return self.finish(rt, id, JobStatus::Failed, Some(reason));
+                }
+            };
+            let row = self.transact(rt, Box::new(move |tx| start(tx, id, facts)))?;
+            if row.status == JobStatus::Duplicate {
+                self.telemetry
+                    .files
+                    .get_or_create(&OutcomeLabel {
+                        outcome: "duplicate",
+                    })
+                    .inc();
+                let job = Job { id, row };
+                log_finished(&job);
+                return Ok(Outcome::Finished(Box::new(job)));
+            }
+            Job { id, row }
+        } else {
+            job
+        };
+        tracing::info!(job = id.0, file = %job.row.file_name, resume_at = job.row.rows_read, dry_run = job.row.dry_run, "import started");
+        match self.stream(rt, &job, &path, ty)? {
+            Streamed::Done => self.finish(rt, id, JobStatus::Completed, None),
+            Streamed::Broken(reason) => self.finish(rt, id, JobStatus::Failed, Some(reason)),
+            Streamed::Stopped => {
+                tracing::info!(
+                    job = id.0,
+                    "import paused for shutdown; it resumes on the next start"
+                );
+                Ok(Outcome::Interrupted)
+            }
+        }
+    }
+
+    /// Decides the kind of a file whose name does not say, and records it.
+    fn sniff(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: JobId,
+        name: &str,
+        path: &Path,
+    ) -> Result<Result<FileType, String>, PipelineError> {
+        let (format, gzip) = match super::naming::format_of(name) {
+            Ok(f) => f,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let kind = match extract::sniff_kind(path, format, gzip) {
+            Ok(kind) => kind,
+            Err(Structural(reason)) => return Ok(Err(reason)),
+        };
+        let ty = FileType { kind, format, gzip };
+        self.transact(
+            rt,
+            Box::new(move |tx| {
+                let mut jobs = JobTables::open(tx.txn)?;
+                let mut row = jobs
+                    .get(id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))?;
+                row.file_type = Some(ty);
+                jobs.put(id, &row)
+            }),
+        )?;
+        tracing::info!(
+            job = id.0,
+            file = name,
+            kind = kind.as_str(),
+            "kind read from the columns"
+        );
+        Ok(Ok(ty))
+    }
+
+    fn stream(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        job: &Job,
+        path: &Path,
+        ty: FileType,
+    ) -> Result<Streamed, PipelineError> {
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let reader = match extract::open(path, ty.gzip, Arc::clone(&bytes_read)) {
+            Ok(r) => r,
+            Err(e) => return Ok(Streamed::Broken(format!("cannot read the file: {e}"))),
+        };
+        let skip = job.row.rows_read;
+        let failed_ref = job
+            .row
+            .failed_order_ref
+            .as_deref()
+            .and_then(|r| OrderRef::parse(r).ok());
+        let (record_tx, record_rx) =
+            sync_channel::<Result<Vec<extract::RawRecord>, Structural>>(IMPORT_CHANNEL_CHUNKS_MAX);
+        let (piece_tx, piece_rx) =
+            sync_channel::<Result<Vec<Piece>, Structural>>(IMPORT_CHANNEL_CHUNKS_MAX);
+        let stop = &self.stop;
+        let currency = self.currency;
+
+        std::thread::scope(|scope| {
+            // Extract: records, skipping those already committed.
+            scope.spawn(move || {
+                let mut extractor = match extract::extractor(ty, reader) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = record_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut seen = 0u64;
+                let mut chunk = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match extractor.next_record() {
+                        Ok(Some(record)) => {
+                            seen += 1;
+                            if seen <= skip {
+                                continue;
+                            }
+                            chunk.push(record);
+                            if chunk.len() == IMPORT_CHUNK_ROWS
+                                && record_tx.send(Ok(std::mem::take(&mut chunk))).is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(None) => {
+                            if !chunk.is_empty() {
+                                let _ = record_tx.send(Ok(chunk));
+                            }
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = record_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+            // Transform: rows and rejects, orders grouped.
+            scope.spawn(move || {
+                let mut grouper = Grouper::resume(failed_ref);
+                for message in record_rx {
+                    let records = match message {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = piece_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let mut out = Vec::with_capacity(records.len());
+                    for record in &records {
+                        let outcome = transform::transform(ty.kind, currency, record);
+                        grouper.push(outcome, record.line, || record.raw_text(), &mut out);
+                    }
+                    if piece_tx.send(Ok(out)).is_err() {
+                        return;
+                    }
+                }
+                // The end of the file closes the last order, unless the extractor only
+                // stopped because of a shutdown.
+                if !stop.load(Ordering::Relaxed) {
+                    let mut out = Vec::new();
+                    grouper.close(&mut out);
+                    let _ = piece_tx.send(Ok(out));
+                }
+            });
+            // Load: batches into the ledger.
+            self.load_loop(rt, job, piece_rx, &bytes_read)
+        })
+    }
+
+    fn load_loop(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        job: &Job,
+        pieces: std::sync::mpsc::Receiver<Result<Vec<Piece>, Structural>>,
+        bytes_read: &AtomicU64,
+    ) -> Result<Streamed, PipelineError> {
+        let id = job.id;
+        let kind = job.row.file_type.map_or("unknown", |t| t.kind.as_str());
+        let dry_run = job.row.dry_run;
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        let mut rows = job.row.rows_read;
+        let rows_at_start = rows;
+        let mut batch = Batch::default();
+        let mut batch_records = 0u64;
+        let mut outcome = Streamed::Done;
+        for message in pieces.iter() {
+            let chunk = match message {
+                Ok(chunk) => chunk,
+                Err(Structural(reason)) => {
+                    outcome = Streamed::Broken(reason);
+                    break;
+                }
+            };
+            for piece in chunk {
+                batch_records += piece.records;
+                batch.pieces.push(piece);
+                if batch_records >= IMPORT_BATCH_ROWS_MAX as u64 {
+                    rows += self.commit(rt, id, kind, dry_run, std::mem::take(&mut batch))?;
+                    batch_records = 0;
+                }
+            }
+            if last_log.elapsed() >= Duration::from_millis(PROGRESS_LOG_INTERVAL_MS) {
+                last_log = Instant::now();
+                let rate =
+                    (rows - rows_at_start) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                tracing::info!(
+                    job = id.0,
+                    file = %job.row.file_name,
+                    rows,
+                    bytes = bytes_read.load(Ordering::Relaxed),
+                    rows_per_second = rate as u64,
+                    "import progress"
+                );
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                outcome = Streamed::Stopped;
+                break;
+            }
+        }
+        if self.stop.load(Ordering::Relaxed) && matches!(outcome, Streamed::Done) {
+            outcome = Streamed::Stopped;
+        }
+        // Whatever is batched is made of whole rows and whole orders: commit it, even
+        // when stopping, so the work done is kept.
+        if !batch.pieces.is_empty() {
+            self.commit(rt, id, kind, dry_run, batch)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Commits one batch with the job's progress; returns the records it covered.
+    fn commit(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: JobId,
+        kind: &'static str,
+        dry_run: bool,
+        batch: Batch,
+    ) -> Result<u64, PipelineError> {
+        let applied: Applied = if dry_run {
+            let applied = self.dry_run(rt, Box::new(move |tx| load::apply(tx, id, batch)))?;
+            let (records, loaded) = (applied.records, applied.loaded);
+            let rejects = applied.rejects.clone();
+            let for_job = Applied {
+                records,
+                loaded,
+                rejects,
+                failed_ref_after: applied.failed_ref_after.clone(),
+            };
+            self.transact(
+                rt,
+                Box::new(move |tx| load::record_progress(tx, id, &for_job)),
+            )?;
+            applied
+        } else {
+            self.transact(
+                rt,
+                Box::new(move |tx| {
+                    let applied = load::apply(tx, id, batch)?;
+                    load::record_progress(tx, id, &applied)?;
+                    Ok(applied)
+                }),
+            )?
+        };
+        self.telemetry
+            .rows_loaded
+            .get_or_create(&KindLabel { kind })
+            .inc_by(applied.loaded);
+        for r in &applied.rejects {
+            self.telemetry
+                .rows_rejected
+                .get_or_create(&ReasonLabel { reason: r.code })
+                .inc();
+        }
+        Ok(applied.records)
+    }
+}
+
+enum Streamed {
+    Done,
+    Broken(String),
+    Stopped,
+}
+
+/// Records the file's hash and size and marks the job running, or a duplicate of
+/// the completed job that loaded the same bytes.
+fn start(tx: &mut Tx<'_, '_>, id: JobId, facts: FileFacts) -> Result<JobRow, StoreError> {
+    let mut jobs = JobTables::open(tx.txn)?;
+    let mut row = jobs
+        .get(id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))?;
+    row.sha256 = Some(facts.sha256);
+    row.bytes = facts.bytes;
+    row.started_at = Some(tx.at);
+    row.status = JobStatus::Running;
+    if let Some(earlier) = jobs.completed_with(&facts.sha256)?
+        && earlier != id
+    {
+        row.status = JobStatus::Duplicate;
+        row.duplicate_of = Some(earlier);
+        row.finished_at = Some(tx.at);
+    }
+    jobs.put(id, &row)?;
+    Ok(row)
+}
+
+fn log_finished(job: &Job) {
+    let r = &job.row;
+    tracing::info!(
+        job = job.id.0,
+        file = %r.file_name,
+        status = r.status.as_str(),
+        rows_read = r.rows_read,
+        rows_loaded = r.rows_loaded,
+        rows_rejected = r.rows_rejected,
+        error = r.error.as_deref().unwrap_or(""),
+        "import finished"
+    );
+}

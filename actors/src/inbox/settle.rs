@@ -1,0 +1,170 @@
+//! When is a dropped file complete? When its size and modification time have not
+//! changed for the settle period. This is the pure decision, kept apart from the
+//! file system so it can be tested against a model with a simulated clock.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::naming::is_ignored;
+use crate::limits::INBOX_TRACKED_FILES_MAX;
+
+/// One directory entry as seen by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub name: String,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    size: u64,
+    modified: SystemTime,
+    stable_since: Instant,
+    first_seen: Instant,
+}
+
+/// Tracks candidate files between scans.
+#[derive(Debug)]
+pub struct Settler {
+    settle: Duration,
+    tracked: HashMap<String, Tracked>,
+}
+
+impl Settler {
+    pub fn new(settle: Duration) -> Self {
+        Self {
+            settle,
+            tracked: HashMap::new(),
+        }
+    }
+
+    /// Takes a full listing of the folder at `now` and returns the names that have
+    /// been stable for the settle period, oldest first. Ignored names are never
+    /// returned; vanished files are forgotten; a file that changed starts over.
+    pub fn observe(&mut self, now: Instant, listing: &[Seen]) -> Vec<String> {
+        let mut present = std::collections::HashSet::with_capacity(listing.len());
+        for entry in listing {
+            if is_ignored(&entry.name) {
+                continue;
+            }
+            present.insert(entry.name.as_str());
+            let room = self.tracked.len() < INBOX_TRACKED_FILES_MAX;
+            match self.tracked.get_mut(&entry.name) {
+                Some(t) if t.size == entry.size && t.modified == entry.modified => {}
+                Some(t) => {
+                    t.size = entry.size;
+                    t.modified = entry.modified;
+                    t.stable_since = now;
+                }
+                None if room => {
+                    self.tracked.insert(
+                        entry.name.clone(),
+                        Tracked {
+                            size: entry.size,
+                            modified: entry.modified,
+                            stable_since: now,
+                            first_seen: now,
+                        },
+                    );
+                }
+                None => {}
+            }
+        }
+        self.tracked
+            .retain(|name, _| present.contains(name.as_str()));
+        let mut ready: Vec<(&String, &Tracked)> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| now.duration_since(t.stable_since) >= self.settle)
+            .collect();
+        ready.sort_by_key(|(name, t)| (t.first_seen, (*name).clone()));
+        ready.into_iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Stops tracking `name` (it was claimed).
+    pub fn forget(&mut self, name: &str) {
+        self.tracked.remove(name);
+    }
+
+    /// Files being watched but not yet settled, and how long the oldest has waited.
+    pub fn waiting(&self, now: Instant) -> (usize, Duration) {
+        let oldest = self
+            .tracked
+            .values()
+            .map(|t| now.duration_since(t.first_seen))
+            .max()
+            .unwrap_or_default();
+        (self.tracked.len(), oldest)
+    }
+
+    /// When the next tracked file could become ready (for scheduling a rescan).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.tracked
+            .values()
+            .map(|t| t.stable_since + self.settle)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(name: &str, size: u64, secs: u64) -> Seen {
+        Seen {
+            name: name.into(),
+            size,
+            modified: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn a_file_is_ready_after_staying_unchanged_for_the_settle_period() {
+        let mut s = Settler::new(Duration::from_millis(1000));
+        let t0 = Instant::now();
+        assert!(s.observe(t0, &[seen("products.csv", 10, 1)]).is_empty());
+        assert!(
+            s.observe(
+                t0 + Duration::from_millis(999),
+                &[seen("products.csv", 10, 1)]
+            )
+            .is_empty()
+        );
+        // It grew: the clock starts again.
+        assert!(
+            s.observe(
+                t0 + Duration::from_millis(1500),
+                &[seen("products.csv", 20, 2)]
+            )
+            .is_empty()
+        );
+        assert!(
+            s.observe(
+                t0 + Duration::from_millis(2400),
+                &[seen("products.csv", 20, 2)]
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            s.observe(
+                t0 + Duration::from_millis(2500),
+                &[seen("products.csv", 20, 2)]
+            ),
+            vec!["products.csv"]
+        );
+    }
+
+    #[test]
+    fn ignored_and_vanished_files_never_become_ready() {
+        let mut s = Settler::new(Duration::ZERO);
+        let t0 = Instant::now();
+        assert!(
+            s.observe(t0, &[seen("products.csv.part", 1, 1), seen(".x", 1, 1)])
+                .is_empty()
+        );
+        assert_eq!(s.observe(t0, &[seen("a.csv", 1, 1)]), vec!["a.csv"]);
+        s.observe(t0, &[]);
+        assert_eq!(s.waiting(t0).0, 0);
+    }
+}

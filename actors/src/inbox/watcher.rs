@@ -1,0 +1,489 @@
+//! The inbox watcher actor and the job runner behind it.
+//!
+//! File-system notifications are a hint, never the source of truth: the folder is
+//! scanned at start-up, on a timer, whenever a notification (or its overflow or
+//! error) arrives, and when a tracked file's settle period ends. `--inbox-poll`
+//! drops notifications altogether, for network file systems.
+//!
+//! A file is claimed by an atomic rename into the hidden working folder, so it is
+//! never taken twice and never half-claimed; from then on the working folder and
+//! the job table are the truth. The runner thread processes one job at a time:
+//! first, at start-up, whatever a previous run left unfinished, then new files and
+//! uploads in the order they were claimed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+
+use super::jobs::{self, Job, OpenJobs, Origin};
+use super::naming::format_of;
+use super::pipeline::{Outcome, Pipeline, PipelineError};
+use super::report::{Dirs, finalize};
+use super::settle::{Seen, Settler};
+use crate::domain::{Currency, JobId};
+use crate::ledger::Ledger;
+use crate::limits::INBOX_TRACKED_FILES_MAX;
+use crate::mailbox::{AskError, Mailbox};
+use crate::telemetry::Telemetry;
+
+/// How the inbox behaves (all from the command line).
+#[derive(Debug, Clone)]
+pub struct InboxConfig {
+    pub root: PathBuf,
+    /// A file is taken once its size and mtime have been stable this long.
+    pub settle: Duration,
+    /// Rescan interval (notifications only hint between scans).
+    pub scan_interval: Duration,
+    /// No notifications: scan on the timer only.
+    pub poll: bool,
+    /// How long a file that looks truncated is waited for before it fails.
+    pub truncated_wait: Duration,
+}
+
+/// Work for the runner thread.
+#[derive(Debug)]
+pub enum Task {
+    /// Finish what a previous run left: open jobs, and claimed files without one.
+    Recover { work_files: Vec<PathBuf> },
+    /// A file just claimed into the working folder; `refused` fails it at once.
+    Claimed {
+        work_path: PathBuf,
+        file_name: String,
+        refused: Option<String>,
+    },
+    /// A job created elsewhere (an upload).
+    Job(JobId),
+}
+
+/// The running inbox: its watcher actor and runner thread.
+pub struct Inbox {
+    pub watcher: Addr<InboxWatcher>,
+    pub dirs: Dirs,
+    stop: Arc<AtomicBool>,
+    runner: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Inbox {
+    /// Creates the folders, queues the recovery of unfinished work, starts the
+    /// runner thread and the watcher (on an arbiter of its own).
+    pub fn start(
+        config: InboxConfig,
+        ledger: Mailbox<Ledger>,
+        currency: Currency,
+        telemetry: Telemetry,
+    ) -> std::io::Result<Self> {
+        let dirs = Dirs::new(&config.root);
+        dirs.create()?;
+        let (tasks, queue) = sync_channel::<Task>(INBOX_TRACKED_FILES_MAX);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let work_files = list_files(&dirs.work)?
+            .into_iter()
+            .map(|(name, _)| dirs.work.join(name))
+            .collect();
+        queued.fetch_add(1, Ordering::AcqRel);
+        tasks
+            .send(Task::Recover { work_files })
+            .expect("the queue was just made");
+
+        let pipeline = Pipeline {
+            ledger,
+            currency,
+            telemetry: telemetry.clone(),
+            stop: Arc::clone(&stop),
+        };
+        let runner_dirs = dirs.clone();
+        let runner_queued = Arc::clone(&queued);
+        let runner = std::thread::Builder::new()
+            .name("inbox-runner".into())
+            .spawn(move || run_tasks(queue, pipeline, runner_dirs, runner_queued))?;
+
+        let watcher_dirs = dirs.clone();
+        let watcher =
+            InboxWatcher::start_in_arbiter(&Arbiter::new().handle(), move |_| InboxWatcher {
+                settler: Settler::new(config.settle),
+                config,
+                dirs: watcher_dirs,
+                truncated: HashMap::new(),
+                tasks,
+                queued,
+                telemetry,
+                notify: None,
+                last_scan: None,
+                rescan: None,
+                claims: 0,
+            });
+        Ok(Self {
+            watcher,
+            dirs,
+            stop,
+            runner: Some(runner),
+        })
+    }
+
+    /// Stops taking files, lets the job in progress commit its current batch, and
+    /// waits for the runner to finish.
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.watcher.send(StopWatcher).await;
+        if let Some(runner) = self.runner.take() {
+            let _ = tokio::task::spawn_blocking(move || runner.join()).await;
+        }
+    }
+}
+
+/// Files (not folders) directly in `dir`, with size and mtime; names that are not
+/// UTF-8 are skipped.
+fn list_files(dir: &Path) -> std::io::Result<Vec<(String, std::fs::Metadata)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, meta));
+        }
+    }
+    Ok(out)
+}
+
+pub struct InboxWatcher {
+    config: InboxConfig,
+    dirs: Dirs,
+    settler: Settler,
+    /// When each settled file that still looks truncated was first found so.
+    truncated: HashMap<String, Instant>,
+    tasks: SyncSender<Task>,
+    queued: Arc<AtomicUsize>,
+    telemetry: Telemetry,
+    notify: Option<notify::RecommendedWatcher>,
+    last_scan: Option<Instant>,
+    rescan: Option<SpawnHandle>,
+    claims: u64,
+}
+
+/// Scan the folder now (a notification's hint, or a timer).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Rescan;
+
+/// Stop watching (shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopWatcher;
+
+/// Take an uploaded file (already complete in the uploads folder) into the working
+/// folder; answers its path there.
+#[derive(Debug, Message)]
+#[rtype(result = "std::io::Result<PathBuf>")]
+pub struct AcceptUpload {
+    /// The complete upload.
+    pub temp_path: PathBuf,
+    /// The name the client gave it (already checked).
+    pub file_name: String,
+}
+
+/// Queue a job created for an upload.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), AskError>")]
+pub struct Enqueue {
+    /// The job.
+    pub job: JobId,
+}
+
+/// Minimum time between two scans triggered by notifications (a file being written
+/// produces a notification per write).
+const SCAN_DEBOUNCE: Duration = Duration::from_millis(50);
+
+impl Actor for InboxWatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(64);
+        if !self.config.poll {
+            let addr = ctx.address();
+            let watcher =
+                notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                    // Every event, overflow or error means the same: look again. A full
+                    // mailbox means a scan is already due.
+                    let _ = event;
+                    let _ = addr.try_send(Rescan);
+                });
+            match watcher {
+                Ok(mut w) => match notify::Watcher::watch(
+                    &mut w,
+                    &self.config.root,
+                    notify::RecursiveMode::NonRecursive,
+                ) {
+                    Ok(()) => self.notify = Some(w),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "inbox notifications unavailable; scanning on the timer only")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox notifications unavailable; scanning on the timer only")
+                }
+            }
+        }
+        ctx.run_interval(self.config.scan_interval, |act, ctx| act.scan(ctx));
+        self.scan(ctx);
+    }
+}
+
+impl Handler<Rescan> for InboxWatcher {
+    type Result = ();
+    fn handle(&mut self, _: Rescan, ctx: &mut Self::Context) {
+        match self.last_scan {
+            Some(at) if at.elapsed() < SCAN_DEBOUNCE => self.scan_at(ctx, at + SCAN_DEBOUNCE),
+            _ => self.scan(ctx),
+        }
+    }
+}
+
+impl Handler<StopWatcher> for InboxWatcher {
+    type Result = ();
+    fn handle(&mut self, _: StopWatcher, ctx: &mut Self::Context) {
+        self.notify = None;
+        ctx.stop();
+        Arbiter::current().stop();
+    }
+}
+
+impl Handler<AcceptUpload> for InboxWatcher {
+    type Result = std::io::Result<PathBuf>;
+    fn handle(&mut self, msg: AcceptUpload, _: &mut Self::Context) -> Self::Result {
+        let work = self.work_path(&msg.file_name);
+        std::fs::rename(&msg.temp_path, &work)?;
+        Ok(work)
+    }
+}
+
+impl Handler<Enqueue> for InboxWatcher {
+    type Result = Result<(), AskError>;
+    fn handle(&mut self, msg: Enqueue, _: &mut Self::Context) -> Self::Result {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.tasks.try_send(Task::Job(msg.job)).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            AskError::Overloaded("inbox")
+        })
+    }
+}
+
+impl InboxWatcher {
+    /// A unique name in the working folder that keeps the original name readable.
+    fn work_path(&mut self, file_name: &str) -> PathBuf {
+        self.claims += 1;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        self.dirs.work.join(format!(
+            "{nanos:x}{:04x}-{file_name}",
+            self.claims % 0x10000
+        ))
+    }
+
+    fn scan_at(&mut self, ctx: &mut Context<Self>, at: Instant) {
+        if let Some(h) = self.rescan.take() {
+            ctx.cancel_future(h);
+        }
+        let delay = at.saturating_duration_since(Instant::now());
+        self.rescan = Some(ctx.run_later(delay, |act, ctx| {
+            act.rescan = None;
+            act.scan(ctx);
+        }));
+    }
+
+    fn scan(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.last_scan = Some(now);
+        let listing = match list_files(&self.dirs.root) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, inbox = %self.dirs.root.display(), "cannot list the inbox");
+                return;
+            }
+        };
+        let seen: Vec<Seen> = listing
+            .into_iter()
+            .map(|(name, meta)| Seen {
+                name,
+                size: meta.len(),
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            })
+            .collect();
+        for name in self.settler.observe(now, &seen) {
+            self.consider(&name, now);
+        }
+        let (waiting, oldest) = self.settler.waiting(now);
+        let waiting = waiting + self.queued.load(Ordering::Acquire);
+        self.telemetry.inbox_files_waiting.set(waiting as i64);
+        self.telemetry
+            .inbox_oldest_file_age_seconds
+            .set(oldest.as_secs() as i64);
+        if let Some(deadline) = self.settler.next_deadline() {
+            self.scan_at(ctx, deadline.max(now) + Duration::from_millis(5));
+        }
+    }
+
+    /// A settled file: claim it, unless it still looks truncated and may yet grow.
+    fn consider(&mut self, name: &str, now: Instant) {
+        if self.queued.load(Ordering::Acquire) >= INBOX_TRACKED_FILES_MAX {
+            return;
+        }
+        let path = self.dirs.root.join(name);
+        let refused = match format_of(name) {
+            Err(reason) => Some(reason),
+            Ok((format, gzip)) => match super::extract::looks_truncated(&path, format, gzip) {
+                Ok(None) => None,
+                Ok(Some(why)) => {
+                    let since = *self.truncated.entry(name.to_owned()).or_insert(now);
+                    if now.duration_since(since) < self.config.truncated_wait {
+                        return;
+                    }
+                    Some(format!(
+                        "the file looks truncated ({why}) and did not change for {} s",
+                        self.config.truncated_wait.as_secs()
+                    ))
+                }
+                Err(_) => return,
+            },
+        };
+        let work = self.work_path(name);
+        if let Err(e) = std::fs::rename(&path, &work) {
+            tracing::debug!(file = name, error = %e, "could not claim a file (gone?)");
+            return;
+        }
+        self.settler.forget(name);
+        self.truncated.remove(name);
+        tracing::info!(file = name, "claimed an inbox file");
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let task = Task::Claimed {
+            work_path: work.clone(),
+            file_name: name.to_owned(),
+            refused,
+        };
+        if self.tasks.try_send(task).is_err() {
+            // Cannot happen while the count above is respected; put the file back.
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            let _ = std::fs::rename(&work, &path);
+        }
+    }
+}
+
+/// Creates the job for a file in the working folder.
+pub fn create_job(
+    pipeline: &Pipeline,
+    rt: &tokio::runtime::Runtime,
+    work_path: &Path,
+    file_name: String,
+    origin: Origin,
+    refused: Option<String>,
+    dry_run: bool,
+) -> Result<Job, PipelineError> {
+    pipeline.transact(
+        rt,
+        jobs::create_work(work_path, file_name, origin, refused, dry_run),
+    )
+}
+
+/// The runner thread: one job at a time, each run to its end and reported.
+fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<AtomicUsize>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "the inbox runner cannot start");
+            return;
+        }
+    };
+    while !pipeline.stop.load(Ordering::Acquire) {
+        let task = match queue.recv_timeout(Duration::from_millis(200)) {
+            Ok(t) => t,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        queued.fetch_sub(1, Ordering::AcqRel);
+        let result = match task {
+            Task::Recover { work_files } => recover(&pipeline, &rt, &dirs, work_files),
+            Task::Claimed {
+                work_path,
+                file_name,
+                refused,
+            } => create_job(
+                &pipeline,
+                &rt,
+                &work_path,
+                file_name,
+                Origin::Inbox,
+                refused,
+                false,
+            )
+            .and_then(|job| process(&pipeline, &rt, &dirs, job.id)),
+            Task::Job(id) => process(&pipeline, &rt, &dirs, id),
+        };
+        if let Err(e) = result {
+            // The job stays open and is taken up again on the next start.
+            tracing::error!(error = %e, "an import job could not run; it will be retried on the next start");
+        }
+    }
+}
+
+fn process(
+    pipeline: &Pipeline,
+    rt: &tokio::runtime::Runtime,
+    dirs: &Dirs,
+    id: JobId,
+) -> Result<(), PipelineError> {
+    match pipeline.run(rt, id)? {
+        Outcome::Finished(job) => finalize(pipeline, rt, dirs, *job),
+        Outcome::Interrupted => Ok(()),
+    }
+}
+
+/// Open jobs of the inbox first (resumed or finished), then claimed files that a
+/// crash left without a job.
+fn recover(
+    pipeline: &Pipeline,
+    rt: &tokio::runtime::Runtime,
+    dirs: &Dirs,
+    work_files: Vec<PathBuf>,
+) -> Result<(), PipelineError> {
+    let open = rt.block_on(pipeline.ledger.ask(OpenJobs))??;
+    let known: std::collections::HashSet<PathBuf> = open
+        .iter()
+        .map(|j| PathBuf::from(&j.row.work_path))
+        .collect();
+    for job in open.into_iter().filter(|j| j.row.origin == Origin::Inbox) {
+        if pipeline.stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        tracing::info!(job = job.id.0, file = %job.row.file_name, "resuming an import left unfinished");
+        process(pipeline, rt, dirs, job.id)?;
+    }
+    for path in work_files.into_iter().filter(|p| !known.contains(p)) {
+        if pipeline.stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(work_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Claimed names are `<unique>-<original name>`.
+        let file_name = work_name
+            .split_once('-')
+            .map_or(work_name, |(_, rest)| rest)
+            .to_owned();
+        let job = create_job(pipeline, rt, &path, file_name, Origin::Inbox, None, false)?;
+        process(pipeline, rt, dirs, job.id)?;
+    }
+    Ok(())
+}
