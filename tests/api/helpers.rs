@@ -22,8 +22,8 @@ pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub _data_dir: tempfile::TempDir,
-    pub _inbox: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
+    pub inbox: tempfile::TempDir,
     pub admin_token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -81,8 +81,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let mut app = TestApp {
         base,
         client,
-        _data_dir: data_dir,
-        _inbox: inbox,
+        data_dir,
+        inbox,
         admin_token: String::new(),
         stop: Some(stop),
     };
@@ -277,6 +277,86 @@ impl TestApp {
         r.assert_status(200);
         r.body.clone()
     }
+}
+
+impl TestApp {
+    /// Drops a file into the inbox the way careful writers do: write `.part`, rename.
+    pub fn drop_file(&self, name: &str, bytes: &[u8]) {
+        let part = self.inbox.path().join(format!("{name}.part"));
+        std::fs::write(&part, bytes).unwrap();
+        std::fs::rename(&part, self.inbox.path().join(name)).unwrap();
+    }
+
+    /// Waits for the newest job of `file_name` to reach a final status.
+    pub async fn job_for(&self, file_name: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let jobs = self
+                .get("/api/v1/imports?limit=200", Some(&self.admin_token))
+                .await;
+            jobs.assert_status(200);
+            let found = jobs.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["file_name"] == file_name)
+                .cloned();
+            if let Some(job) = found
+                && ["completed", "failed", "duplicate"].contains(&job["status"].as_str().unwrap())
+            {
+                // The report is written right after the final commit.
+                let dir = if job["status"] == "failed" {
+                    "failed"
+                } else {
+                    "processed"
+                };
+                let report_wait = Instant::now();
+                while !self
+                    .inbox
+                    .path()
+                    .join(dir)
+                    .join(format!("{file_name}.report.json"))
+                    .exists()
+                    && report_wait.elapsed() < Duration::from_secs(10)
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return job;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no finished job for {file_name}: {}",
+                jobs.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn rejects_of(&self, job: &Value) -> Vec<Value> {
+        let r = self
+            .get(
+                &format!("/api/v1/imports/{}/rejects?limit=200", job["id"]),
+                Some(&self.admin_token),
+            )
+            .await;
+        r.assert_status(200);
+        r.body["items"].as_array().unwrap().clone()
+    }
+
+    pub async fn product(&self, sku: &str) -> Value {
+        let r = self.get(&format!("/api/v1/products/{sku}"), None).await;
+        r.assert_status(200);
+        r.body.clone()
+    }
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// The real binary as a child process.

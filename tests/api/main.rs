@@ -7,6 +7,7 @@
 //! - `products`  — catalog reads and admin writes
 //! - `errors`    — problem+json for every kind of bad request
 //! - `orders`    — checkout, races, idempotency, lifecycle
+//! - `inbox`     — dropped files and uploads through the import pipeline
 //! - `lifecycle` — restart, single owner, graceful shutdown, CLI
 
 mod helpers;
@@ -14,6 +15,7 @@ mod helpers;
 mod auth;
 mod crash;
 mod errors;
+mod inbox;
 mod lifecycle;
 mod orders;
 mod products;

@@ -229,6 +229,12 @@ pub fn looks_truncated(
     if len == 0 {
         return Ok(Some("the file is empty"));
     }
+    let mut head = vec![0u8; len.min(4096) as usize];
+    file.read_exact(&mut head)?;
+    let first = head
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF)
+        .copied();
     let tail_len = len.min(4096);
     file.seek(SeekFrom::Start(len - tail_len))?;
     let mut tail = vec![0u8; tail_len as usize];
@@ -239,7 +245,10 @@ pub fn looks_truncated(
         .find(|b| !b.is_ascii_whitespace())
         .copied();
     Ok(match format {
-        Format::JsonArray if last != Some(b']') => Some("the JSON array is not closed"),
+        // Not an array at all is a structural failure, not a file still being written.
+        Format::JsonArray if first == Some(b'[') && last != Some(b']') => {
+            Some("the JSON array is not closed")
+        }
         Format::Csv | Format::JsonLines if tail.last() != Some(&b'\n') => {
             Some("the last line has no line break")
         }

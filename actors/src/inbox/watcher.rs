@@ -106,17 +106,13 @@ impl Inbox {
         let watcher_dirs = dirs.clone();
         let watcher =
             InboxWatcher::start_in_arbiter(&Arbiter::new().handle(), move |_| InboxWatcher {
-                settler: Settler::new(config.settle),
-                config,
-                dirs: watcher_dirs,
-                truncated: HashMap::new(),
+                scanner: Scanner::new(config, watcher_dirs),
                 tasks,
                 queued,
                 telemetry,
                 notify: None,
                 last_scan: None,
                 rescan: None,
-                claims: 0,
             });
         Ok(Self {
             watcher,
@@ -154,19 +150,132 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<(String, std::fs::Metadata)>> {
     Ok(out)
 }
 
-pub struct InboxWatcher {
-    config: InboxConfig,
-    dirs: Dirs,
+/// The watcher's decisions, apart from the actor and the clock: list the folder,
+/// settle, check for truncation, claim. Driven with a simulated clock by the
+/// watcher's property test.
+pub struct Scanner {
+    pub config: InboxConfig,
+    pub dirs: Dirs,
     settler: Settler,
     /// When each settled file that still looks truncated was first found so.
     truncated: HashMap<String, Instant>,
+    claims: u64,
+}
+
+/// A file the scanner claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub work_path: PathBuf,
+    pub file_name: String,
+    /// Why it fails without being read (it looked truncated for too long), if it does.
+    pub refused: Option<String>,
+}
+
+impl Scanner {
+    pub fn new(config: InboxConfig, dirs: Dirs) -> Self {
+        Self {
+            settler: Settler::new(config.settle),
+            config,
+            dirs,
+            truncated: HashMap::new(),
+            claims: 0,
+        }
+    }
+
+    /// A unique name in the working folder that keeps the original name readable.
+    pub fn work_path(&mut self, file_name: &str) -> PathBuf {
+        self.claims += 1;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        self.dirs.work.join(format!(
+            "{nanos:x}{:04x}-{file_name}",
+            self.claims % 0x10000
+        ))
+    }
+
+    /// Lists the inbox at `now` and claims up to `room` settled files, oldest first.
+    pub fn scan(&mut self, now: Instant, room: usize) -> std::io::Result<Vec<Claim>> {
+        let seen: Vec<Seen> = list_files(&self.dirs.root)?
+            .into_iter()
+            .map(|(name, meta)| Seen {
+                name,
+                size: meta.len(),
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            })
+            .collect();
+        let mut claims = Vec::new();
+        for name in self.settler.observe(now, &seen) {
+            if claims.len() >= room {
+                break;
+            }
+            if let Some(claim) = self.consider(&name, now) {
+                claims.push(claim);
+            }
+        }
+        Ok(claims)
+    }
+
+    /// A settled file: claim it, unless it still looks truncated and may yet grow.
+    fn consider(&mut self, name: &str, now: Instant) -> Option<Claim> {
+        let path = self.dirs.root.join(name);
+        let refused = match format_of(name) {
+            Err(reason) => Some(reason),
+            Ok((format, gzip)) => match super::extract::looks_truncated(&path, format, gzip) {
+                Ok(None) => None,
+                Ok(Some(why)) => {
+                    let since = *self.truncated.entry(name.to_owned()).or_insert(now);
+                    if now.duration_since(since) < self.config.truncated_wait {
+                        return None;
+                    }
+                    Some(format!(
+                        "the file looks truncated ({why}) and did not change for {} s",
+                        self.config.truncated_wait.as_secs()
+                    ))
+                }
+                Err(_) => return None,
+            },
+        };
+        let work = self.work_path(name);
+        if let Err(e) = std::fs::rename(&path, &work) {
+            tracing::debug!(file = name, error = %e, "could not claim a file (gone?)");
+            return None;
+        }
+        self.settler.forget(name);
+        self.truncated.remove(name);
+        tracing::info!(file = name, "claimed an inbox file");
+        Some(Claim {
+            work_path: work,
+            file_name: name.to_owned(),
+            refused,
+        })
+    }
+
+    /// Puts a claimed file back where it was (its task could not be queued).
+    pub fn unclaim(&self, claim: &Claim) {
+        let _ = std::fs::rename(&claim.work_path, self.dirs.root.join(&claim.file_name));
+    }
+
+    /// Files watched but not settled, and the age of the oldest.
+    pub fn waiting(&self, now: Instant) -> (usize, Duration) {
+        self.settler.waiting(now)
+    }
+
+    /// When a tracked file could next become ready.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.settler.next_deadline()
+    }
+}
+
+pub struct InboxWatcher {
+    scanner: Scanner,
     tasks: SyncSender<Task>,
     queued: Arc<AtomicUsize>,
     telemetry: Telemetry,
     notify: Option<notify::RecommendedWatcher>,
     last_scan: Option<Instant>,
     rescan: Option<SpawnHandle>,
-    claims: u64,
 }
 
 /// Scan the folder now (a notification's hint, or a timer).
@@ -207,7 +316,7 @@ impl Actor for InboxWatcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
-        if !self.config.poll {
+        if !self.scanner.config.poll {
             let addr = ctx.address();
             let watcher =
                 notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -219,7 +328,7 @@ impl Actor for InboxWatcher {
             match watcher {
                 Ok(mut w) => match notify::Watcher::watch(
                     &mut w,
-                    &self.config.root,
+                    &self.scanner.config.root,
                     notify::RecursiveMode::NonRecursive,
                 ) {
                     Ok(()) => self.notify = Some(w),
@@ -232,7 +341,7 @@ impl Actor for InboxWatcher {
                 }
             }
         }
-        ctx.run_interval(self.config.scan_interval, |act, ctx| act.scan(ctx));
+        ctx.run_interval(self.scanner.config.scan_interval, |act, ctx| act.scan(ctx));
         self.scan(ctx);
     }
 }
@@ -259,7 +368,7 @@ impl Handler<StopWatcher> for InboxWatcher {
 impl Handler<AcceptUpload> for InboxWatcher {
     type Result = std::io::Result<PathBuf>;
     fn handle(&mut self, msg: AcceptUpload, _: &mut Self::Context) -> Self::Result {
-        let work = self.work_path(&msg.file_name);
+        let work = self.scanner.work_path(&msg.file_name);
         std::fs::rename(&msg.temp_path, &work)?;
         Ok(work)
     }
@@ -277,19 +386,6 @@ impl Handler<Enqueue> for InboxWatcher {
 }
 
 impl InboxWatcher {
-    /// A unique name in the working folder that keeps the original name readable.
-    fn work_path(&mut self, file_name: &str) -> PathBuf {
-        self.claims += 1;
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        self.dirs.work.join(format!(
-            "{nanos:x}{:04x}-{file_name}",
-            self.claims % 0x10000
-        ))
-    }
-
     fn scan_at(&mut self, ctx: &mut Context<Self>, at: Instant) {
         if let Some(h) = self.rescan.take() {
             ctx.cancel_future(h);
@@ -304,76 +400,35 @@ impl InboxWatcher {
     fn scan(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         self.last_scan = Some(now);
-        let listing = match list_files(&self.dirs.root) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, inbox = %self.dirs.root.display(), "cannot list the inbox");
-                return;
+        let room = INBOX_TRACKED_FILES_MAX.saturating_sub(self.queued.load(Ordering::Acquire));
+        match self.scanner.scan(now, room) {
+            Ok(claims) => {
+                for claim in claims {
+                    self.queued.fetch_add(1, Ordering::AcqRel);
+                    let task = Task::Claimed {
+                        work_path: claim.work_path.clone(),
+                        file_name: claim.file_name.clone(),
+                        refused: claim.refused.clone(),
+                    };
+                    if self.tasks.try_send(task).is_err() {
+                        // Cannot happen while `room` is respected; put the file back.
+                        self.queued.fetch_sub(1, Ordering::AcqRel);
+                        self.scanner.unclaim(&claim);
+                    }
+                }
             }
-        };
-        let seen: Vec<Seen> = listing
-            .into_iter()
-            .map(|(name, meta)| Seen {
-                name,
-                size: meta.len(),
-                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            })
-            .collect();
-        for name in self.settler.observe(now, &seen) {
-            self.consider(&name, now);
+            Err(e) => {
+                tracing::error!(error = %e, inbox = %self.scanner.dirs.root.display(), "cannot list the inbox")
+            }
         }
-        let (waiting, oldest) = self.settler.waiting(now);
+        let (waiting, oldest) = self.scanner.waiting(now);
         let waiting = waiting + self.queued.load(Ordering::Acquire);
         self.telemetry.inbox_files_waiting.set(waiting as i64);
         self.telemetry
             .inbox_oldest_file_age_seconds
             .set(oldest.as_secs() as i64);
-        if let Some(deadline) = self.settler.next_deadline() {
+        if let Some(deadline) = self.scanner.next_deadline() {
             self.scan_at(ctx, deadline.max(now) + Duration::from_millis(5));
-        }
-    }
-
-    /// A settled file: claim it, unless it still looks truncated and may yet grow.
-    fn consider(&mut self, name: &str, now: Instant) {
-        if self.queued.load(Ordering::Acquire) >= INBOX_TRACKED_FILES_MAX {
-            return;
-        }
-        let path = self.dirs.root.join(name);
-        let refused = match format_of(name) {
-            Err(reason) => Some(reason),
-            Ok((format, gzip)) => match super::extract::looks_truncated(&path, format, gzip) {
-                Ok(None) => None,
-                Ok(Some(why)) => {
-                    let since = *self.truncated.entry(name.to_owned()).or_insert(now);
-                    if now.duration_since(since) < self.config.truncated_wait {
-                        return;
-                    }
-                    Some(format!(
-                        "the file looks truncated ({why}) and did not change for {} s",
-                        self.config.truncated_wait.as_secs()
-                    ))
-                }
-                Err(_) => return,
-            },
-        };
-        let work = self.work_path(name);
-        if let Err(e) = std::fs::rename(&path, &work) {
-            tracing::debug!(file = name, error = %e, "could not claim a file (gone?)");
-            return;
-        }
-        self.settler.forget(name);
-        self.truncated.remove(name);
-        tracing::info!(file = name, "claimed an inbox file");
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        let task = Task::Claimed {
-            work_path: work.clone(),
-            file_name: name.to_owned(),
-            refused,
-        };
-        if self.tasks.try_send(task).is_err() {
-            // Cannot happen while the count above is respected; put the file back.
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            let _ = std::fs::rename(&work, &path);
         }
     }
 }
