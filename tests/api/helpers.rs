@@ -22,7 +22,8 @@ pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the app.
+    pub _data_dir: tempfile::TempDir,
     pub inbox: tempfile::TempDir,
     pub admin_token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -81,7 +82,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let mut app = TestApp {
         base,
         client,
-        data_dir,
+        _data_dir: data_dir,
         inbox,
         admin_token: String::new(),
         stop: Some(stop),
