@@ -268,7 +268,23 @@ impl<'txn> Book<'txn> {
         reason: Option<Reason>,
         at: Timestamp,
     ) -> Result<Movement, StockError> {
-        let (level, last_seq) = self.level(sku)?;
+        let current = self.level(sku)?;
+        self.record_at(sku, current, delta, kind, order_id, source, reason, at)
+    }
+
+    /// [`Self::record`] when the caller already read the level.
+    #[allow(clippy::too_many_arguments)]
+    fn record_at(
+        &mut self,
+        sku: &Sku,
+        (level, last_seq): (u64, u64),
+        delta: i64,
+        kind: MovementKind,
+        order_id: Option<OrderId>,
+        source: Source,
+        reason: Option<Reason>,
+        at: Timestamp,
+    ) -> Result<Movement, StockError> {
         let after = level
             .checked_add_signed(delta)
             .ok_or(StockError::Insufficient { available: level })?;
@@ -305,12 +321,12 @@ impl<'txn> Book<'txn> {
         source: Source,
         at: Timestamp,
     ) -> Result<Option<Movement>, StockError> {
-        let (level, _) = self.level(sku)?;
-        let delta = target.get() as i64 - level as i64;
+        let current = self.level(sku)?;
+        let delta = target.get() as i64 - current.0 as i64;
         if delta == 0 {
             return Ok(None);
         }
-        self.record(sku, delta, kind, None, source, None, at)
+        self.record_at(sku, current, delta, kind, None, source, None, at)
             .map(Some)
     }
 

@@ -167,6 +167,9 @@ impl Ledger {
                 responders.push(respond);
                 poisoned |= failed;
             }
+            if !poisoned {
+                catalog.flush()?;
+            }
         }
         if poisoned {
             txn.abort()?;
