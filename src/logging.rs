@@ -16,7 +16,12 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<WorkerGuard> {
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_LINES_BUFFERED_MAX)
         .lossy(true)
-        .finish(std::io::stderr());
+        // The writer thread flushes whenever it has drained the queue, so buffering
+        // turns a burst of lines into one write instead of one system call each.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -36,6 +36,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn matches_the_time_crate_everywhere() {
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let mut ms: i64 = 0;
+        // Every few days across four centuries, leap years and month ends included.
+        while ms < 13_000_000_000_000 {
+            let expected =
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .unwrap()
+                    .format(&format)
+                    .unwrap();
+            assert_eq!(Timestamp(ms).to_rfc3339(), expected, "{ms}");
+            ms += 86_400_000 * 3 + 3_723_456;
+        }
+    }
+
+    #[test]
     fn formats_rfc3339_utc() {
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
         assert_eq!(

@@ -1,0 +1,159 @@
+//! Import stages one at a time, in rows per second, on the same generated products
+//! CSV: extract (CSV records), transform (validation into domain values), load
+//! (applying batches in a ledger transaction, committed), and the value parsers the
+//! transform leans on.
+
+use std::io::{BufRead, Cursor};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+use orderflow::config::{GenArgs, GenFormat, GenKind};
+use orderflow_actors::catalog::CatalogTables;
+use orderflow_actors::domain::{
+    Currency, JobId, Sku, Timestamp, parse_decimal_price, parse_json_number_price,
+};
+use orderflow_actors::inbox::extract::{RawRecord, extractor};
+use orderflow_actors::inbox::load::{Batch, Grouper, apply};
+use orderflow_actors::inbox::naming::{FileType, Format, Kind};
+use orderflow_actors::inbox::transform::transform;
+use orderflow_actors::ledger::Tx;
+use orderflow_actors::ledger::book::Book;
+use orderflow_actors::store::Store;
+
+const ROWS: u64 = 20_000;
+
+fn csv() -> Vec<u8> {
+    let mut out = Vec::new();
+    let args = GenArgs {
+        kind: GenKind::Products,
+        count: ROWS,
+        dirty: 1.0,
+        seed: 1,
+        format: GenFormat::Csv,
+        output: None,
+        customers: 0,
+        products: 0,
+    };
+    orderflow::datagen::generate(&args, &mut out).unwrap();
+    out
+}
+
+fn records(bytes: &[u8]) -> Vec<RawRecord> {
+    let reader: Box<dyn BufRead + Send> = Box::new(Cursor::new(bytes.to_vec()));
+    let mut ex = extractor(
+        FileType {
+            kind: Kind::Products,
+            format: Format::Csv,
+            gzip: false,
+        },
+        reader,
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = ex.next_record().unwrap() {
+        out.push(r);
+    }
+    out
+}
+
+fn stages(c: &mut Criterion) {
+    let bytes = csv();
+    let mut group = c.benchmark_group("etl");
+    group.throughput(Throughput::Elements(ROWS));
+    group.bench_function("extract_csv", |b| b.iter(|| records(&bytes).len()));
+    let recs = records(&bytes);
+    group.bench_function("transform_products", |b| {
+        b.iter(|| {
+            recs.iter()
+                .filter(|r| transform(Kind::Products, Currency::EUR, r).is_ok())
+                .count()
+        })
+    });
+    let mut pieces = Vec::new();
+    let mut grouper = Grouper::default();
+    for r in &recs {
+        grouper.push(
+            transform(Kind::Products, Currency::EUR, r),
+            r.line,
+            || r.raw_text(),
+            &mut pieces,
+        );
+    }
+    grouper.close(&mut pieces);
+    group.sample_size(10);
+    group.bench_function("load_products_commit", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path()).unwrap();
+                let txn = store.db().begin_write().unwrap();
+                orderflow_actors::inbox::jobs::create(
+                    &txn,
+                    JobId(1),
+                    "p.csv".into(),
+                    "p.csv".into(),
+                    orderflow_actors::inbox::jobs::Origin::Cli,
+                    None,
+                    false,
+                )
+                .unwrap();
+                txn.commit().unwrap();
+                (
+                    dir,
+                    store,
+                    Batch {
+                        pieces: pieces.clone(),
+                    },
+                )
+            },
+            |(dir, store, batch)| {
+                let txn = store.db().begin_write().unwrap();
+                {
+                    let mut catalog = CatalogTables::open(&txn).unwrap();
+                    let mut book = Book::open(&txn).unwrap();
+                    let mut tx = Tx {
+                        txn: &txn,
+                        catalog: &mut catalog,
+                        book: &mut book,
+                        currency: Currency::EUR,
+                        at: Timestamp::now(),
+                    };
+                    apply(&mut tx, JobId(1), batch).unwrap();
+                    catalog.flush().unwrap();
+                }
+                txn.commit().unwrap();
+                drop(dir);
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn parsers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("domain");
+    for (name, text) in [
+        ("plain", "1234.56"),
+        ("thousands", "1.234,56"),
+        ("currency", "€12.50"),
+    ] {
+        group.bench_with_input(
+            BenchmarkId::new("parse_decimal_price", name),
+            text,
+            |b, t| b.iter(|| parse_decimal_price(t, Currency::EUR)),
+        );
+    }
+    group.bench_function("parse_json_number_price", |b| {
+        b.iter(|| parse_json_number_price("120.50", Currency::EUR))
+    });
+    group.bench_function("sku_parse", |b| b.iter(|| Sku::parse("P-000123")));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = stages, parsers
+}
+criterion_main!(benches);

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The benchmark suite, one command, against freshly started servers on temporary
+# data directories. Writes target/bench-report/ (summary.json, index.html, one JSON
+# and one goose HTML report per scenario) and prints the table for
+# docs/benchmarks.md.
+#
+#   bash benches/run.sh                 # standard suite (about 5 minutes on 2 cores)
+#   LARGE_MB=1024 bash benches/run.sh   # also ingest a file of about 1 GiB (memory bound)
+#
+# Tools: wrk (installed with apt when missing) for the two raw-throughput figures,
+# where the lightest client is wanted; the goose driver (benches/load) for the
+# scenarios, which verifies every response body.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SECS=${SECS:-20}; USERS=${USERS:-64}; INGEST_ROWS=${INGEST_ROWS:-1000000}; LARGE_MB=${LARGE_MB:-0}
+OUT=$ROOT/target/bench-report
+rm -rf "$OUT"; mkdir -p "$OUT"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+echo "== build (release)"
+cargo build --release -q -p orderflow -p orderflow-bench
+BIN=$ROOT/target/release
+WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export ORDERFLOW_ADMIN_PASSWORD=bench-admin-pw
+export ORDERFLOW_JWT_SECRET=bench-secret-bench-secret-bench-secret-0
+
+start() {  # $1: name (data dir), then extra flags
+  local name=$1; shift
+  "$BIN/orderflow" serve --bind 127.0.0.1:0 --data-dir "$WORK/$name/data" --inbox "$WORK/$name/inbox" "$@" 2> "$WORK/$name.log" &
+  PID=$!
+  for _ in $(seq 200); do grep -q "listening on" "$WORK/$name.log" 2>/dev/null && break; sleep 0.05; done
+  URL=$(grep -o 'listening on http://[0-9.:]*' "$WORK/$name.log" | head -1 | sed 's/listening on //')
+}
+stop() { kill -TERM "$PID"; wait "$PID" || true; }
+rss_kb() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
+result() { grep '^RESULT' | sed 's/^RESULT //'; }
+
+echo "== idle server"
+start main
+sleep 2
+IDLE_KB=$(rss_kb "$PID" VmRSS)
+
+echo "== browse (goose, $USERS users, ${SECS}s)"
+"$BIN/loadgen" browse --host "$URL" --users "$USERS" --run-time "$SECS" --report-dir "$OUT"
+
+echo "== GET product vs bare handler (wrk, 3 rounds x 5 s each, alternating)"
+curl -fsS "$URL/api/v1/products/P-000001" > "$WORK/body.json"
+"$BIN/baseline" --bind 127.0.0.1:18090 --body-file "$WORK/body.json" --workers 2 2>/dev/null &
+BASE_PID=$!
+sleep 0.5
+: > "$WORK/get.jsonl"
+for _ in 1 2 3; do
+  BENCH_EXPECT='"sku":"P-000001"' wrk -t1 -c"$USERS" -d5s -s benches/scripts/get.lua http://127.0.0.1:18090/product | result | sed 's/^/{"side":"baseline","r":/; s/$/}/' >> "$WORK/get.jsonl"
+  BENCH_EXPECT='"sku":"P-000001"' wrk -t1 -c"$USERS" -d5s -s benches/scripts/get.lua "$URL/api/v1/products/P-000001" | result | sed 's/^/{"side":"orderflow","r":/; s/$/}/' >> "$WORK/get.jsonl"
+done
+kill "$BASE_PID"
+
+echo "== checkout, group commit (goose, $USERS users, ${SECS}s)"
+"$BIN/loadgen" checkout --label checkout-group-commit --host "$URL" --users "$USERS" --run-time "$SECS" --report-dir "$OUT"
+echo "== mixed 90/10 (goose, $USERS users, ${SECS}s)"
+"$BIN/loadgen" mixed --host "$URL" --users "$USERS" --run-time "$SECS" --report-dir "$OUT"
+stop
+
+echo "== checkout, one commit per order (goose, $USERS users, ${SECS}s)"
+start main --commit-batch-max 1
+"$BIN/loadgen" checkout --label checkout-one-commit-per-order --host "$URL" --users "$USERS" --run-time "$SECS" --report-dir "$OUT"
+stop
+
+echo "== ingest $INGEST_ROWS rows (fresh server)"
+start ingest
+"$BIN/loadgen" ingest --host "$URL" --rows "$INGEST_ROWS" --inbox "$WORK/ingest/inbox" --report-dir "$OUT"
+INGEST_PEAK_KB=$(rss_kb "$PID" VmHWM)
+stop
+
+LARGE_PEAK_KB=0
+if [ "$LARGE_MB" -gt 0 ]; then
+  ROWS=$(( LARGE_MB * 1024 * 1024 / 75 ))
+  echo "== ingest about ${LARGE_MB} MiB ($ROWS rows, fresh server)"
+  start large
+  "$BIN/loadgen" ingest --label ingest-large --host "$URL" --rows "$ROWS" --inbox "$WORK/large/inbox" --report-dir "$OUT"
+  LARGE_PEAK_KB=$(rss_kb "$PID" VmHWM)
+  stop
+fi
+
+python3 - "$OUT" "$WORK/get.jsonl" "$IDLE_KB" "$INGEST_PEAK_KB" "$LARGE_PEAK_KB" "$USERS" "$SECS" <<'PY'
+import json, os, statistics, sys, datetime, platform, subprocess
+out, get_file, idle_kb, ingest_kb, large_kb, users, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+load = lambda n: json.load(open(os.path.join(out, n + ".json")))
+rows = [json.loads(l) for l in open(get_file)]
+rps = lambda side: [r["r"]["requests"] / r["r"]["seconds"] for r in rows if r["side"] == side]
+get_errors = sum(r["r"]["errors"] + r["r"]["bad_bodies"] for r in rows)
+mine, base = statistics.median(rps("orderflow")), statistics.median(rps("baseline"))
+group, single, browse, mixed, ingest = load("checkout-group-commit"), load("checkout-one-commit-per-order"), load("browse"), load("mixed"), load("ingest")
+orders = lambda s: s["by_request"]["POST /api/v1/orders"]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+summary = {
+  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+  "machine": {"cpus": os.cpu_count(), "cpu": cpu, "kernel": platform.release()},
+  "command": "bash benches/run.sh", "users": users, "seconds_per_scenario": secs,
+  "get_product": {"orderflow_rps": round(mine), "bare_handler_rps": round(base), "ratio": round(mine / base, 3), "errors": get_errors, "client": "wrk -t1 -c%d" % users},
+  "checkout": {
+    "group_commit": {"orders_per_s": group["orders_per_second"], "p50_ms": orders(group)["p50_ms"], "p99_ms": orders(group)["p99_ms"], "errors": group["errors"]},
+    "one_commit_per_order": {"orders_per_s": single["orders_per_second"], "p50_ms": orders(single)["p50_ms"], "p99_ms": orders(single)["p99_ms"], "errors": single["errors"]},
+    "ratio": round(group["orders_per_second"] / max(single["orders_per_second"], 1), 2),
+  },
+  "browse": {"requests_per_s": browse["requests_per_second"], "errors": browse["errors"]},
+  "mixed": {"requests_per_s": mixed["requests_per_second"], "orders_per_s": mixed["orders_per_second"], "errors": mixed["errors"]},
+  "ingest": {"rows": ingest["rows"], "rows_per_s_drop_to_done": ingest["rows_per_second_drop_to_done"], "rows_per_s_in_job": ingest["rows_per_second_job"], "peak_rss_mb": round(ingest_kb / 1024)},
+  "idle_rss_mb": round(idle_kb / 1024, 1),
+}
+if large_kb:
+  large = load("ingest-large")
+  summary["ingest_large"] = {"rows": large["rows"], "bytes": large["bytes"], "rows_per_s_drop_to_done": large["rows_per_second_drop_to_done"], "peak_rss_mb": round(large_kb / 1024)}
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
+lines = [
+  "| figure | measured | target |", "|---|---|---|",
+  f"| GET /api/v1/products/{{sku}} | {mine:,.0f} req/s vs bare handler {base:,.0f} req/s = **{mine/base:.2f}x** ({get_errors} errors) | >= 0.6x |",
+  f"| checkout, group commit, {users} clients | **{group['orders_per_second']:,.0f} durable orders/s**, p50 {orders(group)['p50_ms']:.1f} ms, p99 {orders(group)['p99_ms']:.1f} ms ({group['errors']} errors) | >= 10,000/s, p99 <= 50 ms |",
+  f"| checkout, one commit per order | {single['orders_per_second']:,.0f} orders/s, p50 {orders(single)['p50_ms']:.1f} ms, p99 {orders(single)['p99_ms']:.1f} ms; group commit = **{summary['checkout']['ratio']}x** | |",
+  f"| browse mix (goose) | {browse['requests_per_second']:,.0f} req/s ({browse['errors']} errors) | |",
+  f"| mixed 90/10 (goose) | {mixed['requests_per_second']:,.0f} req/s, {mixed['orders_per_second']:,.0f} orders/s ({mixed['errors']} errors) | |",
+  f"| products ingest, {ingest['rows']:,} rows | **{ingest['rows_per_second_drop_to_done']:,.0f} rows/s** drop to last commit ({ingest['rows_per_second_job']:,.0f} in the job), peak RSS **{ingest_kb/1024:.0f} MB** | >= 250,000 rows/s, <= 150 MB |",
+]
+if large_kb:
+  lines.append(f"| products ingest, {summary['ingest_large']['bytes']/2**30:.2f} GiB | {summary['ingest_large']['rows_per_s_drop_to_done']:,.0f} rows/s, peak RSS **{large_kb/1024:.0f} MB** | <= 150 MB |")
+lines.append(f"| idle RSS | **{idle_kb/1024:.1f} MB** | <= 30 MB |")
+table = "\n".join(lines)
+open(os.path.join(out, "table.md"), "w").write(table + "\n")
+html = "<!doctype html><meta charset=utf-8><title>orderflow benchmarks</title><style>body{font-family:sans-serif;max-width:70em;margin:2em auto}td,th{border:1px solid #ccc;padding:.3em .6em}table{border-collapse:collapse}</style>"
+html += f"<h1>orderflow benchmarks</h1><p>{summary['date']} &middot; {cpu} &middot; {os.cpu_count()} CPUs &middot; <code>bash benches/run.sh</code></p><table>"
+for l in lines:
+  if l.startswith("|---"): continue
+  cells = [c.strip().replace("**", "") for c in l.strip("|").split("|")]
+  html += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+html += "</table><h2>Goose reports (graphs)</h2><ul>" + "".join(f'<li><a href="{n}.html">{n}</a></li>' for n in ["browse", "checkout-group-commit", "checkout-one-commit-per-order", "mixed"]) + "</ul>"
+open(os.path.join(out, "index.html"), "w").write(html)
+print(table)
+PY
+echo "report: $OUT/index.html"
