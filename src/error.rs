@@ -29,7 +29,7 @@ tokio::task_local! {
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// One invalid input: which field (or query parameter, or header) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -59,6 +59,8 @@ struct Problem {
     /// Extension members (RFC 9457 §3.2), e.g. the shortages of a checkout.
     extensions: Map<String, Value>,
     retry_after_secs: Option<u64>,
+    /// For 405: the methods the route takes (RFC 9110 requires `Allow`).
+    allow: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -88,6 +90,7 @@ impl ApiError {
             errors: Vec::new(),
             extensions: Map::new(),
             retry_after_secs: None,
+            allow: None,
         }))
     }
 
@@ -192,6 +195,14 @@ impl ApiError {
             "Method not allowed",
             "this route does not accept that method",
         )
+    }
+
+    /// 405 naming the methods the route does take.
+    pub fn method_not_allowed_but(allow: &str) -> Self {
+        let mut e = Self::method_not_allowed();
+        e.0.detail = format!("this route takes {allow}");
+        e.0.allow = Some(allow.to_owned());
+        e
     }
 
     pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
@@ -311,6 +322,9 @@ impl ResponseError for ApiError {
         ));
         if let Some(secs) = self.0.retry_after_secs {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.0.allow {
+            res.insert_header((header::ALLOW, allow.clone()));
         }
         if self.0.status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -6,11 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::extract::StrictJson;
-use super::{json, method_not_allowed};
+use super::json;
+use super::routes::Routes;
 use crate::auth::{Authenticated, password};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -21,39 +21,36 @@ use orderflow_actors::users::{
     StoreRefreshToken, User,
 };
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/auth/register")
-            .route(web::post().to(register))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/auth/login")
-            .route(web::post().to(login))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/auth/refresh")
-            .route(web::post().to(refresh))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/auth/logout")
-            .route(web::post().to(logout))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/me")
-            .route(web::get().to(me))
-            .default_service(method_not_allowed()),
-    );
+pub fn routes(r: &mut Routes) {
+    r.add("/auth/register", |m| m.post(register));
+    r.add("/auth/login", |m| m.post(login));
+    r.add("/auth/refresh", |m| m.post(refresh));
+    r.add("/auth/logout", |m| m.post(logout));
+    r.add("/me", |m| m.get(me));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    /// 3–32 of `A-Z a-z 0-9 _ . -`; unique without regard to case.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_.-]+$"
+    )]
     username: Option<String>,
+    /// Unique without regard to case.
+    #[schema(
+        required = true,
+        nullable = false,
+        format = "email",
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+([.][A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?([.][A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
     email: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
     password: Option<String>,
 }
 
@@ -75,7 +72,11 @@ pub(crate) fn required<T, E: std::fmt::Display>(
     }
 }
 
-async fn register(
+#[utoipa::path(post, operation_id = "auth_register", path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
+    responses((status = 201, description = "Registered as a customer", body = json::UserJson),
+        (status = 409, description = "Username or email taken", content_type = "application/problem+json", body = crate::api::openapi::Problem),
+        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+pub async fn register(
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -110,14 +111,23 @@ async fn register(
     Ok(HttpResponse::Created().json(json::user(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    /// A username or an email address.
+    #[schema(required = true, nullable = false)]
     username: Option<String>,
+    #[schema(required = true, nullable = false)]
     password: Option<String>,
 }
 
-async fn login(
+#[utoipa::path(post, operation_id = "auth_login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "Tokens", body = json::TokenPair),
+        (status = 401, description = "Wrong username or password (the same answer for both)", content_type = "application/problem+json", body = crate::api::openapi::Problem),
+        (status = 429, description = "Too many failed logins from this client", content_type = "application/problem+json", body = crate::api::openapi::Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<LoginBody>,
@@ -177,9 +187,10 @@ async fn login(
     Ok(HttpResponse::Ok().json(token_pair(&state, &user, refresh_token)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
+    #[schema(required = true, nullable = false)]
     refresh_token: Option<String>,
 }
 
@@ -188,7 +199,11 @@ fn presented(body: RefreshBody) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::field("refresh_token", "is required"))
 }
 
-async fn refresh(
+#[utoipa::path(post, operation_id = "auth_refresh", path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, description = "New tokens; the presented refresh token stops working", body = json::TokenPair),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes its family)", content_type = "application/problem+json", body = crate::api::openapi::Problem),
+        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+pub async fn refresh(
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -205,7 +220,9 @@ async fn refresh(
     Ok(HttpResponse::Ok().json(token_pair(&state, &user, successor)))
 }
 
-async fn logout(
+#[utoipa::path(post, operation_id = "auth_logout", path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204, description = "The refresh token's family is revoked"), crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+pub async fn logout(
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -219,7 +236,9 @@ async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn me(who: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, operation_id = "auth_me", path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = json::UserJson), crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+pub async fn me(who: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let user = state
         .users
         .ask(GetUser { id: who.user })
@@ -228,13 +247,13 @@ async fn me(who: Authenticated, state: web::Data<AppState>) -> Result<HttpRespon
     Ok(HttpResponse::Ok().json(json::user(&user)))
 }
 
-fn token_pair(state: &AppState, user: &User, refresh_token: String) -> serde_json::Value {
-    json!({
-        "access_token": state.jwt.issue(user.id, user.role),
-        "token_type": "Bearer",
-        "expires_in": state.jwt.ttl_secs(),
-        "refresh_token": refresh_token,
-    })
+fn token_pair(state: &AppState, user: &User, refresh_token: String) -> json::TokenPair {
+    json::TokenPair {
+        access_token: state.jwt.issue(user.id, user.role),
+        token_type: "Bearer",
+        expires_in: state.jwt.ttl_secs(),
+        refresh_token,
+    }
 }
 
 /// 256 random bits; only its SHA-256 is stored.

@@ -2,11 +2,11 @@
 
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::extract::{QueryParams, RawQuery};
-use super::{json, method_not_allowed};
+use super::json;
+use super::routes::Routes;
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -17,23 +17,10 @@ use orderflow_actors::inbox::watcher::{AcceptUpload, Enqueue};
 use orderflow_actors::ledger::Transact;
 use orderflow_actors::limits::{IMPORT_FILE_BYTES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/imports")
-            .route(web::post().to(upload))
-            .route(web::get().to(list))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/imports/{id}")
-            .route(web::get().to(get))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/imports/{id}/rejects")
-            .route(web::get().to(rejects))
-            .default_service(method_not_allowed()),
-    );
+pub fn routes(r: &mut Routes) {
+    r.add("/imports", |m| m.post(upload).get(list));
+    r.add("/imports/{id}", |m| m.get(get));
+    r.add("/imports/{id}/rejects", |m| m.get(rejects));
 }
 
 fn path_job(raw: &str) -> Result<JobId, ApiError> {
@@ -44,7 +31,15 @@ fn path_job(raw: &str) -> Result<JobId, ApiError> {
 
 /// Streams the body to the uploads folder (never buffered whole), hands it to the
 /// inbox, creates its job, and answers 202 with the job.
-async fn upload(
+#[utoipa::path(post, operation_id = "imports_upload", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])),
+    params(("name" = String, Query, min_length = 5, max_length = 160, pattern = "^[A-Za-z0-9_][A-Za-z0-9 ._()-]*[.](csv|jsonl|ndjson|json)([.]gz)?$", description = "File name: kind prefix (or kind-telling columns) and format extension, as in the inbox"),
+        ("dry_run" = Option<bool>, Query, description = "Validate and report without loading")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed (not empty)"),
+    responses((status = 202, description = "Taken into the pipeline", body = json::UploadAccepted,
+            headers(("Location" = String, description = "The job's URL")),
+            links(("GetImport" = (operation_id = "imports_get", parameters(("id" = "$response.body#/job/id")))),
+                ("ImportRejects" = (operation_id = "imports_rejects", parameters(("id" = "$response.body#/job/id")))))), crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn upload(
     _admin: Admin,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
@@ -93,6 +88,13 @@ async fn upload(
     }
     .await;
     drop(file);
+    let outcome = outcome.and_then(|()| {
+        if received == 0 {
+            Err(ApiError::field("body", "the file is empty"))
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = outcome {
         let _ = tokio::fs::remove_file(&temp).await;
         return Err(e);
@@ -128,10 +130,12 @@ async fn upload(
     tracing::info!(job = job.id.0, bytes = received, dry_run, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/v1/imports/{}", job.id.0)))
-        .json(json!({ "job": job.to_json() })))
+        .json(json::UploadAccepted { job: job.view() }))
 }
 
-async fn list(
+#[utoipa::path(get, operation_id = "imports_list", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Jobs, newest first", body = json::PageJson<orderflow_actors::inbox::jobs::JobView>), crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn list(
     _admin: Admin,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
@@ -152,8 +156,8 @@ async fn list(
             limit: limit as usize,
         })
         .await??;
-    let items = page.items.iter().map(|j| j.to_json()).collect();
-    Ok(HttpResponse::Ok().json(json::page::<serde_json::Value>(
+    let items = page.items.iter().map(|j| j.view()).collect();
+    Ok(HttpResponse::Ok().json(json::page(
         items,
         page.next.map(|j| json::encode_cursor(&j.0)),
     )))
@@ -170,7 +174,9 @@ fn cursor(params: &QueryParams, errors: &mut Vec<FieldError>) -> Option<u64> {
     }
 }
 
-async fn get(
+#[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = orderflow_actors::inbox::jobs::JobView), crate::api::openapi::Missing, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn get(
     _admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -181,10 +187,12 @@ async fn get(
         .ask(GetJob { id })
         .await??
         .ok_or_else(|| ApiError::not_found("no such import job"))?;
-    Ok(HttpResponse::Ok().json(job.to_json()))
+    Ok(HttpResponse::Ok().json(job.view()))
 }
 
-async fn rejects(
+#[utoipa::path(get, operation_id = "imports_rejects", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Rejected rows by line", body = json::PageJson<json::RejectJson>), crate::api::openapi::Missing, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn rejects(
     _admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -209,10 +217,14 @@ async fn rejects(
         })
         .await??
         .ok_or_else(|| ApiError::not_found("no such import job"))?;
-    let items: Vec<serde_json::Value> = page
+    let items: Vec<json::RejectJson<'_>> = page
         .items
         .iter()
-        .map(|(line, r)| json!({"line": line, "reason": r.reason, "raw": r.raw}))
+        .map(|(line, r)| json::RejectJson {
+            line: *line,
+            reason: &r.reason,
+            raw: &r.raw,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json::page(
         items,

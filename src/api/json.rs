@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use orderflow_actors::catalog::Product;
 use orderflow_actors::domain::Currency;
@@ -15,7 +15,8 @@ use orderflow_actors::users::User;
 use crate::error::ApiError;
 
 /// A product on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Product)]
 pub struct ProductJson<'a> {
     sku: &'a str,
     name: &'a str,
@@ -44,17 +45,30 @@ pub fn product<'a>(p: &'a Product, currency: &'a Currency) -> ProductJson<'a> {
     }
 }
 
-pub fn user(u: &User) -> Value {
-    json!({
-        "id": u.id.0,
-        "username": u.username.as_str(),
-        "email": u.email.as_str(),
-        "role": u.role.as_str(),
-        "created_at": u.created_at.to_rfc3339(),
-    })
+/// A user on the wire: never a password hash.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
+pub struct UserJson<'a> {
+    id: u64,
+    username: &'a str,
+    email: &'a str,
+    /// `customer` or `admin`.
+    role: &'static str,
+    created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+pub fn user(u: &User) -> UserJson<'_> {
+    UserJson {
+        id: u.id.0,
+        username: u.username.as_str(),
+        email: u.email.as_str(),
+        role: u.role.as_str(),
+        created_at: u.created_at.to_rfc3339(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OrderLine)]
 pub struct OrderLineJson<'a> {
     sku: &'a str,
     name: &'a str,
@@ -64,17 +78,21 @@ pub struct OrderLineJson<'a> {
 }
 
 /// An order on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderJson<'a> {
     id: u64,
     user_id: u64,
+    /// `placed`, `paid`, `shipped`, `delivered` or `cancelled`.
     status: &'static str,
     items: Vec<OrderLineJson<'a>>,
     total_cents: u64,
     currency: &'a str,
     created_at: String,
     updated_at: String,
+    /// `api` or `import:<job id>`.
     source: String,
+    /// The order's reference in an imported orders file.
     external_ref: Option<&'a str>,
 }
 
@@ -104,26 +122,89 @@ pub fn order(o: &Order) -> OrderJson<'_> {
     }
 }
 
-pub fn movement(m: &Movement) -> Value {
-    let r = &m.row;
-    json!({
-        "seq": m.seq,
-        "sku": m.sku.as_str(),
-        "kind": r.kind.as_str(),
-        "delta": r.delta,
-        "stock_after": r.stock_after,
-        "order_id": r.order_id.map(|o| o.0),
-        "source": r.source.to_string(),
-        "reason": r.reason.as_ref().map(|x| x.as_str()),
-        "at": r.at.to_rfc3339(),
-    })
+/// A stock movement on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Movement)]
+pub struct MovementJson<'a> {
+    /// Counts this SKU's movements from 1.
+    seq: u64,
+    sku: &'a str,
+    /// `receipt`, `sale`, `cancel`, `adjustment` or `import`.
+    kind: &'static str,
+    delta: i64,
+    stock_after: u64,
+    order_id: Option<u64>,
+    /// `api` or `import:<job id>`.
+    source: String,
+    /// The reason an admin gave for an adjustment.
+    reason: Option<&'a str>,
+    at: String,
 }
 
-/// `{items, next_cursor}`.
-#[derive(Debug, Serialize)]
+pub fn movement(m: &Movement) -> MovementJson<'_> {
+    let r = &m.row;
+    MovementJson {
+        seq: m.seq,
+        sku: m.sku.as_str(),
+        kind: r.kind.as_str(),
+        delta: r.delta,
+        stock_after: r.stock_after,
+        order_id: r.order_id.map(|o| o.0),
+        source: r.source.to_string(),
+        reason: r.reason.as_ref().map(|x| x.as_str()),
+        at: r.at.to_rfc3339(),
+    }
+}
+
+/// A page of a list: `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageJson<T> {
     items: Vec<T>,
+    /// Opaque; pass it back as `cursor` for the next page.
     next_cursor: Option<String>,
+}
+
+/// Login and refresh answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque; use it once with `/auth/refresh`.
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryJson {
+    pub name: String,
+    pub product_count: u64,
+}
+
+/// The ledger's audit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyJson {
+    pub skus_checked: u64,
+    pub orders_checked: u64,
+    /// Each disagreement found; empty when stock and totals are all consistent.
+    pub problems: Vec<String>,
+}
+
+/// One rejected row of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectJson<'a> {
+    pub line: u64,
+    pub reason: &'a str,
+    /// The row as written (at most 2 KiB).
+    pub raw: &'a str,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadAccepted {
+    #[schema(value_type = orderflow_actors::inbox::jobs::JobView)]
+    pub job: orderflow_actors::inbox::jobs::JobView,
 }
 
 pub fn page<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> PageJson<T> {

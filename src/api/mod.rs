@@ -6,29 +6,46 @@ pub mod auth;
 pub mod extract;
 pub mod imports;
 pub mod json;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod products;
+pub mod routes;
 
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
 
-/// Registers every route of the service.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .configure(auth::routes)
-            .configure(products::routes)
-            .configure(orders::routes)
-            .configure(imports::routes),
-    )
-    .configure(ops::routes);
+/// Every route of the service, recorded as it is built: the `/api/v1` routes and
+/// the operations routes at the root.
+pub fn route_sets() -> (routes::Routes, routes::Routes) {
+    let mut v1 = routes::Routes::new("/api/v1");
+    auth::routes(&mut v1);
+    products::routes(&mut v1);
+    orders::routes(&mut v1);
+    imports::routes(&mut v1);
+    let mut root = routes::Routes::new("");
+    ops::routes(&mut root);
+    (v1, root)
 }
 
-/// Every route answers only its own methods; others get a 405 problem.
-pub(crate) fn method_not_allowed() -> actix_web::Route {
-    web::route().to(|| async { Err::<HttpResponse, _>(ApiError::method_not_allowed()) })
+/// `(method, path)` of every route the server registers.
+pub fn route_table() -> Vec<(actix_web::http::Method, String)> {
+    let (v1, root) = route_sets();
+    v1.table.into_iter().chain(root.table).collect()
+}
+
+/// Registers every route of the service.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let (v1, root) = route_sets();
+    let mut scope = web::scope("/api/v1");
+    for service in v1.into_services() {
+        scope = scope.service(service);
+    }
+    cfg.service(scope);
+    for service in root.into_services() {
+        cfg.service(service);
+    }
 }
 
 /// Unknown routes get a 404 problem.

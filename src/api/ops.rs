@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::method_not_allowed;
+use super::routes::Routes;
 use crate::error::ApiError;
 use crate::metrics::ActorLabels;
 use crate::state::AppState;
@@ -14,30 +14,24 @@ use orderflow_actors::catalog::Ping;
 /// How long `/readyz` waits for each actor.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(readyz))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics))
-            .default_service(method_not_allowed()),
-    );
+pub fn routes(r: &mut Routes) {
+    r.add("/healthz", |m| m.get(healthz));
+    r.add("/readyz", |m| m.get(readyz));
+    r.add("/metrics", |m| m.get(metrics));
+    r.add("/openapi.json", |m| m.get(super::openapi::serve));
 }
 
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, operation_id = "ops_healthz", path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Object, example = json!({"status": "ok"}))))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Ready when every actor answers in time and the database reads.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "operations",
+    responses((status = 200, description = "The database reads and every actor answers", body = Object),
+        (status = 503, description = "Not ready; `checks` says what failed", content_type = "application/problem+json", body = crate::api::openapi::Problem)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (catalog, users, ledger) = tokio::join!(
         tokio::time::timeout(READY_TIMEOUT, state.catalog.ask(Ping)),
         tokio::time::timeout(READY_TIMEOUT, state.users.ask(Ping)),
@@ -55,7 +49,9 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, operation_id = "ops_metrics", path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus / OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     for (actor, depth) in [
         ("catalog", state.catalog.depth()),

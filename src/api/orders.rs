@@ -5,7 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::extract::{QueryParams, RawQuery, StrictJson};
-use super::{json, method_not_allowed};
+use super::json;
+use super::routes::Routes;
 use crate::auth::{Admin, Authenticated};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -19,40 +20,33 @@ use orderflow_actors::limits::{ORDER_LINES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_M
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/orders")
-            .route(web::post().to(checkout))
-            .route(web::get().to(list))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/orders/{id}")
-            .route(web::get().to(get))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/orders/{id}/cancel")
-            .route(web::post().to(cancel))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/orders/{id}/status")
-            .route(web::post().to(set_status))
-            .default_service(method_not_allowed()),
-    );
+pub fn routes(r: &mut Routes) {
+    r.add("/orders", |m| m.post(checkout).get(list));
+    r.add("/orders/{id}", |m| m.get(get));
+    r.add("/orders/{id}/cancel", |m| m.post(cancel));
+    r.add("/orders/{id}/status", |m| m.post(set_status));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineBody {
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]+$"
+    )]
     sku: Option<String>,
+    #[schema(required = true, nullable = false, minimum = 1, maximum = 1000)]
     quantity: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
+    /// Repeated SKUs are merged; prices come from the catalog.
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 100)]
     items: Option<Vec<LineBody>>,
 }
 
@@ -101,7 +95,15 @@ fn path_order(raw: &str) -> Result<OrderId, ApiError> {
         .map_err(|_| ApiError::not_found("no such order"))
 }
 
-async fn checkout(
+#[utoipa::path(post, operation_id = "orders_checkout", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CheckoutBody,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Same key and body: the same order again, not a second one")),
+    responses((status = 201, description = "Placed and durable (or replayed: header `Idempotent-Replayed: true`)", body = json::OrderJson,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"), ("Location" = String, description = "The order's URL")),
+            links(("GetOrder" = (operation_id = "orders_get", parameters(("id" = "$response.body#/id")))),
+                ("CancelOrder" = (operation_id = "orders_cancel", parameters(("id" = "$response.body#/id")))))),
+        (status = 409, description = "Insufficient stock (`shortages` names each SKU) or the same key still in flight", content_type = "application/problem+json", body = crate::api::openapi::Problem),
+        crate::api::openapi::Invalid, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+pub async fn checkout(
     who: Authenticated,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -139,7 +141,12 @@ async fn checkout(
     Ok(res.json(json::order(&placed.order)))
 }
 
-async fn list(
+#[utoipa::path(get, operation_id = "orders_list", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"), ("user" = Option<u64>, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_i64, description = "Admin only: one user's orders")),
+    responses((status = 200, description = "Orders, newest first: the caller's, or everyone's for an admin", body = json::PageJson<json::OrderJson>),
+        (status = 403, description = "A customer asked for another user's orders", content_type = "application/problem+json", body = crate::api::openapi::Problem),
+        crate::api::openapi::Invalid, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+pub async fn list(
     who: Authenticated,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
@@ -149,7 +156,9 @@ async fn list(
     let limit = params
         .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
         .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
-    let user_filter = params.integer("user", 1, u64::MAX, &mut errors).map(UserId);
+    let user_filter = params
+        .integer("user", 1, i64::MAX as u64, &mut errors)
+        .map(UserId);
     let before = match params.get("cursor").map(json::decode_cursor::<u64>) {
         Some(Ok(id)) => Some(OrderId(id)),
         Some(Err(_)) => {
@@ -183,7 +192,9 @@ async fn list(
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
 
-async fn get(
+#[utoipa::path(get, operation_id = "orders_get", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = json::OrderJson), crate::api::openapi::Missing, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+pub async fn get(
     who: Authenticated,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -200,7 +211,9 @@ async fn get(
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }
 
-async fn cancel(
+#[utoipa::path(post, operation_id = "orders_cancel", path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")),
+    responses((status = 200, description = "Cancelled; its stock came back", body = json::OrderJson), crate::api::openapi::Missing, crate::api::openapi::Conflict, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+pub async fn cancel(
     who: Authenticated,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -217,13 +230,21 @@ async fn cancel(
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
+    /// `paid`, `shipped`, `delivered` or `cancelled` (following the lifecycle).
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^(placed|paid|shipped|delivered|cancelled)$"
+    )]
     status: Option<String>,
 }
 
-async fn set_status(
+#[utoipa::path(post, operation_id = "orders_set_status", path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")), request_body = StatusBody,
+    responses((status = 200, description = "Moved along the lifecycle", body = json::OrderJson), crate::api::openapi::Missing, crate::api::openapi::Conflict, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn set_status(
     Admin(who): Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -2,11 +2,11 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
 
 use super::auth::required;
 use super::extract::{QueryParams, RawQuery, StrictJson};
-use super::{json, method_not_allowed};
+use super::json;
+use super::routes::Routes;
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -20,41 +20,15 @@ use orderflow_actors::domain::{
 use orderflow_actors::ledger::{AdjustStock, ListMovements, VerifyLedger};
 use orderflow_actors::limits::{PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX, PRICE_CENTS_MAX};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/products")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/products/{sku}")
-            .route(web::get().to(get))
-            .route(web::put().to(replace))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(archive))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/products/{sku}/stock")
-            .route(web::post().to(adjust_stock))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/products/{sku}/movements")
-            .route(web::get().to(movements))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/categories")
-            .route(web::get().to(categories))
-            .default_service(method_not_allowed()),
-    )
-    .service(
-        web::resource("/admin/ledger/verify")
-            .route(web::get().to(verify))
-            .default_service(method_not_allowed()),
-    );
+pub fn routes(r: &mut Routes) {
+    r.add("/products", |m| m.get(list).post(create));
+    r.add("/products/{sku}", |m| {
+        m.get(get).put(replace).patch(patch).delete(archive)
+    });
+    r.add("/products/{sku}/stock", |m| m.post(adjust_stock));
+    r.add("/products/{sku}/movements", |m| m.get(movements));
+    r.add("/categories", |m| m.get(categories));
+    r.add("/admin/ledger/verify", |m| m.get(verify));
 }
 
 /// A SKU from the path; one that cannot exist is simply not found.
@@ -137,7 +111,16 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     })
 }
 
-async fn list(
+#[utoipa::path(get, operation_id = "products_list", path = "/api/v1/products", tag = "catalog",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"),
+        ("category" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Category name, without regard to case"),
+        ("q" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Text the name contains, without regard to case"),
+        ("min_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
+        ("max_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
+        ("in_stock" = Option<bool>, Query, description = "Only products with stock"),
+        ("sort" = Option<String>, Query, pattern = "^(sku|price|-price|name)$", description = "`sku` (default), `price`, `-price` or `name`")),
+    responses((status = 200, description = "A page of active products", body = json::PageJson<json::ProductJson>), crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+pub async fn list(
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<HttpResponse, ApiError> {
@@ -152,7 +135,12 @@ async fn list(
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
 
-async fn get(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, operation_id = "products_get", path = "/api/v1/products/{sku}", tag = "catalog", params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
+    responses((status = 200, description = "The product", body = json::ProductJson), crate::api::openapi::Missing, crate::api::openapi::Unavailable))]
+pub async fn get(
+    state: web::Data<AppState>,
+    sku: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let sku = path_sku(&sku)?;
     match state.catalog.ask(GetProduct { sku: sku.clone() }).await?? {
         Some(p) => Ok(HttpResponse::Ok().json(json::product(&p, &state.currency))),
@@ -160,25 +148,60 @@ async fn get(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpR
     }
 }
 
-async fn categories(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, operation_id = "products_categories", path = "/api/v1/categories", tag = "catalog",
+    responses((status = 200, description = "Categories with active products", body = Vec<json::CategoryJson>), crate::api::openapi::Unavailable))]
+pub async fn categories(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let all = state.catalog.ask(ListCategories).await??;
-    let body: Vec<_> = all
-        .iter()
-        .map(|(name, count)| json!({"name": name, "product_count": count}))
+    let body: Vec<json::CategoryJson> = all
+        .into_iter()
+        .map(|(name, product_count)| json::CategoryJson {
+            name,
+            product_count,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(body))
 }
 
 /// The body of a create or replace.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBody {
+    /// Required on create; on replace, optional and equal to the path's.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     sku: Option<String>,
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: Option<String>,
+    /// Default `uncategorized`.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     category: Option<String>,
+    #[schema(
+        max_length = 4000,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     description: Option<String>,
+    /// Minor units of the store currency.
+    #[schema(
+        required = true,
+        nullable = false,
+        minimum = 1,
+        maximum = 100_000_000_000_i64
+    )]
     price_cents: Option<i64>,
+    /// Initial (create) or absolute (replace) stock, through a ledger movement.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     stock: Option<i64>,
+    /// If given, must be the store currency.
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
 }
 
@@ -270,7 +293,13 @@ fn check_currency(given: Option<&str>, store: Currency, errors: &mut Vec<FieldEr
     }
 }
 
-async fn create(
+#[utoipa::path(post, operation_id = "products_create", path = "/api/v1/products", tag = "catalog", security(("bearer" = [])), request_body = ProductBody,
+    responses((status = 201, description = "Created", body = json::ProductJson,
+            headers(("Location" = String, description = "The product's URL")),
+            links(("GetProduct" = (operation_id = "products_get", parameters(("sku" = "$response.body#/sku")))),
+                ("ProductMovements" = (operation_id = "products_movements", parameters(("sku" = "$response.body#/sku")))),
+                ("AdjustStock" = (operation_id = "products_adjust_stock", parameters(("sku" = "$response.body#/sku")))))), crate::api::openapi::Conflict, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn create(
     _admin: Admin,
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<ProductBody>,
@@ -290,7 +319,10 @@ async fn create(
         .json(json::product(&product, &state.currency)))
 }
 
-async fn replace(
+#[utoipa::path(put, operation_id = "products_replace", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = ProductBody,
+    responses((status = 200, description = "Replaced", body = json::ProductJson), (status = 201, description = "Created", body = json::ProductJson),
+        crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn replace(
     _admin: Admin,
     state: web::Data<AppState>,
     sku: web::Path<String>,
@@ -322,18 +354,34 @@ fn explicit_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     category: Option<String>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>, nullable = true, max_length = 4000, pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$")]
     description: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     price_cents: Option<i64>,
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
 }
 
-async fn patch(
+#[utoipa::path(patch, operation_id = "products_patch", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
+    responses((status = 200, description = "Updated", body = json::ProductJson), crate::api::openapi::Missing, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn patch(
     _admin: Admin,
     state: web::Data<AppState>,
     sku: web::Path<String>,
@@ -372,7 +420,9 @@ async fn patch(
     Ok(HttpResponse::Ok().json(json::product(&product, &state.currency)))
 }
 
-async fn archive(
+#[utoipa::path(delete, operation_id = "products_archive", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
+    responses((status = 204, description = "Archived: no longer listed; orders keep their lines"), crate::api::openapi::Missing, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn archive(
     _admin: Admin,
     state: web::Data<AppState>,
     sku: web::Path<String>,
@@ -382,14 +432,26 @@ async fn archive(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockBody {
+    /// Units added (a `receipt`) or removed (an `adjustment`); not zero.
+    #[schema(required = true, nullable = false, minimum = -1_000_000_000, maximum = 1_000_000_000)]
     delta: Option<i64>,
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     reason: Option<String>,
 }
 
-async fn adjust_stock(
+#[utoipa::path(post, operation_id = "products_adjust_stock", path = "/api/v1/products/{sku}/stock", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = StockBody,
+    responses((status = 201, description = "The movement recorded", body = json::MovementJson),
+        crate::api::openapi::Missing, crate::api::openapi::Conflict, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn adjust_stock(
     _admin: Admin,
     state: web::Data<AppState>,
     sku: web::Path<String>,
@@ -417,7 +479,10 @@ async fn adjust_stock(
     Ok(HttpResponse::Created().json(json::movement(&movement)))
 }
 
-async fn movements(
+#[utoipa::path(get, operation_id = "products_movements", path = "/api/v1/products/{sku}/movements", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "The SKU's movements, oldest first", body = json::PageJson<json::MovementJson>),
+        crate::api::openapi::Missing, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn movements(
     _admin: Admin,
     state: web::Data<AppState>,
     sku: web::Path<String>,
@@ -456,11 +521,13 @@ async fn movements(
     )))
 }
 
-async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, operation_id = "products_verify", path = "/api/v1/admin/ledger/verify", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, description = "Stock recomputed from movements, totals from lines", body = json::VerifyJson), crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.ledger.ask(VerifyLedger).await??;
-    Ok(HttpResponse::Ok().json(json!({
-        "skus_checked": report.skus_checked,
-        "orders_checked": report.orders_checked,
-        "problems": report.problems,
-    })))
+    Ok(HttpResponse::Ok().json(json::VerifyJson {
+        skus_checked: report.skus_checked,
+        orders_checked: report.orders_checked,
+        problems: report.problems,
+    }))
 }

@@ -70,8 +70,8 @@ impl Username {
     }
 }
 
-/// An email address, checked with the WHATWG "valid email address" grammar (what a
-/// browser's `type=email` accepts) plus a dot in the domain; unique without regard to case.
+/// An email address: an RFC 5321 dot-atom local part (no leading, trailing or double
+/// dots) and a domain of at least two DNS labels; unique without regard to case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Email(String);
 
@@ -86,6 +86,9 @@ impl Email {
         let (local, domain) = raw.split_once('@').ok_or_else(invalid)?;
         let local_ok = !local.is_empty()
             && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
             && local
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&b));

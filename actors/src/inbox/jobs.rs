@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::naming::FileType;
 use super::transform::Reject;
@@ -102,28 +101,60 @@ pub struct Job {
     pub row: JobRow,
 }
 
+/// A job as clients and reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
+pub struct JobView {
+    pub id: u64,
+    /// The name the file was dropped or uploaded under.
+    pub file_name: String,
+    /// `products`, `orders` or `inventory`; null when it could not be told.
+    #[schema(nullable = true, value_type = Option<String>)]
+    pub kind: Option<&'static str>,
+    /// `csv`, `jsonl` or `json`, with `.gz` when compressed.
+    pub format: Option<String>,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: Option<String>,
+    pub bytes: u64,
+    /// `queued`, `running`, `completed`, `failed` or `duplicate`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub dry_run: bool,
+    pub rows_read: u64,
+    /// Rows loaded (for a dry run: rows that would load).
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Why the whole file failed.
+    pub error: Option<String>,
+    /// For a duplicate: the job that loaded the same bytes.
+    pub duplicate_of: Option<u64>,
+}
+
 impl Job {
     /// The job as clients and reports show it.
-    pub fn to_json(&self) -> Value {
+    pub fn view(&self) -> JobView {
         let r = &self.row;
-        json!({
-            "id": self.id.0,
-            "file_name": r.file_name,
-            "kind": r.file_type.map(|t| t.kind.as_str()),
-            "format": r.file_type.map(|t| t.format_label()),
-            "sha256": r.sha256.map(hex),
-            "bytes": r.bytes,
-            "status": r.status.as_str(),
-            "dry_run": r.dry_run,
-            "rows_read": r.rows_read,
-            "rows_loaded": r.rows_loaded,
-            "rows_rejected": r.rows_rejected,
-            "created_at": r.created_at.to_rfc3339(),
-            "started_at": r.started_at.map(Timestamp::to_rfc3339),
-            "finished_at": r.finished_at.map(Timestamp::to_rfc3339),
-            "error": r.error,
-            "duplicate_of": r.duplicate_of.map(|j| j.0),
-        })
+        JobView {
+            id: self.id.0,
+            file_name: r.file_name.clone(),
+            kind: r.file_type.map(|t| t.kind.as_str()),
+            format: r.file_type.map(|t| t.format_label()),
+            sha256: r.sha256.map(hex),
+            bytes: r.bytes,
+            status: r.status.as_str(),
+            dry_run: r.dry_run,
+            rows_read: r.rows_read,
+            rows_loaded: r.rows_loaded,
+            rows_rejected: r.rows_rejected,
+            created_at: r.created_at.to_rfc3339(),
+            started_at: r.started_at.map(Timestamp::to_rfc3339),
+            finished_at: r.finished_at.map(Timestamp::to_rfc3339),
+            error: r.error.clone(),
+            duplicate_of: r.duplicate_of.map(|j| j.0),
+        }
     }
 }
 

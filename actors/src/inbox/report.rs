@@ -194,7 +194,7 @@ pub fn report_json(job: &Job) -> serde_json::Value {
         0.0
     };
     json!({
-        "job": job.to_json(),
+        "job": job.view(),
         "rejects_by_reason": r.rejects_by_code,
         "duration_ms": duration_ms,
         "rows_per_second": rows_per_second.round(),

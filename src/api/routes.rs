@@ -1,0 +1,91 @@
+//! Route registration that records what it registers.
+//!
+//! Every route goes through [`Routes::add`], which both builds the actix resource
+//! and notes `(method, path)`. The OpenAPI test compares that record with the
+//! spec, so a route added without documentation (or documented but never
+//! registered) fails the build's tests; the record cannot drift from the server
+//! because it is made by the same calls.
+
+use actix_web::dev::HttpServiceFactory;
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, Resource, Responder, web};
+
+use crate::error::ApiError;
+
+pub struct Routes {
+    prefix: &'static str,
+    /// `(method, full path template)` of every route, in registration order.
+    pub table: Vec<(Method, String)>,
+    resources: Vec<Resource>,
+}
+
+/// The methods of one path.
+pub struct Methods {
+    path: String,
+    resource: Resource,
+    methods: Vec<Method>,
+}
+
+macro_rules! method {
+    ($name:ident, $ctor:ident, $method:ident) => {
+        pub fn $name<F, Args>(mut self, handler: F) -> Self
+        where
+            F: Handler<Args>,
+            Args: FromRequest + 'static,
+            F::Output: Responder + 'static,
+        {
+            self.resource = self.resource.route(web::$ctor().to(handler));
+            self.methods.push(Method::$method);
+            self
+        }
+    };
+}
+
+impl Methods {
+    method!(get, get, GET);
+    method!(post, post, POST);
+    method!(put, put, PUT);
+    method!(patch, patch, PATCH);
+    method!(delete, delete, DELETE);
+}
+
+impl Routes {
+    pub fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            table: Vec::new(),
+            resources: Vec::new(),
+        }
+    }
+
+    /// Registers the methods `build` adds at `path`; any other method gets 405.
+    pub fn add(&mut self, path: &'static str, build: impl FnOnce(Methods) -> Methods) {
+        let m = build(Methods {
+            path: format!("{}{path}", self.prefix),
+            resource: web::resource(path),
+            methods: Vec::new(),
+        });
+        let allow = m
+            .methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        for method in m.methods {
+            self.table.push((method, m.path.clone()));
+        }
+        let refuse =
+            web::route().to(move || {
+                let allow = allow.clone();
+                async move {
+                    Err::<actix_web::HttpResponse, _>(ApiError::method_not_allowed_but(&allow))
+                }
+            });
+        self.resources.push(m.resource.default_service(refuse));
+    }
+
+    /// The actix services, to be mounted under the prefix.
+    pub fn into_services(self) -> Vec<impl HttpServiceFactory + 'static> {
+        self.resources
+    }
+}
