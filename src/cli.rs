@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use crate::config::{Cli, Command, CreateUserArgs, IngestArgs, UsersCommand};
+use crate::config::{Cli, Command, CreateUserArgs, IngestArgs, PipelineArgs, UsersCommand};
 use crate::startup::{Application, Services, shutdown_signal};
 use crate::{auth, logging};
 use orderflow_actors::domain::{Email, Password, Role, Username};
@@ -78,7 +78,11 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(2));
     };
-    let services = Services::start(&args.store, 1, 1)?;
+    let pipeline = PipelineArgs {
+        commit_batch_max: 1,
+        ledger_queue_max: 16,
+    };
+    let services = Services::start(&args.store, &pipeline, 1)?;
     let password_hash = auth::password::hash(password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -125,7 +129,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use orderflow_actors::inbox::report::{Dirs, finalize};
     use orderflow_actors::inbox::watcher::create_job;
 
-    let services = Services::start(&args.store, args.pipeline.commit_batch_max as usize, 1)?;
+    let services = Services::start(&args.store, &args.pipeline, 1)?;
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = Pipeline {
         ledger: services.ledger.clone(),

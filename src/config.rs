@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use orderflow_actors::limits::{COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, HTTP_SHUTDOWN_GRACE_SECS};
+use orderflow_actors::limits::{
+    COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, HTTP_SHUTDOWN_GRACE_SECS, LEDGER_INFLIGHT_MAX,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "An order pipeline service for online shops", long_about = None)]
@@ -61,6 +63,11 @@ pub struct PipelineArgs {
     #[arg(long, env = "ORDERFLOW_COMMIT_BATCH_MAX", default_value_t = COMMIT_BATCH_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=COMMIT_BATCH_MAX as u64))]
     pub commit_batch_max: u64,
+    /// Most checkouts and other ledger commands queued at once; beyond it requests get
+    /// 503 with Retry-After instead of waiting without bound.
+    #[arg(long, env = "ORDERFLOW_LEDGER_QUEUE_MAX", default_value_t = LEDGER_INFLIGHT_MAX as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub ledger_queue_max: u64,
 }
 
 #[derive(Debug, Clone, Args)]

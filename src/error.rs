@@ -218,6 +218,15 @@ impl ApiError {
         )
     }
 
+    pub fn head_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "header-fields-too-large",
+            "Request header fields too large",
+            format!("the request line and headers exceed {limit_bytes} bytes"),
+        )
+    }
+
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

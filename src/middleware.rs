@@ -7,6 +7,8 @@
 //! - One access-log line per request, with method, route template, status, latency.
 //! - `http_requests` and `http_request_duration_seconds` by route template, so
 //!   `/products/{sku}` is one series however many SKUs there are.
+//! - A request line and headers larger than `HTTP_HEAD_BYTES_MAX` get 431 before
+//!   any handler runs (actix itself stops reading a head at 128 KiB).
 //! - Any error response that is not already problem+json (a 404 for an unknown
 //!   route, a 405, anything actix produced on its own) is replaced by one.
 
@@ -22,7 +24,7 @@ use tracing::Instrument;
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE, REQUEST_ID};
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::state::AppState;
-use orderflow_actors::limits::REQUEST_ID_BYTES_MAX;
+use orderflow_actors::limits::{HTTP_HEAD_BYTES_MAX, REQUEST_ID_BYTES_MAX};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,6 +52,17 @@ fn new_request_id() -> String {
     id
 }
 
+/// The request line and headers, in bytes (what a client can make the server hold
+/// before any handler runs).
+fn head_bytes(req: &ServiceRequest) -> usize {
+    let uri = req.uri().path().len() + req.uri().query().map_or(0, str::len);
+    uri + req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+}
+
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -58,12 +71,19 @@ pub async fn observe(
     let started = Instant::now();
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id);
-    let outcome = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
-        .await;
-    // Handlers' and extractors' errors arrive as responses; an `Err` here could only
-    // come from an inner middleware, and there is none.
-    let mut res = outcome?.map_into_boxed_body();
+    let mut res = if head_bytes(&req) > HTTP_HEAD_BYTES_MAX {
+        let problem = REQUEST_ID.sync_scope(id.clone(), || {
+            ApiError::head_too_large(HTTP_HEAD_BYTES_MAX).error_response()
+        });
+        req.into_response(problem)
+    } else {
+        let outcome = REQUEST_ID
+            .scope(id.clone(), next.call(req).instrument(span.clone()))
+            .await;
+        // Handlers' and extractors' errors arrive as responses; an `Err` here could
+        // only come from an inner middleware, and there is none.
+        outcome?.map_into_boxed_body()
+    };
 
     let status = res.status();
     let is_problem = res

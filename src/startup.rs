@@ -16,7 +16,7 @@ use orderflow_actors::ledger::{self, Ledger};
 use orderflow_actors::limits::{
     ACTOR_REPLY_TIMEOUT_MS, CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX,
     HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX,
-    LEDGER_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
+    USERS_INFLIGHT_MAX,
 };
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::store::Store;
@@ -26,7 +26,7 @@ use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, Use
 use crate::auth::jwt::{self, JwtKeys};
 use crate::auth::password;
 use crate::auth::throttle::LoginThrottle;
-use crate::config::{ServeArgs, StoreArgs};
+use crate::config::{PipelineArgs, ServeArgs, StoreArgs};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{api, middleware};
@@ -46,9 +46,10 @@ impl Services {
     /// on threads of its own so blocking on redb never stalls the HTTP workers.
     pub fn start(
         args: &StoreArgs,
-        commit_batch_max: usize,
+        pipeline: &PipelineArgs,
         catalog_threads: usize,
     ) -> anyhow::Result<Self> {
+        let commit_batch_max = pipeline.commit_batch_max as usize;
         let currency = Currency::parse(&args.currency)
             .map_err(|e| anyhow::anyhow!("--currency {}: {e}", args.currency))?;
         let store = Store::open(&args.data_dir)?;
@@ -68,7 +69,12 @@ impl Services {
             telemetry,
             catalog: Mailbox::pool(catalog, "catalog", CATALOG_INFLIGHT_MAX, timeout),
             users: Mailbox::pool(users, "users", USERS_INFLIGHT_MAX, timeout),
-            ledger: Mailbox::new(ledger, "ledger", LEDGER_INFLIGHT_MAX, timeout),
+            ledger: Mailbox::new(
+                ledger,
+                "ledger",
+                pipeline.ledger_queue_max as usize,
+                timeout,
+            ),
         })
     }
 
@@ -157,11 +163,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let services = Services::start(
-            &args.store,
-            args.pipeline.commit_batch_max as usize,
-            args.catalog_threads as usize,
-        )?;
+        let services = Services::start(&args.store, &args.pipeline, args.catalog_threads as usize)?;
         let secret = jwt::load_secret(args.jwt_secret.as_deref(), &args.store.data_dir)?;
         bootstrap_admin(&services.users, args.admin_password.clone()).await?;
         let inbox = Inbox::start(
@@ -228,6 +230,11 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The running actors (tests use this to stop one and watch the service cope).
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Serves until `stop` resolves (a signal, or a test's trigger), then stops in

@@ -705,8 +705,12 @@ impl Handler<PatchProduct> for Catalog {
             if let Some(price) = p.price {
                 row.price = price;
             }
-            row.updated_at = at;
-            catalog.put(&msg.sku, &row)?;
+            // A patch that changes nothing writes nothing (and keeps `updated_at`).
+            let before = catalog.get(&msg.sku)?.expect("read above");
+            if !same_content(&before, &row) {
+                row.updated_at = at;
+                catalog.put(&msg.sku, &row)?;
+            }
             let stock = book.level(&msg.sku)?.0;
             Ok(Product {
                 sku: msg.sku,

@@ -57,6 +57,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ("catalog", state.catalog.depth()),
         ("users", state.users.depth()),
         ("ledger", state.ledger.depth()),
+        ("inbox", state.inbox.depth()),
     ] {
         m.mailbox_depth
             .get_or_create(&ActorLabels { actor })

@@ -234,6 +234,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Anything at all as a bearer token: no panic, no identity.
+        #[test]
+        fn arbitrary_tokens_never_verify(token in "\\PC{0,300}", dots in "[A-Za-z0-9_.-]{0,200}") {
+            let keys = JwtKeys::new(SECRET, 60);
+            proptest::prop_assert_eq!(keys.verify(&token), None);
+            proptest::prop_assert_eq!(keys.verify(&dots), None);
+        }
+
+        /// A real token with one character changed never turns into someone else
+        /// (base64 padding bits can leave the bytes, and so the identity, unchanged).
+        #[test]
+        fn a_changed_character_never_changes_who_you_are(position in 0usize..400, replacement in proptest::char::range('0', 'z')) {
+            let keys = JwtKeys::new(SECRET, 60);
+            let token = keys.issue(UserId(7), Role::Customer);
+            let mut chars: Vec<char> = token.chars().collect();
+            let i = position % chars.len();
+            chars[i] = replacement;
+            let mutated: String = chars.into_iter().collect();
+            if let Some(identity) = keys.verify(&mutated) {
+                proptest::prop_assert_eq!(identity, Identity { user: UserId(7), role: Role::Customer });
+            }
+        }
+    }
+
     #[test]
     fn secret_rules() {
         let dir = tempfile::tempdir().unwrap();

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub _data_dir: tempfile::TempDir,
     pub inbox: tempfile::TempDir,
     pub admin_token: String,
+    /// The ledger's mailbox, to stop it in tests of failure handling.
+    pub ledger: orderflow_actors::mailbox::Mailbox<orderflow_actors::ledger::Ledger>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -39,6 +41,7 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
         },
         pipeline: PipelineArgs {
             commit_batch_max: 1024,
+            ledger_queue_max: 8192,
         },
         bind: "127.0.0.1:0".parse().unwrap(),
         inbox: inbox.to_owned(),
@@ -67,6 +70,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     configure(&mut args);
     let app = Application::build(args).await.expect("app builds");
     let base = format!("http://{}", app.address());
+    let ledger = app.services().ledger.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     actix_web::rt::spawn(async move {
         let _ = app
@@ -85,6 +89,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
         _data_dir: data_dir,
         inbox,
         admin_token: String::new(),
+        ledger,
         stop: Some(stop),
     };
     app.admin_token = app.login("admin", ADMIN_PASSWORD).await;

@@ -6,7 +6,9 @@
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `products`  — catalog reads and admin writes
 //! - `errors`    — problem+json for every kind of bad request
+//! - `operations` — metrics, readiness, header limits, overload
 //! - `orders`    — checkout, races, idempotency, lifecycle
+//! - `hostile`   — forged tokens, smuggled fields, hostile strings and numbers
 //! - `inbox`     — dropped files and uploads through the import pipeline
 //! - `lifecycle` — restart, single owner, graceful shutdown, CLI
 
@@ -15,7 +17,9 @@ mod helpers;
 mod auth;
 mod crash;
 mod errors;
+mod hostile;
 mod inbox;
 mod lifecycle;
+mod operations;
 mod orders;
 mod products;
