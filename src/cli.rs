@@ -14,8 +14,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let _guard = logging::init(&args.store.log, args.store.log_format)?;
             actix::System::new().block_on(async move {
+                let stop = shutdown_signal();
                 let app = Application::build(args).await?;
-                app.run_until(shutdown_signal()).await
+                app.run_until(stop).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -138,8 +139,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         stop: Arc::clone(&stop),
     };
     let signal_stop = Arc::clone(&stop);
+    let signal = shutdown_signal();
     actix::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         eprintln!("interrupted: finishing the current batch; run the same command again to resume");
         signal_stop.store(true, Ordering::Release);
     });

@@ -63,6 +63,21 @@ fn head_bytes(req: &ServiceRequest) -> usize {
         .sum::<usize>()
 }
 
+/// HTTP methods as static labels; anything unusual is one label, not one each.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -102,8 +117,9 @@ pub async fn observe(
 
     let route = res
         .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .match_name()
+        .and_then(crate::api::routes::template)
+        .unwrap_or("unmatched");
     let elapsed = started.elapsed();
     tracing::info!(
         parent: &span,
@@ -116,19 +132,17 @@ pub async fn observe(
     );
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         let m = &state.metrics;
-        let labels = RouteLabels {
-            method: method.as_str().to_owned(),
-            route,
-        };
+        let method = method_label(&method);
         m.http_latency
-            .get_or_create(&labels)
+            .get_or_create(&RouteLabels { method, route })
             .observe(elapsed.as_secs_f64());
-        let labels = RequestLabels {
-            method: labels.method,
-            route: labels.route,
-            status: status.as_u16(),
-        };
-        m.http_requests.get_or_create(&labels).inc();
+        m.http_requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
     }
     Ok(res)
 }

@@ -19,6 +19,32 @@ pub struct Routes {
     resources: Vec<Resource>,
 }
 
+/// Route templates, interned once at start-up (a few dozen strings): each resource
+/// is named after its template, and the metrics middleware maps the matched name
+/// back to the `&'static str` here, so a request's labels need no allocation and
+/// no second match of its path.
+static TEMPLATES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// The interned template of a matched resource name.
+pub fn template(name: &str) -> Option<&'static str> {
+    TEMPLATES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .copied()
+        .find(|t| *t == name)
+}
+
+fn intern(template: String) -> &'static str {
+    let mut all = TEMPLATES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = all.iter().copied().find(|t| *t == template) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(template.into_boxed_str());
+    all.push(leaked);
+    leaked
+}
+
 /// The methods of one path.
 pub struct Methods {
     path: String,
@@ -60,9 +86,10 @@ impl Routes {
 
     /// Registers the methods `build` adds at `path`; any other method gets 405.
     pub fn add(&mut self, path: &'static str, build: impl FnOnce(Methods) -> Methods) {
+        let full = intern(format!("{}{path}", self.prefix));
         let m = build(Methods {
-            path: format!("{}{path}", self.prefix),
-            resource: web::resource(path),
+            path: full.to_owned(),
+            resource: web::resource(path).name(full),
             methods: Vec::new(),
         });
         let allow = m
