@@ -281,3 +281,118 @@ fn users_create_takes_the_password_from_env_or_stdin() {
     assert_eq!(me["role"], "admin");
     login(&server.base, "dave", "password-456");
 }
+
+fn orderflow(args: &[&str], data: &std::path::Path) -> std::process::Output {
+    Command::new(ChildServer::binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ingest_runs_the_pipeline_without_the_server() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let supplier = files.path().join("supplier_data.json");
+    std::fs::write(&supplier, crate::helpers::fixture("supplier_data.json")).unwrap();
+    let path = supplier.to_str().unwrap();
+
+    // A dry run reports and loads nothing.
+    let out = orderflow(&["ingest", "--dry-run", path], data.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("completed (dry run) — 3 rows read, 2 would load, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rejected 1 × price_not_positive"),
+        "{stdout}"
+    );
+
+    let out = orderflow(&["ingest", path], data.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("completed — 3 rows read, 2 loaded, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(supplier.exists(), "the file stays where it is");
+
+    // The same bytes again: a duplicate, which is not a completed file: exit 1.
+    let out = orderflow(&["ingest", path], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("duplicate"));
+    // A missing file and a broken one: exit 1, the others still run.
+    let broken = files.path().join("products_bad.json");
+    std::fs::write(&broken, b"{not an array").unwrap();
+    let out = orderflow(
+        &["ingest", "/no/such/products.csv", broken.to_str().unwrap()],
+        data.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("no such file") && stdout.contains("failed"),
+        "{stdout}"
+    );
+
+    // What the loads wrote is what the server serves.
+    let inbox = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(data.path(), inbox.path(), &[]);
+    let (status, list) = blocking_call(
+        "GET",
+        &format!("{}/api/v1/products", server.base),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        2,
+        "dry run wrote nothing, the load wrote 2"
+    );
+}
+
+#[test]
+fn gen_is_deterministic_and_every_command_has_help() {
+    let a = Command::new(ChildServer::binary())
+        .args([
+            "gen", "products", "--count", "50", "--seed", "9", "--dirty", "10",
+        ])
+        .output()
+        .unwrap();
+    let b = Command::new(ChildServer::binary())
+        .args([
+            "gen", "products", "--count", "50", "--seed", "9", "--dirty", "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(String::from_utf8_lossy(&a.stdout).lines().count(), 51);
+    let bad = Command::new(ChildServer::binary())
+        .args(["gen", "products", "--count", "5", "--dirty", "150"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    for cmd in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["ingest", "--help"],
+        &["users", "create", "--help"],
+        &["gen", "--help"],
+    ] {
+        let out = Command::new(ChildServer::binary())
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{cmd:?}"
+        );
+    }
+}
