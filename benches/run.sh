@@ -4,7 +4,7 @@
 # and one goose HTML report per scenario) and prints the table for
 # docs/benchmarks.md.
 #
-#   bash benches/run.sh                 # standard suite (about 5 minutes on 2 cores)
+#   bash benches/run.sh                 # standard suite (133 s on 2 cores once built)
 #   LARGE_MB=1024 bash benches/run.sh   # also ingest a file of about 1 GiB (memory bound)
 #
 # Tools: wrk (installed with apt when missing) for the two raw-throughput figures,
