@@ -228,6 +228,16 @@ impl QueryParams {
         }
     }
 
+    /// The optional `cursor` parameter, decoded.
+    pub fn cursor<T: DeserializeOwned>(&self, errors: &mut Vec<FieldError>) -> Option<T> {
+        let raw = self.get("cursor")?;
+        let decoded = super::json::decode_cursor(raw);
+        if decoded.is_none() {
+            errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
+        }
+        decoded
+    }
+
     /// An optional `true`/`false`.
     pub fn boolean(&self, key: &str, errors: &mut Vec<FieldError>) -> Option<bool> {
         match self.get(key)? {

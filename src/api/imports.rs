@@ -145,7 +145,7 @@ pub async fn list(
     let limit = params
         .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
         .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
-    let before = cursor(&params, &mut errors).map(JobId);
+    let before = params.cursor::<u64>(&mut errors).map(JobId);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -161,17 +161,6 @@ pub async fn list(
         items,
         page.next.map(|j| json::encode_cursor(&j.0)),
     )))
-}
-
-fn cursor(params: &QueryParams, errors: &mut Vec<FieldError>) -> Option<u64> {
-    match params.get("cursor").map(json::decode_cursor::<u64>) {
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => {
-            errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
-            None
-        }
-        None => None,
-    }
 }
 
 #[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id")),
@@ -204,7 +193,7 @@ pub async fn rejects(
     let limit = params
         .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
         .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
-    let after_line = cursor(&params, &mut errors);
+    let after_line = params.cursor::<u64>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

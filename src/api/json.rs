@@ -12,8 +12,6 @@ use orderflow_actors::domain::Currency;
 use orderflow_actors::ledger::book::{Movement, Order};
 use orderflow_actors::users::User;
 
-use crate::error::ApiError;
-
 /// A product on the wire.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Product)]
@@ -220,7 +218,8 @@ pub fn encode_cursor<T: Serialize>(cursor: &T) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+/// The value inside a cursor this API issued; `None` for anything else.
+pub fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Option<T> {
     URL_SAFE_NO_PAD
         .decode(raw)
         .ok()
@@ -231,5 +230,4 @@ pub fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
             },
             _ => None,
         })
-        .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API issued"))
 }

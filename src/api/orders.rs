@@ -159,14 +159,7 @@ pub async fn list(
     let user_filter = params
         .integer("user", 1, i64::MAX as u64, &mut errors)
         .map(UserId);
-    let before = match params.get("cursor").map(json::decode_cursor::<u64>) {
-        Some(Ok(id)) => Some(OrderId(id)),
-        Some(Err(_)) => {
-            errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
-            None
-        }
-        None => None,
-    };
+    let before = params.cursor::<u64>(&mut errors).map(OrderId);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

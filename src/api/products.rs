@@ -86,16 +86,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     };
     let category = text("category", &mut errors);
     let name_contains = text("q", &mut errors);
-    let after = match params.get("cursor") {
-        Some(raw) => match json::decode_cursor::<ListCursor>(raw) {
-            Ok(c) => Some(c),
-            Err(_) => {
-                errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
-                None
-            }
-        },
-        None => None,
-    };
+    let after = params.cursor::<ListCursor>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -494,14 +485,7 @@ pub async fn movements(
     let limit = params
         .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
         .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
-    let after = match params.get("cursor").map(json::decode_cursor::<u64>) {
-        Some(Ok(seq)) => Some(seq),
-        Some(Err(_)) => {
-            errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
-            None
-        }
-        None => None,
-    };
+    let after = params.cursor::<u64>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

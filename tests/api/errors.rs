@@ -111,3 +111,31 @@ async fn health_and_readiness() {
         json!({"catalog": true, "users": true, "ledger": true})
     );
 }
+
+#[actix_web::test]
+async fn every_paged_route_refuses_cursors_it_did_not_issue() {
+    let app = spawn_app().await;
+    let admin = app.admin_token.clone();
+    app.create_product("A", 100, 5).await.assert_status(201);
+    app.create_product("B", 100, 5).await.assert_status(201);
+    // A real cursor of another route's kind (a product listing position), and
+    // bytes that are no cursor at all.
+    let listing = app.get("/api/v1/products?limit=1", None).await;
+    let foreign = listing.body["next_cursor"].as_str().unwrap().to_owned();
+    for path in [
+        "/api/v1/orders",
+        "/api/v1/imports",
+        "/api/v1/imports/1/rejects",
+        "/api/v1/products/A/movements",
+    ] {
+        for cursor in [foreign.as_str(), "%%%", "AAAA"] {
+            app.get(&format!("{path}?cursor={cursor}"), Some(&admin))
+                .await
+                .assert_invalid("cursor");
+        }
+        // And its own first page is fine.
+        if !path.contains("/imports/1/") {
+            app.get(path, Some(&admin)).await.assert_status(200);
+        }
+    }
+}

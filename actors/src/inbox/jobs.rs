@@ -184,6 +184,13 @@ impl<'txn> JobTables<'txn> {
         get_record(&self.jobs, id.0)
     }
 
+    /// A job the caller knows exists (it holds its id from an earlier commit);
+    /// its absence means the store is damaged.
+    pub fn existing(&self, id: JobId) -> Result<JobRow, StoreError> {
+        self.get(id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))
+    }
+
     pub fn put(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError> {
         self.jobs.insert(id.0, codec::encode(row).as_slice())?;
         Ok(())

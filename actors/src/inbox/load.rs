@@ -443,9 +443,7 @@ pub fn record_progress(
     applied: &Applied,
 ) -> Result<JobRow, StoreError> {
     let mut jobs = JobTables::open(tx.txn)?;
-    let mut row = jobs
-        .get(job)?
-        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", job.0)))?;
+    let mut row = jobs.existing(job)?;
     row.rows_read += applied.records;
     row.rows_loaded += applied.loaded;
     jobs.reject(job, &mut row, &applied.rejects)?;
@@ -513,9 +511,7 @@ pub fn finish(
     at: Timestamp,
 ) -> Result<JobRow, StoreError> {
     let mut jobs = JobTables::open(tx.txn)?;
-    let mut row = jobs
-        .get(job)?
-        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", job.0)))?;
+    let mut row = jobs.existing(job)?;
     if row.status.is_final() {
         return Ok(row);
     }

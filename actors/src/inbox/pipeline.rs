@@ -175,9 +175,7 @@ impl Pipeline {
             rt,
             Box::new(move |tx| {
                 let mut jobs = JobTables::open(tx.txn)?;
-                let mut row = jobs
-                    .get(id)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))?;
+                let mut row = jobs.existing(id)?;
                 row.file_type = Some(ty);
                 jobs.put(id, &row)
             }),
@@ -411,9 +409,7 @@ enum Streamed {
 /// the completed job that loaded the same bytes.
 fn start(tx: &mut Tx<'_, '_>, id: JobId, facts: FileFacts) -> Result<JobRow, StoreError> {
     let mut jobs = JobTables::open(tx.txn)?;
-    let mut row = jobs
-        .get(id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))?;
+    let mut row = jobs.existing(id)?;
     row.sha256 = Some(facts.sha256);
     row.bytes = facts.bytes;
     row.started_at = Some(tx.at);

@@ -81,9 +81,7 @@ pub fn finalize(
                 rt,
                 Box::new(move |tx| {
                     let mut jobs = JobTables::open(tx.txn)?;
-                    let mut row = jobs
-                        .get(id)?
-                        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))?;
+                    let mut row = jobs.existing(id)?;
                     row.final_name = Some(chosen);
                     jobs.put(id, &row)?;
                     Ok(())

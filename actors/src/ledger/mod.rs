@@ -212,34 +212,40 @@ impl Actor for Ledger {
     }
 }
 
-/// Turns the receiving end of a reply into the handler's future; a dropped sender
-/// (the ledger stopped mid-batch) becomes a storage error, not a hang.
-fn answer<T, E: From<StoreError> + Send + 'static>(
-    rx: oneshot::Receiver<Result<T, E>>,
-) -> ResponseFuture<Result<T, E>>
-where
-    T: Send + 'static,
-{
-    Box::pin(async move {
-        rx.await
-            .unwrap_or_else(|_| Err(E::from(StoreError::Aborted("ledger stopped".into()))))
-    })
-}
-
-/// Builds a responder that sends `result` after a successful commit, or the commit
-/// error otherwise.
-fn respond_with<T, E>(reply: oneshot::Sender<Result<T, E>>, result: Result<T, E>) -> Responder
-where
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
-    Box::new(move |commit| {
-        let answer = match commit {
-            Ok(()) => result,
-            Err(e) => Err(E::from(StoreError::Aborted(e.to_string()))),
-        };
-        let _ = reply.send(answer);
-    })
+impl Ledger {
+    /// Queues `run` for the next batch transaction and answers with its result once
+    /// the batch has committed (or with the commit's error). Errors for which
+    /// `poisons` is true are storage failures mid-write: they abandon the batch. A
+    /// ledger that stops before answering becomes a storage error, not a hang.
+    fn submit<T, E>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        poisons: fn(&E) -> bool,
+        run: impl for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, E> + Send + 'static,
+    ) -> ResponseFuture<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let work: Work = Box::new(move |tx| {
+            let result = run(tx);
+            let failed = result.as_ref().is_err_and(poisons);
+            let respond: Responder = Box::new(move |commit| {
+                let answer = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(E::from(StoreError::Aborted(e.to_string()))),
+                };
+                let _ = reply.send(answer);
+            });
+            (respond, failed)
+        });
+        self.enqueue(work, ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(E::from(StoreError::Aborted("ledger stopped".into()))))
+        })
+    }
 }
 
 /// Place an order (checkout). Answered only once the order is durable.
@@ -266,13 +272,12 @@ impl Handler<PlaceOrder> for Ledger {
                 .inc();
             return Box::pin(async { Err(CheckoutError::InFlight) });
         }
-        let (reply, rx) = oneshot::channel();
         let telemetry = self.telemetry.clone();
-        let work: Work = Box::new(move |tx| {
+        let poisons = |e: &CheckoutError| matches!(e, CheckoutError::Store(_));
+        self.submit(ctx, poisons, move |tx| {
             let result = tx
                 .book
                 .place_order(tx.catalog, &request, tx.currency, tx.at);
-            let failed = matches!(result, Err(CheckoutError::Store(_)));
             match &result {
                 Ok(p) if !p.replayed => {
                     telemetry.orders_placed.inc();
@@ -287,10 +292,8 @@ impl Handler<PlaceOrder> for Ledger {
                         .inc();
                 }
             }
-            (respond_with(reply, result), failed)
-        });
-        self.enqueue(work, ctx);
-        answer(rx)
+            result
+        })
     }
 }
 
@@ -322,16 +325,11 @@ impl Handler<ChangeStatus> for Ledger {
     type Result = ResponseFuture<Result<Order, OrderError>>;
 
     fn handle(&mut self, msg: ChangeStatus, ctx: &mut Self::Context) -> Self::Result {
-        let (reply, rx) = oneshot::channel();
-        let work: Work = Box::new(move |tx| {
-            let result = tx
-                .book
-                .change_status(msg.order, msg.next, msg.caller, tx.at);
-            let failed = matches!(result, Err(OrderError::Store(_)));
-            (respond_with(reply, result), failed)
-        });
-        self.enqueue(work, ctx);
-        answer(rx)
+        let poisons = |e: &OrderError| matches!(e, OrderError::Store(_));
+        self.submit(ctx, poisons, move |tx| {
+            tx.book
+                .change_status(msg.order, msg.next, msg.caller, tx.at)
+        })
     }
 }
 
@@ -351,16 +349,11 @@ impl Handler<AdjustStock> for Ledger {
     type Result = ResponseFuture<Result<Movement, StockError>>;
 
     fn handle(&mut self, msg: AdjustStock, ctx: &mut Self::Context) -> Self::Result {
-        let (reply, rx) = oneshot::channel();
-        let work: Work = Box::new(move |tx| {
-            let result = tx
-                .book
-                .adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at);
-            let failed = matches!(result, Err(StockError::Store(_)));
-            (respond_with(reply, result), failed)
-        });
-        self.enqueue(work, ctx);
-        answer(rx)
+        let poisons = |e: &StockError| matches!(e, StockError::Store(_));
+        self.submit(ctx, poisons, move |tx| {
+            tx.book
+                .adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at)
+        })
     }
 }
 
@@ -377,14 +370,8 @@ impl<T: Send + 'static> Handler<Transact<T>> for Ledger {
     type Result = ResponseFuture<Result<T, StoreError>>;
 
     fn handle(&mut self, msg: Transact<T>, ctx: &mut Self::Context) -> Self::Result {
-        let (reply, rx) = oneshot::channel();
-        let work: Work = Box::new(move |tx| {
-            let result = (msg.work)(tx);
-            let failed = result.is_err();
-            (respond_with(reply, result), failed)
-        });
-        self.enqueue(work, ctx);
-        answer(rx)
+        // Every error of the loader's work is a storage error.
+        self.submit(ctx, |_| true, move |tx| (msg.work)(tx))
     }
 }
 
