@@ -1,7 +1,7 @@
 //! Import stages one at a time, in rows per second, on the same generated products
 //! CSV: extract (CSV records), transform (validation into domain values), load
-//! (applying batches in a ledger transaction, committed), and the value parsers the
-//! transform leans on.
+//! (applying batches in a ledger transaction, committed), the floor cost of one
+//! listing-index entry, and the value parsers the transform leans on.
 
 use std::io::{BufRead, Cursor};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use orderflow_actors::inbox::transform::transform;
 use orderflow_actors::ledger::Tx;
 use orderflow_actors::ledger::book::Book;
 use orderflow_actors::store::Store;
+use orderflow_actors::store::tables::PRODUCTS_BY_PRICE;
 
 const ROWS: u64 = 20_000;
 
@@ -131,6 +132,46 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
+/// Listing-index entries written into an empty table in key order, in one
+/// transaction: the best case for an index insert, and so a floor on what the two
+/// listing indexes (price and name) cost every imported product row.
+const INDEX_ENTRIES: u64 = 200_000;
+
+fn index_floor(c: &mut Criterion) {
+    let keys: Vec<(u64, String)> = {
+        let mut k: Vec<_> = (0..INDEX_ENTRIES)
+            .map(|i| ((i * 7_919) % 100_000, format!("P-{:07}", i + 1)))
+            .collect();
+        k.sort();
+        k
+    };
+    let mut group = c.benchmark_group("store");
+    group.throughput(Throughput::Elements(INDEX_ENTRIES));
+    group.sample_size(10);
+    group.bench_function("sorted_index_insert_commit", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path()).unwrap();
+                (dir, store)
+            },
+            |(dir, store)| {
+                let txn = store.db().begin_write().unwrap();
+                {
+                    let mut index = txn.open_table(PRODUCTS_BY_PRICE).unwrap();
+                    for (price, sku) in &keys {
+                        index.insert((*price, sku.as_str()), ()).unwrap();
+                    }
+                }
+                txn.commit().unwrap();
+                drop(dir);
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 fn parsers(c: &mut Criterion) {
     let mut group = c.benchmark_group("domain");
     for (name, text) in [
@@ -154,6 +195,6 @@ fn parsers(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = stages, parsers
+    targets = stages, index_floor, parsers
 }
 criterion_main!(benches);
