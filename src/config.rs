@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orderflow_actors::limits::{
     COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, HTTP_SHUTDOWN_GRACE_SECS, LEDGER_INFLIGHT_MAX,
+    REFRESH_TTL_SECS_MAX,
 };
 
 #[derive(Debug, Parser)]
@@ -96,7 +97,7 @@ pub struct ServeArgs {
     pub token_ttl_secs: u64,
     /// Lifetime of refresh tokens, in seconds.
     #[arg(long, env = "ORDERFLOW_REFRESH_TTL_SECS", default_value_t = 30 * 86_400,
-          value_parser = clap::value_parser!(u64).range(60..=365 * 86_400))]
+          value_parser = clap::value_parser!(u64).range(60..=REFRESH_TTL_SECS_MAX))]
     pub refresh_ttl_secs: u64,
     /// How long an inbox file's size and modification time must stay unchanged before it
     /// is taken, in milliseconds.

@@ -34,6 +34,16 @@ pub const PASSWORD_CHARS_MAX: usize = 128;
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 /// How long an idempotency key is kept, in seconds (the contract says at least 24 h).
 pub const IDEMPOTENCY_KEY_TTL_SECS: u64 = 48 * 3600;
+/// Longest refresh-token lifetime `--refresh-ttl-secs` accepts, in seconds. A revoked
+/// token family is remembered this long, which outlives every token of the family
+/// whatever the flag was when they were issued.
+pub const REFRESH_TTL_SECS_MAX: u64 = 365 * 86_400;
+/// Entries one purge removes at most (expired idempotency keys, refresh tokens,
+/// forgotten token families), so a purge is a short transaction however much has
+/// piled up.
+pub const PURGE_BATCH_MAX: usize = 10_000;
+/// How often the ledger and the user store purge what has expired, in seconds.
+pub const PURGE_INTERVAL_SECS: u64 = 600;
 /// Longest free-text reason on a stock adjustment, in characters.
 pub const REASON_CHARS_MAX: usize = 200;
 /// Longest external order reference in an orders file, in characters.

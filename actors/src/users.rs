@@ -7,14 +7,22 @@
 //! Refresh tokens rotate: using one marks it spent and issues the next in the same
 //! family. Presenting a spent token again means it was copied, so the whole family
 //! is revoked and the thief and the victim both have to log in again.
+//!
+//! Nothing here grows without bound: expired tokens and families that no live token
+//! can belong to any more are purged every [`PURGE_INTERVAL_SECS`], oldest
+//! first, at most [`PURGE_BATCH_MAX`] at a time.
 
-use actix::{Actor, Context, Handler, Message};
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Email, Role, Timestamp, UserId, Username};
+use crate::limits::{PURGE_BATCH_MAX, PURGE_INTERVAL_SECS, REFRESH_TTL_SECS_MAX};
 use crate::store::tables::{
-    META, REFRESH_TOKENS, REVOKED_FAMILIES, USER_EMAILS, USER_NAMES, USERS, counter,
+    META, REFRESH_EXPIRY, REFRESH_TOKENS, REVOKED_FAMILIES, REVOKED_FAMILY_EXPIRY, USER_EMAILS,
+    USER_NAMES, USERS, counter,
 };
 use crate::store::{Record, Store, StoreError, codec, get_record};
 
@@ -115,6 +123,110 @@ impl UserStore {
 
 impl Actor for UserStore {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, _| {
+            let purged =
+                act.write(|txn| RefreshTables::open(txn)?.purge(Timestamp::now(), PURGE_BATCH_MAX));
+            match purged {
+                Ok(p) if p.tokens + p.families > 0 => {
+                    tracing::info!(
+                        tokens = p.tokens,
+                        families = p.families,
+                        "refresh tokens purged"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "refresh-token purge failed"),
+            }
+        });
+    }
+}
+
+/// The refresh-token tables of one write transaction, kept in step with their
+/// expiry indexes.
+pub struct RefreshTables<'txn> {
+    tokens: Table<'txn, &'static [u8; 32], &'static [u8]>,
+    expiry: Table<'txn, (i64, &'static [u8; 32]), ()>,
+    revoked: Table<'txn, u128, u8>,
+    revoked_expiry: Table<'txn, (i64, u128), ()>,
+}
+
+/// What one purge removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    pub tokens: usize,
+    pub families: usize,
+}
+
+impl<'txn> RefreshTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            tokens: txn.open_table(REFRESH_TOKENS)?,
+            expiry: txn.open_table(REFRESH_EXPIRY)?,
+            revoked: txn.open_table(REVOKED_FAMILIES)?,
+            revoked_expiry: txn.open_table(REVOKED_FAMILY_EXPIRY)?,
+        })
+    }
+
+    pub fn get(&self, digest: &[u8; 32]) -> Result<Option<RefreshRow>, StoreError> {
+        get_record::<&[u8; 32], RefreshRow>(&self.tokens, digest)
+    }
+
+    /// Stores (or rewrites) a token; its expiry never changes once stored.
+    pub fn put(&mut self, digest: &[u8; 32], row: &RefreshRow) -> Result<(), StoreError> {
+        self.tokens.insert(digest, codec::encode(row).as_slice())?;
+        self.expiry.insert((row.expires_at.millis(), digest), ())?;
+        Ok(())
+    }
+
+    pub fn is_revoked(&self, family: u128) -> Result<bool, StoreError> {
+        Ok(self.revoked.get(family)?.is_some())
+    }
+
+    /// Revokes a family and remembers it for [`REFRESH_TTL_SECS_MAX`]: no token of
+    /// it, issued before `now` under any allowed lifetime, can outlive that.
+    pub fn revoke(&mut self, family: u128, now: Timestamp) -> Result<(), StoreError> {
+        if self.revoked.insert(family, 1)?.is_none() {
+            let forget = now.plus_secs(REFRESH_TTL_SECS_MAX).millis();
+            self.revoked_expiry.insert((forget, family), ())?;
+        }
+        Ok(())
+    }
+
+    /// Removes tokens that expired before `now` and revoked families whose time is
+    /// up, at most `max` of each, oldest first.
+    pub fn purge(&mut self, now: Timestamp, max: usize) -> Result<Purged, StoreError> {
+        let expired: Vec<(i64, [u8; 32])> = self
+            .expiry
+            .range(..(now.millis(), &[0u8; 32]))?
+            .take(max)
+            .map(|e| e.map(|(k, _)| (k.value().0, *k.value().1)))
+            .collect::<Result<_, _>>()?;
+        for (ms, digest) in &expired {
+            self.expiry.remove((*ms, digest))?;
+            self.tokens.remove(digest)?;
+        }
+        let forgotten: Vec<(i64, u128)> = self
+            .revoked_expiry
+            .range(..(now.millis(), 0u128))?
+            .take(max)
+            .map(|e| e.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for (ms, family) in &forgotten {
+            self.revoked_expiry.remove((*ms, *family))?;
+            self.revoked.remove(*family)?;
+        }
+        Ok(Purged {
+            tokens: expired.len(),
+            families: forgotten.len(),
+        })
+    }
+
+    /// Entries in the token table (tests and metrics).
+    pub fn token_count(&self) -> Result<u64, StoreError> {
+        Ok(self.tokens.len()?)
+    }
 }
 
 /// Register a user (role decided by the caller, never by the request body).
@@ -269,9 +381,7 @@ impl Handler<StoreRefreshToken> for UserStore {
                 expires_at: msg.expires_at,
                 rotated: false,
             };
-            txn.open_table(REFRESH_TOKENS)?
-                .insert(&msg.digest, codec::encode(&row).as_slice())?;
-            Ok::<_, StoreError>(())
+            RefreshTables::open(txn)?.put(&msg.digest, &row)
         })
     }
 }
@@ -294,20 +404,19 @@ impl Handler<RotateRefreshToken> for UserStore {
         // A detected reuse must revoke the family durably *and* refuse the request,
         // so the transaction commits in both cases and the verdict is returned after.
         self.write(|txn| -> Result<Result<User, RefreshError>, RefreshError> {
-            let mut tokens = txn.open_table(REFRESH_TOKENS)?;
-            let mut revoked = txn.open_table(REVOKED_FAMILIES)?;
-            let Some(mut row) = get_record::<&[u8; 32], RefreshRow>(&tokens, &msg.presented)?
-            else {
+            let mut tokens = RefreshTables::open(txn)?;
+            let now = Timestamp::now();
+            let Some(mut row) = tokens.get(&msg.presented)? else {
                 return Ok(Err(RefreshError::Invalid));
             };
-            if revoked.get(row.family)?.is_some() {
+            if tokens.is_revoked(row.family)? {
                 return Ok(Err(RefreshError::Invalid));
             }
             if row.rotated {
-                revoked.insert(row.family, 1)?;
+                tokens.revoke(row.family, now)?;
                 return Ok(Err(RefreshError::Reused));
             }
-            if row.expires_at <= Timestamp::now() {
+            if row.expires_at <= now {
                 return Ok(Err(RefreshError::Invalid));
             }
             let user_row: Option<UserRow> = get_record(&txn.open_table(USERS)?, row.user.0)?;
@@ -315,14 +424,14 @@ impl Handler<RotateRefreshToken> for UserStore {
                 return Ok(Err(RefreshError::Invalid));
             };
             row.rotated = true;
-            tokens.insert(&msg.presented, codec::encode(&row).as_slice())?;
+            tokens.put(&msg.presented, &row)?;
             let next = RefreshRow {
                 user: row.user,
                 family: row.family,
                 expires_at: msg.expires_at,
                 rotated: false,
             };
-            tokens.insert(&msg.successor, codec::encode(&next).as_slice())?;
+            tokens.put(&msg.successor, &next)?;
             Ok(Ok(User::from_row(row.user, &user_row)))
         })?
     }
@@ -340,10 +449,9 @@ impl Handler<RevokeRefreshToken> for UserStore {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, msg: RevokeRefreshToken, _: &mut Self::Context) -> Self::Result {
         self.write(|txn| {
-            let tokens = txn.open_table(REFRESH_TOKENS)?;
-            let row: Option<RefreshRow> = get_record(&tokens, &msg.presented)?;
-            if let Some(row) = row {
-                txn.open_table(REVOKED_FAMILIES)?.insert(row.family, 1)?;
+            let mut tokens = RefreshTables::open(txn)?;
+            if let Some(row) = tokens.get(&msg.presented)? {
+                tokens.revoke(row.family, Timestamp::now())?;
             }
             Ok::<_, StoreError>(())
         })
@@ -362,5 +470,76 @@ impl Handler<crate::catalog::Stop> for UserStore {
     fn handle(&mut self, _: crate::catalog::Stop, ctx: &mut Self::Context) {
         actix::ActorContext::stop(ctx);
         actix::Arbiter::current().stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_ms: i64, family: u128) -> RefreshRow {
+        RefreshRow {
+            user: UserId(1),
+            family,
+            expires_at: Timestamp(expires_ms),
+            rotated: false,
+        }
+    }
+
+    fn with_tables<T>(store: &Store, f: impl FnOnce(&mut RefreshTables<'_>) -> T) -> T {
+        let txn = store.db().begin_write().unwrap();
+        let out = f(&mut RefreshTables::open(&txn).unwrap());
+        txn.commit().unwrap();
+        out
+    }
+
+    #[test]
+    fn purge_removes_expired_tokens_oldest_first_and_keeps_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        with_tables(&store, |t| {
+            for (i, ms) in [1_000, 2_000, 3_000, 9_000].into_iter().enumerate() {
+                t.put(&[i as u8 + 1; 32], &token(ms, 1)).unwrap();
+            }
+            // Spending a token rewrites it without adding a second expiry entry.
+            let mut spent = t.get(&[1; 32]).unwrap().unwrap();
+            spent.rotated = true;
+            t.put(&[1; 32], &spent).unwrap();
+        });
+        let purged = with_tables(&store, |t| t.purge(Timestamp(5_000), 2).unwrap());
+        assert_eq!(purged.tokens, 2, "at most `max` at a time");
+        let (purged, left) = with_tables(&store, |t| {
+            let p = t.purge(Timestamp(5_000), 2).unwrap();
+            (p, t.token_count().unwrap())
+        });
+        assert_eq!(purged.tokens, 1);
+        assert_eq!(left, 1);
+        with_tables(&store, |t| {
+            assert!(t.get(&[3; 32]).unwrap().is_none());
+            assert!(t.get(&[4; 32]).unwrap().is_some(), "not expired yet");
+            assert_eq!(t.purge(Timestamp(9_000), 10).unwrap().tokens, 0);
+            assert_eq!(t.purge(Timestamp(9_001), 10).unwrap().tokens, 1);
+            assert_eq!(t.token_count().unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn a_revoked_family_is_remembered_for_the_longest_token_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let revoked_at = Timestamp(1_000_000);
+        let forget_at = revoked_at.plus_secs(REFRESH_TTL_SECS_MAX).millis();
+        with_tables(&store, |t| {
+            t.revoke(7, revoked_at).unwrap();
+            // Revoking again (logout after reuse) does not move or duplicate it.
+            t.revoke(7, Timestamp(2_000_000)).unwrap();
+        });
+        with_tables(&store, |t| {
+            assert_eq!(t.purge(Timestamp(forget_at), 10).unwrap().families, 0);
+            assert!(t.is_revoked(7).unwrap());
+            assert_eq!(t.purge(Timestamp(forget_at + 1), 10).unwrap().families, 1);
+            assert!(!t.is_revoked(7).unwrap());
+            assert_eq!(t.purge(Timestamp(i64::MAX), 10).unwrap(), Purged::default());
+        });
     }
 }

@@ -570,3 +570,90 @@ impl<'txn> Book<'txn> {
         Ok(expired.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ProductDraft;
+    use crate::domain::{Category, ProductName};
+    use crate::store::Store;
+
+    fn sku() -> Sku {
+        Sku::parse("P-1").unwrap()
+    }
+
+    /// Runs `f` in one committed write transaction with the catalog and the book.
+    fn in_tx<T>(store: &Store, f: impl FnOnce(&mut CatalogTables<'_>, &mut Book<'_>) -> T) -> T {
+        let txn = store.db().begin_write().unwrap();
+        let out = {
+            let mut catalog = CatalogTables::open(&txn).unwrap();
+            let mut book = Book::open(&txn).unwrap();
+            let out = f(&mut catalog, &mut book);
+            catalog.flush().unwrap();
+            out
+        };
+        txn.commit().unwrap();
+        out
+    }
+
+    fn keyed_order(key: &str) -> OrderRequest {
+        OrderRequest {
+            user: UserId(1),
+            lines: OrderLines::merge([(sku(), Quantity::new(1).unwrap())]).unwrap(),
+            idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+            source: Source::Api,
+            external_ref: None,
+            expected_prices: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn purged_idempotency_keys_are_forgotten_and_later_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t0 = Timestamp(1_000_000);
+        in_tx(&store, |catalog, book| {
+            let draft = ProductDraft {
+                name: ProductName::parse("Cable").unwrap(),
+                category: Category::uncategorized(),
+                description: None,
+                price: Cents::new(500).unwrap(),
+            };
+            catalog.upsert(&sku(), draft, t0).unwrap();
+            book.set_level(
+                &sku(),
+                StockLevel::new(10).unwrap(),
+                MovementKind::Receipt,
+                Source::Api,
+                t0,
+            )
+            .unwrap();
+        });
+        let place = |key: &str, at: Timestamp| {
+            in_tx(&store, |catalog, book| {
+                book.place_order(catalog, &keyed_order(key), Currency::EUR, at)
+                    .unwrap()
+            })
+        };
+        let old = place("old", t0);
+        let new = place("new", Timestamp(2_000_000));
+        let purge = |cutoff: i64, max: usize| {
+            in_tx(&store, |_, book| {
+                book.purge_idempotency(Timestamp(cutoff), max).unwrap()
+            })
+        };
+        assert_eq!(purge(1_000_000, 10), 0, "created at the cutoff: kept");
+        assert_eq!(purge(1_500_000, 10), 1);
+        assert_eq!(purge(1_500_000, 10), 0);
+
+        let again = place("old", Timestamp(3_000_000));
+        assert!(!again.replayed, "a purged key starts a new order");
+        assert_ne!(again.order.id, old.order.id);
+        let replay = place("new", Timestamp(3_000_000));
+        assert!(
+            replay.replayed,
+            "a key younger than the cutoff still replays"
+        );
+        assert_eq!(replay.order.id, new.order.id);
+    }
+}

@@ -45,7 +45,7 @@ use crate::catalog::{CatalogTables, Page};
 use crate::domain::{
     Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId,
 };
-use crate::limits::IDEMPOTENCY_KEY_TTL_SECS;
+use crate::limits::{IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS};
 use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
 use crate::store::{Store, StoreError, codec};
 use crate::telemetry::{ReasonLabel, Telemetry};
@@ -191,13 +191,13 @@ impl Actor for Ledger {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Forget idempotency keys past their time, a bounded number at a time.
-        ctx.run_interval(Duration::from_secs(600), |act, ctx| {
+        ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
             let work: Work = Box::new(|tx| {
                 let cutoff = Timestamp::now().plus_secs(0).millis()
                     - (IDEMPOTENCY_KEY_TTL_SECS as i64) * 1000;
                 let failed = tx
                     .book
-                    .purge_idempotency(Timestamp(cutoff), 10_000)
+                    .purge_idempotency(Timestamp(cutoff), PURGE_BATCH_MAX)
                     .is_err();
                 (Box::new(|_| {}), failed)
             });

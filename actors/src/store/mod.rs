@@ -244,6 +244,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(USER_EMAILS)?;
     txn.open_table(REFRESH_TOKENS)?;
     txn.open_table(REVOKED_FAMILIES)?;
+    txn.open_table(REFRESH_EXPIRY)?;
+    txn.open_table(REVOKED_FAMILY_EXPIRY)?;
     txn.open_table(JOBS)?;
     txn.open_table(JOB_REJECTS)?;
     txn.open_table(JOBS_BY_SHA)?;

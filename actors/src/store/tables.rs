@@ -50,6 +50,13 @@ pub const REFRESH_TOKENS: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new("refresh_tokens");
 /// refresh-token family id → 1 when the family was revoked (logout or reuse detected).
 pub const REVOKED_FAMILIES: TableDefinition<u128, u8> = TableDefinition::new("revoked_families");
+/// (expiry ms, token digest) → () so expired refresh tokens are purged oldest first.
+pub const REFRESH_EXPIRY: TableDefinition<(i64, &[u8; 32]), ()> =
+    TableDefinition::new("refresh_expiry");
+/// (forget-after ms, family id) → () so revoked families are forgotten once none of
+/// their tokens can still be alive.
+pub const REVOKED_FAMILY_EXPIRY: TableDefinition<(i64, u128), ()> =
+    TableDefinition::new("revoked_family_expiry");
 
 /// job id → `JobRow`.
 pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
