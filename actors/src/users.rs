@@ -184,6 +184,29 @@ impl<'txn> RefreshTables<'txn> {
         Ok(self.revoked.get(family)?.is_some())
     }
 
+    /// Whether `presented` may be rotated at `now`: its row if so. Unknown, revoked
+    /// and expired tokens are refused as invalid (spent or not: once expired, a
+    /// token means nothing, and the purge may already have removed it). A spent
+    /// but unexpired token means a copy is in use: its family is revoked here, and
+    /// the caller must commit that even though it refuses the request.
+    pub fn judge(
+        &mut self,
+        presented: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Result<RefreshRow, RefreshError>, StoreError> {
+        let Some(row) = self.get(presented)? else {
+            return Ok(Err(RefreshError::Invalid));
+        };
+        if self.is_revoked(row.family)? || row.expires_at <= now {
+            return Ok(Err(RefreshError::Invalid));
+        }
+        if row.rotated {
+            self.revoke(row.family, now)?;
+            return Ok(Err(RefreshError::Reused));
+        }
+        Ok(Ok(row))
+    }
+
     /// Revokes a family and remembers it for [`REFRESH_TTL_SECS_MAX`]: no token of
     /// it, issued before `now` under any allowed lifetime, can outlive that.
     pub fn revoke(&mut self, family: u128, now: Timestamp) -> Result<(), StoreError> {
@@ -223,7 +246,7 @@ impl<'txn> RefreshTables<'txn> {
         })
     }
 
-    /// Entries in the token table (tests and metrics).
+    /// Entries in the token table.
     pub fn token_count(&self) -> Result<u64, StoreError> {
         Ok(self.tokens.len()?)
     }
@@ -405,20 +428,10 @@ impl Handler<RotateRefreshToken> for UserStore {
         // so the transaction commits in both cases and the verdict is returned after.
         self.write(|txn| -> Result<Result<User, RefreshError>, RefreshError> {
             let mut tokens = RefreshTables::open(txn)?;
-            let now = Timestamp::now();
-            let Some(mut row) = tokens.get(&msg.presented)? else {
-                return Ok(Err(RefreshError::Invalid));
+            let mut row = match tokens.judge(&msg.presented, Timestamp::now())? {
+                Ok(row) => row,
+                Err(refused) => return Ok(Err(refused)),
             };
-            if tokens.is_revoked(row.family)? {
-                return Ok(Err(RefreshError::Invalid));
-            }
-            if row.rotated {
-                tokens.revoke(row.family, now)?;
-                return Ok(Err(RefreshError::Reused));
-            }
-            if row.expires_at <= now {
-                return Ok(Err(RefreshError::Invalid));
-            }
             let user_row: Option<UserRow> = get_record(&txn.open_table(USERS)?, row.user.0)?;
             let Some(user_row) = user_row else {
                 return Ok(Err(RefreshError::Invalid));
@@ -520,6 +533,44 @@ mod tests {
             assert_eq!(t.purge(Timestamp(9_000), 10).unwrap().tokens, 0);
             assert_eq!(t.purge(Timestamp(9_001), 10).unwrap().tokens, 1);
             assert_eq!(t.token_count().unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn a_spent_token_revokes_its_family_until_it_expires_and_is_merely_invalid_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let verdict = |t: &mut RefreshTables<'_>, digest: u8, now: i64| match t
+            .judge(&[digest; 32], Timestamp(now))
+            .unwrap()
+        {
+            Ok(_) => "ok",
+            Err(RefreshError::Invalid) => "invalid",
+            Err(RefreshError::Reused) => "reused",
+            Err(RefreshError::Store(e)) => panic!("{e}"),
+        };
+        with_tables(&store, |t| {
+            let mut spent = token(5_000, 1);
+            spent.rotated = true;
+            t.put(&[1; 32], &spent).unwrap();
+            t.put(&[2; 32], &token(9_000, 1)).unwrap();
+            let mut spent_elsewhere = token(5_000, 2);
+            spent_elsewhere.rotated = true;
+            t.put(&[3; 32], &spent_elsewhere).unwrap();
+            t.put(&[4; 32], &token(9_000, 2)).unwrap();
+
+            assert_eq!(verdict(t, 9, 1_000), "invalid", "unknown");
+            assert_eq!(verdict(t, 2, 1_000), "ok");
+            assert_eq!(verdict(t, 2, 9_000), "invalid", "expired at its instant");
+            // Family 2: its spent token comes back after it expired — refused,
+            // and the live successor keeps working.
+            assert_eq!(verdict(t, 3, 5_000), "invalid");
+            assert_eq!(verdict(t, 4, 5_000), "ok");
+            // Family 1: its spent token comes back in time — the family goes.
+            assert_eq!(verdict(t, 1, 4_999), "reused");
+            assert!(t.is_revoked(1).unwrap());
+            assert_eq!(verdict(t, 2, 5_000), "invalid", "successor revoked too");
+            assert_eq!(verdict(t, 1, 5_000), "invalid");
         });
     }
 
