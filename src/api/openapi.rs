@@ -131,7 +131,7 @@ impl Modify for Bearer {
         products::adjust_stock, products::movements, products::categories, products::verify,
         orders::checkout, orders::list, orders::get, orders::cancel, orders::set_status,
         imports::upload, imports::list, imports::get, imports::rejects,
-        ops::healthz, ops::readyz, ops::metrics, serve,
+        ops::healthz, ops::readyz, ops::metrics, ops::docs, serve,
     ),
     components(schemas(Problem, FieldError, Shortage, json::PageJson<json::ProductJson>, json::PageJson<json::OrderJson>, json::PageJson<json::MovementJson>, json::PageJson<orderflow_actors::inbox::jobs::JobView>, json::PageJson<json::RejectJson>)),
     tags(
@@ -139,7 +139,7 @@ impl Modify for Bearer {
         (name = "catalog", description = "Products, stock and the ledger audit"),
         (name = "orders", description = "Checkout and the order lifecycle"),
         (name = "imports", description = "Files into the inbox pipeline"),
-        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "operations", description = "Health, readiness, metrics, this document and a page that renders it (`/docs`)"),
     )
 )]
 pub struct ApiDoc;

@@ -1,4 +1,4 @@
-//! Operations: liveness, readiness, metrics.
+//! Operations: liveness, readiness, metrics, the API's documentation page.
 
 use std::time::Duration;
 
@@ -19,6 +19,25 @@ pub fn routes(r: &mut Routes) {
     r.add("/readyz", |m| m.get(readyz));
     r.add("/metrics", |m| m.get(metrics));
     r.add("/openapi.json", |m| m.get(super::openapi::serve));
+    r.add("/docs", |m| m.get(docs));
+}
+
+/// The documentation page: one self-contained file that renders `/openapi.json` in
+/// the browser, so it works offline (no CDN, no assets built in).
+const DOCS_HTML: &str = include_str!("docs.html");
+
+/// The policy keeps the page to itself: its own inline script and style, and
+/// requests to this origin only.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+
+/// Human-readable API reference rendered from `/openapi.json`.
+#[utoipa::path(get, operation_id = "ops_docs", path = "/docs", tag = "operations",
+    responses((status = 200, description = "HTML page rendering this document, without external assets", content_type = "text/html", body = String)))]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", DOCS_CSP))
+        .body(DOCS_HTML)
 }
 
 #[utoipa::path(get, operation_id = "ops_healthz", path = "/healthz", tag = "operations",

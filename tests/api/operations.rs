@@ -223,3 +223,35 @@ fn a_checkout_flood_gets_503s_not_collapse() {
 }
 
 use futures_util::StreamExt;
+
+#[actix_web::test]
+async fn the_docs_page_is_self_contained_and_reads_the_served_spec() {
+    let app = spawn_app().await;
+    let res = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+    assert!(header("content-type").starts_with("text/html"));
+    let csp = header("content-security-policy");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let page = res.text().await.unwrap();
+    assert!(page.contains(r#"fetch("/openapi.json")"#));
+    // Works offline: nothing is loaded from anywhere else.
+    for outside in ["http://", "https://", "//cdn", " src=", "@import", "url("] {
+        assert!(!page.contains(outside), "the page refers to {outside}");
+    }
+    // And the spec it reads documents the page too.
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        spec["paths"]["/docs"]["get"]["responses"]["200"]["content"]["text/html"]["schema"]["type"],
+        "string"
+    );
+}
