@@ -11,6 +11,10 @@
 //!   any handler runs (actix itself stops reading a head at 128 KiB).
 //! - Any error response that is not already problem+json (a 404 for an unknown
 //!   route, a 405, anything actix produced on its own) is replaced by one.
+//! - Every response says `X-Content-Type-Options: nosniff`; a response to a request
+//!   that carries credentials (an `Authorization` header, or anything under
+//!   `/auth/`, where passwords and refresh tokens travel and tokens come back) says
+//!   `Cache-Control: no-store`, so no cache keeps tokens or a customer's orders.
 
 use std::time::Instant;
 
@@ -52,6 +56,12 @@ fn new_request_id() -> String {
     id
 }
 
+/// Whether the request sends credentials or asks for tokens: its response must not
+/// be stored by any cache.
+fn carries_credentials(req: &ServiceRequest) -> bool {
+    req.headers().contains_key(header::AUTHORIZATION) || req.path().starts_with("/api/v1/auth/")
+}
+
 /// The request line and headers, in bytes (what a client can make the server hold
 /// before any handler runs).
 fn head_bytes(req: &ServiceRequest) -> usize {
@@ -85,6 +95,7 @@ pub async fn observe(
     let id = request_id_of(&req);
     let started = Instant::now();
     let method = req.method().clone();
+    let private = carries_credentials(&req);
     let span = tracing::info_span!("request", request_id = %id);
     let mut res = if head_bytes(&req) > HTTP_HEAD_BYTES_MAX {
         let problem = REQUEST_ID.sync_scope(id.clone(), || {
@@ -113,6 +124,14 @@ pub async fn observe(
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 
     let route = res

@@ -259,3 +259,35 @@ async fn logout_revokes_the_refresh_token() {
         .await
         .assert_invalid("refresh_token");
 }
+
+#[actix_web::test]
+async fn tokens_and_private_answers_are_never_cacheable_and_nothing_is_sniffed() {
+    let app = spawn_app().await;
+    app.create_product("C-1", 100, 5).await;
+    let (_, token) = app.customer("carol").await;
+    let login = app.login_reply("carol", "password-123").await;
+    login.assert_status(200);
+    let bad_login = app.login_reply("carol", "wrong-password").await;
+    bad_login.assert_status(401);
+    let orders = app.get("/api/v1/orders", Some(&token)).await;
+    orders.assert_status(200);
+    for (what, reply) in [
+        ("login", &login),
+        ("refused login", &bad_login),
+        ("own orders", &orders),
+    ] {
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+    }
+    // Public catalog reads stay cacheable; nosniff is everywhere.
+    let product = app.get("/api/v1/products/C-1", None).await;
+    product.assert_status(200);
+    assert_eq!(product.header("cache-control"), None);
+    assert_eq!(product.header("x-content-type-options"), Some("nosniff"));
+    let unknown = app.get("/no/such/route", None).await;
+    assert_eq!(unknown.header("x-content-type-options"), Some("nosniff"));
+}
