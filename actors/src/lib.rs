@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod domain;
 pub mod inbox;
+pub mod json_nesting;
 pub mod ledger;
 pub mod limits;
 pub mod mailbox;

@@ -15,6 +15,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
+use orderflow_actors::json_nesting::JsonNesting;
 use orderflow_actors::limits::{JSON_BODY_BYTES_MAX, JSON_DEPTH_MAX};
 
 /// A JSON body parsed strictly (see the module docs).
@@ -147,29 +148,13 @@ fn strip_position(message: &str) -> String {
 
 /// Refuses documents nested deeper than `max` before the parser recurses into them.
 fn check_depth(bytes: &[u8], max: usize) -> Result<(), ApiError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut nesting = JsonNesting::default();
     for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return Err(ApiError::malformed_json(format!(
-                        "the body is nested deeper than {max} levels"
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        nesting.push(b);
+        if nesting.depth() > max {
+            return Err(ApiError::malformed_json(format!(
+                "the body is nested deeper than {max} levels"
+            )));
         }
     }
     Ok(())

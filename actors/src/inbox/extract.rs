@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::naming::{FileType, Format, Kind};
+use crate::json_nesting::JsonNesting;
 use crate::limits::{IMPORT_READ_BUFFER_BYTES, IMPORT_RECORD_BYTES_HARD_MAX, IMPORT_ROW_BYTES_MAX};
 
 /// A column a kind of file may have.
@@ -827,9 +828,9 @@ impl Extractor for JsonLinesExtractor {
     }
 }
 
-/// Splits a JSON array into its elements without parsing the whole document: a
-/// small state machine tracks strings, escapes and nesting depth, so each element's
-/// text (and the line it starts on) is handed over on its own.
+/// Splits a JSON array into its elements without parsing the whole document:
+/// [`JsonNesting`] tracks strings, escapes and nesting depth, so each element's text
+/// (and the line it starts on) is handed over on its own.
 pub struct JsonArrayExtractor {
     reader: Box<dyn BufRead + Send>,
     kind: Kind,
@@ -898,14 +899,13 @@ impl Extractor for JsonArrayExtractor {
         let start_line = self.line;
         let mut text: Vec<u8> = vec![first];
         let mut size = 1usize;
-        let (mut depth, mut in_string, mut escaped) = (0i64, first == b'"', false);
-        if first == b'{' || first == b'[' {
-            depth = 1;
-        }
-        let scalar = depth == 0 && !in_string;
+        let mut nesting = JsonNesting::default();
+        nesting.push(first);
+        let scalar = nesting.depth() == 0 && !nesting.in_string();
         // Scalars (numbers, true, null) end at the next ',' or ']' (left unread).
         loop {
-            if depth == 0 && !in_string && !scalar {
+            let depth = nesting.depth();
+            if depth == 0 && !nesting.in_string() && !scalar {
                 break;
             }
             let buf = self.reader.fill_buf()?;
@@ -924,21 +924,7 @@ impl Extractor for JsonArrayExtractor {
             if size <= IMPORT_ROW_BYTES_MAX + 1 {
                 text.push(b);
             }
-            if in_string {
-                match (escaped, b) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_string = false,
-                    _ => {}
-                }
-            } else {
-                match b {
-                    b'"' => in_string = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => depth -= 1,
-                    _ => {}
-                }
-            }
+            nesting.push(b);
         }
         let text = String::from_utf8_lossy(&text).into_owned();
         if first != b'{' {
