@@ -1090,6 +1090,11 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // A stray closer in a scalar element spoils that element, not the file.
+        let rs = records(Format::JsonArray, Kind::Products, "[1}, {\"name\": \"c\"}]").unwrap();
+        assert_eq!(rs.len(), 2);
+        assert_eq!(rs[0].unreadable().unwrap().code, "not_an_object");
+        assert_eq!(text(&rs[1], 1).as_deref(), Some("c"));
     }
 
     #[test]
