@@ -145,17 +145,8 @@ impl Ledger {
 
     fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
         let txn = self.store.db().begin_write()?;
-        let mut poisoned = false;
-        {
-            let mut catalog = CatalogTables::open(&txn)?;
-            let mut book = Book::open(&txn)?;
-            let mut tx = Tx {
-                txn: &txn,
-                catalog: &mut catalog,
-                book: &mut book,
-                currency: self.currency,
-                at: Timestamp::now(),
-            };
+        let poisoned = self.within(&txn, |tx| {
+            let mut poisoned = false;
             for work in batch {
                 if poisoned {
                     // Nothing after a storage error is attempted; its caller is told
@@ -163,14 +154,12 @@ impl Ledger {
                     responders.push(Box::new(|_| {}));
                     continue;
                 }
-                let (respond, failed) = work(&mut tx);
+                let (respond, failed) = work(tx);
                 responders.push(respond);
                 poisoned |= failed;
             }
-            if !poisoned {
-                catalog.flush()?;
-            }
-        }
+            (poisoned, !poisoned)
+        })?;
         if poisoned {
             txn.abort()?;
             return Err(StoreError::Aborted(
@@ -179,6 +168,29 @@ impl Ledger {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Runs `work` on the catalog and the book of `txn` as one [`Tx`]. The work
+    /// answers its result and whether it stands; only then are the catalog's
+    /// buffered index changes written (they must be, before a commit).
+    fn within<R>(
+        &self,
+        txn: &redb::WriteTransaction,
+        work: impl FnOnce(&mut Tx<'_, '_>) -> (R, bool),
+    ) -> Result<R, StoreError> {
+        let mut catalog = CatalogTables::open(txn)?;
+        let mut book = Book::open(txn)?;
+        let (out, stands) = work(&mut Tx {
+            txn,
+            catalog: &mut catalog,
+            book: &mut book,
+            currency: self.currency,
+            at: Timestamp::now(),
+        });
+        if stands {
+            catalog.flush()?;
+        }
+        Ok(out)
     }
 
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
@@ -392,18 +404,8 @@ impl<T: Send + 'static> Handler<DryRun<T>> for Ledger {
         // Commands queued before this one come first, as they would in a real load.
         self.flush();
         let txn = self.store.db().begin_write()?;
-        let result = {
-            let mut catalog = CatalogTables::open(&txn)?;
-            let mut book = Book::open(&txn)?;
-            let mut tx = Tx {
-                txn: &txn,
-                catalog: &mut catalog,
-                book: &mut book,
-                currency: self.currency,
-                at: Timestamp::now(),
-            };
-            (msg.work)(&mut tx)
-        };
+        // Nothing of a dry run stands: the transaction is abandoned.
+        let result = self.within(&txn, |tx| ((msg.work)(tx), false))?;
         txn.abort()?;
         result
     }
