@@ -31,10 +31,8 @@ async fn unknown_routes_and_methods_are_problems() {
 #[actix_web::test]
 async fn bodies_are_strict() {
     let app = spawn_app().await;
-    let url = app.url("/api/v1/auth/register");
     let send = |body: Vec<u8>, ct: &'static str| {
-        let req = app.client.post(&url).header("content-type", ct).body(body);
-        async move { TestApp::read(req.send().await.unwrap()).await }
+        app.post_raw("/api/v1/auth/register", None, Some(ct), body)
     };
     send(b"{\"username\":".to_vec(), "application/json")
         .await

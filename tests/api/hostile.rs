@@ -364,52 +364,31 @@ async fn hostile_strings_and_numbers_change_nothing() {
         .await
         .assert_problem(413, "payload-too-large");
     let deep = format!("{{\"items\":{}{}}}", "[".repeat(500), "]".repeat(500));
-    let res = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&alice)
-        .header("content-type", "application/json")
-        .body(deep)
-        .send()
-        .await
-        .unwrap();
-    TestApp::read(res)
+    let json = Some("application/json");
+    app.post_raw("/api/v1/orders", Some(&alice), json, deep)
         .await
         .assert_problem(400, "malformed-json");
-    let res = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&alice)
-        .header("content-type", "application/json")
-        .body(b"{\"items\":[{\"sku\":\"H-\xff\",\"quantity\":1}]}".to_vec())
-        .send()
-        .await
-        .unwrap();
-    TestApp::read(res)
+    let bad_utf8 = b"{\"items\":[{\"sku\":\"H-\xff\",\"quantity\":1}]}".to_vec();
+    app.post_raw("/api/v1/orders", Some(&alice), json, bad_utf8)
         .await
         .assert_problem(400, "malformed-json");
-    let res = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&alice)
-        .header("content-type", "text/plain")
-        .body("items=1")
-        .send()
-        .await
-        .unwrap();
-    TestApp::read(res)
-        .await
-        .assert_problem(415, "unsupported-media-type");
+    app.post_raw(
+        "/api/v1/orders",
+        Some(&alice),
+        Some("text/plain"),
+        "items=1",
+    )
+    .await
+    .assert_problem(415, "unsupported-media-type");
     // A file name that tries to leave the inbox.
-    let res = app
-        .client
-        .post(app.url("/api/v1/imports?name=../../x.csv"))
-        .bearer_auth(&app.admin_token)
-        .body("name,price\nx,1\n")
-        .send()
-        .await
-        .unwrap();
-    TestApp::read(res).await.assert_invalid("name");
+    app.post_raw(
+        "/api/v1/imports?name=../../x.csv",
+        Some(&app.admin_token),
+        None,
+        "name,price\nx,1\n",
+    )
+    .await
+    .assert_invalid("name");
     assert!(!app.inbox.path().parent().unwrap().join("x.csv").exists());
 
     let after = snapshot(&app).await;

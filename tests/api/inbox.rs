@@ -491,15 +491,8 @@ async fn upload(
     token: &str,
     body: &'static [u8],
 ) -> crate::helpers::Reply {
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/imports?{query}")))
-        .bearer_auth(token)
-        .body(body)
-        .send()
+    app.post_raw(&format!("/api/v1/imports?{query}"), Some(token), None, body)
         .await
-        .unwrap();
-    TestApp::read(res).await
 }
 
 #[actix_web::test]
