@@ -329,7 +329,8 @@ impl TestApp {
             if let Some(job) = found
                 && ["completed", "failed", "duplicate"].contains(&job["status"].as_str().unwrap())
             {
-                // The report is written right after the final commit.
+                // The report is the last thing written: once it is there, the
+                // file and its rejects are in place too.
                 let dir = if job["status"] == "failed" {
                     "failed"
                 } else {

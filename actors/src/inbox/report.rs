@@ -4,7 +4,8 @@
 //! Every step can be redone: the final name is chosen and stored before anything
 //! is written, reports are written to a temporary name and renamed, and the job is
 //! only marked settled after the file has moved. A crash anywhere in between is
-//! finished on the next start.
+//! finished on the next start. The order is rejects, file, report: the report
+//! appears last, so its presence means the other two are in place.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ impl Dirs {
     }
 }
 
-/// Writes the report (and rejects), moves the file and settles the job.
+/// Writes the rejects, moves the file, writes the report and settles the job.
 pub fn finalize(
     pipeline: &Pipeline,
     rt: &tokio::runtime::Runtime,
@@ -90,12 +91,6 @@ pub fn finalize(
             name
         }
     };
-    let report = report_json(&job);
-    write_atomically(&dest.join(format!("{final_name}.report.json")), |f| {
-        serde_json::to_writer_pretty(&mut *f, &report)?;
-        f.write_all(b"\n")
-    })
-    .map_err(io_error)?;
     if job.row.rows_rejected > 0 {
         // Streamed page by page: a job may keep up to 100,000 rejects.
         let path = dest.join(format!("{final_name}.rejects.csv"));
@@ -140,6 +135,14 @@ pub fn finalize(
     if work.exists() {
         std::fs::rename(&work, dest.join(&final_name)).map_err(io_error)?;
     }
+    // The report comes last: whoever watches `processed/` or `failed/` can take
+    // `NAME.report.json` as the sign that the file and its rejects are in place.
+    let report = report_json(&job);
+    write_atomically(&dest.join(format!("{final_name}.report.json")), |f| {
+        serde_json::to_writer_pretty(&mut *f, &report)?;
+        f.write_all(b"\n")
+    })
+    .map_err(io_error)?;
     settle(pipeline, rt, job)
 }
 
