@@ -323,7 +323,7 @@ async fn broken_files_fail_whole_with_a_reason() {
 
 #[actix_web::test]
 async fn a_truncated_json_array_waits_then_fails() {
-    let app = spawn_app_with(|a| a.truncated_wait_secs = 1).await;
+    let app = spawn_app_with(|a| a.truncated_wait_secs = 2).await;
     app.drop_file(
         "products_cut.json",
         b"[{\"name\": \"a\", \"price\": 1},\n{\"name\": \"b\", \"pri",
