@@ -23,6 +23,8 @@ BIN=$ROOT/target/release
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export ORDERFLOW_ADMIN_PASSWORD=bench-admin-pw
 export ORDERFLOW_JWT_SECRET=bench-secret-bench-secret-bench-secret-0
+# The load driver registers its customers from one address.
+export ORDERFLOW_REGISTRATIONS_PER_CLIENT_MAX=100000
 
 start() {  # $1: name (data dir), then extra flags
   local name=$1; shift

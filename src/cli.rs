@@ -82,6 +82,8 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
     let pipeline = PipelineArgs {
         commit_batch_max: 1,
         ledger_queue_max: 16,
+        actor_timeout_ms: orderflow_actors::limits::ACTOR_REPLY_TIMEOUT_MS,
+        ledger_write_timeout_ms: orderflow_actors::limits::LEDGER_WRITE_TIMEOUT_MS,
     };
     let services = Services::start(&args.store, &pipeline, 1)?;
     let password_hash = auth::password::hash(password)

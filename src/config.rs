@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orderflow_actors::limits::{
-    COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, HTTP_SHUTDOWN_GRACE_SECS, LEDGER_INFLIGHT_MAX,
-    REFRESH_TTL_SECS_MAX,
+    ACTOR_REPLY_TIMEOUT_MS, COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, HTTP_SHUTDOWN_GRACE_SECS,
+    LEDGER_INFLIGHT_MAX, LEDGER_WRITE_TIMEOUT_MS, REFRESH_TTL_SECS_MAX,
+    REGISTRATIONS_PER_CLIENT_DEFAULT,
 };
 
 #[derive(Debug, Parser)]
@@ -69,6 +70,17 @@ pub struct PipelineArgs {
     #[arg(long, env = "ORDERFLOW_LEDGER_QUEUE_MAX", default_value_t = LEDGER_INFLIGHT_MAX as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub ledger_queue_max: u64,
+    /// How long a request waits for an actor's answer to a read before it gets 503
+    /// with Retry-After, in milliseconds.
+    #[arg(long, env = "ORDERFLOW_ACTOR_TIMEOUT_MS", default_value_t = ACTOR_REPLY_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub actor_timeout_ms: u64,
+    /// Hard limit on waiting for the ledger's answer to a change it accepted (checkout,
+    /// status, stock), in milliseconds. The ledger answers after every commit; past this
+    /// limit the client is told the outcome is unknown, never to retry blindly.
+    #[arg(long, env = "ORDERFLOW_LEDGER_WRITE_TIMEOUT_MS", default_value_t = LEDGER_WRITE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub ledger_write_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -99,6 +111,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERFLOW_REFRESH_TTL_SECS", default_value_t = 30 * 86_400,
           value_parser = clap::value_parser!(u64).range(60..=REFRESH_TTL_SECS_MAX))]
     pub refresh_ttl_secs: u64,
+    /// Registrations one client address may attempt in ten minutes (each may cost a
+    /// password hash); beyond it, 429 with Retry-After.
+    #[arg(long, env = "ORDERFLOW_REGISTRATIONS_PER_CLIENT_MAX", default_value_t = REGISTRATIONS_PER_CLIENT_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub registrations_per_client_max: u32,
     /// How long an inbox file's size and modification time must stay unchanged before it
     /// is taken, in milliseconds.
     #[arg(long, env = "ORDERFLOW_SETTLE_MS", default_value_t = 1000,

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use orderflow_actors::catalog::CatalogError;
 use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
+use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
 use orderflow_actors::store::StoreError;
 use orderflow_actors::users::{RefreshError, UserError};
@@ -249,6 +250,17 @@ impl ApiError {
         e
     }
 
+    /// 500 for a write that was accepted but whose answer never came: it may still
+    /// take effect, so the client must look before repeating it (no `Retry-After`).
+    pub fn outcome_unknown() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "outcome-unknown",
+            "Outcome unknown",
+            "the change was accepted but its result did not come in time; it may still take effect. Look before repeating it (GET /api/v1/orders for a checkout), or repeat it with the same Idempotency-Key",
+        )
+    }
+
     /// 500. `cause` is logged, never shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -345,11 +357,18 @@ impl ResponseError for ApiError {
 impl From<AskError> for ApiError {
     fn from(e: AskError) -> Self {
         tracing::warn!(error = %e, "actor unavailable");
-        ApiError::unavailable(match e {
-            AskError::Overloaded(_) => "the service is at capacity; retry shortly",
-            AskError::Stopped(_) => "the service is shutting down or restarting",
-            AskError::Timeout(_) => "the service did not answer in time; retry shortly",
-        })
+        match e {
+            AskError::Overloaded(_) => {
+                ApiError::unavailable("the service is at capacity; retry shortly")
+            }
+            AskError::Stopped(_) => {
+                ApiError::unavailable("the service is shutting down or restarting")
+            }
+            AskError::Timeout(_) => {
+                ApiError::unavailable("the service did not answer in time; retry shortly")
+            }
+            AskError::OutcomeUnknown(_) => ApiError::outcome_unknown(),
+        }
     }
 }
 
@@ -465,6 +484,14 @@ impl From<OrderError> for ApiError {
                     to.as_str()
                 ),
             ),
+            OrderError::RestockAboveMax { sku, would_be } => ApiError::conflict(
+                "stock-above-maximum",
+                "Stock above maximum",
+                format!(
+                    "cancelling would restock {sku} to {would_be}, above the maximum of {STOCK_UNITS_MAX}; reduce its stock first"
+                ),
+            )
+            .with_extension("sku", json!(sku.as_str())),
             OrderError::Store(s) => s.into(),
             other => ApiError::internal(other),
         }

@@ -68,6 +68,11 @@ impl Metrics {
             "Requests queued at or being handled by each actor",
             mailbox_depth.clone(),
         );
+        registry.register(
+            "password_hashes",
+            "argon2id hashes computed, by purpose (login, registration, new_password)",
+            crate::auth::password::hashes().clone(),
+        );
         telemetry.register(&mut registry);
         Arc::new(Self {
             registry,

@@ -14,9 +14,8 @@ use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
 use orderflow_actors::inbox::watcher::{Inbox, InboxConfig};
 use orderflow_actors::ledger::{self, Ledger};
 use orderflow_actors::limits::{
-    ACTOR_REPLY_TIMEOUT_MS, CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX,
-    HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX,
-    USERS_INFLIGHT_MAX,
+    CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS,
+    HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
 };
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::store::Store;
@@ -25,7 +24,7 @@ use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, Use
 
 use crate::auth::jwt::{self, JwtKeys};
 use crate::auth::password;
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::config::{PipelineArgs, ServeArgs, StoreArgs};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -55,7 +54,7 @@ impl Services {
         let store = Store::open(&args.data_dir)?;
         store.ensure_currency(currency)?;
         let telemetry = Telemetry::default();
-        let timeout = Duration::from_millis(ACTOR_REPLY_TIMEOUT_MS);
+        let timeout = Duration::from_millis(pipeline.actor_timeout_ms);
 
         let s = store.clone();
         let catalog = start_pool(catalog_threads, move || Catalog::new(s.clone()));
@@ -74,7 +73,8 @@ impl Services {
                 "ledger",
                 pipeline.ledger_queue_max as usize,
                 timeout,
-            ),
+            )
+            .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
         })
     }
 
@@ -191,14 +191,16 @@ impl Application {
             refresh_ttl_secs: args.refresh_ttl_secs,
             currency: services.currency,
             throttle: LoginThrottle::default(),
+            register_throttle: RegisterThrottle::new(args.registrations_per_client_max),
             metrics: Metrics::new(services.telemetry.clone()),
             inbox: Mailbox::new(
                 inbox.watcher.clone(),
                 "inbox",
                 INBOX_INFLIGHT_MAX,
-                Duration::from_millis(ACTOR_REPLY_TIMEOUT_MS),
+                Duration::from_millis(args.pipeline.actor_timeout_ms),
             ),
             uploads: inbox.dirs.uploads.clone(),
+            inbox_runner: inbox.runner_alive(),
         });
         let workers = args
             .workers

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::Currency;
-use orderflow_actors::inbox::watcher::InboxWatcher;
+use orderflow_actors::inbox::watcher::{InboxWatcher, RunnerAlive};
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::users::UserStore;
 
 use crate::auth::jwt::JwtKeys;
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::metrics::Metrics;
 
 pub struct AppState {
@@ -23,9 +23,12 @@ pub struct AppState {
     pub refresh_ttl_secs: u64,
     pub currency: Currency,
     pub throttle: LoginThrottle,
+    pub register_throttle: RegisterThrottle,
     pub metrics: Arc<Metrics>,
     /// The inbox watcher, which takes uploads into the pipeline.
     pub inbox: Mailbox<InboxWatcher>,
+    /// Whether the inbox's job runner is still alive (for readiness).
+    pub inbox_runner: RunnerAlive,
     /// Where uploads are streamed before they are taken.
     pub uploads: PathBuf,
 }

@@ -579,22 +579,42 @@ impl Handler<ListProducts> for Catalog {
     }
 }
 
-/// Every category that has active products, with their count, by name.
+/// Categories that have active products, with their count, by name, a page at a
+/// time.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<(String, u64)>, StoreError>")]
-pub struct ListCategories;
+#[rtype(result = "Result<Page<(String, u64), String>, StoreError>")]
+pub struct ListCategories {
+    /// Continue after this category (the previous page's cursor).
+    pub after: Option<String>,
+    /// Page size, already bounded.
+    pub limit: usize,
+}
 
 impl Handler<ListCategories> for Catalog {
-    type Result = Result<Vec<(String, u64)>, StoreError>;
-    fn handle(&mut self, _: ListCategories, _: &mut Self::Context) -> Self::Result {
+    type Result = Result<Page<(String, u64), String>, StoreError>;
+    fn handle(&mut self, msg: ListCategories, _: &mut Self::Context) -> Self::Result {
         let txn = self.read()?;
         let table = txn.open_table(CATEGORIES)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
+        let lower = match &msg.after {
+            Some(a) => Bound::Excluded(a.as_str()),
+            None => Bound::Unbounded,
+        };
+        let mut items = Vec::with_capacity(msg.limit);
+        let mut more = false;
+        for entry in table.range::<&str>((lower, Bound::Unbounded))? {
             let (k, v) = entry?;
-            out.push((k.value().to_owned(), v.value()));
+            if items.len() == msg.limit {
+                more = true;
+                break;
+            }
+            items.push((k.value().to_owned(), v.value()));
         }
-        Ok(out)
+        let next = if more {
+            items.last().map(|(name, _)| name.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod domain;
+pub mod failpoint;
 pub mod inbox;
 pub mod json_nesting;
 pub mod ledger;
@@ -18,4 +19,5 @@ pub mod limits;
 pub mod mailbox;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod users;

@@ -70,8 +70,23 @@ pub const INBOX_INFLIGHT_MAX: usize = 64;
 pub const COMMIT_BATCH_DEFAULT: usize = 1_024;
 /// Upper bound accepted for `--commit-batch-max`.
 pub const COMMIT_BATCH_MAX: usize = 16_384;
-/// How long a caller waits for an actor's answer before giving up with 503, in ms.
+/// How long a caller waits for an actor's answer to a read before giving up with
+/// 503, in ms.
 pub const ACTOR_REPLY_TIMEOUT_MS: u64 = 30_000;
+/// Hard limit on waiting for the ledger's answer to a write that it accepted, in ms;
+/// past it the client is told the outcome is unknown (never to retry blindly). The
+/// ledger answers every command after its commit, so this is only reached when the
+/// disk stalls.
+pub const LEDGER_WRITE_TIMEOUT_MS: u64 = 120_000;
+/// Times an import job is run again after a step that wrote nothing (a batch
+/// abandoned with its group commit, a ledger too busy), resuming from its last
+/// committed batch, before the job fails.
+pub const JOB_RUN_ATTEMPTS_MAX: u32 = 4;
+/// Pause before such a retry (times the attempt number), in ms.
+pub const JOB_RETRY_BACKOFF_MS: u64 = 100;
+/// Times the import loader waits [`JOB_RETRY_BACKOFF_MS`] for a place in a full
+/// ledger queue before its job fails (about a minute).
+pub const LEDGER_BUSY_RETRIES_MAX: u32 = 600;
 
 /// redb page cache, in bytes. redb defaults to 1 GiB, which would own the RSS budget.
 pub const DB_CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -100,6 +115,12 @@ pub const REJECT_RAW_BYTES_MAX: usize = 2_048;
 pub const INBOX_TRACKED_FILES_MAX: usize = 10_000;
 /// Longest file name accepted in the inbox or on upload, in bytes.
 pub const FILE_NAME_BYTES_MAX: usize = 200;
+/// Minimum time between two inbox scans triggered by file-system notifications, in
+/// ms (a file being written produces a notification per write).
+pub const INBOX_SCAN_DEBOUNCE_MS: u64 = 50;
+/// An upload in `.uploads/` that nobody has written to for this long is abandoned
+/// (a crash, a vanished client) and removed, in seconds.
+pub const UPLOAD_IDLE_SECS_MAX: u64 = 600;
 /// Interval between progress log lines of a long import, in ms.
 pub const PROGRESS_LOG_INTERVAL_MS: u64 = 5_000;
 
@@ -123,12 +144,26 @@ pub const HTTP_CONNECTIONS_PER_WORKER_MAX: usize = 10_000;
 pub const HTTP_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Longest accepted client `X-Request-Id`, in bytes (longer ones are replaced).
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
-/// Failed logins from one client address before it is throttled.
+/// Failed logins from one client address (against any accounts) before it is
+/// throttled; an attempt counts as failed from before its hash until it succeeds.
 pub const LOGIN_FAILURES_MAX: u32 = 10;
+/// Failed logins against one account (from all clients) before it is throttled.
+pub const LOGIN_ACCOUNT_FAILURES_MAX: u32 = 20;
 /// Window over which failed logins are counted, in seconds.
 pub const LOGIN_FAILURE_WINDOW_SECS: u64 = 300;
 /// Client addresses the login throttle remembers at once.
 pub const LOGIN_THROTTLE_CLIENTS_MAX: usize = 100_000;
+/// Accounts (and unknown names) the login throttle remembers at once.
+pub const LOGIN_THROTTLE_ACCOUNTS_MAX: usize = 100_000;
+/// Default for `--registrations-per-client-max`: registrations one client address
+/// may attempt in [`REGISTRATION_WINDOW_SECS`] (each may cost a password hash).
+pub const REGISTRATIONS_PER_CLIENT_DEFAULT: u32 = 30;
+/// Window over which registrations are counted, in seconds.
+pub const REGISTRATION_WINDOW_SECS: u64 = 600;
+/// Registrations hashing a password at once (of [`PASSWORD_HASH_QUEUE_MAX`]
+/// places); beyond it registrations get 503, so a burst of them cannot crowd out
+/// logins.
+pub const REGISTRATION_HASHES_INFLIGHT_MAX: usize = 32;
 /// Leeway on JWT `exp` and `nbf`, in seconds (clock skew between hosts).
 pub const JWT_LEEWAY_SECS: u64 = 5;
 /// Shortest `ORDERFLOW_JWT_SECRET`, in bytes.

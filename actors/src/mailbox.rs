@@ -15,7 +15,9 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
 /// Why an actor gave no answer. None of these means the request was refused on its
-/// merits; a client may retry.
+/// merits. After the first three nothing was done and a client may retry; after
+/// [`AskError::OutcomeUnknown`] the command may still take effect, so a blind retry
+/// could do it twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AskError {
     #[error("{0} is overloaded")]
@@ -24,6 +26,9 @@ pub enum AskError {
     Stopped(&'static str),
     #[error("{0} did not answer in time")]
     Timeout(&'static str),
+    /// A write was accepted but its answer did not come within the hard limit.
+    #[error("{0} took the command but did not answer within the hard limit")]
+    OutcomeUnknown(&'static str),
 }
 
 /// An actor's address (or a pool of identical actors' addresses, asked in turn)
@@ -34,6 +39,8 @@ pub struct Mailbox<A: Actor> {
     inflight: Arc<AtomicUsize>,
     inflight_max: usize,
     timeout: Duration,
+    /// Hard limit on waiting for a write's answer (see [`Mailbox::ask_write`]).
+    write_timeout: Duration,
     name: &'static str,
 }
 
@@ -45,6 +52,7 @@ impl<A: Actor> Clone for Mailbox<A> {
             inflight: Arc::clone(&self.inflight),
             inflight_max: self.inflight_max,
             timeout: self.timeout,
+            write_timeout: self.write_timeout,
             name: self.name,
         }
     }
@@ -81,12 +89,36 @@ impl<A: Actor> Mailbox<A> {
             inflight: Arc::new(AtomicUsize::new(0)),
             inflight_max,
             timeout,
+            write_timeout: timeout,
             name,
         }
     }
 
+    /// Sets the hard limit for [`Mailbox::ask_write`] (by default the same as for
+    /// reads).
+    pub fn with_write_timeout(mut self, limit: Duration) -> Self {
+        self.write_timeout = limit;
+        self
+    }
+
+    /// Takes one of the `inflight_max` places, or says the actor is overloaded
+    /// (nothing was sent: the caller may try again later).
+    pub fn reserve(&self) -> Result<Slot<'_, A>, AskError> {
+        let before = self.inflight.fetch_add(1, Ordering::AcqRel);
+        let guard = InflightGuard(Arc::clone(&self.inflight));
+        if before >= self.inflight_max {
+            return Err(AskError::Overloaded(self.name));
+        }
+        Ok(Slot {
+            mailbox: self,
+            _guard: guard,
+        })
+    }
+
     /// Sends `msg` and waits for the answer, unless the actor already has
     /// `inflight_max` requests in hand, is stopped, or takes longer than the timeout.
+    /// For reads and other requests that may be abandoned: an abandoned one changes
+    /// nothing.
     pub async fn ask<M>(&self, msg: M) -> Result<M::Result, AskError>
     where
         A: Handler<M>,
@@ -94,16 +126,28 @@ impl<A: Actor> Mailbox<A> {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let before = self.inflight.fetch_add(1, Ordering::AcqRel);
-        let _guard = InflightGuard(Arc::clone(&self.inflight));
-        if before >= self.inflight_max {
-            return Err(AskError::Overloaded(self.name));
-        }
-        let addr = &self.addrs[self.turn.fetch_add(1, Ordering::Relaxed) % self.addrs.len()];
-        match tokio::time::timeout(self.timeout, addr.send(msg)).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_mailbox_closed)) => Err(AskError::Stopped(self.name)),
+        let slot = self.reserve()?;
+        match tokio::time::timeout(self.timeout, slot.send(msg)).await {
+            Ok(answer) => answer,
             Err(_elapsed) => Err(AskError::Timeout(self.name)),
+        }
+    }
+
+    /// Sends a command that changes state and waits for its answer: once the actor
+    /// has taken it, it is never abandoned at the ordinary timeout (the command would
+    /// still run, and a client told to retry would do it twice). Only past the hard
+    /// write limit does the caller give up, with [`AskError::OutcomeUnknown`].
+    pub async fn ask_write<M>(&self, msg: M) -> Result<M::Result, AskError>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let slot = self.reserve()?;
+        match tokio::time::timeout(self.write_timeout, slot.send(msg)).await {
+            Ok(answer) => answer,
+            Err(_elapsed) => Err(AskError::OutcomeUnknown(self.name)),
         }
     }
 
@@ -123,6 +167,31 @@ impl<A: Actor> Mailbox<A> {
     /// Every actor behind this mailbox.
     pub fn addrs(&self) -> &[Addr<A>] {
         &self.addrs
+    }
+}
+
+/// A place in an actor's queue, taken by [`Mailbox::reserve`]; released when the
+/// answer has come (or the request was dropped).
+pub struct Slot<'a, A: Actor> {
+    mailbox: &'a Mailbox<A>,
+    _guard: InflightGuard,
+}
+
+impl<A: Actor> Slot<'_, A> {
+    /// Sends `msg` and waits for the answer however long it takes; only a stopped
+    /// actor ends the wait (for background work that has nobody to answer to).
+    pub async fn send<M>(self, msg: M) -> Result<M::Result, AskError>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let m = self.mailbox;
+        let addr = &m.addrs[m.turn.fetch_add(1, Ordering::Relaxed) % m.addrs.len()];
+        addr.send(msg)
+            .await
+            .map_err(|_closed| AskError::Stopped(m.name))
     }
 }
 

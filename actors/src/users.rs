@@ -299,6 +299,40 @@ fn create_user(txn: &WriteTransaction, msg: CreateUser) -> Result<User, UserErro
     Ok(User::from_row(id, &row))
 }
 
+/// Whether a username and an email are both free (case-insensitively): checked
+/// before a registration spends a password hash, and again by [`CreateUser`] in
+/// its write, which is what decides.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), UserError>")]
+pub struct CheckAvailable {
+    /// The username asked for.
+    pub username: Username,
+    /// The email asked for.
+    pub email: Email,
+}
+
+impl Handler<CheckAvailable> for UserStore {
+    type Result = Result<(), UserError>;
+    fn handle(&mut self, msg: CheckAvailable, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_read().map_err(StoreError::from)?;
+        if txn
+            .open_table(USER_NAMES)?
+            .get(msg.username.folded().as_str())?
+            .is_some()
+        {
+            return Err(UserError::UsernameTaken);
+        }
+        if txn
+            .open_table(USER_EMAILS)?
+            .get(msg.email.folded().as_str())?
+            .is_some()
+        {
+            return Err(UserError::EmailTaken);
+        }
+        Ok(())
+    }
+}
+
 /// Look a user up by username or email for a login; returns the stored hash.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Option<(User, String)>, StoreError>")]

@@ -3,7 +3,8 @@
 //! from `.part`, duplicates and deletes, against a model of which files are complete
 //! and for how long they have been stable. Every complete file must be claimed
 //! exactly once, with the content it had, only after it settled; `.part` files and
-//! unfinished files never.
+//! unfinished files never. A CSV file is complete once settled, with or without a
+//! final line break; a JSON array only once it is closed.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -20,9 +21,10 @@ const NAMES: usize = 4;
 enum Action {
     /// Write a complete file under its final name.
     Write(usize),
-    /// Write a file whose last line is cut (no line break).
+    /// Write a file whose end is cut: a CSV without its last line break (complete
+    /// all the same), a JSON array not closed (unfinished).
     WriteUnfinished(usize),
-    /// Append a complete line (finishes an unfinished file).
+    /// Append a complete row (closes an unfinished JSON array).
     Append(usize),
     /// Write `.part`, to be renamed later.
     WritePart(usize),
@@ -49,7 +51,20 @@ fn action() -> impl Strategy<Value = Action> {
 }
 
 fn name(i: usize) -> String {
-    format!("products_{i}.csv")
+    if i.is_multiple_of(2) {
+        format!("products_{i}.csv")
+    } else {
+        format!("products_{i}.json")
+    }
+}
+
+/// Whether the inbox must take a file with this content as it is: all but a JSON
+/// array that opens and does not close (anything else in a `.json` file is taken,
+/// and fails on its own).
+fn complete(name: &str, content: &str) -> bool {
+    !name.ends_with(".json")
+        || !content.trim_start().starts_with('[')
+        || content.trim_end().ends_with(']')
 }
 
 /// What the model knows of a final-named file in the inbox.
@@ -101,14 +116,43 @@ impl World {
         self.dir.path().join(n)
     }
 
-    fn fresh_content(&mut self, complete: bool) -> String {
+    fn fresh_content(&mut self, i: usize, complete: bool) -> String {
         self.serial += 1;
+        if name(i).ends_with(".json") {
+            let rows: Vec<String> = (0..self.serial)
+                .map(|r| format!("{{\"name\":\"row{r}\",\"price\":1}}"))
+                .collect();
+            let text = format!("[{}", rows.join(",\n"));
+            return if complete {
+                format!("{text}]\n")
+            } else {
+                format!("{text},\n")
+            };
+        }
         let rows: String = (0..self.serial).map(|i| format!("row{i},1\n")).collect();
         let text = format!("name,price\n{rows}");
         if complete {
             text
         } else {
-            format!("{text}cut,")
+            format!("{text}cut,1")
+        }
+    }
+
+    fn appended(&mut self, n: &str, content: &str) -> String {
+        self.serial += 1;
+        if n.ends_with(".json") {
+            let open = content
+                .trim_end()
+                .trim_end_matches(']')
+                .trim_end_matches(',');
+            format!(
+                "{open},\n{{\"name\":\"more{}\",\"price\":1}}]\n",
+                self.serial
+            )
+        } else if content.ends_with('\n') {
+            format!("{content}more{},1\n", self.serial)
+        } else {
+            format!("{content}\nmore{},1\n", self.serial)
         }
     }
 
@@ -127,21 +171,20 @@ impl World {
     fn apply(&mut self, action: &Action) {
         match action {
             Action::Write(i) | Action::WriteUnfinished(i) => {
-                let content = self.fresh_content(matches!(action, Action::Write(_)));
+                let content = self.fresh_content(*i, matches!(action, Action::Write(_)));
                 std::fs::write(self.path(&name(*i)), &content).unwrap();
                 self.record(name(*i), content);
             }
             Action::Append(i) => {
                 let n = name(*i);
                 if let Some(v) = self.files.get(&n).cloned() {
-                    self.serial += 1;
-                    let content = format!("{}more{},1\n", v.content, self.serial);
+                    let content = self.appended(&n, &v.content);
                     std::fs::write(self.path(&n), &content).unwrap();
                     self.record(n, content);
                 }
             }
             Action::WritePart(i) => {
-                let content = self.fresh_content(true);
+                let content = self.fresh_content(*i, true);
                 std::fs::write(self.path(&format!("{}.part", name(*i))), content).unwrap();
             }
             Action::Rename(i) => {
@@ -187,7 +230,10 @@ impl World {
                 "claimed {} with other content than written",
                 claim.file_name
             );
-            assert!(content.ends_with('\n'), "claimed an unfinished file");
+            assert!(
+                complete(&claim.file_name, &content),
+                "claimed an unfinished file"
+            );
             assert!(
                 self.now_ms - v.changed_at_ms >= SETTLE_MS,
                 "claimed {} before it settled",
@@ -212,7 +258,7 @@ proptest! {
         world.apply(&Action::Tick(SETTLE_MS));
         world.apply(&Action::Tick(SETTLE_MS));
         for (n, v) in &world.files {
-            prop_assert!(!v.content.ends_with('\n'), "complete file {} was never claimed", n);
+            prop_assert!(!complete(n, &v.content), "complete file {} was never claimed", n);
         }
         // `.part` files are still there, untouched.
         for entry in std::fs::read_dir(world.dir.path()).unwrap() {

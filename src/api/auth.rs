@@ -11,13 +11,14 @@ use sha2::{Digest, Sha256};
 use super::extract::StrictJson;
 use super::json;
 use super::routes::Routes;
+use crate::auth::throttle::Account;
 use crate::auth::{Authenticated, password};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::domain::{Email, Password, Role, Timestamp, Username};
-use orderflow_actors::limits::PASSWORD_CHARS_MAX;
+use orderflow_actors::limits::{EMAIL_BYTES_MAX, PASSWORD_CHARS_MAX};
 use orderflow_actors::users::{
-    CreateUser, FindCredentials, GetUser, RevokeRefreshToken, RotateRefreshToken,
+    CheckAvailable, CreateUser, FindCredentials, GetUser, RevokeRefreshToken, RotateRefreshToken,
     StoreRefreshToken, User,
 };
 
@@ -77,6 +78,7 @@ pub(crate) fn required<T, E: std::fmt::Display>(
         (status = 409, description = "Username or email taken", content_type = "application/problem+json", body = crate::api::openapi::Problem),
         crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -97,7 +99,20 @@ pub async fn register(
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(ApiError::validation(errors));
     };
-    let password_hash = password::hash(password).await?;
+    state
+        .register_throttle
+        .take(client_of(&req), Instant::now())
+        .map_err(ApiError::too_many_requests)?;
+    // A taken name or email is refused before any hash is spent on it; the write
+    // below checks again, and decides.
+    state
+        .users
+        .ask(CheckAvailable {
+            username: username.clone(),
+            email: email.clone(),
+        })
+        .await??;
+    let password_hash = password::hash_for_registration(password).await?;
     let user = state
         .users
         .ask(CreateUser {
@@ -148,31 +163,45 @@ pub async fn login(
     let (Some(login), Some(secret)) = (login, secret) else {
         return Err(ApiError::validation(errors));
     };
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or([0, 0, 0, 0].into());
-    state
-        .throttle
-        .check(client, Instant::now())
-        .map_err(ApiError::too_many_requests)?;
-
+    let client = client_of(&req);
     // An over-long password cannot match and is not worth hashing.
-    let found = if secret.chars().count() <= PASSWORD_CHARS_MAX && login.len() <= 254 {
-        state.users.ask(FindCredentials { login }).await??
+    let plausible = secret.chars().count() <= PASSWORD_CHARS_MAX && login.len() <= EMAIL_BYTES_MAX;
+    let found = if plausible {
+        state
+            .users
+            .ask(FindCredentials {
+                login: login.clone(),
+            })
+            .await??
     } else {
         None
     };
+    let account = match &found {
+        Some((user, _)) => Account::User(user.id),
+        None => Account::Unknown(login.to_lowercase()),
+    };
+    // The attempt is counted before its hash runs: concurrent guesses cannot
+    // overshoot the limit, and a throttled one never reaches argon2.
+    let attempt = state
+        .throttle
+        .reserve(client, account, Instant::now())
+        .map_err(ApiError::too_many_requests)?;
     let (user, stored) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    if !password::verify(secret, stored).await? {
-        state.throttle.failed(client, Instant::now());
+    let verified = match password::verify(secret, stored).await {
+        Ok(v) => v,
+        Err(e) => {
+            state.throttle.not_attempted(attempt, Instant::now());
+            return Err(e);
+        }
+    };
+    if !verified {
         return Err(ApiError::invalid_credentials());
     }
     let user = user.expect("verify succeeds only with a stored hash");
-    state.throttle.succeeded(client);
+    state.throttle.succeeded(attempt, Instant::now());
     let refresh_token = new_refresh_token();
     let expires_at = Timestamp::now().plus_secs(state.refresh_ttl_secs);
     state
@@ -254,6 +283,12 @@ fn token_pair(state: &AppState, user: &User, refresh_token: String) -> json::Tok
         expires_in: state.jwt.ttl_secs(),
         refresh_token,
     }
+}
+
+/// The client's address, for throttling.
+fn client_of(req: &HttpRequest) -> std::net::IpAddr {
+    req.peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
 }
 
 /// 256 random bits; only its SHA-256 is stored.

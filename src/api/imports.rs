@@ -122,7 +122,7 @@ pub async fn upload(
     // inbox creates it on its next start.
     let job = state
         .ledger
-        .ask(Transact {
+        .ask_write(Transact {
             work: create_work(&work, name, Origin::Inbox, None, dry_run),
         })
         .await??;

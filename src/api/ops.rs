@@ -51,13 +51,17 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "The database reads and every actor answers", body = Object),
         (status = 503, description = "Not ready; `checks` says what failed", content_type = "application/problem+json", body = crate::api::openapi::Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (catalog, users, ledger) = tokio::join!(
+    let (catalog, users, ledger, watcher) = tokio::join!(
         tokio::time::timeout(READY_TIMEOUT, state.catalog.ask(Ping)),
         tokio::time::timeout(READY_TIMEOUT, state.users.ask(Ping)),
         tokio::time::timeout(READY_TIMEOUT, state.ledger.ask(Ping)),
+        tokio::time::timeout(READY_TIMEOUT, state.inbox.ask(Ping)),
     );
     let ok = |r: Result<Result<Result<(), _>, _>, _>| matches!(r, Ok(Ok(Ok(()))));
-    let checks = json!({"catalog": ok(catalog), "users": ok(users), "ledger": ok(ledger)});
+    // The inbox is ready when its watcher answers and its job runner still runs.
+    let inbox = ok(watcher) && state.inbox_runner.get();
+    let checks =
+        json!({"catalog": ok(catalog), "users": ok(users), "ledger": ok(ledger), "inbox": inbox});
     if checks
         .as_object()
         .is_some_and(|c| c.values().all(|v| v == true))

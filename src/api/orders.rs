@@ -132,7 +132,7 @@ pub async fn checkout(
         external_ref: None,
         expected_prices: Vec::new(),
     };
-    let placed = state.ledger.ask(PlaceOrder { request }).await??;
+    let placed = state.ledger.ask_write(PlaceOrder { request }).await??;
     let mut res = HttpResponse::Created();
     res.insert_header(("Location", format!("/api/v1/orders/{}", placed.order.id.0)));
     if placed.replayed {
@@ -214,7 +214,7 @@ pub async fn cancel(
     let order = path_order(&id)?;
     let order = state
         .ledger
-        .ask(ChangeStatus {
+        .ask_write(ChangeStatus {
             order,
             next: OrderStatus::Cancelled,
             caller: who.caller(),
@@ -256,7 +256,7 @@ pub async fn set_status(
         })?;
     let order = state
         .ledger
-        .ask(ChangeStatus {
+        .ask_write(ChangeStatus {
             order,
             next,
             caller: who.caller(),

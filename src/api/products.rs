@@ -140,17 +140,49 @@ pub async fn get(
 }
 
 #[utoipa::path(get, operation_id = "products_categories", path = "/api/v1/categories", tag = "catalog",
-    responses((status = 200, description = "Categories with active products", body = Vec<json::CategoryJson>), crate::api::openapi::Unavailable))]
-pub async fn categories(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let all = state.catalog.ask(ListCategories).await??;
-    let body: Vec<json::CategoryJson> = all
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "From the previous page's `Link: <…>; rel=\"next\"`")),
+    responses((status = 200, description = "Categories with active products, by name. The body stays a plain array; when more follow, a `Link` header (RFC 8288) with `rel=\"next\"` gives the next page's URL", body = Vec<json::CategoryJson>,
+            headers(("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, only when more categories follow"))),
+        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+pub async fn categories(
+    state: web::Data<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<HttpResponse, ApiError> {
+    let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
+    let mut errors = Vec::new();
+    let limit = params
+        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
+        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let after = params.cursor::<String>(&mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let page = state
+        .catalog
+        .ask(ListCategories {
+            after,
+            limit: limit as usize,
+        })
+        .await??;
+    let body: Vec<json::CategoryJson> = page
+        .items
         .into_iter()
         .map(|(name, product_count)| json::CategoryJson {
             name,
             product_count,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(body))
+    let mut res = HttpResponse::Ok();
+    if let Some(next) = page.next {
+        res.insert_header((
+            "Link",
+            format!(
+                "</api/v1/categories?limit={limit}&cursor={}>; rel=\"next\"",
+                json::encode_cursor(&next)
+            ),
+        ));
+    }
+    Ok(res.json(body))
 }
 
 /// The body of a create or replace.
@@ -465,7 +497,7 @@ pub async fn adjust_stock(
     };
     let movement = state
         .ledger
-        .ask(AdjustStock { sku, delta, reason })
+        .ask_write(AdjustStock { sku, delta, reason })
         .await??;
     Ok(HttpResponse::Created().json(json::movement(&movement)))
 }

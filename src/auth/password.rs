@@ -6,10 +6,16 @@
 //! threads ever wait on it, a flood of logins cannot take more than that much
 //! memory, and past the queue callers get 503 instead of waiting without bound.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use orderflow_actors::limits::{PASSWORD_HASH_QUEUE_MAX, PASSWORD_HASH_THREADS};
+use orderflow_actors::limits::{
+    PASSWORD_HASH_QUEUE_MAX, PASSWORD_HASH_THREADS, REGISTRATION_HASHES_INFLIGHT_MAX,
+};
 
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -50,6 +56,23 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// Why a password was hashed, for the `password_hashes` metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct PurposeLabel {
+    pub purpose: &'static str,
+}
+
+/// Password hashes computed (or verified), by purpose: what logins and
+/// registrations cost, and proof that a refused one cost nothing.
+pub fn hashes() -> &'static Family<PurposeLabel, Counter> {
+    static HASHES: OnceLock<Family<PurposeLabel, Counter>> = OnceLock::new();
+    HASHES.get_or_init(Family::default)
+}
+
+fn count(purpose: &'static str) {
+    hashes().get_or_create(&PurposeLabel { purpose }).inc();
+}
+
 /// Runs `f` on the hashing pool.
 async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -73,7 +96,36 @@ async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
 
 /// Hashes on the hashing pool; returns a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub async fn hash(password: Password) -> Result<String, ApiError> {
-    on_pool(move || hash_now(&password)).await?
+    on_pool(move || {
+        count("new_password");
+        hash_now(&password)
+    })
+    .await?
+}
+
+/// [`hash`] for a registration: at most [`REGISTRATION_HASHES_INFLIGHT_MAX`] of them
+/// hold places in the pool's queue at once, so a burst of registrations (which
+/// anyone may send) leaves room for logins.
+pub async fn hash_for_registration(password: Password) -> Result<String, ApiError> {
+    static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            INFLIGHT.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let before = INFLIGHT.fetch_add(1, Ordering::AcqRel);
+    let _release = Release;
+    if before >= REGISTRATION_HASHES_INFLIGHT_MAX {
+        return Err(ApiError::unavailable(
+            "too many registrations in progress; retry shortly",
+        ));
+    }
+    on_pool(move || {
+        count("registration");
+        hash_now(&password)
+    })
+    .await?
 }
 
 pub fn hash_now(password: &Password) -> Result<String, ApiError> {
@@ -89,6 +141,7 @@ pub fn hash_now(password: &Password) -> Result<String, ApiError> {
 /// same time and give the same answer.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
     on_pool(move || {
+        count("login");
         let phc = stored.as_deref().unwrap_or_else(|| dummy_hash());
         let ok = PasswordHash::new(phc)
             .map(|parsed| {

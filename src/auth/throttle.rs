@@ -1,127 +1,583 @@
-//! Login throttling: too many failed logins from one client address → 429.
+//! Throttling of password guesses and registrations.
 //!
-//! A fixed window per address: after [`LOGIN_FAILURES_MAX`] failures within
-//! [`LOGIN_FAILURE_WINDOW_SECS`], further attempts are refused until the window ends
-//! (the 429 says when, in `Retry-After`). A success clears the address. The table is
-//! bounded; when it is full, expired windows are dropped first, and if every entry is
-//! live a new address is not tracked (the service stays available rather than
-//! locking everyone out).
+//! Logins are counted per client address and per account, in fixed windows. A login
+//! attempt *reserves* its place before the password is hashed: the reservation is
+//! counted as a failure at once, under one lock, so a burst of concurrent guesses
+//! cannot slip past the limit while their hashes run, and a throttled attempt never
+//! reaches argon2. A success takes back its own reservation and clears what that
+//! client had failed against that same account, nothing else: a good login to one
+//! account never wipes the count of guesses at another.
+//!
+//! Registrations are counted per client address (each one costs a hash).
+//!
+//! Every table is bounded; when one is full, expired windows are dropped first, and
+//! if every entry is live a new key is not tracked (the service stays available
+//! rather than locking everyone out).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use orderflow_actors::domain::UserId;
 use orderflow_actors::limits::{
-    LOGIN_FAILURE_WINDOW_SECS, LOGIN_FAILURES_MAX, LOGIN_THROTTLE_CLIENTS_MAX,
+    LOGIN_ACCOUNT_FAILURES_MAX, LOGIN_FAILURE_WINDOW_SECS, LOGIN_FAILURES_MAX,
+    LOGIN_THROTTLE_ACCOUNTS_MAX, LOGIN_THROTTLE_CLIENTS_MAX, REGISTRATION_WINDOW_SECS,
 };
 
-#[derive(Debug)]
-pub struct LoginThrottle {
-    clients: Mutex<HashMap<IpAddr, Window>>,
-    failures_max: u32,
-    window: Duration,
-    clients_max: usize,
+/// Which account a login is for: a known user, or the name given for an unknown
+/// one (so guessing at names is counted too).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Account {
+    User(UserId),
+    Unknown(String),
 }
 
+/// Bounds of one throttle.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Failures one client may have in a window.
+    pub per_client: u32,
+    /// Failures one account may have in a window, from all clients.
+    pub per_account: u32,
+    pub window: Duration,
+    /// Keys each table tracks at most.
+    pub keys_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_client: LOGIN_FAILURES_MAX,
+            per_account: LOGIN_ACCOUNT_FAILURES_MAX,
+            window: Duration::from_secs(LOGIN_FAILURE_WINDOW_SECS),
+            keys_max: LOGIN_THROTTLE_CLIENTS_MAX.max(LOGIN_THROTTLE_ACCOUNTS_MAX),
+        }
+    }
+}
+
+/// A count that starts over when its window ends.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: Instant,
-    failures: u32,
+    count: u32,
+}
+
+impl Window {
+    fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            count: 0,
+        }
+    }
+
+    fn live(&self, now: Instant, length: Duration) -> bool {
+        now < self.started + length
+    }
+
+    fn seconds_left(&self, now: Instant, length: Duration) -> u64 {
+        (self.started + length)
+            .saturating_duration_since(now)
+            .as_secs()
+            .max(1)
+    }
+}
+
+/// Bounded map of windows.
+#[derive(Debug)]
+struct Windows<K> {
+    map: HashMap<K, Window>,
+    length: Duration,
+    keys_max: usize,
+}
+
+impl<K: Eq + Hash + Clone> Windows<K> {
+    fn new(length: Duration, keys_max: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            length,
+            keys_max,
+        }
+    }
+
+    /// The live window of `key`, started now if it had none (or it expired);
+    /// `None` when the table is full of live windows.
+    fn entry(&mut self, key: &K, now: Instant) -> Option<&mut Window> {
+        if !self.map.contains_key(key) && self.map.len() >= self.keys_max {
+            let length = self.length;
+            self.map.retain(|_, w| w.live(now, length));
+            if self.map.len() >= self.keys_max {
+                return None;
+            }
+        }
+        let length = self.length;
+        let w = self
+            .map
+            .entry(key.clone())
+            .or_insert_with(|| Window::new(now));
+        if !w.live(now, length) {
+            *w = Window::new(now);
+        }
+        Some(w)
+    }
+
+    fn count(&self, key: &K, now: Instant) -> u32 {
+        self.map
+            .get(key)
+            .filter(|w| w.live(now, self.length))
+            .map_or(0, |w| w.count)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    clients: Windows<IpAddr>,
+    accounts: Windows<Account>,
+    /// What each client has failed (or reserved) against each account in the
+    /// client's current window: what that account's success takes back.
+    by_pair: HashMap<(IpAddr, Account), (Instant, u32)>,
+}
+
+/// The login throttle.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    state: Mutex<State>,
+    limits: Limits,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        Self::new(
-            LOGIN_FAILURES_MAX,
-            Duration::from_secs(LOGIN_FAILURE_WINDOW_SECS),
-            LOGIN_THROTTLE_CLIENTS_MAX,
-        )
+        Self::new(Limits::default())
     }
 }
 
+/// A login attempt that passed the throttle and is counted as a failure until it
+/// is reported a success.
+#[derive(Debug)]
+#[must_use = "report the outcome with succeeded(), or let it stand as a failure"]
+pub struct Attempt {
+    client: IpAddr,
+    account: Account,
+}
+
 impl LoginThrottle {
-    pub fn new(failures_max: u32, window: Duration, clients_max: usize) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
-            clients: Mutex::new(HashMap::new()),
-            failures_max,
-            window,
-            clients_max,
+            state: Mutex::new(State {
+                clients: Windows::new(limits.window, limits.keys_max),
+                accounts: Windows::new(limits.window, limits.keys_max),
+                by_pair: HashMap::new(),
+            }),
+            limits,
         }
     }
 
-    /// `Err(seconds to wait)` when `client` is throttled right now.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
-        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        match clients.get(&client) {
-            Some(w) if w.failures >= self.failures_max && now < w.started + self.window => {
-                Err((w.started + self.window - now).as_secs().max(1))
+    /// Takes a place for one login attempt, counted as a failure until
+    /// [`Self::succeeded`] says otherwise; `Err(seconds to wait)` when the client
+    /// or the account has used up its window.
+    pub fn reserve(&self, client: IpAddr, account: Account, now: Instant) -> Result<Attempt, u64> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let State {
+            clients,
+            accounts,
+            by_pair,
+        } = &mut *st;
+        let length = self.limits.window;
+        if let Some(w) = clients.map.get(&client)
+            && w.live(now, length)
+            && w.count >= self.limits.per_client
+        {
+            return Err(w.seconds_left(now, length));
+        }
+        if let Some(w) = accounts.map.get(&account)
+            && w.live(now, length)
+            && w.count >= self.limits.per_account
+        {
+            return Err(w.seconds_left(now, length));
+        }
+        let client_started = match clients.entry(&client, now) {
+            Some(w) => {
+                w.count += 1;
+                Some(w.started)
             }
-            _ => Ok(()),
+            None => None,
+        };
+        if let Some(w) = accounts.entry(&account, now) {
+            w.count += 1;
+        }
+        if let Some(started) = client_started {
+            if by_pair.len() >= self.limits.keys_max {
+                by_pair.retain(|_, (s, _)| now < *s + length);
+            }
+            if by_pair.len() < self.limits.keys_max {
+                let pair = by_pair
+                    .entry((client, account.clone()))
+                    .or_insert((started, 0));
+                if pair.0 != started {
+                    // The client's window started over: so does the pair's count.
+                    *pair = (started, 0);
+                }
+                pair.1 += 1;
+            }
+        }
+        Ok(Attempt { client, account })
+    }
+
+    /// The attempt's password was right: its reservation, and every failure this
+    /// client had against this account in its window, are taken back; other
+    /// accounts' counts are untouched.
+    pub fn succeeded(&self, attempt: Attempt, now: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let State {
+            clients,
+            accounts,
+            by_pair,
+        } = &mut *st;
+        let length = self.limits.window;
+        let Some((started, n)) = by_pair.remove(&(attempt.client, attempt.account.clone())) else {
+            return;
+        };
+        if let Some(w) = clients.map.get_mut(&attempt.client)
+            && w.started == started
+            && w.live(now, length)
+        {
+            w.count = w.count.saturating_sub(n);
+        }
+        if let Some(w) = accounts.map.get_mut(&attempt.account)
+            && w.live(now, length)
+        {
+            w.count = w.count.saturating_sub(n);
         }
     }
 
-    pub fn failed(&self, client: IpAddr, now: Instant) {
+    /// The attempt never got to check the password (the hashing pool was full):
+    /// only its own reservation is taken back.
+    pub fn not_attempted(&self, attempt: Attempt, now: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let length = self.limits.window;
+        let key = (attempt.client, attempt.account.clone());
+        if let Some((started, n)) = st.by_pair.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            let started = *started;
+            if let Some(w) = st.clients.map.get_mut(&attempt.client)
+                && w.started == started
+                && w.live(now, length)
+            {
+                w.count = w.count.saturating_sub(1);
+            }
+        }
+        if let Some(w) = st.accounts.map.get_mut(&attempt.account)
+            && w.live(now, length)
+        {
+            w.count = w.count.saturating_sub(1);
+        }
+    }
+
+    /// Failures (and pending attempts) counted against `client` right now.
+    pub fn client_count(&self, client: IpAddr, now: Instant) -> u32 {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.clients.count(&client, now)
+    }
+
+    /// Failures (and pending attempts) counted against `account` right now.
+    pub fn account_count(&self, account: &Account, now: Instant) -> u32 {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.accounts.count(account, now)
+    }
+}
+
+/// Registrations per client address: each costs a password hash.
+#[derive(Debug)]
+pub struct RegisterThrottle {
+    clients: Mutex<Windows<IpAddr>>,
+    per_client: u32,
+}
+
+impl RegisterThrottle {
+    pub fn new(per_client: u32) -> Self {
+        Self {
+            clients: Mutex::new(Windows::new(
+                Duration::from_secs(REGISTRATION_WINDOW_SECS),
+                LOGIN_THROTTLE_CLIENTS_MAX,
+            )),
+            per_client,
+        }
+    }
+
+    /// Counts one registration attempt of `client`; `Err(seconds to wait)` past the
+    /// limit.
+    pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if !clients.contains_key(&client) && clients.len() >= self.clients_max {
-            let window = self.window;
-            clients.retain(|_, w| now < w.started + window);
-            if clients.len() >= self.clients_max {
-                return;
+        let length = clients.length;
+        match clients.entry(&client, now) {
+            Some(w) if w.count >= self.per_client => Err(w.seconds_left(now, length)),
+            Some(w) => {
+                w.count += 1;
+                Ok(())
             }
+            None => Ok(()),
         }
-        let w = clients.entry(client).or_insert(Window {
-            started: now,
-            failures: 0,
-        });
-        if now >= w.started + self.window {
-            *w = Window {
-                started: now,
-                failures: 0,
-            };
-        }
-        w.failures += 1;
-    }
-
-    pub fn succeeded(&self, client: IpAddr) {
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&client);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn throttles_after_the_limit_until_the_window_ends() {
-        let t = LoginThrottle::new(3, Duration::from_secs(60), 10);
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let other: IpAddr = "10.0.0.2".parse().unwrap();
-        let now = Instant::now();
-        for _ in 0..3 {
-            assert!(t.check(ip, now).is_ok());
-            t.failed(ip, now);
+    fn limits(per_client: u32, per_account: u32) -> Limits {
+        Limits {
+            per_client,
+            per_account,
+            window: Duration::from_secs(60),
+            keys_max: 1000,
         }
-        assert_eq!(t.check(ip, now), Err(60));
-        assert!(t.check(other, now).is_ok(), "per client");
-        assert!(
-            t.check(ip, now + Duration::from_secs(61)).is_ok(),
-            "window ends"
-        );
-        t.succeeded(ip);
-        assert!(t.check(ip, now).is_ok(), "success clears");
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    fn user(n: u64) -> Account {
+        Account::User(UserId(n))
     }
 
     #[test]
-    fn table_is_bounded() {
-        let t = LoginThrottle::new(1, Duration::from_secs(60), 2);
+    fn throttles_after_the_limit_until_the_window_ends() {
+        let t = LoginThrottle::new(limits(3, 100));
+        let now = Instant::now();
+        for _ in 0..3 {
+            let _failed = t.reserve(ip(1), user(1), now).unwrap();
+        }
+        assert_eq!(t.reserve(ip(1), user(2), now).unwrap_err(), 60);
+        assert!(t.reserve(ip(2), user(1), now).is_ok(), "per client");
+        assert!(
+            t.reserve(ip(1), user(1), now + Duration::from_secs(61))
+                .is_ok(),
+            "window ends"
+        );
+    }
+
+    /// Regression: nine wrong admin passwords, one good login to another account,
+    /// repeated, used to guess forever.
+    #[test]
+    fn a_success_on_one_account_does_not_clear_guesses_at_another() {
+        let t = LoginThrottle::new(limits(10, 100));
+        let now = Instant::now();
+        let mut refused = 0;
+        for _round in 0..3 {
+            for _ in 0..9 {
+                match t.reserve(ip(1), user(1), now) {
+                    Ok(_failed) => {}
+                    Err(_) => refused += 1,
+                }
+            }
+            if let Ok(good) = t.reserve(ip(1), user(2), now) {
+                t.succeeded(good, now);
+            }
+        }
+        assert!(refused > 0, "the guesses at account 1 add up");
+        assert_eq!(t.client_count(ip(1), now), 10);
+    }
+
+    #[test]
+    fn a_success_clears_that_clients_failures_on_that_account_only() {
+        let t = LoginThrottle::new(limits(10, 10));
+        let now = Instant::now();
+        for _ in 0..4 {
+            let _ = t.reserve(ip(1), user(1), now).unwrap();
+        }
+        for _ in 0..3 {
+            let _ = t.reserve(ip(2), user(1), now).unwrap();
+        }
+        let _ = t.reserve(ip(1), user(3), now).unwrap();
+        let good = t.reserve(ip(1), user(1), now).unwrap();
+        t.succeeded(good, now);
+        assert_eq!(
+            t.client_count(ip(1), now),
+            1,
+            "only the user(3) failure stays"
+        );
+        assert_eq!(t.account_count(&user(1), now), 3, "ip(2)'s guesses stay");
+    }
+
+    #[test]
+    fn an_account_is_throttled_across_clients() {
+        let t = LoginThrottle::new(limits(100, 5));
+        let now = Instant::now();
+        for n in 0..5 {
+            let _ = t.reserve(ip(n), user(7), now).unwrap();
+        }
+        assert!(t.reserve(ip(9), user(7), now).is_err());
+        assert!(t.reserve(ip(9), user(8), now).is_ok());
+    }
+
+    /// Concurrent attempts reserve under one lock: no burst overshoots the limit.
+    #[test]
+    fn concurrent_attempts_never_overshoot() {
+        let t = std::sync::Arc::new(LoginThrottle::new(limits(10, 1000)));
+        let now = Instant::now();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(40));
+        let handles: Vec<_> = (0..40)
+            .map(|_| {
+                let t = std::sync::Arc::clone(&t);
+                let b = std::sync::Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    b.wait();
+                    t.reserve(ip(1), user(1), now).is_ok()
+                })
+            })
+            .collect();
+        let passed = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn tables_are_bounded() {
+        let t = LoginThrottle::new(Limits {
+            keys_max: 2,
+            ..limits(1, 1)
+        });
         let now = Instant::now();
         for i in 0..5u8 {
-            t.failed(IpAddr::from([10, 0, 0, i]), now);
+            let _ = t.reserve(ip(i), user(u64::from(i)), now);
         }
-        assert_eq!(t.clients.lock().unwrap().len(), 2);
+        let st = t.state.lock().unwrap();
+        assert_eq!(st.clients.map.len(), 2);
+        assert_eq!(st.accounts.map.len(), 2);
+        assert!(st.by_pair.len() <= 2);
+    }
+
+    #[test]
+    fn registrations_are_counted_per_client() {
+        let r = RegisterThrottle::new(2);
+        let now = Instant::now();
+        assert!(r.take(ip(1), now).is_ok());
+        assert!(r.take(ip(1), now).is_ok());
+        assert!(r.take(ip(1), now).is_err());
+        assert!(r.take(ip(2), now).is_ok());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A client starts an attempt at an account.
+        Start { client: u8, account: u8 },
+        /// The oldest pending attempt of that index ends, well or badly.
+        Finish { pending: usize, ok: bool },
+        /// Time passes, in seconds.
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..3, 0u8..3).prop_map(|(client, account)| Op::Start { client, account }),
+            3 => (0usize..8, any::<bool>()).prop_map(|(pending, ok)| Op::Finish { pending, ok }),
+            1 => (1u64..40).prop_map(Op::Wait),
+        ]
+    }
+
+    /// The model: per client and per account, a fixed window of counts; a pending
+    /// attempt counts; a success removes what its (client, account) pair counted
+    /// in the client's window.
+    #[derive(Debug, Default)]
+    struct Model {
+        clients: HashMap<u8, (u64, u32)>,
+        accounts: HashMap<u8, (u64, u32)>,
+        pairs: HashMap<(u8, u8), (u64, u32)>,
+    }
+
+    impl Model {
+        fn live(start: u64, now: u64) -> bool {
+            now < start + 60
+        }
+        fn count(m: &HashMap<u8, (u64, u32)>, k: u8, now: u64) -> u32 {
+            m.get(&k)
+                .filter(|(s, _)| Self::live(*s, now))
+                .map_or(0, |(_, c)| *c)
+        }
+        fn start(&mut self, c: u8, a: u8, now: u64) -> bool {
+            if Self::count(&self.clients, c, now) >= 4 || Self::count(&self.accounts, a, now) >= 6 {
+                return false;
+            }
+            for (m, k) in [(&mut self.clients, c), (&mut self.accounts, a)] {
+                let w = m.entry(k).or_insert((now, 0));
+                if !Self::live(w.0, now) {
+                    *w = (now, 0);
+                }
+                w.1 += 1;
+            }
+            let cs = self.clients[&c].0;
+            let p = self.pairs.entry((c, a)).or_insert((cs, 0));
+            if p.0 != cs {
+                *p = (cs, 0);
+            }
+            p.1 += 1;
+            true
+        }
+        fn succeed(&mut self, c: u8, a: u8, now: u64) {
+            let Some((started, n)) = self.pairs.remove(&(c, a)) else {
+                return;
+            };
+            if let Some(w) = self.clients.get_mut(&c)
+                && w.0 == started
+                && Self::live(w.0, now)
+            {
+                w.1 = w.1.saturating_sub(n);
+            }
+            if let Some(w) = self.accounts.get_mut(&a)
+                && Self::live(w.0, now)
+            {
+                w.1 = w.1.saturating_sub(n);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_throttle_agrees_with_its_model(ops in prop::collection::vec(op(), 1..120)) {
+            let t = LoginThrottle::new(limits(4, 6));
+            let t0 = Instant::now();
+            let mut secs = 0u64;
+            let mut model = Model::default();
+            let mut pending: Vec<(u8, u8, Attempt)> = Vec::new();
+            for op in ops {
+                let now = t0 + Duration::from_secs(secs);
+                match op {
+                    Op::Start { client, account } => {
+                        let got = t.reserve(ip(client), user(u64::from(account)), now);
+                        let want = model.start(client, account, secs);
+                        prop_assert_eq!(got.is_ok(), want);
+                        if let Ok(a) = got {
+                            pending.push((client, account, a));
+                        }
+                    }
+                    Op::Finish { pending: i, ok } => {
+                        if pending.is_empty() {
+                            continue;
+                        }
+                        let (c, a, attempt) = pending.remove(i % pending.len());
+                        if ok {
+                            t.succeeded(attempt, now);
+                            model.succeed(c, a, secs);
+                        }
+                    }
+                    Op::Wait(s) => secs += s,
+                }
+                let now = t0 + Duration::from_secs(secs);
+                for k in 0u8..3 {
+                    let c = t.client_count(ip(k), now);
+                    prop_assert_eq!(c, Model::count(&model.clients, k, secs));
+                    prop_assert!(c <= 4, "a client never passes its limit");
+                    let a = t.account_count(&user(u64::from(k)), now);
+                    prop_assert_eq!(a, Model::count(&model.accounts, k, secs));
+                    prop_assert!(a <= 6, "an account never passes its limit");
+                }
+            }
+        }
     }
 }

@@ -106,7 +106,7 @@ async fn health_and_readiness() {
     r.assert_status(200);
     assert_eq!(
         r.body["checks"],
-        json!({"catalog": true, "users": true, "ledger": true})
+        json!({"catalog": true, "users": true, "ledger": true, "inbox": true})
     );
 }
 
@@ -125,6 +125,7 @@ async fn every_paged_route_refuses_cursors_it_did_not_issue() {
         "/api/v1/imports",
         "/api/v1/imports/1/rejects",
         "/api/v1/products/A/movements",
+        "/api/v1/categories",
     ] {
         for cursor in [foreign.as_str(), "%%%", "AAAA"] {
             app.get(&format!("{path}?cursor={cursor}"), Some(&admin))

@@ -42,6 +42,8 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
         pipeline: PipelineArgs {
             commit_batch_max: 1024,
             ledger_queue_max: 8192,
+            actor_timeout_ms: 30_000,
+            ledger_write_timeout_ms: 120_000,
         },
         bind: "127.0.0.1:0".parse().unwrap(),
         inbox: inbox.to_owned(),
@@ -49,6 +51,8 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
         admin_password: Some(ADMIN_PASSWORD.into()),
         token_ttl_secs: 3600,
         refresh_ttl_secs: 86_400,
+        // Tests register many users from one address; the throttle's own test sets it low.
+        registrations_per_client_max: 10_000,
         settle_ms: 100,
         inbox_poll: false,
         scan_interval_ms: 100,
@@ -410,6 +414,7 @@ impl ChildServer {
             .args(extra)
             .env("ORDERFLOW_JWT_SECRET", JWT_SECRET)
             .env("ORDERFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("ORDERFLOW_REGISTRATIONS_PER_CLIENT_MAX", "10000")
             .env("ORDERFLOW_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -344,17 +344,21 @@ async fn a_truncated_json_array_waits_then_fails() {
 #[actix_web::test]
 async fn a_truncated_file_that_gets_completed_loads() {
     let app = spawn_app_with(|a| a.truncated_wait_secs = 30).await;
-    let path = app.inbox.path().join("products_growing.csv");
-    std::fs::write(&path, b"name,price\nA,1.00\nB,2.0").unwrap();
+    let path = app.inbox.path().join("products_growing.json");
+    std::fs::write(
+        &path,
+        b"[{\"name\": \"A\", \"price\": \"1.00\"},\n {\"name\": \"B\", \"price\": \"2.0",
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(path.exists());
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
         .unwrap();
-    f.write_all(b"0\n").unwrap();
+    f.write_all(b"0\"}]\n").unwrap();
     drop(f);
-    let job = app.job_for("products_growing.csv").await;
+    let job = app.job_for("products_growing.json").await;
     assert_eq!(job["rows_loaded"], 2);
     let b = app.get("/api/v1/products?q=b", None).await;
     assert_eq!(b.body["items"][0]["price_cents"], 200);

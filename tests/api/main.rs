@@ -6,6 +6,7 @@
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `products`  — catalog reads and admin writes
 //! - `errors`    — problem+json for every kind of bad request
+//! - `hardening` — regressions: hostile files and clients that once broke things
 //! - `operations` — metrics, readiness, header limits, overload
 //! - `orders`    — checkout, races, idempotency, lifecycle
 //! - `hostile`   — forged tokens, smuggled fields, hostile strings and numbers
@@ -17,6 +18,7 @@ mod helpers;
 mod auth;
 mod crash;
 mod errors;
+mod hardening;
 mod hostile;
 mod inbox;
 mod lifecycle;

@@ -24,7 +24,10 @@ use sha2::{Digest, Sha256};
 
 use super::naming::{FileType, Format, Kind};
 use crate::json_nesting::JsonNesting;
-use crate::limits::{IMPORT_READ_BUFFER_BYTES, IMPORT_RECORD_BYTES_HARD_MAX, IMPORT_ROW_BYTES_MAX};
+use crate::limits::{
+    IMPORT_READ_BUFFER_BYTES, IMPORT_RECORD_BYTES_HARD_MAX, IMPORT_ROW_BYTES_MAX,
+    REJECT_RAW_BYTES_MAX,
+};
 
 /// A column a kind of file may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,49 +216,43 @@ impl Utf8Checker {
     }
 }
 
-/// The tail of a file looks cut: a JSON array not closed, or a CSV / JSON Lines
-/// file whose last line has no line break. Only checked for uncompressed files
-/// (a cut gzip stream is caught by [`inspect`]).
+/// The tail of a file looks cut: a JSON array that opens but does not close (a
+/// writer still at work, or one that died). CSV and JSON Lines files are complete
+/// once they have settled: RFC 4180 makes the final line break optional, and many
+/// exporters leave it out. Only checked for uncompressed files (a cut gzip stream is
+/// caught by [`inspect`]).
 pub fn looks_truncated(
     path: &Path,
     format: Format,
     gzip: bool,
 ) -> io::Result<Option<&'static str>> {
-    if gzip {
+    use std::io::{Seek, SeekFrom};
+    if gzip || format != Format::JsonArray {
         return Ok(None);
     }
-    use std::io::{Seek, SeekFrom};
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(Some("the file is empty"));
-    }
-    let mut head = vec![0u8; len.min(4096) as usize];
+    let edge = len.min(TRUNCATION_PROBE_BYTES);
+    let mut head = vec![0u8; usize::try_from(edge).unwrap_or(0)];
     file.read_exact(&mut head)?;
     let first = head
         .iter()
         .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF)
         .copied();
-    let tail_len = len.min(4096);
-    file.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(len - edge))?;
+    let mut tail = vec![0u8; head.len()];
     file.read_exact(&mut tail)?;
     let last = tail
         .iter()
         .rev()
         .find(|b| !b.is_ascii_whitespace())
         .copied();
-    Ok(match format {
-        // Not an array at all is a structural failure, not a file still being written.
-        Format::JsonArray if first == Some(b'[') && last != Some(b']') => {
-            Some("the JSON array is not closed")
-        }
-        Format::Csv | Format::JsonLines if tail.last() != Some(&b'\n') => {
-            Some("the last line has no line break")
-        }
-        _ => None,
-    })
+    // Not an array at all is a structural failure, not a file still being written.
+    Ok((first == Some(b'[') && last != Some(b']')).then_some("the JSON array is not closed"))
 }
+
+/// Bytes read at each end of a file to see whether it looks cut.
+const TRUNCATION_PROBE_BYTES: u64 = 4096;
 
 /// The kind a file's columns say, for files whose name has no kind prefix: an
 /// `order_ref` column means orders; `name` and `price`, products; `sku` and `stock`
@@ -380,6 +377,20 @@ enum Body {
         text: String,
         why: Unreadable,
     },
+}
+
+impl Body {
+    /// A record over [`IMPORT_ROW_BYTES_MAX`]: rejected, keeping the start of its
+    /// text (cut on a character boundary) for the report.
+    fn too_large(text: String) -> Self {
+        Body::Unreadable {
+            text: crate::text::cut_owned(text, REJECT_RAW_BYTES_MAX),
+            why: Unreadable {
+                code: "row_too_large",
+                reason: format!("row is larger than {IMPORT_ROW_BYTES_MAX} bytes"),
+            },
+        }
+    }
 }
 
 /// One record of a file, with its line and raw text.
@@ -658,13 +669,7 @@ impl Extractor for CsvExtractor {
         let end = self.reader.position().byte();
         self.record_start.store(end, Ordering::Relaxed);
         let body = if end - start > IMPORT_ROW_BYTES_MAX as u64 {
-            Body::Unreadable {
-                text: String::new(),
-                why: Unreadable {
-                    code: "row_too_large",
-                    reason: format!("row is larger than {IMPORT_ROW_BYTES_MAX} bytes"),
-                },
-            }
+            Body::too_large(String::new())
         } else if record.len() > self.header_len {
             let why = Unreadable {
                 code: "field_count",
@@ -710,13 +715,10 @@ fn json_record(line: u64, text: String, kind: Kind) -> RawRecord {
         },
     };
     if text.len() > IMPORT_ROW_BYTES_MAX {
-        let mut text = text;
-        text.truncate(crate::limits::REJECT_RAW_BYTES_MAX);
-        return unreadable(
-            "row_too_large",
-            format!("row is larger than {IMPORT_ROW_BYTES_MAX} bytes"),
-            text,
-        );
+        return RawRecord {
+            line,
+            body: Body::too_large(text),
+        };
     }
     let object: std::collections::HashMap<String, &RawValue> = match serde_json::from_str(&text) {
         Ok(o) => o,
@@ -810,17 +812,9 @@ impl Extractor for JsonLinesExtractor {
                 continue;
             }
             if len > IMPORT_ROW_BYTES_MAX {
-                let mut text = text;
-                text.truncate(crate::limits::REJECT_RAW_BYTES_MAX);
                 return Ok(Some(RawRecord {
                     line: self.line,
-                    body: Body::Unreadable {
-                        text,
-                        why: Unreadable {
-                            code: "row_too_large",
-                            reason: format!("row is larger than {IMPORT_ROW_BYTES_MAX} bytes"),
-                        },
-                    },
+                    body: Body::too_large(text),
                 }));
             }
             return Ok(Some(json_record(self.line, text, self.kind)));
@@ -940,17 +934,9 @@ impl Extractor for JsonArrayExtractor {
             }));
         }
         if size > IMPORT_ROW_BYTES_MAX {
-            let mut text = text;
-            text.truncate(crate::limits::REJECT_RAW_BYTES_MAX);
             return Ok(Some(RawRecord {
                 line: start_line,
-                body: Body::Unreadable {
-                    text,
-                    why: Unreadable {
-                        code: "row_too_large",
-                        reason: format!("row is larger than {IMPORT_ROW_BYTES_MAX} bytes"),
-                    },
-                },
+                body: Body::too_large(text),
             }));
         }
         Ok(Some(json_record(start_line, text, self.kind)))
@@ -1124,6 +1110,48 @@ mod tests {
                 .0
                 .contains("larger than")
         );
+    }
+
+    /// Regression: an over-long row whose text had a multi-byte character across the
+    /// raw-text budget panicked in `String::truncate` and killed the inbox.
+    #[test]
+    fn oversized_rows_with_a_character_across_the_raw_budget_are_rejected() {
+        for offset in 0..3 {
+            // '€' is 3 bytes: with each of three shifts, one of them straddles the
+            // budget whatever the format's prefix.
+            let big = format!(
+                "{}{}",
+                "x".repeat(offset),
+                "€".repeat(IMPORT_ROW_BYTES_MAX / 2)
+            );
+            for (format, kind, text) in [
+                (
+                    Format::JsonLines,
+                    Kind::Products,
+                    format!("{{\"name\":\"{big}\"}}\n{{\"name\":\"ok\"}}\n"),
+                ),
+                (
+                    Format::JsonArray,
+                    Kind::Products,
+                    format!("[{{\"name\":\"{big}\"}},{{\"name\":\"ok\"}}]"),
+                ),
+                (
+                    Format::Csv,
+                    Kind::Products,
+                    format!("name,price\n{big},1\nok,2\n"),
+                ),
+            ] {
+                let rs = records(format, kind, &text).unwrap();
+                assert_eq!(rs.len(), 2, "{format:?}");
+                assert_eq!(rs[0].unreadable().unwrap().code, "row_too_large");
+                assert!(rs[0].raw_text().len() <= REJECT_RAW_BYTES_MAX);
+                assert_eq!(text_of(&rs[1], 1).as_deref(), Some("ok"), "{format:?}");
+            }
+        }
+    }
+
+    fn text_of(r: &RawRecord, col: usize) -> Option<String> {
+        text(r, col)
     }
 
     #[test]

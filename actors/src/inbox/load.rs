@@ -325,6 +325,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
     for piece in batch.pieces {
         match piece.unit {
             Unit::Product { sku, draft, stock } => {
+                crate::failpoint::hit("load", || draft.name.as_str().to_owned());
                 tx.catalog.upsert(&sku, draft, tx.at)?;
                 if let Some(level) = stock {
                     tx.book

@@ -130,6 +130,73 @@ pub fn check_upload_name(name: &str) -> Result<(), String> {
     format_of(name).map(|_| ())
 }
 
+/// A name as people read it: UTF-8 kept, every byte that is not part of valid UTF-8
+/// shown as `\xNN`, so a report can name a file whose name is not UTF-8.
+pub fn escape_name(raw: &std::ffi::OsStr) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut out = String::new();
+    for chunk in raw.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Why the inbox cannot take a file under its own name (its job then fails with
+/// this reason, under [`safe_name`]): a name that is not UTF-8, or one too long to
+/// keep with the claim prefix and the report's suffix.
+pub fn unclaimable_reason(raw: &std::ffi::OsStr) -> Option<String> {
+    match raw.to_str() {
+        None => Some(format!(
+            "the file name is not UTF-8: \"{}\"",
+            escape_name(raw)
+        )),
+        Some(name) if name.len() > FILE_NAME_BYTES_MAX => Some(format!(
+            "the file name is longer than {FILE_NAME_BYTES_MAX} bytes: \"{}…\"",
+            crate::text::cut(name, 64)
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Most bytes of the original name kept in a [`safe_name`].
+const SAFE_NAME_STEM_BYTES_MAX: usize = 64;
+
+/// A short, plain stand-in for a name the inbox cannot use: its readable start
+/// (only `A-Z a-z 0-9 . _ -`) and 8 hex digits of the SHA-256 of the original bytes.
+pub fn safe_name(raw: &std::ffi::OsStr) -> String {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::OsStrExt as _;
+    let escaped = escape_name(raw);
+    let stem: String = crate::text::cut(&escaped, SAFE_NAME_STEM_BYTES_MAX)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = stem.trim_start_matches('.');
+    let digest = Sha256::digest(raw.as_bytes());
+    format!(
+        "unreadable-name-{}{:02x}{:02x}{:02x}{:02x}",
+        if stem.is_empty() {
+            String::new()
+        } else {
+            format!("{stem}-")
+        },
+        digest[0],
+        digest[1],
+        digest[2],
+        digest[3]
+    )
+}
+
 /// `name` with `-N` before its extensions, for the N-th collision:
 /// `products.csv.gz` → `products-1.csv.gz`.
 pub fn with_suffix(name: &str, n: u32) -> String {
@@ -204,6 +271,36 @@ mod tests {
         }
         assert!(check_upload_name("products-2026.csv.gz").is_ok());
         assert!(check_upload_name(&format!("products{}.csv", "x".repeat(200))).is_err());
+    }
+
+    #[test]
+    fn unclaimable_names_get_a_reason_and_a_safe_stand_in() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt as _;
+        let latin1 = OsStr::from_bytes(b"products_caf\xe9.csv");
+        assert_eq!(escape_name(latin1), "products_caf\\xe9.csv");
+        assert!(unclaimable_reason(latin1).unwrap().contains("not UTF-8"));
+        let long = "é".repeat(120);
+        let long = OsStr::new(&long);
+        assert!(unclaimable_reason(long).unwrap().contains("longer than"));
+        assert_eq!(unclaimable_reason(OsStr::new("products.csv")), None);
+        for raw in [latin1, long, OsStr::from_bytes(b"\xff\xfe")] {
+            let safe = safe_name(raw);
+            assert!(safe.len() <= 100, "{safe}");
+            assert!(check_plain(&safe), "{safe}");
+            assert_eq!(safe, safe_name(raw), "deterministic");
+        }
+        assert_ne!(
+            safe_name(latin1),
+            safe_name(OsStr::from_bytes(b"products_caf\xe8.csv"))
+        );
+    }
+
+    fn check_plain(name: &str) -> bool {
+        !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     }
 
     #[test]

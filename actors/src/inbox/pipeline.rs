@@ -2,9 +2,10 @@
 //! with bounded channels between the stages, resuming after the last committed
 //! batch, logging progress, and stopping cleanly between batches.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,8 @@ use super::transform;
 use crate::domain::{Currency, JobId, OrderRef, Timestamp};
 use crate::ledger::{DryRun, Ledger, Transact, Tx};
 use crate::limits::{
-    IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, PROGRESS_LOG_INTERVAL_MS,
+    IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, JOB_RETRY_BACKOFF_MS,
+    JOB_RUN_ATTEMPTS_MAX, LEDGER_BUSY_RETRIES_MAX, PROGRESS_LOG_INTERVAL_MS,
 };
 use crate::mailbox::{AskError, Mailbox};
 use crate::store::StoreError;
@@ -31,6 +33,78 @@ pub enum PipelineError {
     Ask(#[from] AskError),
     #[error("job {} not found", .0.0)]
     Missing(JobId),
+}
+
+impl PipelineError {
+    /// Worth running the job again: nothing of the failed step was written (a batch
+    /// abandoned because a neighbour in its group commit failed, or a ledger too busy
+    /// to take it), and a run resumes from the last committed position.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Store(StoreError::Aborted(_))
+                | PipelineError::Ask(AskError::Overloaded(_))
+        )
+    }
+}
+
+/// The step a job is in, so that a failure (a panic above all) can say where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stage {
+    Sniff = 0,
+    Inspect = 1,
+    Extract = 2,
+    Transform = 3,
+    Load = 4,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Sniff => "sniff",
+            Stage::Inspect => "inspect",
+            Stage::Extract => "extract",
+            Stage::Transform => "transform",
+            Stage::Load => "load",
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Stage::Sniff,
+            1 => Stage::Inspect,
+            2 => Stage::Extract,
+            3 => Stage::Transform,
+            _ => Stage::Load,
+        }
+    }
+
+    /// The job error of a failure inside this stage that is not about the file.
+    pub fn internal_error(self) -> String {
+        format!("internal error in {}", self.as_str())
+    }
+}
+
+/// Runs a stage's closure so that a panic inside it becomes that stage's failure
+/// instead of taking the thread (and the inbox) down.
+fn guarded<T>(stage: Stage, f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        tracing::error!(
+            stage = stage.as_str(),
+            panic = panic_text(&*panic),
+            "an import stage panicked; its job fails, the pipeline goes on"
+        );
+        stage.internal_error()
+    })
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// How a run ended.
@@ -52,15 +126,47 @@ pub struct Pipeline {
     pub stop: Arc<AtomicBool>,
 }
 
+/// The stage the job on this thread is in (one job runs at a time per pipeline).
+#[derive(Debug, Default)]
+struct StageCell(AtomicU8);
+
+impl StageCell {
+    fn set(&self, stage: Stage) {
+        self.0.store(stage as u8, Ordering::Relaxed);
+    }
+    fn get(&self) -> Stage {
+        Stage::from_u8(self.0.load(Ordering::Relaxed))
+    }
+}
+
 type Work<T> = Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, StoreError> + Send>;
 
 impl Pipeline {
+    /// Commits `work` in the ledger's next batch and waits for the answer however
+    /// long the ledger takes (it always answers after its commit): giving up would
+    /// leave the outcome unknown. A ledger too busy to queue it is asked again.
     pub fn transact<T: Send + 'static>(
         &self,
         rt: &tokio::runtime::Runtime,
         work: Work<T>,
     ) -> Result<T, PipelineError> {
-        Ok(rt.block_on(self.ledger.ask(Transact { work }))??)
+        let slot = self.ledger_slot()?;
+        Ok(rt.block_on(slot.send(Transact { work }))??)
+    }
+
+    /// A place in the ledger's queue, waiting (bounded) while it is full.
+    fn ledger_slot(&self) -> Result<crate::mailbox::Slot<'_, Ledger>, PipelineError> {
+        let mut attempt = 0;
+        loop {
+            match self.ledger.reserve() {
+                Ok(slot) => return Ok(slot),
+                Err(AskError::Overloaded(_)) if attempt < LEDGER_BUSY_RETRIES_MAX => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(JOB_RETRY_BACKOFF_MS));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn dry_run<T: Send + 'static>(
@@ -68,7 +174,8 @@ impl Pipeline {
         rt: &tokio::runtime::Runtime,
         work: Work<T>,
     ) -> Result<T, PipelineError> {
-        Ok(rt.block_on(self.ledger.ask(DryRun { work }))??)
+        let slot = self.ledger_slot()?;
+        Ok(rt.block_on(slot.send(DryRun { work }))??)
     }
 
     pub fn job(&self, rt: &tokio::runtime::Runtime, id: JobId) -> Result<Job, PipelineError> {
@@ -98,8 +205,50 @@ impl Pipeline {
         Ok(Outcome::Finished(Box::new(job)))
     }
 
-    /// Runs (or resumes) a job to its end, or until asked to stop.
+    /// Runs (or resumes) a job to its end, or until asked to stop, whatever its
+    /// file does: a panic in any stage fails the job ("internal error in <stage>")
+    /// instead of the pipeline, a step that wrote nothing is retried from the last
+    /// committed position a bounded number of times, and any other error fails the
+    /// job with its stage. Only when even recording the failure fails does the job
+    /// stay open (for the next start to resume).
     pub fn run(&self, rt: &tokio::runtime::Runtime, id: JobId) -> Result<Outcome, PipelineError> {
+        let stage = StageCell::default();
+        for attempt in 1.. {
+            let reason = match catch_unwind(AssertUnwindSafe(|| self.run_once(rt, id, &stage))) {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(e)) if e.is_transient() && attempt < JOB_RUN_ATTEMPTS_MAX => {
+                    tracing::warn!(job = id.0, error = %e, attempt, "import step not committed; resuming from the last commit");
+                    std::thread::sleep(Duration::from_millis(
+                        JOB_RETRY_BACKOFF_MS * attempt as u64,
+                    ));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(job = id.0, stage = stage.get().as_str(), error = %e, "an import job failed on our side");
+                    stage.get().internal_error()
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        job = id.0,
+                        stage = stage.get().as_str(),
+                        panic = panic_text(&*panic),
+                        "an import stage panicked; its job fails, the pipeline goes on"
+                    );
+                    stage.get().internal_error()
+                }
+            };
+            return self.finish(rt, id, JobStatus::Failed, Some(reason));
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn run_once(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: JobId,
+        stage: &StageCell,
+    ) -> Result<Outcome, PipelineError> {
+        stage.set(Stage::Sniff);
         let job = self.job(rt, id)?;
         if job.row.status.is_final() {
             return Ok(Outcome::Finished(Box::new(job)));
@@ -117,7 +266,9 @@ impl Pipeline {
                 Err(reason) => return self.finish(rt, id, JobStatus::Failed, Some(reason)),
             },
         };
+        stage.set(Stage::Inspect);
         let job = if job.row.sha256.is_none() {
+            crate::failpoint::hit("inspect", || job.row.file_name.clone());
             let facts = match extract::inspect(&path, ty) {
                 Ok(facts) => facts,
                 Err(Structural(reason)) => {
@@ -141,6 +292,7 @@ impl Pipeline {
             job
         };
         tracing::info!(job = id.0, file = %job.row.file_name, resume_at = job.row.rows_read, dry_run = job.row.dry_run, "import started");
+        stage.set(Stage::Load);
         match self.stream(rt, &job, &path, ty)? {
             Streamed::Done => self.finish(rt, id, JobStatus::Completed, None),
             Streamed::Broken(reason) => self.finish(rt, id, JobStatus::Failed, Some(reason)),
@@ -166,6 +318,7 @@ impl Pipeline {
             Ok(f) => f,
             Err(reason) => return Ok(Err(reason)),
         };
+        crate::failpoint::hit("sniff", || name.to_owned());
         let kind = match extract::sniff_kind(path, format, gzip) {
             Ok(kind) => kind,
             Err(Structural(reason)) => return Ok(Err(reason)),
@@ -217,71 +370,85 @@ impl Pipeline {
         std::thread::scope(|scope| {
             // Extract: records, skipping those already committed.
             scope.spawn(move || {
-                let mut extractor = match extract::extractor(ty, reader) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = record_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let mut seen = 0u64;
-                let mut chunk = Vec::with_capacity(IMPORT_CHUNK_ROWS);
-                loop {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    match extractor.next_record() {
-                        Ok(Some(record)) => {
-                            seen += 1;
-                            if seen <= skip {
-                                continue;
-                            }
-                            chunk.push(record);
-                            if chunk.len() == IMPORT_CHUNK_ROWS
-                                && record_tx.send(Ok(std::mem::take(&mut chunk))).is_err()
-                            {
-                                return;
-                            }
-                        }
-                        Ok(None) => {
-                            if !chunk.is_empty() {
-                                let _ = record_tx.send(Ok(chunk));
-                            }
-                            return;
-                        }
+                let crash = record_tx.clone();
+                let run = guarded(Stage::Extract, move || {
+                    let mut extractor = match extract::extractor(ty, reader) {
+                        Ok(e) => e,
                         Err(e) => {
                             let _ = record_tx.send(Err(e));
                             return;
                         }
+                    };
+                    let mut seen = 0u64;
+                    let mut chunk = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        match extractor.next_record() {
+                            Ok(Some(record)) => {
+                                crate::failpoint::hit("extract", || record.raw_text());
+                                seen += 1;
+                                if seen <= skip {
+                                    continue;
+                                }
+                                chunk.push(record);
+                                if chunk.len() == IMPORT_CHUNK_ROWS
+                                    && record_tx.send(Ok(std::mem::take(&mut chunk))).is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            Ok(None) => {
+                                if !chunk.is_empty() {
+                                    let _ = record_tx.send(Ok(chunk));
+                                }
+                                return;
+                            }
+                            Err(e) => {
+                                let _ = record_tx.send(Err(e));
+                                return;
+                            }
+                        }
                     }
+                });
+                if let Err(reason) = run {
+                    let _ = crash.send(Err(Structural(reason)));
                 }
             });
             // Transform: rows and rejects, orders grouped.
             scope.spawn(move || {
-                let mut grouper = Grouper::resume(failed_ref);
-                for message in record_rx {
-                    let records = match message {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let _ = piece_tx.send(Err(e));
+                let crash = piece_tx.clone();
+                let run = guarded(Stage::Transform, move || {
+                    let mut grouper = Grouper::resume(failed_ref);
+                    for message in record_rx {
+                        let records = match message {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let _ = piece_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let mut out = Vec::with_capacity(records.len());
+                        for record in &records {
+                            crate::failpoint::hit("transform", || record.raw_text());
+                            let outcome = transform::transform(ty.kind, currency, record);
+                            grouper.push(outcome, record.line, || record.raw_text(), &mut out);
+                        }
+                        if piece_tx.send(Ok(out)).is_err() {
                             return;
                         }
-                    };
-                    let mut out = Vec::with_capacity(records.len());
-                    for record in &records {
-                        let outcome = transform::transform(ty.kind, currency, record);
-                        grouper.push(outcome, record.line, || record.raw_text(), &mut out);
                     }
-                    if piece_tx.send(Ok(out)).is_err() {
-                        return;
+                    // The end of the file closes the last order, unless the extractor only
+                    // stopped because of a shutdown.
+                    if !stop.load(Ordering::Relaxed) {
+                        let mut out = Vec::new();
+                        grouper.close(&mut out);
+                        let _ = piece_tx.send(Ok(out));
                     }
-                }
-                // The end of the file closes the last order, unless the extractor only
-                // stopped because of a shutdown.
-                if !stop.load(Ordering::Relaxed) {
-                    let mut out = Vec::new();
-                    grouper.close(&mut out);
-                    let _ = piece_tx.send(Ok(out));
+                });
+                if let Err(reason) = run {
+                    let _ = crash.send(Err(Structural(reason)));
                 }
             });
             // Load: batches into the ledger.

@@ -62,6 +62,7 @@ pub fn finalize(
     job: Job,
 ) -> Result<(), PipelineError> {
     let id = job.id;
+    crate::failpoint::hit("report", || job.row.file_name.clone());
     if job.row.origin == Origin::Cli || !job.row.status.is_final() {
         if job.row.status.is_final() {
             settle(pipeline, rt, job)?;

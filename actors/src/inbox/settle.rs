@@ -22,6 +22,19 @@ struct Tracked {
     modified: SystemTime,
     stable_since: Instant,
     first_seen: Instant,
+    park: Park,
+}
+
+/// A settled file the watcher decided not to take yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Park {
+    /// Not parked.
+    No,
+    /// Not ready again before this instant (a file that looks truncated is given
+    /// time to be completed), unless it changes first.
+    Until(Instant),
+    /// Not ready again until it changes (a file that could not be claimed).
+    UntilChanged,
 }
 
 /// Tracks candidate files between scans.
@@ -56,6 +69,7 @@ impl Settler {
                     t.size = entry.size;
                     t.modified = entry.modified;
                     t.stable_since = now;
+                    t.park = Park::No;
                 }
                 None if room => {
                     self.tracked.insert(
@@ -65,6 +79,7 @@ impl Settler {
                             modified: entry.modified,
                             stable_since: now,
                             first_seen: now,
+                            park: Park::No,
                         },
                     );
                 }
@@ -76,7 +91,14 @@ impl Settler {
         let mut ready: Vec<(&String, &Tracked)> = self
             .tracked
             .iter()
-            .filter(|(_, t)| now.duration_since(t.stable_since) >= self.settle)
+            .filter(|(_, t)| {
+                now.duration_since(t.stable_since) >= self.settle
+                    && match t.park {
+                        Park::No => true,
+                        Park::Until(at) => now >= at,
+                        Park::UntilChanged => false,
+                    }
+            })
             .collect();
         ready.sort_by_key(|(name, t)| (t.first_seen, (*name).clone()));
         ready.into_iter().map(|(name, _)| name.clone()).collect()
@@ -85,6 +107,18 @@ impl Settler {
     /// Stops tracking `name` (it was claimed).
     pub fn forget(&mut self, name: &str) {
         self.tracked.remove(name);
+    }
+
+    /// Holds a tracked file back (see [`Park`]); a change to it releases it.
+    pub fn park(&mut self, name: &str, park: Park) {
+        if let Some(t) = self.tracked.get_mut(name) {
+            t.park = park;
+        }
+    }
+
+    /// Whether `name` is tracked and held back (and has not changed since).
+    pub fn is_parked(&self, name: &str) -> bool {
+        self.tracked.get(name).is_some_and(|t| t.park != Park::No)
     }
 
     /// Files being watched but not yet settled, and how long the oldest has waited.
@@ -102,7 +136,14 @@ impl Settler {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.tracked
             .values()
-            .map(|t| t.stable_since + self.settle)
+            .filter_map(|t| {
+                let settled = t.stable_since + self.settle;
+                match t.park {
+                    Park::No => Some(settled),
+                    Park::Until(at) => Some(settled.max(at)),
+                    Park::UntilChanged => None,
+                }
+            })
             .min()
     }
 }
@@ -153,6 +194,25 @@ mod tests {
             ),
             vec!["products.csv"]
         );
+    }
+
+    #[test]
+    fn a_parked_file_waits_for_its_time_or_a_change_and_sets_no_earlier_deadline() {
+        let mut s = Settler::new(Duration::ZERO);
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(s.observe(t0, &[seen("a.json", 1, 1)]), vec!["a.json"]);
+        s.park("a.json", Park::Until(later));
+        assert!(s.observe(t0, &[seen("a.json", 1, 1)]).is_empty());
+        assert_eq!(s.next_deadline(), Some(later), "no busy rescans meanwhile");
+        assert_eq!(s.observe(later, &[seen("a.json", 1, 1)]), vec!["a.json"]);
+        s.park("a.json", Park::UntilChanged);
+        assert!(s.is_parked("a.json"));
+        assert_eq!(s.next_deadline(), None);
+        assert!(s.observe(later, &[seen("a.json", 1, 1)]).is_empty());
+        // It changed: taken again at once (settle period zero).
+        assert_eq!(s.observe(later, &[seen("a.json", 2, 2)]), vec!["a.json"]);
+        assert!(!s.is_parked("a.json"));
     }
 
     #[test]

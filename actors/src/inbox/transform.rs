@@ -29,14 +29,7 @@ pub struct Reject {
 
 impl Reject {
     pub fn new(record: &RawRecord, code: &'static str, reason: String) -> Self {
-        let mut raw = record.raw_text();
-        if raw.len() > REJECT_RAW_BYTES_MAX {
-            let mut cut = REJECT_RAW_BYTES_MAX;
-            while !raw.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            raw.truncate(cut);
-        }
+        let raw = crate::text::cut_owned(record.raw_text(), REJECT_RAW_BYTES_MAX);
         Self {
             line: record.line,
             code,

@@ -20,14 +20,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 
+use std::ffi::OsString;
+
 use super::jobs::{self, Job, OpenJobs, Origin};
-use super::naming::format_of;
+use super::naming::{escape_name, format_of, safe_name, unclaimable_reason};
 use super::pipeline::{Outcome, Pipeline, PipelineError};
 use super::report::{Dirs, finalize};
-use super::settle::{Seen, Settler};
+use super::settle::{Park, Seen, Settler};
 use crate::domain::{Currency, JobId};
 use crate::ledger::Ledger;
-use crate::limits::INBOX_TRACKED_FILES_MAX;
+use crate::limits::{INBOX_SCAN_DEBOUNCE_MS, INBOX_TRACKED_FILES_MAX, UPLOAD_IDLE_SECS_MAX};
 use crate::mailbox::{AskError, Mailbox};
 use crate::telemetry::Telemetry;
 
@@ -66,6 +68,27 @@ pub struct Inbox {
     pub dirs: Dirs,
     stop: Arc<AtomicBool>,
     runner: Option<std::thread::JoinHandle<()>>,
+    alive: RunnerAlive,
+}
+
+/// True while the runner thread runs; cleared when it ends, however it ends.
+#[derive(Debug, Clone)]
+pub struct RunnerAlive(Arc<AtomicBool>);
+
+impl RunnerAlive {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Owned by the runner thread: clears [`RunnerAlive`] when the thread ends, by
+/// returning or by unwinding.
+struct ClearOnExit(Arc<AtomicBool>);
+
+impl Drop for ClearOnExit {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Inbox {
@@ -84,8 +107,9 @@ impl Inbox {
         let stop = Arc::new(AtomicBool::new(false));
         let work_files = list_files(&dirs.work)?
             .into_iter()
-            .map(|(name, _)| dirs.work.join(name))
+            .map(|f| dirs.work.join(f.raw))
             .collect();
+        sweep_uploads(&dirs.uploads)?;
         queued.fetch_add(1, Ordering::AcqRel);
         tasks
             .send(Task::Recover { work_files })
@@ -99,9 +123,15 @@ impl Inbox {
         };
         let runner_dirs = dirs.clone();
         let runner_queued = Arc::clone(&queued);
+        let alive = RunnerAlive(Arc::new(AtomicBool::new(true)));
+        let on_exit = ClearOnExit(Arc::clone(&alive.0));
         let runner = std::thread::Builder::new()
             .name("inbox-runner".into())
-            .spawn(move || run_tasks(queue, pipeline, runner_dirs, runner_queued))?;
+            .spawn(move || {
+                // Cleared however the thread ends, so readiness sees a dead runner.
+                let _on_exit = on_exit;
+                run_tasks(queue, pipeline, runner_dirs, runner_queued);
+            })?;
 
         let watcher_dirs = dirs.clone();
         let watcher =
@@ -119,7 +149,13 @@ impl Inbox {
             dirs,
             stop,
             runner: Some(runner),
+            alive,
         })
+    }
+
+    /// Whether the runner thread is still taking jobs (for readiness).
+    pub fn runner_alive(&self) -> RunnerAlive {
+        self.alive.clone()
     }
 
     /// Stops taking files, lets the job in progress commit its current batch, and
@@ -133,9 +169,16 @@ impl Inbox {
     }
 }
 
-/// Files (not folders) directly in `dir`, with size and mtime; names that are not
-/// UTF-8 are skipped.
-fn list_files(dir: &Path) -> std::io::Result<Vec<(String, std::fs::Metadata)>> {
+/// A file (not a folder) directly in a directory.
+struct Listed {
+    /// The name as people read it ([`escape_name`] for names that are not UTF-8).
+    display: String,
+    raw: OsString,
+    meta: std::fs::Metadata,
+}
+
+/// Files (not folders) directly in `dir`, with size and mtime.
+fn list_files(dir: &Path) -> std::io::Result<Vec<Listed>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
@@ -143,11 +186,36 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<(String, std::fs::Metadata)>> {
         if !meta.is_file() {
             continue;
         }
-        if let Ok(name) = entry.file_name().into_string() {
-            out.push((name, meta));
-        }
+        let raw = entry.file_name();
+        out.push(Listed {
+            display: escape_name(&raw),
+            raw,
+            meta,
+        });
     }
     Ok(out)
+}
+
+/// Removes uploads that nobody has written to for [`UPLOAD_IDLE_SECS_MAX`]: what a
+/// crash or a vanished client left behind (a live upload writes all the time).
+pub fn sweep_uploads(dir: &Path) -> std::io::Result<usize> {
+    let mut swept = 0;
+    let idle = Duration::from_secs(UPLOAD_IDLE_SECS_MAX);
+    for entry in list_files(dir)? {
+        let stale = entry
+            .meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= idle);
+        if stale && std::fs::remove_file(dir.join(&entry.raw)).is_ok() {
+            swept += 1;
+        }
+    }
+    if swept > 0 {
+        tracing::info!(files = swept, folder = %dir.display(), "removed abandoned uploads");
+    }
+    Ok(swept)
 }
 
 /// The watcher's decisions, apart from the actor and the clock: list the folder,
@@ -157,8 +225,11 @@ pub struct Scanner {
     pub config: InboxConfig,
     pub dirs: Dirs,
     settler: Settler,
-    /// When each settled file that still looks truncated was first found so.
+    /// When each settled file that still looks truncated was first found so; only
+    /// for files the settler holds back (a change or a vanished file drops it).
     truncated: HashMap<String, Instant>,
+    /// The raw names of the last listing, by display name.
+    raw_names: HashMap<String, OsString>,
     claims: u64,
 }
 
@@ -178,6 +249,7 @@ impl Scanner {
             config,
             dirs,
             truncated: HashMap::new(),
+            raw_names: HashMap::new(),
             claims: 0,
         }
     }
@@ -197,14 +269,16 @@ impl Scanner {
 
     /// Lists the inbox at `now` and claims up to `room` settled files, oldest first.
     pub fn scan(&mut self, now: Instant, room: usize) -> std::io::Result<Vec<Claim>> {
-        let seen: Vec<Seen> = list_files(&self.dirs.root)?
-            .into_iter()
-            .map(|(name, meta)| Seen {
-                name,
-                size: meta.len(),
-                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        let listed = list_files(&self.dirs.root)?;
+        let seen: Vec<Seen> = listed
+            .iter()
+            .map(|f| Seen {
+                name: f.display.clone(),
+                size: f.meta.len(),
+                modified: f.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             })
             .collect();
+        self.raw_names = listed.into_iter().map(|f| (f.display, f.raw)).collect();
         let mut claims = Vec::new();
         for name in self.settler.observe(now, &seen) {
             if claims.len() >= room {
@@ -214,32 +288,35 @@ impl Scanner {
                 claims.push(claim);
             }
         }
+        // Truncation timers live only while their file is held back unchanged.
+        let settler = &self.settler;
+        self.truncated.retain(|name, _| settler.is_parked(name));
         Ok(claims)
     }
 
-    /// A settled file: claim it, unless it still looks truncated and may yet grow.
+    /// A settled file: claim it, unless it is a JSON array not yet closed that may
+    /// still be completed. A file the inbox cannot use under its own name, or cannot
+    /// read, is claimed all the same and its job fails with the reason; one that
+    /// cannot even be renamed is reported once and left alone until it changes.
     fn consider(&mut self, name: &str, now: Instant) -> Option<Claim> {
-        let path = self.dirs.root.join(name);
-        let refused = match format_of(name) {
-            Err(reason) => Some(reason),
-            Ok((format, gzip)) => match super::extract::looks_truncated(&path, format, gzip) {
-                Ok(None) => None,
-                Ok(Some(why)) => {
-                    let since = *self.truncated.entry(name.to_owned()).or_insert(now);
-                    if now.duration_since(since) < self.config.truncated_wait {
-                        return None;
-                    }
-                    Some(format!(
-                        "the file looks truncated ({why}) and did not change for {} s",
-                        self.config.truncated_wait.as_secs()
-                    ))
-                }
-                Err(_) => return None,
-            },
+        let raw = self
+            .raw_names
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| OsString::from(name));
+        let path = self.dirs.root.join(&raw);
+        let (file_name, refused) = match unclaimable_reason(&raw) {
+            Some(reason) => (safe_name(&raw), Some(reason)),
+            None => (name.to_owned(), self.refusal(name, &path, now)?),
         };
-        let work = self.work_path(name);
+        let work = self.work_path(&file_name);
         if let Err(e) = std::fs::rename(&path, &work) {
-            tracing::debug!(file = name, error = %e, "could not claim a file (gone?)");
+            if path.exists() {
+                tracing::warn!(file = name, error = %e, "cannot claim an inbox file; it is left where it is until it changes");
+                self.settler.park(name, Park::UntilChanged);
+            } else {
+                self.settler.forget(name);
+            }
             return None;
         }
         self.settler.forget(name);
@@ -247,9 +324,37 @@ impl Scanner {
         tracing::info!(file = name, "claimed an inbox file");
         Some(Claim {
             work_path: work,
-            file_name: name.to_owned(),
+            file_name,
             refused,
         })
+    }
+
+    /// Why a file is failed without being read (`Some(Some(reason))`), that it is
+    /// taken as it is (`Some(None)`), or that it is held back for now (`None`).
+    /// Only a JSON array that is not closed waits to be completed; CSV and JSON
+    /// Lines are complete once settled, with or without a final line break.
+    #[allow(clippy::option_option)]
+    fn refusal(&mut self, name: &str, path: &Path, now: Instant) -> Option<Option<String>> {
+        let (format, gzip) = match format_of(name) {
+            Err(reason) => return Some(Some(reason)),
+            Ok(f) => f,
+        };
+        match super::extract::looks_truncated(path, format, gzip) {
+            // A read error is the job's to report: it fails on reading the file.
+            Ok(None) | Err(_) => Some(None),
+            Ok(Some(why)) => {
+                let since = *self.truncated.entry(name.to_owned()).or_insert(now);
+                let until = since + self.config.truncated_wait;
+                if now < until {
+                    self.settler.park(name, Park::Until(until));
+                    return None;
+                }
+                Some(Some(format!(
+                    "the file looks truncated ({why}) and did not change for {} s",
+                    self.config.truncated_wait.as_secs()
+                )))
+            }
+        }
     }
 
     /// Puts a claimed file back where it was (its task could not be queued).
@@ -307,10 +412,6 @@ pub struct Enqueue {
     pub job: JobId,
 }
 
-/// Minimum time between two scans triggered by notifications (a file being written
-/// produces a notification per write).
-const SCAN_DEBOUNCE: Duration = Duration::from_millis(50);
-
 impl Actor for InboxWatcher {
     type Context = Context<Self>;
 
@@ -346,6 +447,10 @@ impl Actor for InboxWatcher {
     }
 }
 
+/// Minimum time between two scans triggered by notifications (a file being written
+/// produces a notification per write).
+const SCAN_DEBOUNCE: Duration = Duration::from_millis(INBOX_SCAN_DEBOUNCE_MS);
+
 impl Handler<Rescan> for InboxWatcher {
     type Result = ();
     fn handle(&mut self, _: Rescan, ctx: &mut Self::Context) {
@@ -362,6 +467,13 @@ impl Handler<StopWatcher> for InboxWatcher {
         self.notify = None;
         ctx.stop();
         Arbiter::current().stop();
+    }
+}
+
+impl Handler<crate::catalog::Ping> for InboxWatcher {
+    type Result = Result<(), crate::store::StoreError>;
+    fn handle(&mut self, _: crate::catalog::Ping, _: &mut Self::Context) -> Self::Result {
+        Ok(())
     }
 }
 
@@ -468,8 +580,17 @@ fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
         queued.fetch_sub(1, Ordering::AcqRel);
-        let result = match task {
-            Task::Recover { work_files } => recover(&pipeline, &rt, &dirs, work_files),
+        if let Task::Claimed { file_name, .. } = &task {
+            // Outside the guard below: lets a test kill the runner itself.
+            crate::failpoint::hit("runner", || file_name.clone());
+        }
+        // A job's own failures (panics included) end in the job; this catches what
+        // is left (reporting, recovery's bookkeeping) so the runner always goes on.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
+            Task::Recover { work_files } => {
+                recover(&pipeline, &rt, &dirs, work_files);
+                Ok(())
+            }
             Task::Claimed {
                 work_path,
                 file_name,
@@ -485,10 +606,16 @@ fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<
             )
             .and_then(|job| process(&pipeline, &rt, &dirs, job.id)),
             Task::Job(id) => process(&pipeline, &rt, &dirs, id),
-        };
-        if let Err(e) = result {
+        }));
+        match run {
+            Ok(Ok(())) => {}
             // The job stays open and is taken up again on the next start.
-            tracing::error!(error = %e, "an import job could not run; it will be retried on the next start");
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "an import job could not run; it will be retried on the next start");
+            }
+            Err(_) => {
+                tracing::error!("an import task panicked; the runner goes on with the next file");
+            }
         }
     }
 }
@@ -506,39 +633,77 @@ fn process(
 }
 
 /// Open jobs of the inbox first (resumed or finished), then claimed files that a
-/// crash left without a job.
+/// crash left without a job. Each is handled on its own: one that fails is logged
+/// and left for the next start, and recovery goes on with the others.
 fn recover(
     pipeline: &Pipeline,
     rt: &tokio::runtime::Runtime,
     dirs: &Dirs,
     work_files: Vec<PathBuf>,
-) -> Result<(), PipelineError> {
-    let open = rt.block_on(pipeline.ledger.ask(OpenJobs))??;
+) {
+    let open = match rt.block_on(pipeline.ledger.ask(OpenJobs)) {
+        Ok(Ok(open)) => open,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot list unfinished imports; they resume on the next start");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list unfinished imports; they resume on the next start");
+            return;
+        }
+    };
     let known: std::collections::HashSet<PathBuf> = open
         .iter()
         .map(|j| PathBuf::from(&j.row.work_path))
         .collect();
+    let each = |what: &str, run: &mut dyn FnMut() -> Result<(), PipelineError>| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, item = what, "could not recover an import; it is retried on the next start");
+            }
+            Err(_) => {
+                tracing::error!(
+                    item = what,
+                    "recovering an import panicked; going on with the others"
+                );
+            }
+        }
+    };
     for job in open.into_iter().filter(|j| j.row.origin == Origin::Inbox) {
         if pipeline.stop.load(Ordering::Acquire) {
-            return Ok(());
+            return;
         }
         tracing::info!(job = job.id.0, file = %job.row.file_name, "resuming an import left unfinished");
-        process(pipeline, rt, dirs, job.id)?;
+        each(&job.row.file_name, &mut || {
+            process(pipeline, rt, dirs, job.id)
+        });
     }
     for path in work_files.into_iter().filter(|p| !known.contains(p)) {
         if pipeline.stop.load(Ordering::Acquire) {
-            return Ok(());
+            return;
         }
-        let Some(work_name) = path.file_name().and_then(|n| n.to_str()) else {
+        let Some(work_name) = path.file_name() else {
             continue;
         };
-        // Claimed names are `<unique>-<original name>`.
-        let file_name = work_name
-            .split_once('-')
-            .map_or(work_name, |(_, rest)| rest)
-            .to_owned();
-        let job = create_job(pipeline, rt, &path, file_name, Origin::Inbox, None, false)?;
-        process(pipeline, rt, dirs, job.id)?;
+        // Claimed names are `<unique>-<original name>` (safe names for the
+        // unclaimable; any other name that is not UTF-8 is named safely here).
+        let file_name = match work_name.to_str() {
+            Some(n) => n.split_once('-').map_or(n, |(_, rest)| rest).to_owned(),
+            None => safe_name(work_name),
+        };
+        let label = file_name.clone();
+        each(&label, &mut || {
+            let job = create_job(
+                pipeline,
+                rt,
+                &path,
+                file_name.clone(),
+                Origin::Inbox,
+                None,
+                false,
+            )?;
+            process(pipeline, rt, dirs, job.id)
+        });
     }
-    Ok(())
 }

@@ -178,6 +178,11 @@ pub enum OrderError {
     NotFound,
     #[error("an order cannot go from {} to {}", from.as_str(), to.as_str())]
     InvalidTransition { from: OrderStatus, to: OrderStatus },
+    /// Cancelling would restock `sku` past [`STOCK_UNITS_MAX`].
+    #[error(
+        "restocking {sku} would make its stock {would_be}, above the maximum {STOCK_UNITS_MAX}"
+    )]
+    RestockAboveMax { sku: Sku, would_be: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -288,6 +293,11 @@ impl<'txn> Book<'txn> {
         let after = level
             .checked_add_signed(delta)
             .ok_or(StockError::Insufficient { available: level })?;
+        // The cap holds at every write, against increases only: stock that is (from
+        // an older release) above the cap can always be reduced.
+        if delta > 0 && after > STOCK_UNITS_MAX {
+            return Err(StockError::AboveMax { would_be: after });
+        }
         let seq = last_seq + 1;
         let row = MovementRow {
             kind,
@@ -342,16 +352,6 @@ impl<'txn> Book<'txn> {
     ) -> Result<Movement, StockError> {
         if catalog.get(sku)?.is_none_or(|p| p.archived) {
             return Err(StockError::UnknownSku);
-        }
-        let (level, _) = self.level(sku)?;
-        let would_be = level as i64 + delta.get();
-        if would_be < 0 {
-            return Err(StockError::Insufficient { available: level });
-        }
-        if would_be as u64 > STOCK_UNITS_MAX {
-            return Err(StockError::AboveMax {
-                would_be: would_be as u64,
-            });
         }
         let kind = if delta.get() > 0 {
             MovementKind::Receipt
@@ -521,6 +521,17 @@ impl<'txn> Book<'txn> {
             });
         }
         if next == OrderStatus::Cancelled {
+            // Check every line before writing any: a refused cancel leaves no trace.
+            for line in &row.lines {
+                let (level, _) = self.level(&line.sku)?;
+                let would_be = level.saturating_add(u64::from(line.quantity.get()));
+                if would_be > STOCK_UNITS_MAX {
+                    return Err(OrderError::RestockAboveMax {
+                        sku: line.sku.clone(),
+                        would_be,
+                    });
+                }
+            }
             for line in &row.lines {
                 let delta = i64::from(line.quantity.get());
                 self.record(
@@ -534,7 +545,7 @@ impl<'txn> Book<'txn> {
                 )
                 .map_err(|e| match e {
                     StockError::Store(s) => OrderError::Store(s),
-                    other => unreachable!("adding stock cannot fail: {other}"),
+                    other => unreachable!("restock checked before writing: {other}"),
                 })?;
             }
         }

@@ -154,9 +154,20 @@ impl Ledger {
                     responders.push(Box::new(|_| {}));
                     continue;
                 }
-                let (respond, failed) = work(tx);
-                responders.push(respond);
-                poisoned |= failed;
+                // A command that panics must not take the ledger (and every later
+                // checkout) with it: the batch is abandoned as for a storage error,
+                // and that command's caller, whose reply went with it, is told the
+                // ledger did not answer.
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tx))) {
+                    Ok((respond, failed)) => {
+                        responders.push(respond);
+                        poisoned |= failed;
+                    }
+                    Err(_) => {
+                        tracing::error!("a ledger command panicked; its batch is abandoned");
+                        poisoned = true;
+                    }
+                }
             }
             (poisoned, !poisoned)
         })?;
@@ -404,10 +415,19 @@ impl<T: Send + 'static> Handler<DryRun<T>> for Ledger {
         // Commands queued before this one come first, as they would in a real load.
         self.flush();
         let txn = self.store.db().begin_write()?;
-        // Nothing of a dry run stands: the transaction is abandoned.
-        let result = self.within(&txn, |tx| ((msg.work)(tx), false))?;
+        // Nothing of a dry run stands: the transaction is abandoned (also when the
+        // work panics, which must not stop the ledger).
+        let result = self.within(&txn, |tx| {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (msg.work)(tx)));
+            (run, false)
+        })?;
         txn.abort()?;
-        result
+        result.unwrap_or_else(|_| {
+            tracing::error!("a dry run panicked in the ledger; it was abandoned");
+            Err(StoreError::Aborted(
+                "the dry run failed inside the ledger".into(),
+            ))
+        })
     }
 }
 

@@ -1,0 +1,46 @@
+//! Shortening text to a byte budget without splitting a character.
+//!
+//! Every place that cuts a string to a length (raw text kept for a reject, a name
+//! shortened to fit the file system, a value echoed in a message) goes through
+//! [`cut`]: `String::truncate` and slicing panic when the cut falls inside a
+//! multi-byte character, and one such panic in the import pipeline used to kill it.
+
+/// The longest prefix of `text` that is at most `max_bytes` long and ends on a
+/// character boundary.
+pub fn cut(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// [`cut`] in place.
+pub fn cut_owned(mut text: String, max_bytes: usize) -> String {
+    let end = cut(&text, max_bytes).len();
+    text.truncate(end);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_splits_a_character_and_keeps_what_fits() {
+        let s = "aé€𝄞b";
+        for max in 0..=s.len() + 2 {
+            let c = cut(s, max);
+            assert!(c.len() <= max, "{max}: {c:?}");
+            assert!(s.starts_with(c));
+            // Nothing that fits was dropped: the next character would overflow.
+            if let Some(next) = s[c.len()..].chars().next() {
+                assert!(c.len() + next.len_utf8() > max, "{max}: {c:?}");
+            }
+            assert_eq!(cut_owned(s.to_owned(), max), c);
+        }
+    }
+}
