@@ -6,6 +6,7 @@
 //! (redb's default): when `commit` returns, the data is on disk.
 
 pub mod codec;
+pub mod fault;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -128,10 +129,18 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE_NAME);
-        let db = redb::Builder::new()
-            .set_cache_size(DB_CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
+        Self::open_with(data_dir, |builder| builder.create(&path))
+    }
+
+    /// [`Self::open`] with the database made by `create` from redb's builder (the
+    /// fault-injection tests give it a backend of their own).
+    pub(crate) fn open_with(
+        data_dir: &Path,
+        create: impl FnOnce(&mut redb::Builder) -> Result<Database, redb::DatabaseError>,
+    ) -> Result<Self, OpenError> {
+        let path = data_dir.join(DB_FILE_NAME);
+        let db =
+            create(redb::Builder::new().set_cache_size(DB_CACHE_BYTES)).map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(data_dir.to_owned()),
                 other => OpenError::Database {
                     path: path.clone(),
