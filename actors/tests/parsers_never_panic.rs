@@ -1,7 +1,8 @@
 //! No input makes the import stages or the value parsers panic: arbitrary bytes
 //! through every format and kind (extract → transform → grouping), arbitrary text
-//! through every domain parser. Structural errors and rejects are fine; panics are
-//! not. `PROPTEST_CASES=100000 cargo test -p orderflow-actors --test parsers_never_panic`
+//! through every domain parser, and rows up to 200 KiB with multi-byte characters
+//! placed around every limit through the stages, the file-level checks and every
+//! text-cutting path. Structural errors and rejects are fine; panics are not. `PROPTEST_CASES=100000 cargo test -p orderflow-actors --test parsers_never_panic`
 //! runs a longer search.
 
 use std::io::{BufRead, Cursor};
@@ -12,10 +13,65 @@ use orderflow_actors::domain::{
     Category, Cents, Currency, Email, IdempotencyKey, OrderRef, ProductName, Quantity, Sku,
     StockLevel, Username, parse_decimal_price, parse_json_number_price,
 };
-use orderflow_actors::inbox::extract::extractor;
+use orderflow_actors::inbox::extract::{extractor, inspect, looks_truncated, sniff_kind};
 use orderflow_actors::inbox::load::Grouper;
-use orderflow_actors::inbox::naming::{FileType, Format, Kind, check_upload_name, file_type};
+use orderflow_actors::inbox::naming::{
+    FileType, Format, Kind, check_upload_name, escape_name, file_type, safe_name,
+    unclaimable_reason,
+};
 use orderflow_actors::inbox::transform::transform;
+use orderflow_actors::limits::{
+    CATEGORY_CHARS_MAX, DESCRIPTION_CHARS_MAX, FILE_NAME_BYTES_MAX, IMPORT_ROW_BYTES_MAX,
+    ORDER_REF_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, REJECT_RAW_BYTES_MAX, SKU_CHARS_MAX,
+};
+use orderflow_actors::text::cut;
+
+/// Every length limit text meets on its way in, in bytes or characters.
+const LIMITS: [usize; 9] = [
+    REJECT_RAW_BYTES_MAX,
+    IMPORT_ROW_BYTES_MAX,
+    PRODUCT_NAME_CHARS_MAX,
+    DESCRIPTION_CHARS_MAX,
+    CATEGORY_CHARS_MAX,
+    SKU_CHARS_MAX,
+    ORDER_REF_CHARS_MAX,
+    FILE_NAME_BYTES_MAX,
+    4096,
+];
+
+/// ASCII up to about `limit + shift` bytes, then multi-byte characters, so that a
+/// character sits across the limit (for some shift), up to 200 KiB.
+fn around_a_limit() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(LIMITS.to_vec()),
+        // Wide enough that the characters start before the limit even after the
+        // longest field prefix of any format.
+        -40i64..8,
+        prop::sample::select(vec!["é", "€", "𝄞", "\u{feff}", "a\u{301}"]),
+        0usize..(200 * 1024),
+    )
+        .prop_map(|(limit, shift, wide, tail)| {
+            let pad = (limit as i64 + shift).max(0) as usize;
+            let mut s = "x".repeat(pad);
+            while s.len() < pad + tail.min(200 * 1024 - pad.min(200 * 1024)) {
+                s.push_str(wide);
+            }
+            s
+        })
+}
+
+/// A whole file of one kind and format whose fields carry `text`.
+fn hostile_file(text: &str, kind: Kind, format: Format) -> Vec<u8> {
+    let quoted = text.replace('"', "");
+    match (format, kind) {
+        (Format::Csv, Kind::Products) => format!("sku,name,category,price,description\nA,{quoted},{quoted},1.00,{quoted}\nB,ok,c,2.00,d\n"),
+        (Format::Csv, Kind::Orders) => format!("order_ref,customer,sku,quantity\n{quoted},{quoted},{quoted},1\n"),
+        (Format::Csv, Kind::Inventory) => format!("sku,stock\n{quoted},1\n"),
+        (Format::JsonLines, _) => format!("{{\"sku\":\"{quoted}\",\"name\":\"{quoted}\",\"price\":1,\"order_ref\":\"{quoted}\",\"customer\":\"{quoted}\",\"quantity\":1,\"stock\":1}}\n{{\"name\":\"ok\",\"price\":2}}"),
+        (Format::JsonArray, _) => format!("[{{\"sku\":\"{quoted}\",\"name\":\"{quoted}\",\"price\":1,\"order_ref\":\"{quoted}\",\"customer\":\"{quoted}\",\"quantity\":1,\"stock\":1}}, {{\"name\":\"ok\",\"price\":2}}]"),
+    }
+    .into_bytes()
+}
 
 fn run_pipeline(bytes: Vec<u8>, kind: Kind, format: Format) {
     let reader: Box<dyn BufRead + Send> = Box::new(Cursor::new(bytes));
@@ -74,6 +130,35 @@ proptest! {
     #[test]
     fn the_import_stages_never_panic(bytes in file_bytes(), kind in prop::sample::select(vec![Kind::Products, Kind::Orders, Kind::Inventory]), format in prop::sample::select(vec![Format::Csv, Format::JsonLines, Format::JsonArray])) {
         run_pipeline(bytes, kind, format);
+    }
+
+    #[test]
+    fn long_text_around_every_limit_never_panics(
+        text in around_a_limit(),
+        kind in prop::sample::select(vec![Kind::Products, Kind::Orders, Kind::Inventory]),
+        format in prop::sample::select(vec![Format::Csv, Format::JsonLines, Format::JsonArray]),
+    ) {
+        let bytes = hostile_file(&text, kind, format);
+        run_pipeline(bytes.clone(), kind, format);
+        // The file-level checks read it from disk, gzipped or not.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &bytes).unwrap();
+        let _ = inspect(&path, FileType { kind, format, gzip: false });
+        let _ = sniff_kind(&path, format, false);
+        let _ = looks_truncated(&path, format, false);
+        // Every text-cutting path: the shared helper at each limit, and the name
+        // handling of the inbox.
+        for limit in LIMITS {
+            for budget in limit.saturating_sub(4)..limit + 4 {
+                let c = cut(&text, budget);
+                prop_assert!(c.len() <= budget && text.starts_with(c));
+            }
+        }
+        let name = std::ffi::OsStr::new(&text);
+        let _ = escape_name(name);
+        let _ = unclaimable_reason(name);
+        prop_assert!(safe_name(name).len() <= 100);
     }
 
     #[test]
