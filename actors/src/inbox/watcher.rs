@@ -357,6 +357,11 @@ impl Scanner {
         }
     }
 
+    /// Files held back because they look truncated (bounded by the files present).
+    pub fn truncation_timers(&self) -> usize {
+        self.truncated.len()
+    }
+
     /// Puts a claimed file back where it was (its task could not be queued).
     pub fn unclaim(&self, claim: &Claim) {
         let _ = std::fs::rename(&claim.work_path, self.dirs.root.join(&claim.file_name));
@@ -705,5 +710,59 @@ fn recover(
             )?;
             process(pipeline, rt, dirs, job.id)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner(root: &Path) -> Scanner {
+        let dirs = Dirs::new(root);
+        dirs.create().unwrap();
+        Scanner::new(
+            InboxConfig {
+                root: root.to_owned(),
+                settle: Duration::ZERO,
+                scan_interval: Duration::from_secs(1),
+                poll: true,
+                truncated_wait: Duration::from_secs(60),
+            },
+            dirs,
+        )
+    }
+
+    /// Regression: the timers of files that looked truncated outlived the files.
+    #[test]
+    fn truncation_timers_go_with_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = scanner(dir.path());
+        let t0 = Instant::now();
+        let cut = dir.path().join("products_cut.json");
+        std::fs::write(&cut, "[{\"name\": \"a\"},").unwrap();
+        assert!(s.scan(t0, 10).unwrap().is_empty());
+        assert!(s.scan(t0, 10).unwrap().is_empty());
+        assert_eq!(s.truncation_timers(), 1);
+        assert!(
+            s.next_deadline().unwrap() >= t0 + Duration::from_secs(60),
+            "a held-back file does not ask for a rescan before its time"
+        );
+        std::fs::remove_file(&cut).unwrap();
+        assert!(s.scan(t0, 10).unwrap().is_empty());
+        assert_eq!(s.truncation_timers(), 0);
+        // A file that cannot be claimed is left alone until it changes.
+        let blocked = dir.path().join("products_ok.csv");
+        std::fs::write(&blocked, "name,price\na,1\n").unwrap();
+        std::fs::remove_dir(&s.dirs.work).unwrap();
+        assert!(s.scan(t0, 10).unwrap().is_empty());
+        assert_eq!(s.next_deadline(), None, "no retry loop");
+        std::fs::create_dir(&s.dirs.work).unwrap();
+        assert!(
+            s.scan(t0, 10).unwrap().is_empty(),
+            "unchanged: still left alone"
+        );
+        std::fs::write(&blocked, "name,price\na,2\n").unwrap();
+        let claims = s.scan(t0 + Duration::from_secs(1), 10).unwrap();
+        assert_eq!(claims.len(), 1, "changed: taken");
     }
 }
