@@ -761,7 +761,7 @@ mod tests {
             s.scan(t0, 10).unwrap().is_empty(),
             "unchanged: still left alone"
         );
-        std::fs::write(&blocked, "name,price\na,2\n").unwrap();
+        std::fs::write(&blocked, "name,price\na,22\n").unwrap();
         let claims = s.scan(t0 + Duration::from_secs(1), 10).unwrap();
         assert_eq!(claims.len(), 1, "changed: taken");
     }
