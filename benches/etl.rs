@@ -9,16 +9,14 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use orderflow::config::{GenArgs, GenFormat, GenKind};
-use orderflow_actors::catalog::CatalogTables;
 use orderflow_actors::domain::{
-    Currency, JobId, Sku, Timestamp, parse_decimal_price, parse_json_number_price,
+    Currency, JobId, Sku, parse_decimal_price, parse_json_number_price,
 };
 use orderflow_actors::inbox::extract::{RawRecord, extractor};
 use orderflow_actors::inbox::load::{Batch, Grouper, apply};
 use orderflow_actors::inbox::naming::{FileType, Format, Kind};
 use orderflow_actors::inbox::transform::transform;
-use orderflow_actors::ledger::Tx;
-use orderflow_actors::ledger::book::Book;
+use orderflow_actors::ledger::tx;
 use orderflow_actors::store::Store;
 use orderflow_actors::store::tables::PRODUCTS_BY_PRICE;
 
@@ -110,19 +108,11 @@ fn stages(c: &mut Criterion) {
             },
             |(dir, store, batch)| {
                 let txn = store.db().begin_write().unwrap();
-                {
-                    let mut catalog = CatalogTables::open(&txn).unwrap();
-                    let mut book = Book::open(&txn).unwrap();
-                    let mut tx = Tx {
-                        txn: &txn,
-                        catalog: &mut catalog,
-                        book: &mut book,
-                        currency: Currency::EUR,
-                        at: Timestamp::now(),
-                    };
-                    apply(&mut tx, JobId(1), batch).unwrap();
-                    catalog.flush().unwrap();
-                }
+                tx::within(&txn, Currency::EUR, |tx| {
+                    apply(tx, JobId(1), batch).unwrap();
+                    ((), true)
+                })
+                .unwrap();
                 txn.commit().unwrap();
                 drop(dir);
             },

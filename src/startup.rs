@@ -9,7 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
-use orderflow_actors::catalog::{Catalog, Stop};
+use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
 use orderflow_actors::inbox::watcher::{Inbox, InboxConfig};
 use orderflow_actors::ledger::{self, Ledger};
@@ -17,7 +17,7 @@ use orderflow_actors::limits::{
     CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS,
     HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
 };
-use orderflow_actors::mailbox::{Mailbox, start_pool};
+use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
 use orderflow_actors::store::Store;
 use orderflow_actors::telemetry::Telemetry;
 use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};

@@ -14,6 +14,8 @@ use std::time::Duration;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
+use crate::store::StoreError;
+
 /// Why an actor gave no answer. None of these means the request was refused on its
 /// merits. After the first three nothing was done and a client may retry; after
 /// [`AskError::OutcomeUnknown`] the command may still take effect, so a blind retry
@@ -169,6 +171,17 @@ impl<A: Actor> Mailbox<A> {
         &self.addrs
     }
 }
+
+/// Readiness probe every actor answers: once it runs (and, for those that own the
+/// database, once the database reads).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Ping;
+
+/// Stop an actor (at shutdown), releasing its handle on the store.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stop;
 
 /// A place in an actor's queue, taken by [`Mailbox::reserve`]; released when the
 /// answer has come (or the request was dropped).

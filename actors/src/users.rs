@@ -505,16 +505,16 @@ impl Handler<RevokeRefreshToken> for UserStore {
     }
 }
 
-impl Handler<crate::catalog::Ping> for UserStore {
+impl Handler<crate::mailbox::Ping> for UserStore {
     type Result = Result<(), StoreError>;
-    fn handle(&mut self, _: crate::catalog::Ping, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
         self.store.check_readable()
     }
 }
 
-impl Handler<crate::catalog::Stop> for UserStore {
+impl Handler<crate::mailbox::Stop> for UserStore {
     type Result = ();
-    fn handle(&mut self, _: crate::catalog::Stop, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: crate::mailbox::Stop, ctx: &mut Self::Context) {
         actix::ActorContext::stop(ctx);
         actix::Arbiter::current().stop();
     }

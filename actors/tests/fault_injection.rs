@@ -18,7 +18,7 @@ use actix::Actor;
 use rand::{Rng, SeedableRng};
 use redb::ReadableDatabase;
 
-use orderflow_actors::catalog::{Catalog, CreateProduct, ProductDraft};
+use orderflow_actors::catalog::{Catalog, ProductDraft};
 use orderflow_actors::domain::{
     Category, Cents, Currency, OrderId, OrderLines, OrderStatus, ProductName, Quantity, Reason,
     Sku, StockDelta, StockLevel, UserId,
@@ -27,7 +27,9 @@ use orderflow_actors::inbox::jobs::{JobStatus, Origin};
 use orderflow_actors::inbox::pipeline::{Outcome, Pipeline};
 use orderflow_actors::inbox::watcher::create_job;
 use orderflow_actors::ledger::book::{Caller, MovementRow, OrderRequest, OrderRow, Source};
-use orderflow_actors::ledger::{self, AdjustStock, ChangeStatus, Ledger, PlaceOrder, verify};
+use orderflow_actors::ledger::{
+    self, AdjustStock, ChangeStatus, CreateProduct, Ledger, PlaceOrder, verify,
+};
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::store::fault::{FaultKind, FaultPlan, open_faulty};
 use orderflow_actors::store::tables::{MOVEMENTS, ORDERS, PRODUCTS};
@@ -130,7 +132,7 @@ async fn workload(
     let telemetry = Telemetry::default();
     let ledger = Ledger::new(store.clone(), Currency::EUR, 1024, telemetry.clone()).start();
     for i in 0..SKUS {
-        catalog
+        ledger
             .send(CreateProduct {
                 sku: sku(i),
                 draft: ProductDraft {

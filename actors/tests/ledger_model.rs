@@ -10,9 +10,7 @@ use actix::Actor;
 use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
-use orderflow_actors::catalog::{
-    ArchiveProduct, Catalog, CatalogError, CreateProduct, ProductDraft,
-};
+use orderflow_actors::catalog::{Catalog, CatalogError, ProductDraft};
 use orderflow_actors::domain::{
     Category, Cents, Currency, IdempotencyKey, OrderId, OrderLines, OrderStatus, ProductName,
     Quantity, Reason, Sku, StockDelta, StockLevel, UserId,
@@ -20,7 +18,9 @@ use orderflow_actors::domain::{
 use orderflow_actors::ledger::book::{
     Caller, CheckoutError, OrderError, OrderRequest, OrderRow, Source, StockError,
 };
-use orderflow_actors::ledger::{self, AdjustStock, ChangeStatus, Ledger, PlaceOrder};
+use orderflow_actors::ledger::{
+    self, AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, Ledger, PlaceOrder,
+};
 use orderflow_actors::store::tables::{ORDERS, STOCK};
 use orderflow_actors::store::{Store, codec};
 use orderflow_actors::telemetry::Telemetry;
@@ -396,7 +396,7 @@ fn run(steps: Vec<Step>) {
                     };
                     let stock = (stock > 0).then(|| StockLevel::new(stock as i64).unwrap());
                     let actual = match live
-                        .catalog
+                        .ledger
                         .send(CreateProduct {
                             sku: sku(s),
                             draft,
@@ -417,7 +417,7 @@ fn run(steps: Vec<Step>) {
                 }
                 Step::Archive { sku: s } => {
                     let actual = match live
-                        .catalog
+                        .ledger
                         .send(ArchiveProduct { sku: sku(s) })
                         .await
                         .unwrap()
@@ -583,7 +583,7 @@ fn verify_reports_drift() {
             description: None,
             price: Cents::new(100).unwrap(),
         };
-        live.catalog
+        live.ledger
             .send(CreateProduct {
                 sku: sku(0),
                 draft,

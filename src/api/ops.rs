@@ -9,7 +9,7 @@ use super::routes::Routes;
 use crate::error::ApiError;
 use crate::metrics::ActorLabels;
 use crate::state::AppState;
-use orderflow_actors::catalog::Ping;
+use orderflow_actors::mailbox::Ping;
 
 /// How long `/readyz` waits for each actor.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -11,13 +11,16 @@ use crate::auth::Admin;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::catalog::{
-    ArchiveProduct, CreateProduct, GetProduct, ListCategories, ListCursor, ListProducts,
-    PatchProduct, ProductDraft, ProductPatch, ProductQuery, ProductSort, ReplaceProduct,
+    GetProduct, ListCategories, ListCursor, ListProducts, ProductDraft, ProductPatch, ProductQuery,
+    ProductSort,
 };
 use orderflow_actors::domain::{
     Category, Cents, Currency, Description, ProductName, Reason, Sku, StockDelta, StockLevel,
 };
-use orderflow_actors::ledger::{AdjustStock, ListMovements, VerifyLedger};
+use orderflow_actors::ledger::{
+    AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
+    VerifyLedger,
+};
 use orderflow_actors::limits::{PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX, PRICE_CENTS_MAX};
 
 pub fn routes(r: &mut Routes) {
@@ -330,8 +333,8 @@ pub async fn create(
     let valid = validate_product(body, state.currency, true)?;
     let sku = valid.sku.expect("required above");
     let product = state
-        .catalog
-        .ask(CreateProduct {
+        .ledger
+        .ask_write(CreateProduct {
             sku,
             draft: valid.draft,
             stock: valid.stock,
@@ -357,8 +360,8 @@ pub async fn replace(
         return Err(ApiError::field("sku", "must match the SKU in the path"));
     }
     let (product, created) = state
-        .catalog
-        .ask(ReplaceProduct {
+        .ledger
+        .ask_write(ReplaceProduct {
             sku,
             draft: valid.draft,
             stock: valid.stock,
@@ -439,7 +442,10 @@ pub async fn patch(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let product = state.catalog.ask(PatchProduct { sku, patch }).await??;
+    let product = state
+        .ledger
+        .ask_write(PatchProduct { sku, patch })
+        .await??;
     Ok(HttpResponse::Ok().json(json::product(&product, &state.currency)))
 }
 
@@ -451,7 +457,7 @@ pub async fn archive(
     sku: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let sku = path_sku(&sku)?;
-    state.catalog.ask(ArchiveProduct { sku }).await??;
+    state.ledger.ask_write(ArchiveProduct { sku }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -320,8 +320,8 @@ pub fn create_work(
 use actix::{Handler, Message};
 use redb::ReadableTableMetadata as _;
 
-use crate::catalog::Page;
 use crate::ledger::Ledger;
+use crate::store::Page;
 
 /// One job.
 #[derive(Debug, Message)]

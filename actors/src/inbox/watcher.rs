@@ -475,9 +475,9 @@ impl Handler<StopWatcher> for InboxWatcher {
     }
 }
 
-impl Handler<crate::catalog::Ping> for InboxWatcher {
+impl Handler<crate::mailbox::Ping> for InboxWatcher {
     type Result = Result<(), crate::store::StoreError>;
-    fn handle(&mut self, _: crate::catalog::Ping, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
         Ok(())
     }
 }

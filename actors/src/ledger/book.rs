@@ -595,16 +595,10 @@ mod tests {
 
     /// Runs `f` in one committed write transaction with the catalog and the book.
     fn in_tx<T>(store: &Store, f: impl FnOnce(&mut CatalogTables<'_>, &mut Book<'_>) -> T) -> T {
-        let txn = store.db().begin_write().unwrap();
-        let out = {
-            let mut catalog = CatalogTables::open(&txn).unwrap();
-            let mut book = Book::open(&txn).unwrap();
-            let out = f(&mut catalog, &mut book);
-            catalog.flush().unwrap();
-            out
-        };
-        txn.commit().unwrap();
-        out
+        crate::ledger::tx::commit_one::<T, StoreError>(store, Currency::EUR, |tx| {
+            Ok(f(tx.catalog, tx.book))
+        })
+        .unwrap()
     }
 
     fn keyed_order(key: &str) -> OrderRequest {

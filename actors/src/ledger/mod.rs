@@ -32,6 +32,8 @@
 //! the HTTP workers.
 
 pub mod book;
+pub mod products;
+pub mod tx;
 pub mod verify;
 
 use std::collections::HashSet;
@@ -41,29 +43,21 @@ use actix::prelude::*;
 use redb::ReadableDatabase;
 use tokio::sync::oneshot;
 
-use crate::catalog::{CatalogTables, Page};
 use crate::domain::{
     Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId,
 };
 use crate::limits::{IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS};
+use crate::store::Page;
 use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
 use crate::store::{Store, StoreError, codec};
 use crate::telemetry::{ReasonLabel, Telemetry};
 use book::{
-    Book, Caller, CheckoutError, Movement, MovementRow, Order, OrderError, OrderRequest, OrderRow,
+    Caller, CheckoutError, Movement, MovementRow, Order, OrderError, OrderRequest, OrderRow,
     Placed, StockError,
 };
+pub use products::{ArchiveProduct, CreateProduct, PatchProduct, ReplaceProduct};
+pub use tx::Tx;
 pub use verify::VerifyReport;
-
-/// The open transaction a queued command works in.
-pub struct Tx<'a, 'txn> {
-    /// For tables that neither the catalog nor the book hold open (jobs, users).
-    pub txn: &'txn redb::WriteTransaction,
-    pub catalog: &'a mut CatalogTables<'txn>,
-    pub book: &'a mut Book<'txn>,
-    pub currency: Currency,
-    pub at: Timestamp,
-}
 
 /// Called once the batch's commit has succeeded (`Ok`) or failed (`Err`, nothing
 /// was written); it answers the command's caller.
@@ -145,7 +139,7 @@ impl Ledger {
 
     fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
         let txn = self.store.db().begin_write()?;
-        let poisoned = self.within(&txn, |tx| {
+        let poisoned = tx::within(&txn, self.currency, |tx| {
             let mut poisoned = false;
             for work in batch {
                 if poisoned {
@@ -179,29 +173,6 @@ impl Ledger {
         }
         txn.commit()?;
         Ok(())
-    }
-
-    /// Runs `work` on the catalog and the book of `txn` as one [`Tx`]. The work
-    /// answers its result and whether it stands; only then are the catalog's
-    /// buffered index changes written (they must be, before a commit).
-    fn within<R>(
-        &self,
-        txn: &redb::WriteTransaction,
-        work: impl FnOnce(&mut Tx<'_, '_>) -> (R, bool),
-    ) -> Result<R, StoreError> {
-        let mut catalog = CatalogTables::open(txn)?;
-        let mut book = Book::open(txn)?;
-        let (out, stands) = work(&mut Tx {
-            txn,
-            catalog: &mut catalog,
-            book: &mut book,
-            currency: self.currency,
-            at: Timestamp::now(),
-        });
-        if stands {
-            catalog.flush()?;
-        }
-        Ok(out)
     }
 
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
@@ -240,7 +211,7 @@ impl Ledger {
     /// the batch has committed (or with the commit's error). Errors for which
     /// `poisons` is true are storage failures mid-write: they abandon the batch. A
     /// ledger that stops before answering becomes a storage error, not a hang.
-    fn submit<T, E>(
+    pub(crate) fn submit<T, E>(
         &mut self,
         ctx: &mut Context<Self>,
         poisons: fn(&E) -> bool,
@@ -417,7 +388,7 @@ impl<T: Send + 'static> Handler<DryRun<T>> for Ledger {
         let txn = self.store.db().begin_write()?;
         // Nothing of a dry run stands: the transaction is abandoned (also when the
         // work panics, which must not stop the ledger).
-        let result = self.within(&txn, |tx| {
+        let result = tx::within(&txn, self.currency, |tx| {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (msg.work)(tx)));
             (run, false)
         })?;
@@ -576,9 +547,9 @@ impl Handler<VerifyLedger> for Ledger {
     }
 }
 
-impl Handler<crate::catalog::Ping> for Ledger {
+impl Handler<crate::mailbox::Ping> for Ledger {
     type Result = Result<(), StoreError>;
-    fn handle(&mut self, _: crate::catalog::Ping, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
         self.store.check_readable()
     }
 }

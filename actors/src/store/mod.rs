@@ -262,6 +262,13 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One page of a list and where the next one starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    pub next: Option<C>,
+}
+
 /// Takes the next value of a counter in `META` inside `txn` (starting at 1).
 pub fn next_id(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     let mut meta = txn.open_table(tables::META)?;

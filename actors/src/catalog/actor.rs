@@ -1,0 +1,95 @@
+//! The catalog actor: serves every catalog read, from a pool of threads.
+//!
+//! It runs as a pool (see [`crate::mailbox::start_pool`]): reads run in parallel on
+//! threads of their own, never on the HTTP workers. It writes nothing; product
+//! writes are ledger commands.
+
+use actix::{Actor, Context, Handler, Message};
+use redb::{ReadTransaction, ReadableDatabase};
+
+use super::{CatalogError, ListCursor, Product, ProductQuery};
+use crate::domain::Sku;
+use crate::mailbox::{Ping, Stop};
+use crate::store::{Page, Store, StoreError};
+
+/// Serves every catalog read.
+pub struct Catalog {
+    store: Store,
+}
+
+impl Catalog {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.store.db().begin_read()?)
+    }
+}
+
+impl Actor for Catalog {
+    type Context = Context<Self>;
+}
+
+/// Fetch one active product with its stock.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Product>, StoreError>")]
+pub struct GetProduct {
+    /// The product's SKU.
+    pub sku: Sku,
+}
+
+impl Handler<GetProduct> for Catalog {
+    type Result = Result<Option<Product>, StoreError>;
+    fn handle(&mut self, msg: GetProduct, _: &mut Self::Context) -> Self::Result {
+        super::query::read_product(&self.read()?, &msg.sku)
+    }
+}
+
+/// List active products, filtered, sorted and paginated.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Page<Product, ListCursor>, CatalogError>")]
+pub struct ListProducts {
+    /// Filters, sort, page size and cursor, already validated.
+    pub query: ProductQuery,
+}
+
+impl Handler<ListProducts> for Catalog {
+    type Result = Result<Page<Product, ListCursor>, CatalogError>;
+    fn handle(&mut self, msg: ListProducts, _: &mut Self::Context) -> Self::Result {
+        super::query::list_products(&self.read()?, &msg.query)
+    }
+}
+
+/// Categories that have active products, with their count, by name, a page at a
+/// time.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Page<(String, u64), String>, StoreError>")]
+pub struct ListCategories {
+    /// Continue after this category (the previous page's cursor).
+    pub after: Option<String>,
+    /// Page size, already bounded.
+    pub limit: usize,
+}
+
+impl Handler<ListCategories> for Catalog {
+    type Result = Result<Page<(String, u64), String>, StoreError>;
+    fn handle(&mut self, msg: ListCategories, _: &mut Self::Context) -> Self::Result {
+        super::query::list_categories(&self.read()?, msg.after.as_deref(), msg.limit)
+    }
+}
+
+impl Handler<Ping> for Catalog {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
+        self.store.check_readable()
+    }
+}
+
+impl Handler<Stop> for Catalog {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        actix::ActorContext::stop(ctx);
+        actix::Arbiter::current().stop();
+    }
+}

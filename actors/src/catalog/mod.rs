@@ -1,0 +1,117 @@
+//! The catalog: product rows, their listing indexes, and the reads that serve them.
+//!
+//! - [`tables`]: the product tables inside one write transaction, keeping the
+//!   listing indexes and category counts in step with the rows;
+//! - [`query`]: reads on a snapshot (one product, filtered and sorted lists,
+//!   categories);
+//! - [`actor`]: the catalog actor, a pool of readers.
+//!
+//! Stock is not part of a product row: it belongs to the ledger, and a product is
+//! shown with the stock level read from the ledger's table in the same read
+//! snapshot. Every write to product rows (the API's and the imports') is a ledger
+//! command, made in the ledger's transaction through [`tables::CatalogTables`]:
+//! the catalog itself never writes, and never imports the ledger.
+
+pub mod actor;
+pub mod query;
+pub mod tables;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Category, Cents, Description, ProductName, Sku, Timestamp};
+use crate::store::{Record, StoreError};
+
+pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
+pub use query::{list_products, read_product};
+pub use tables::{CatalogTables, Upsert};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductRow {
+    pub name: ProductName,
+    pub category: Category,
+    pub description: Option<Description>,
+    pub price: Cents,
+    pub archived: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Record for ProductRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "product";
+}
+
+/// A product as shown: its row, its SKU and its stock level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub sku: Sku,
+    pub row: ProductRow,
+    pub stock: u64,
+}
+
+/// The descriptive fields a client or a file supplies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductDraft {
+    pub name: ProductName,
+    pub category: Category,
+    pub description: Option<Description>,
+    pub price: Cents,
+}
+
+/// A partial update; `None` leaves a field alone, `Some(None)` clears the description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductPatch {
+    pub name: Option<ProductName>,
+    pub category: Option<Category>,
+    pub description: Option<Option<Description>>,
+    pub price: Option<Cents>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    #[error("product {0} already exists")]
+    Exists(Sku),
+    #[error("product {0} not found")]
+    NotFound(Sku),
+    #[error("the cursor does not belong to this sort order")]
+    CursorMismatch,
+    #[error("stock would be above the maximum")]
+    StockAboveMax,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+crate::store::lift_redb_errors!(CatalogError);
+
+/// How a product list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductSort {
+    #[default]
+    Sku,
+    PriceAsc,
+    PriceDesc,
+    Name,
+}
+
+/// Where the next page starts: the sort key of the last row the previous page saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListCursor {
+    Sku(String),
+    Price(u64, String),
+    Name(String, String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductQuery {
+    pub limit: usize,
+    pub after: Option<ListCursor>,
+    /// Lower-case category to match exactly, ignoring case.
+    pub category: Option<String>,
+    /// Lower-case text the lower-cased name must contain.
+    pub name_contains: Option<String>,
+    pub min_price: Option<u64>,
+    pub max_price: Option<u64>,
+    pub in_stock: bool,
+    pub sort: ProductSort,
+}

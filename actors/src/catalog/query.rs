@@ -1,0 +1,261 @@
+//! Catalog reads on a read snapshot: one product, lists, categories.
+
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable};
+
+use super::tables::name_key;
+use super::{CatalogError, ListCursor, Product, ProductQuery, ProductRow, ProductSort};
+use crate::domain::Sku;
+use crate::limits::LIST_SCAN_ROWS_MAX;
+use crate::store::tables::{CATEGORIES, PRODUCTS, PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE, STOCK};
+use crate::store::{Page, StoreError, codec};
+
+/// Reads one product with its stock from a read snapshot; archived ones are hidden.
+pub fn read_product(txn: &ReadTransaction, sku: &Sku) -> Result<Option<Product>, StoreError> {
+    let products = txn.open_table(PRODUCTS)?;
+    let Some(bytes) = products.get(sku.as_str())? else {
+        return Ok(None);
+    };
+    let row: ProductRow = codec::decode(bytes.value())?;
+    if row.archived {
+        return Ok(None);
+    }
+    let stock = txn
+        .open_table(STOCK)?
+        .get(sku.as_str())?
+        .map_or(0, |v| v.value().0);
+    Ok(Some(Product {
+        sku: sku.clone(),
+        row,
+        stock,
+    }))
+}
+
+/// Lists products: walks the index of the chosen sort from the cursor, filters, and
+/// stops after `limit` matches or [`LIST_SCAN_ROWS_MAX`] rows scanned, whichever
+/// comes first (a short page with a cursor means "keep going").
+pub fn list_products(
+    txn: &ReadTransaction,
+    query: &ProductQuery,
+) -> Result<Page<Product, ListCursor>, CatalogError> {
+    let products = txn.open_table(PRODUCTS)?;
+    let stock = txn.open_table(STOCK)?;
+    let mut lister = Lister {
+        query,
+        stock: &stock,
+        items: Vec::new(),
+        scanned: 0,
+    };
+    let min = query.min_price.unwrap_or(0);
+    let max = query.max_price.unwrap_or(u64::MAX);
+    let outcome = match (query.sort, &query.after) {
+        (ProductSort::Sku, after @ (None | Some(ListCursor::Sku(_)))) => {
+            let lower = match after {
+                Some(ListCursor::Sku(s)) => Bound::Excluded(s.as_str()),
+                _ => Bound::Unbounded,
+            };
+            drive(
+                products.range::<&str>((lower, Bound::Unbounded))?,
+                |entry| {
+                    let (k, v) = entry.map_err(StoreError::from)?;
+                    let sku = k.value();
+                    let row: ProductRow = codec::decode(v.value()).map_err(StoreError::from)?;
+                    lister.offer(sku, Some(row), &products, || {
+                        ListCursor::Sku(sku.to_owned())
+                    })
+                },
+            )?
+        }
+        (
+            ProductSort::PriceAsc | ProductSort::PriceDesc,
+            after @ (None | Some(ListCursor::Price(..))),
+        ) => {
+            let by_price = txn.open_table(PRODUCTS_BY_PRICE)?;
+            let floor = Bound::Included((min, ""));
+            let ceiling = match max.checked_add(1) {
+                Some(next) => Bound::Excluded((next, "")),
+                None => Bound::Unbounded,
+            };
+            let cursor = match after {
+                Some(ListCursor::Price(p, s)) => Some((*p, s.as_str())),
+                _ => None,
+            };
+            let descending = query.sort == ProductSort::PriceDesc;
+            let (lower, upper) = match (cursor, descending) {
+                (Some(c), false) => (Bound::Excluded(c), ceiling),
+                (Some(c), true) => (floor, Bound::Excluded(c)),
+                (None, _) => (floor, ceiling),
+            };
+            let range = by_price.range::<(u64, &str)>((lower, upper))?;
+            let visit = |entry: IndexEntry<'_, (u64, &'static str)>| -> Result<Scan, CatalogError> {
+                let (k, _) = entry.map_err(StoreError::from)?;
+                let (price, sku) = k.value();
+                lister.offer(sku, None, &products, || {
+                    ListCursor::Price(price, sku.to_owned())
+                })
+            };
+            if descending {
+                drive(range.rev(), visit)?
+            } else {
+                drive(range, visit)?
+            }
+        }
+        (ProductSort::Name, after @ (None | Some(ListCursor::Name(..)))) => {
+            let by_name = txn.open_table(PRODUCTS_BY_NAME)?;
+            let lower = match after {
+                Some(ListCursor::Name(n, s)) => Bound::Excluded((n.as_str(), s.as_str())),
+                _ => Bound::Unbounded,
+            };
+            drive(
+                by_name.range::<(&str, &str)>((lower, Bound::Unbounded))?,
+                |entry| {
+                    let (k, _) = entry.map_err(StoreError::from)?;
+                    let (name, sku) = k.value();
+                    lister.offer(sku, None, &products, || {
+                        ListCursor::Name(name.to_owned(), sku.to_owned())
+                    })
+                },
+            )?
+        }
+        _ => return Err(CatalogError::CursorMismatch),
+    };
+    let next = match outcome {
+        Scan::Exhausted | Scan::More => None,
+        Scan::Stopped(cursor) => Some(cursor),
+    };
+    Ok(Page {
+        items: lister.items,
+        next,
+    })
+}
+
+type IndexEntry<'a, K> =
+    Result<(redb::AccessGuard<'a, K>, redb::AccessGuard<'a, ()>), redb::StorageError>;
+
+/// Feeds index entries to `visit` until it says stop.
+fn drive<T>(
+    entries: impl Iterator<Item = T>,
+    mut visit: impl FnMut(T) -> Result<Scan, CatalogError>,
+) -> Result<Scan, CatalogError> {
+    for entry in entries {
+        let outcome = visit(entry)?;
+        if outcome != Scan::More {
+            return Ok(outcome);
+        }
+    }
+    Ok(Scan::Exhausted)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    More,
+    Exhausted,
+    Stopped(ListCursor),
+}
+
+struct Lister<'a, S> {
+    query: &'a ProductQuery,
+    stock: &'a S,
+    items: Vec<Product>,
+    scanned: usize,
+}
+
+impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
+    /// Considers one index entry. Returns `Stopped(cursor)` when the page is full and
+    /// another match exists (the cursor points at the last item kept), or when the
+    /// scan bound is reached (the cursor points at the last row scanned).
+    fn offer(
+        &mut self,
+        sku: &str,
+        row: Option<ProductRow>,
+        products: &impl ReadableTable<&'static str, &'static [u8]>,
+        cursor_here: impl FnOnce() -> ListCursor,
+    ) -> Result<Scan, CatalogError> {
+        self.scanned += 1;
+        let row = match row {
+            Some(row) => row,
+            None => match products.get(sku).map_err(StoreError::from)? {
+                Some(v) => codec::decode(v.value()).map_err(StoreError::from)?,
+                None => return Ok(Scan::More),
+            },
+        };
+        if let Some(product) = self.matches(sku, row)? {
+            if self.items.len() == self.query.limit {
+                let last = self.items.last().expect("limit is at least 1");
+                return Ok(Scan::Stopped(cursor_of(self.query.sort, last)));
+            }
+            self.items.push(product);
+        }
+        if self.scanned >= LIST_SCAN_ROWS_MAX {
+            return Ok(Scan::Stopped(cursor_here()));
+        }
+        Ok(Scan::More)
+    }
+
+    fn matches(&self, sku: &str, row: ProductRow) -> Result<Option<Product>, CatalogError> {
+        let q = self.query;
+        if row.archived
+            || q.min_price.is_some_and(|m| row.price.get() < m)
+            || q.max_price.is_some_and(|m| row.price.get() > m)
+            || q.category
+                .as_deref()
+                .is_some_and(|c| row.category.as_str().to_lowercase() != c)
+            || q.name_contains
+                .as_deref()
+                .is_some_and(|t| !row.name.as_str().to_lowercase().contains(t))
+        {
+            return Ok(None);
+        }
+        let stock = self
+            .stock
+            .get(sku)
+            .map_err(StoreError::from)?
+            .map_or(0, |v| v.value().0);
+        if q.in_stock && stock == 0 {
+            return Ok(None);
+        }
+        let sku = Sku::parse(sku)
+            .map_err(|_| StoreError::Corrupt(format!("stored SKU {sku:?} is not a valid SKU")))?;
+        Ok(Some(Product { sku, row, stock }))
+    }
+}
+
+fn cursor_of(sort: ProductSort, p: &Product) -> ListCursor {
+    let sku = p.sku.as_str().to_owned();
+    match sort {
+        ProductSort::Sku => ListCursor::Sku(sku),
+        ProductSort::PriceAsc | ProductSort::PriceDesc => ListCursor::Price(p.row.price.get(), sku),
+        ProductSort::Name => ListCursor::Name(name_key(&p.row.name), sku),
+    }
+}
+
+/// Categories that have active products, with their count, by name, from after
+/// `after`, at most `limit` of them.
+pub fn list_categories(
+    txn: &ReadTransaction,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<(String, u64), String>, StoreError> {
+    let table = txn.open_table(CATEGORIES)?;
+    let lower = match after {
+        Some(a) => Bound::Excluded(a),
+        None => Bound::Unbounded,
+    };
+    let mut items = Vec::with_capacity(limit);
+    let mut more = false;
+    for entry in table.range::<&str>((lower, Bound::Unbounded))? {
+        let (k, v) = entry?;
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push((k.value().to_owned(), v.value()));
+    }
+    let next = if more {
+        items.last().map(|(name, _)| name.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}

@@ -1,0 +1,167 @@
+//! The product tables inside one write transaction.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::{ProductDraft, ProductRow};
+use crate::domain::{ProductName, Sku, Timestamp};
+use crate::store::tables::{CATEGORIES, PRODUCTS, PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE};
+use crate::store::{StoreError, codec};
+
+/// The product tables, open in one write transaction.
+///
+/// Changes to the listing indexes and category counts are buffered and applied by
+/// [`CatalogTables::flush`] in key order, once per transaction: interleaved with
+/// the product rows, index inserts land on random pages and a large import spent
+/// most of its time evicting and re-reading them (6x slower, measured on 1M rows).
+/// Buffering keeps only the net effect per key, so a product changed twice in one
+/// transaction leaves exactly its final entries.
+pub struct CatalogTables<'txn> {
+    products: Table<'txn, &'static str, &'static [u8]>,
+    by_price: Table<'txn, (u64, &'static str), ()>,
+    by_name: Table<'txn, (&'static str, &'static str), ()>,
+    categories: Table<'txn, &'static str, u64>,
+    /// (price, sku) → present after this transaction?
+    price_changes: BTreeMap<(u64, String), bool>,
+    /// (lower-case name, sku) → present after this transaction?
+    name_changes: BTreeMap<(String, String), bool>,
+    category_changes: BTreeMap<String, i64>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl<'txn> CatalogTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            products: txn.open_table(PRODUCTS)?,
+            by_price: txn.open_table(PRODUCTS_BY_PRICE)?,
+            by_name: txn.open_table(PRODUCTS_BY_NAME)?,
+            categories: txn.open_table(CATEGORIES)?,
+            price_changes: BTreeMap::new(),
+            name_changes: BTreeMap::new(),
+            category_changes: BTreeMap::new(),
+        })
+    }
+
+    /// Applies the buffered index and category changes. Must run before the
+    /// transaction commits (the ledger and the catalog actor both do).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        for ((price, sku), present) in std::mem::take(&mut self.price_changes) {
+            if present {
+                self.by_price.insert((price, sku.as_str()), ())?;
+            } else {
+                self.by_price.remove((price, sku.as_str()))?;
+            }
+        }
+        for ((name, sku), present) in std::mem::take(&mut self.name_changes) {
+            if present {
+                self.by_name.insert((name.as_str(), sku.as_str()), ())?;
+            } else {
+                self.by_name.remove((name.as_str(), sku.as_str()))?;
+            }
+        }
+        for (name, change) in std::mem::take(&mut self.category_changes) {
+            let now = self.categories.get(name.as_str())?.map_or(0, |v| v.value());
+            let next = now.saturating_add_signed(change);
+            if next == 0 {
+                self.categories.remove(name.as_str())?;
+            } else {
+                self.categories.insert(name.as_str(), next)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError> {
+        match self.products.get(sku.as_str())? {
+            Some(v) => Ok(Some(codec::decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `row` for `sku`, keeping the listing indexes and category counts in
+    /// step with whatever was there before.
+    pub fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
+        let previous = self.get(sku)?;
+        self.put_over(sku, row, previous.as_ref())
+    }
+
+    /// [`Self::put`] when the caller already read the previous row.
+    fn put_over(
+        &mut self,
+        sku: &Sku,
+        row: &ProductRow,
+        previous: Option<&ProductRow>,
+    ) -> Result<(), StoreError> {
+        self.products
+            .insert(sku.as_str(), codec::encode(row).as_slice())?;
+        if let Some(prev) = previous.filter(|p| !p.archived) {
+            self.price_changes
+                .insert((prev.price.get(), sku.as_str().to_owned()), false);
+            self.name_changes
+                .insert((name_key(&prev.name), sku.as_str().to_owned()), false);
+            *self
+                .category_changes
+                .entry(prev.category.as_str().to_owned())
+                .or_default() -= 1;
+        }
+        if !row.archived {
+            self.price_changes
+                .insert((row.price.get(), sku.as_str().to_owned()), true);
+            self.name_changes
+                .insert((name_key(&row.name), sku.as_str().to_owned()), true);
+            *self
+                .category_changes
+                .entry(row.category.as_str().to_owned())
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces the descriptive fields of `sku` (and un-archives it),
+    /// leaving the row untouched when nothing changed.
+    pub fn upsert(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<Upsert, StoreError> {
+        let previous = self.get(sku)?;
+        let row = ProductRow {
+            name: draft.name,
+            category: draft.category,
+            description: draft.description,
+            price: draft.price,
+            archived: false,
+            created_at: previous.as_ref().map_or(at, |p| p.created_at),
+            updated_at: at,
+        };
+        let outcome = match &previous {
+            None => Upsert::Created,
+            Some(prev) if same_content(prev, &row) => return Ok(Upsert::Unchanged),
+            Some(_) => Upsert::Updated,
+        };
+        self.put_over(sku, &row, previous.as_ref())?;
+        Ok(outcome)
+    }
+}
+
+pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
+    a.name == b.name
+        && a.category == b.category
+        && a.description == b.description
+        && a.price == b.price
+        && a.archived == b.archived
+}
+
+/// Listing by name sorts without regard to case.
+pub(crate) fn name_key(name: &ProductName) -> String {
+    name.as_str().to_lowercase()
+}
