@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use orderflow_actors::catalog::CatalogError;
 use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
@@ -45,20 +45,58 @@ impl FieldError {
     }
 }
 
+// One type renders every error body and (through utoipa) documents it, so the two
+// cannot drift apart.
+/// RFC 9457 problem details; every error response is one.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable and machine-readable, e.g. `/problems/insufficient-stock`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// One entry per invalid field, query parameter or header (422).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub errors: Vec<FieldError>,
+    /// The request's `X-Request-Id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = String)]
+    pub request_id: Option<String>,
+    /// For `/problems/insufficient-stock` on checkout: each short SKU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortages: Option<Vec<Shortage>>,
+    /// For `/problems/insufficient-stock` on a stock adjustment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<u64>,
+    /// For `/problems/stock-above-maximum`: the SKU whose stock would pass the cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// For `/problems/unavailable` on `/readyz`: which part did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub checks: Option<Value>,
+}
+
+/// A SKU a checkout could not take enough of, as a problem shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Shortage {
+    pub sku: String,
+    pub requested: u32,
+    pub available: u64,
+}
+
 /// A problem on its way to the client. Boxed so that `Result<T, ApiError>` stays
 /// one pointer wide on the happy path.
 #[derive(Debug)]
-pub struct ApiError(Box<Problem>);
+pub struct ApiError(Box<Failure>);
 
 #[derive(Debug)]
-struct Problem {
+struct Failure {
     status: StatusCode,
     slug: &'static str,
-    title: &'static str,
-    detail: String,
-    errors: Vec<FieldError>,
-    /// Extension members (RFC 9457 §3.2), e.g. the shortages of a checkout.
-    extensions: Map<String, Value>,
+    problem: Problem,
     retry_after_secs: Option<u64>,
     /// For 405: the methods the route takes (RFC 9110 requires `Allow`).
     allow: Option<String>,
@@ -71,7 +109,7 @@ impl std::fmt::Display for ApiError {
             "{} {}: {}",
             self.0.status.as_u16(),
             self.0.slug,
-            self.0.detail
+            self.0.problem.detail
         )
     }
 }
@@ -83,13 +121,21 @@ impl ApiError {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self(Box::new(Problem {
+        Self(Box::new(Failure {
             status,
             slug,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-            extensions: Map::new(),
+            problem: Problem {
+                problem_type: format!("/problems/{slug}"),
+                title,
+                status: status.as_u16(),
+                detail: detail.into(),
+                errors: Vec::new(),
+                request_id: None,
+                shortages: None,
+                available: None,
+                sku: None,
+                checks: None,
+            },
             retry_after_secs: None,
             allow: None,
         }))
@@ -201,7 +247,7 @@ impl ApiError {
     /// 405 naming the methods the route does take.
     pub fn method_not_allowed_but(allow: &str) -> Self {
         let mut e = Self::method_not_allowed();
-        e.0.detail = format!("this route takes {allow}");
+        e.0.problem.detail = format!("this route takes {allow}");
         e.0.allow = Some(allow.to_owned());
         e
     }
@@ -299,34 +345,41 @@ impl ApiError {
         }
     }
 
-    pub fn with_extension(mut self, key: &str, value: Value) -> Self {
-        self.0.extensions.insert(key.to_owned(), value);
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.0.problem.errors = errors;
         self
     }
 
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.0.errors = errors;
+    pub fn with_shortages(mut self, shortages: Vec<Shortage>) -> Self {
+        self.0.problem.shortages = Some(shortages);
+        self
+    }
+
+    pub fn with_available(mut self, available: u64) -> Self {
+        self.0.problem.available = Some(available);
+        self
+    }
+
+    pub fn with_sku(mut self, sku: &str) -> Self {
+        self.0.problem.sku = Some(sku.to_owned());
+        self
+    }
+
+    pub fn with_checks(mut self, checks: Value) -> Self {
+        self.0.problem.checks = Some(checks);
         self
     }
 
     /// The problem document, with the current request's id if one is set.
+    pub fn problem(&self) -> Problem {
+        let mut p = self.0.problem.clone();
+        p.request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        p
+    }
+
+    /// [`Self::problem`] as JSON.
     pub fn body(&self) -> Value {
-        let p = &self.0;
-        let mut doc = Map::new();
-        doc.insert("type".into(), json!(format!("/problems/{}", p.slug)));
-        doc.insert("title".into(), json!(p.title));
-        doc.insert("status".into(), json!(p.status.as_u16()));
-        doc.insert("detail".into(), json!(p.detail));
-        if !p.errors.is_empty() {
-            doc.insert("errors".into(), json!(p.errors));
-        }
-        if let Ok(id) = REQUEST_ID.try_with(Clone::clone) {
-            doc.insert("request_id".into(), json!(id));
-        }
-        for (k, v) in &p.extensions {
-            doc.insert(k.clone(), v.clone());
-        }
-        Value::Object(doc)
+        serde_json::to_value(self.problem()).expect("a problem serializes")
     }
 }
 
@@ -351,6 +404,74 @@ impl ResponseError for ApiError {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         res.body(self.body().to_string())
+    }
+}
+
+/// The problem responses the handlers' OpenAPI annotations share.
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::Problem;
+
+    /// Errors of any request that carries a body or a query string.
+    #[derive(IntoResponses)]
+    pub enum Invalid {
+        /// Malformed JSON, or a body nested too deep.
+        #[response(status = 400, content_type = "application/problem+json")]
+        BadRequest(Problem),
+        /// The body is larger than allowed.
+        #[response(status = 413, content_type = "application/problem+json")]
+        TooLarge(Problem),
+        /// The body is not JSON.
+        #[response(status = 415, content_type = "application/problem+json")]
+        MediaType(Problem),
+        /// A field, parameter or header is invalid, unknown or missing; `errors` names each.
+        #[response(status = 422, content_type = "application/problem+json")]
+        Unprocessable(Problem),
+    }
+
+    /// Errors of any request that needs a valid bearer token.
+    #[derive(IntoResponses)]
+    pub enum NeedsToken {
+        /// No token, or an invalid or expired one.
+        #[response(status = 401, content_type = "application/problem+json")]
+        Unauthorized(Problem),
+    }
+
+    /// Errors of admin-only requests.
+    #[derive(IntoResponses)]
+    pub enum AdminOnly {
+        /// No token, or an invalid or expired one.
+        #[response(status = 401, content_type = "application/problem+json")]
+        Unauthorized(Problem),
+        /// The token is valid but not an admin's.
+        #[response(status = 403, content_type = "application/problem+json")]
+        Forbidden(Problem),
+    }
+
+    /// The resource does not exist (or belongs to someone else).
+    #[derive(IntoResponses)]
+    pub enum Missing {
+        #[response(status = 404, content_type = "application/problem+json")]
+        NotFound(Problem),
+    }
+
+    /// The request conflicts with the current state (see the problem `type`).
+    #[derive(IntoResponses)]
+    pub enum Conflict {
+        #[response(status = 409, content_type = "application/problem+json")]
+        Conflict(Problem),
+    }
+
+    /// Errors any request may get when the service is overloaded or failing.
+    #[derive(IntoResponses)]
+    pub enum Unavailable {
+        /// An actor is at capacity, stopping, or too slow; retry after `Retry-After`.
+        #[response(status = 503, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))]
+        Unavailable(Problem),
+        /// Something failed on our side; the request id finds it in the logs.
+        #[response(status = 500, content_type = "application/problem+json")]
+        Internal(Problem),
     }
 }
 
@@ -426,9 +547,13 @@ impl From<CheckoutError> for ApiError {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let shortages: Vec<Value> = short
+                let shortages = short
                     .iter()
-                    .map(|s| json!({"sku": s.sku.as_str(), "requested": s.requested, "available": s.available}))
+                    .map(|s| Shortage {
+                        sku: s.sku.as_str().to_owned(),
+                        requested: s.requested,
+                        available: s.available,
+                    })
                     .collect();
                 let errors = short
                     .iter()
@@ -445,7 +570,7 @@ impl From<CheckoutError> for ApiError {
                     format!("not enough stock for {detail}"),
                 )
                 .with_errors(errors)
-                .with_extension("shortages", Value::Array(shortages))
+                .with_shortages(shortages)
             }
             CheckoutError::KeyReused => ApiError::field(
                 "Idempotency-Key",
@@ -491,7 +616,7 @@ impl From<OrderError> for ApiError {
                     "cancelling would restock {sku} to {would_be}, above the maximum of {STOCK_UNITS_MAX}; reduce its stock first"
                 ),
             )
-            .with_extension("sku", json!(sku.as_str())),
+            .with_sku(sku.as_str()),
             OrderError::Store(s) => s.into(),
             other => ApiError::internal(other),
         }
@@ -507,7 +632,7 @@ impl From<StockError> for ApiError {
                 "Insufficient stock",
                 format!("stock cannot go below zero: {available} available"),
             )
-            .with_extension("available", json!(available)),
+            .with_available(available),
             StockError::AboveMax { would_be } => ApiError::field(
                 "delta",
                 format!("stock would be {would_be}, above the maximum"),

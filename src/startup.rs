@@ -184,6 +184,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let address = listener.local_addr()?;
         let state = web::Data::new(AppState {
+            openapi: api::openapi::spec(),
             catalog: services.catalog.clone(),
             users: services.users.clone(),
             ledger: services.ledger.clone(),

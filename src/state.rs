@@ -16,6 +16,8 @@ use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::metrics::Metrics;
 
 pub struct AppState {
+    /// The OpenAPI document, built once at start-up.
+    pub openapi: &'static str,
     pub catalog: Mailbox<Catalog>,
     pub users: Mailbox<UserStore>,
     pub ledger: Mailbox<Ledger>,

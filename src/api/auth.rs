@@ -22,6 +22,11 @@ use orderflow_actors::users::{
     StoreRefreshToken, User,
 };
 
+/// This resource's part of the OpenAPI document (`openapi.rs` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, login, refresh, logout, me))]
+pub struct Doc;
+
 pub fn routes(r: &mut Routes) {
     r.add("/auth/register", |m| m.post(register));
     r.add("/auth/login", |m| m.post(login));
@@ -75,8 +80,8 @@ pub(crate) fn required<T, E: std::fmt::Display>(
 
 #[utoipa::path(post, operation_id = "auth_register", path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
     responses((status = 201, description = "Registered as a customer", body = json::UserJson),
-        (status = 409, description = "Username or email taken", content_type = "application/problem+json", body = crate::api::openapi::Problem),
-        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+        (status = 409, description = "Username or email taken", content_type = "application/problem+json", body = crate::error::Problem),
+        crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -138,10 +143,10 @@ pub struct LoginBody {
 
 #[utoipa::path(post, operation_id = "auth_login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, description = "Tokens", body = json::TokenPair),
-        (status = 401, description = "Wrong username or password (the same answer for both)", content_type = "application/problem+json", body = crate::api::openapi::Problem),
-        (status = 429, description = "Too many failed logins from this client", content_type = "application/problem+json", body = crate::api::openapi::Problem,
+        (status = 401, description = "Wrong username or password (the same answer for both)", content_type = "application/problem+json", body = crate::error::Problem),
+        (status = 429, description = "Too many failed logins from this client", content_type = "application/problem+json", body = crate::error::Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+        crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -230,8 +235,8 @@ fn presented(body: RefreshBody) -> Result<String, ApiError> {
 
 #[utoipa::path(post, operation_id = "auth_refresh", path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
     responses((status = 200, description = "New tokens; the presented refresh token stops working", body = json::TokenPair),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes its family)", content_type = "application/problem+json", body = crate::api::openapi::Problem),
-        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes its family)", content_type = "application/problem+json", body = crate::error::Problem),
+        crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn refresh(
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<RefreshBody>,
@@ -250,7 +255,7 @@ pub async fn refresh(
 }
 
 #[utoipa::path(post, operation_id = "auth_logout", path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    responses((status = 204, description = "The refresh token's family is revoked"), crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+    responses((status = 204, description = "The refresh token's family is revoked"), crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn logout(
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<RefreshBody>,
@@ -266,7 +271,7 @@ pub async fn logout(
 }
 
 #[utoipa::path(get, operation_id = "auth_me", path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "The caller", body = json::UserJson), crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "The caller", body = json::UserJson), crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn me(who: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let user = state
         .users

@@ -17,6 +17,11 @@ use orderflow_actors::inbox::watcher::{AcceptUpload, Enqueue};
 use orderflow_actors::ledger::Transact;
 use orderflow_actors::limits::{IMPORT_FILE_BYTES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
 
+/// This resource's part of the OpenAPI document (`openapi.rs` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(upload, list, get, rejects), components(schemas(json::PageJson<orderflow_actors::inbox::jobs::JobView>, json::PageJson<json::RejectJson>)))]
+pub struct Doc;
+
 pub fn routes(r: &mut Routes) {
     r.add("/imports", |m| m.post(upload).get(list));
     r.add("/imports/{id}", |m| m.get(get));
@@ -38,7 +43,7 @@ fn path_job(raw: &str) -> Result<JobId, ApiError> {
     responses((status = 202, description = "Taken into the pipeline", body = json::UploadAccepted,
             headers(("Location" = String, description = "The job's URL")),
             links(("GetImport" = (operation_id = "imports_get", parameters(("id" = "$response.body#/job/id")))),
-                ("ImportRejects" = (operation_id = "imports_rejects", parameters(("id" = "$response.body#/job/id")))))), crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+                ("ImportRejects" = (operation_id = "imports_rejects", parameters(("id" = "$response.body#/job/id")))))), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn upload(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -134,7 +139,7 @@ pub async fn upload(
 }
 
 #[utoipa::path(get, operation_id = "imports_list", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Jobs, newest first", body = json::PageJson<orderflow_actors::inbox::jobs::JobView>), crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "Jobs, newest first", body = json::PageJson<orderflow_actors::inbox::jobs::JobView>), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -164,7 +169,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id")),
-    responses((status = 200, description = "The job", body = orderflow_actors::inbox::jobs::JobView), crate::api::openapi::Missing, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "The job", body = orderflow_actors::inbox::jobs::JobView), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn get(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -180,7 +185,7 @@ pub async fn get(
 }
 
 #[utoipa::path(get, operation_id = "imports_rejects", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Rejected rows by line", body = json::PageJson<json::RejectJson>), crate::api::openapi::Missing, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "Rejected rows by line", body = json::PageJson<json::RejectJson>), crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn rejects(
     _admin: Admin,
     state: web::Data<AppState>,

@@ -14,11 +14,16 @@ use orderflow_actors::mailbox::Ping;
 /// How long `/readyz` waits for each actor.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// This resource's part of the OpenAPI document (`openapi.rs` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics, docs, openapi))]
+pub struct Doc;
+
 pub fn routes(r: &mut Routes) {
     r.add("/healthz", |m| m.get(healthz));
     r.add("/readyz", |m| m.get(readyz));
     r.add("/metrics", |m| m.get(metrics));
-    r.add("/openapi.json", |m| m.get(super::openapi::serve));
+    r.add("/openapi.json", |m| m.get(openapi));
     r.add("/docs", |m| m.get(docs));
 }
 
@@ -49,7 +54,7 @@ pub async fn healthz() -> HttpResponse {
 /// Ready when every actor answers in time and the database reads.
 #[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "operations",
     responses((status = 200, description = "The database reads and every actor answers", body = Object),
-        (status = 503, description = "Not ready; `checks` says what failed", content_type = "application/problem+json", body = crate::api::openapi::Problem)))]
+        (status = 503, description = "Not ready; `checks` says what failed", content_type = "application/problem+json", body = crate::error::Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (catalog, users, ledger, watcher) = tokio::join!(
         tokio::time::timeout(READY_TIMEOUT, state.catalog.ask(Ping)),
@@ -68,7 +73,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     {
         Ok(HttpResponse::Ok().json(json!({"status": "ready", "checks": checks})))
     } else {
-        Err(ApiError::unavailable("not ready").with_extension("checks", checks))
+        Err(ApiError::unavailable("not ready").with_checks(checks))
     }
 }
 
@@ -89,4 +94,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(m.encode())
+}
+
+/// This document.
+#[utoipa::path(get, operation_id = "ops_openapi", path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json", body = Object)))]
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi)
 }

@@ -20,6 +20,11 @@ use orderflow_actors::limits::{ORDER_LINES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_M
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// This resource's part of the OpenAPI document (`openapi.rs` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(checkout, list, get, cancel, set_status), components(schemas(json::PageJson<json::OrderJson>)))]
+pub struct Doc;
+
 pub fn routes(r: &mut Routes) {
     r.add("/orders", |m| m.post(checkout).get(list));
     r.add("/orders/{id}", |m| m.get(get));
@@ -101,8 +106,8 @@ fn path_order(raw: &str) -> Result<OrderId, ApiError> {
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"), ("Location" = String, description = "The order's URL")),
             links(("GetOrder" = (operation_id = "orders_get", parameters(("id" = "$response.body#/id")))),
                 ("CancelOrder" = (operation_id = "orders_cancel", parameters(("id" = "$response.body#/id")))))),
-        (status = 409, description = "Insufficient stock (`shortages` names each SKU) or the same key still in flight", content_type = "application/problem+json", body = crate::api::openapi::Problem),
-        crate::api::openapi::Invalid, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+        (status = 409, description = "Insufficient stock (`shortages` names each SKU) or the same key still in flight", content_type = "application/problem+json", body = crate::error::Problem),
+        crate::error::responses::Invalid, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn checkout(
     who: Authenticated,
     req: HttpRequest,
@@ -144,8 +149,8 @@ pub async fn checkout(
 #[utoipa::path(get, operation_id = "orders_list", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"), ("user" = Option<u64>, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_i64, description = "Admin only: one user's orders")),
     responses((status = 200, description = "Orders, newest first: the caller's, or everyone's for an admin", body = json::PageJson<json::OrderJson>),
-        (status = 403, description = "A customer asked for another user's orders", content_type = "application/problem+json", body = crate::api::openapi::Problem),
-        crate::api::openapi::Invalid, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+        (status = 403, description = "A customer asked for another user's orders", content_type = "application/problem+json", body = crate::error::Problem),
+        crate::error::responses::Invalid, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn list(
     who: Authenticated,
     state: web::Data<AppState>,
@@ -186,7 +191,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, operation_id = "orders_get", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")),
-    responses((status = 200, description = "The order", body = json::OrderJson), crate::api::openapi::Missing, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "The order", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn get(
     who: Authenticated,
     state: web::Data<AppState>,
@@ -205,7 +210,7 @@ pub async fn get(
 }
 
 #[utoipa::path(post, operation_id = "orders_cancel", path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")),
-    responses((status = 200, description = "Cancelled; its stock came back", body = json::OrderJson), crate::api::openapi::Missing, crate::api::openapi::Conflict, crate::api::openapi::NeedsToken, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "Cancelled; its stock came back", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn cancel(
     who: Authenticated,
     state: web::Data<AppState>,
@@ -236,7 +241,7 @@ pub struct StatusBody {
 }
 
 #[utoipa::path(post, operation_id = "orders_set_status", path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")), request_body = StatusBody,
-    responses((status = 200, description = "Moved along the lifecycle", body = json::OrderJson), crate::api::openapi::Missing, crate::api::openapi::Conflict, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "Moved along the lifecycle", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn set_status(
     Admin(who): Admin,
     state: web::Data<AppState>,

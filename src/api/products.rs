@@ -23,6 +23,11 @@ use orderflow_actors::ledger::{
 };
 use orderflow_actors::limits::{PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX, PRICE_CENTS_MAX};
 
+/// This resource's part of the OpenAPI document (`openapi.rs` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get, replace, patch, archive, adjust_stock, movements, categories, verify), components(schemas(json::PageJson<json::ProductJson>, json::PageJson<json::MovementJson>)))]
+pub struct Doc;
+
 pub fn routes(r: &mut Routes) {
     r.add("/products", |m| m.get(list).post(create));
     r.add("/products/{sku}", |m| {
@@ -113,7 +118,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         ("max_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
         ("in_stock" = Option<bool>, Query, description = "Only products with stock"),
         ("sort" = Option<String>, Query, pattern = "^(sku|price|-price|name)$", description = "`sku` (default), `price`, `-price` or `name`")),
-    responses((status = 200, description = "A page of active products", body = json::PageJson<json::ProductJson>), crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "A page of active products", body = json::PageJson<json::ProductJson>), crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn list(
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
@@ -130,7 +135,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, operation_id = "products_get", path = "/api/v1/products/{sku}", tag = "catalog", params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
-    responses((status = 200, description = "The product", body = json::ProductJson), crate::api::openapi::Missing, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "The product", body = json::ProductJson), crate::error::responses::Missing, crate::error::responses::Unavailable))]
 pub async fn get(
     state: web::Data<AppState>,
     sku: web::Path<String>,
@@ -146,7 +151,7 @@ pub async fn get(
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "From the previous page's `Link: <…>; rel=\"next\"`")),
     responses((status = 200, description = "Categories with active products, by name. The body stays a plain array; when more follow, a `Link` header (RFC 8288) with `rel=\"next\"` gives the next page's URL", body = Vec<json::CategoryJson>,
             headers(("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, only when more categories follow"))),
-        crate::api::openapi::Invalid, crate::api::openapi::Unavailable))]
+        crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn categories(
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
@@ -324,7 +329,7 @@ fn check_currency(given: Option<&str>, store: Currency, errors: &mut Vec<FieldEr
             headers(("Location" = String, description = "The product's URL")),
             links(("GetProduct" = (operation_id = "products_get", parameters(("sku" = "$response.body#/sku")))),
                 ("ProductMovements" = (operation_id = "products_movements", parameters(("sku" = "$response.body#/sku")))),
-                ("AdjustStock" = (operation_id = "products_adjust_stock", parameters(("sku" = "$response.body#/sku")))))), crate::api::openapi::Conflict, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+                ("AdjustStock" = (operation_id = "products_adjust_stock", parameters(("sku" = "$response.body#/sku")))))), crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn create(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -347,7 +352,7 @@ pub async fn create(
 
 #[utoipa::path(put, operation_id = "products_replace", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = ProductBody,
     responses((status = 200, description = "Replaced", body = json::ProductJson), (status = 201, description = "Created", body = json::ProductJson),
-        crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+        crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn replace(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -406,7 +411,7 @@ pub struct PatchBody {
 }
 
 #[utoipa::path(patch, operation_id = "products_patch", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
-    responses((status = 200, description = "Updated", body = json::ProductJson), crate::api::openapi::Missing, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "Updated", body = json::ProductJson), crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn patch(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -450,7 +455,7 @@ pub async fn patch(
 }
 
 #[utoipa::path(delete, operation_id = "products_archive", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
-    responses((status = 204, description = "Archived: no longer listed; orders keep their lines"), crate::api::openapi::Missing, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 204, description = "Archived: no longer listed; orders keep their lines"), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn archive(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -479,7 +484,7 @@ pub struct StockBody {
 
 #[utoipa::path(post, operation_id = "products_adjust_stock", path = "/api/v1/products/{sku}/stock", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = StockBody,
     responses((status = 201, description = "The movement recorded", body = json::MovementJson),
-        crate::api::openapi::Missing, crate::api::openapi::Conflict, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+        crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn adjust_stock(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -510,7 +515,7 @@ pub async fn adjust_stock(
 
 #[utoipa::path(get, operation_id = "products_movements", path = "/api/v1/products/{sku}/movements", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "The SKU's movements, oldest first", body = json::PageJson<json::MovementJson>),
-        crate::api::openapi::Missing, crate::api::openapi::Invalid, crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+        crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn movements(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -544,7 +549,7 @@ pub async fn movements(
 }
 
 #[utoipa::path(get, operation_id = "products_verify", path = "/api/v1/admin/ledger/verify", tag = "catalog", security(("bearer" = [])),
-    responses((status = 200, description = "Stock recomputed from movements, totals from lines", body = json::VerifyJson), crate::api::openapi::AdminOnly, crate::api::openapi::Unavailable))]
+    responses((status = 200, description = "Stock recomputed from movements, totals from lines", body = json::VerifyJson), crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.ledger.ask(VerifyLedger).await??;
     Ok(HttpResponse::Ok().json(json::VerifyJson {
