@@ -313,7 +313,7 @@ mod tests {
         while let Some(r) = ex.next_record().unwrap() {
             if let Err(f) = transform::transform(kind, Currency::EUR, &r) {
                 n += 1;
-                codes.insert(f.reject.code);
+                codes.insert(f.reject.code.as_str());
             }
         }
         (n, codes)

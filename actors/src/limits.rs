@@ -115,6 +115,8 @@ pub const REJECT_RAW_BYTES_MAX: usize = 2_048;
 pub const INBOX_TRACKED_FILES_MAX: usize = 10_000;
 /// Longest file name accepted in the inbox or on upload, in bytes.
 pub const FILE_NAME_BYTES_MAX: usize = 200;
+/// Bytes read at each end of an inbox file to see whether it looks cut.
+pub const TRUNCATION_PROBE_BYTES: u64 = 4096;
 /// Minimum time between two inbox scans triggered by file-system notifications, in
 /// ms (a file being written produces a notification per write).
 pub const INBOX_SCAN_DEBOUNCE_MS: u64 = 50;

@@ -13,12 +13,14 @@ use orderflow_actors::domain::{
     Category, Cents, Currency, Email, IdempotencyKey, OrderRef, ProductName, Quantity, Sku,
     StockLevel, Username, parse_decimal_price, parse_json_number_price,
 };
-use orderflow_actors::inbox::extract::{extractor, inspect, looks_truncated, sniff_kind};
+use orderflow_actors::inbox::extract::{extractor, inspect};
 use orderflow_actors::inbox::load::Grouper;
 use orderflow_actors::inbox::naming::{
     FileType, Format, Kind, check_upload_name, escape_name, file_type, safe_name,
     unclaimable_reason,
 };
+use orderflow_actors::inbox::settle::looks_truncated;
+use orderflow_actors::inbox::sniff::sniff_kind;
 use orderflow_actors::inbox::transform::transform;
 use orderflow_actors::limits::{
     CATEGORY_CHARS_MAX, DESCRIPTION_CHARS_MAX, FILE_NAME_BYTES_MAX, IMPORT_ROW_BYTES_MAX,

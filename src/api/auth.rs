@@ -8,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::extract::StrictJson;
 use super::json;
 use super::routes::Routes;
+use super::strict::StrictJson;
 use crate::auth::throttle::Account;
 use crate::auth::{Authenticated, password};
 use crate::error::{ApiError, FieldError};

@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::extract::{QueryParams, RawQuery};
 use super::json;
 use super::routes::Routes;
+use super::strict::{QueryParams, RawQuery};
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;

@@ -3,7 +3,6 @@
 //! status codes for failures are chosen in `crate::error` only.
 
 pub mod auth;
-pub mod extract;
 pub mod imports;
 pub mod json;
 pub mod openapi;
@@ -11,6 +10,7 @@ pub mod ops;
 pub mod orders;
 pub mod products;
 pub mod routes;
+pub mod strict;
 
 use actix_web::{HttpResponse, web};
 

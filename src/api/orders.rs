@@ -4,9 +4,9 @@ use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::extract::{QueryParams, RawQuery, StrictJson};
 use super::json;
 use super::routes::Routes;
+use super::strict::{QueryParams, RawQuery, StrictJson};
 use crate::auth::{Admin, Authenticated};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;

@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Deserializer};
 
 use super::auth::required;
-use super::extract::{QueryParams, RawQuery, StrictJson};
 use super::json;
 use super::routes::Routes;
+use super::strict::{QueryParams, RawQuery, StrictJson};
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::failure::FileFailure;
 use super::naming::FileType;
-use super::transform::Reject;
+use super::reject::Reject;
 use crate::domain::{JobId, Timestamp};
 use crate::limits::IMPORT_REJECTS_KEPT_MAX;
 use crate::store::tables::{JOB_REJECTS, JOBS, JOBS_BY_SHA, JOBS_OPEN};
@@ -224,7 +225,7 @@ impl<'txn> JobTables<'txn> {
         for r in rejects {
             if row.rows_rejected < IMPORT_REJECTS_KEPT_MAX {
                 let stored = RejectRow {
-                    code: r.code.to_owned(),
+                    code: r.code.as_str().to_owned(),
                     reason: r.reason.clone(),
                     raw: r.raw.clone(),
                 };
@@ -232,7 +233,9 @@ impl<'txn> JobTables<'txn> {
                     .insert((id.0, r.line), codec::encode(&stored).as_slice())?;
             }
             row.rows_rejected += 1;
-            *row.rejects_by_code.entry(r.code.to_owned()).or_default() += 1;
+            *row.rejects_by_code
+                .entry(r.code.as_str().to_owned())
+                .or_default() += 1;
         }
         Ok(())
     }
@@ -285,7 +288,7 @@ pub fn create_work(
     work_path: &std::path::Path,
     file_name: String,
     origin: Origin,
-    refused: Option<String>,
+    refused: Option<FileFailure>,
     dry_run: bool,
 ) -> Box<dyn for<'a, 'txn> FnOnce(&mut crate::ledger::Tx<'a, 'txn>) -> Result<Job, StoreError> + Send>
 {
@@ -299,7 +302,7 @@ pub fn create_work(
         }),
         _ => None,
     };
-    let error = refused.or_else(|| format.err());
+    let error = refused.or_else(|| format.err()).map(|f| f.to_string());
     let work = work_path.to_string_lossy().into_owned();
     Box::new(move |tx| {
         let id = JobId(

@@ -13,7 +13,8 @@
 use redb::ReadableTable;
 
 use super::jobs::{JobRow, JobStatus, JobTables};
-use super::transform::{Customer, Failed, Reject, Row};
+use super::reject::{Reject, RejectCode};
+use super::transform::{Customer, Failed, Row};
 use crate::catalog::ProductDraft;
 use crate::domain::{
     Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, Timestamp, UserId,
@@ -141,7 +142,7 @@ impl Grouper {
                 Err(f) => f.reject,
                 Ok(_) => Reject {
                     line,
-                    code: "order_rejected",
+                    code: RejectCode::OrderRejected,
                     reason: format!(
                         "order {} has more than {ORDER_LINES_MAX} lines",
                         order_ref.as_str()
@@ -282,7 +283,7 @@ fn group_rejects(g: Group) -> Vec<Reject> {
     let mut all: Vec<Reject> = g.rejects;
     all.extend(g.lines.into_iter().map(|l| Reject {
         line: l.line,
-        code: "order_rejected",
+        code: RejectCode::OrderRejected,
         reason: reason.clone(),
         raw: l.raw,
     }));
@@ -348,7 +349,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                 } else {
                     rejects.push(Reject {
                         line,
-                        code: "unknown_sku",
+                        code: RejectCode::UnknownSku,
                         reason: format!("unknown or archived SKU {sku}"),
                         raw,
                     });
@@ -363,7 +364,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                     Customer::Username(u) => names.get(u.folded().as_str())?.map(|v| v.value()),
                     Customer::Email(e) => emails.get(e.folded().as_str())?.map(|v| v.value()),
                 };
-                let refuse = |code: &'static str, reason: String, rejects: &mut Vec<Reject>| {
+                let refuse = |code: RejectCode, reason: String, rejects: &mut Vec<Reject>| {
                     for l in &lines {
                         rejects.push(Reject {
                             line: l.line,
@@ -379,7 +380,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                         Customer::Email(e) => e.as_str().to_owned(),
                     };
                     refuse(
-                        "unknown_customer",
+                        RejectCode::UnknownCustomer,
                         format!("order {}: no customer {who}", order_ref.as_str()),
                         &mut rejects,
                     );
@@ -390,7 +391,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                         Ok(m) => m,
                         Err(e) => {
                             refuse(
-                                "invalid_order",
+                                RejectCode::InvalidOrder,
                                 format!("order {}: lines {e}", order_ref.as_str()),
                                 &mut rejects,
                             );
@@ -466,17 +467,17 @@ fn stock_storage(e: StockError) -> StoreError {
     }
 }
 
-fn checkout_reject(e: &CheckoutError) -> (&'static str, String) {
+fn checkout_reject(e: &CheckoutError) -> (RejectCode, String) {
     match e {
         CheckoutError::UnknownSkus(skus) => (
-            "unknown_sku",
+            RejectCode::UnknownSku,
             format!(
                 "unknown or archived SKU {}",
                 skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
             ),
         ),
         CheckoutError::Insufficient(short) => (
-            "insufficient_stock",
+            RejectCode::InsufficientStock,
             format!(
                 "not enough stock for {}",
                 short
@@ -489,16 +490,23 @@ fn checkout_reject(e: &CheckoutError) -> (&'static str, String) {
                     .join(", ")
             ),
         ),
-        CheckoutError::DuplicateRef(_) => ("duplicate_order", "already in the ledger".to_owned()),
+        CheckoutError::DuplicateRef(_) => (
+            RejectCode::DuplicateOrder,
+            "already in the ledger".to_owned(),
+        ),
         CheckoutError::PriceMismatch {
             sku,
             claimed,
             catalog,
         } => (
-            "price_mismatch",
+            RejectCode::PriceMismatch,
             format!("unit price of {sku} is {claimed} cents, the catalog says {catalog}"),
         ),
-        other => ("order_rejected", other.to_string()),
+        // An imported order has no idempotency key, and storage errors are handled
+        // before this is asked.
+        CheckoutError::KeyReused | CheckoutError::InFlight | CheckoutError::Store(_) => {
+            (RejectCode::OrderRejected, e.to_string())
+        }
     }
 }
 
@@ -549,7 +557,7 @@ mod tests {
         Err(Failed {
             reject: Reject {
                 line,
-                code: "invalid_quantity",
+                code: RejectCode::InvalidQuantity,
                 reason: "quantity bad".into(),
                 raw: String::new(),
             },
@@ -566,7 +574,7 @@ mod tests {
                     format!("order {} x{}", order_ref.as_str(), lines.len()),
                     p.records,
                 ),
-                Unit::Rejected(r) => (format!("reject {}", r.code), p.records),
+                Unit::Rejected(r) => (format!("reject {}", r.code.as_str()), p.records),
                 _ => ("other".into(), p.records),
             })
             .collect()
@@ -611,9 +619,9 @@ mod tests {
         g.close(&mut out);
         assert_eq!(out.len(), 151);
         assert!(
-            out[..150]
-                .iter()
-                .all(|p| matches!(&p.unit, Unit::Rejected(r) if r.code == "order_rejected"))
+            out[..150].iter().all(
+                |p| matches!(&p.unit, Unit::Rejected(r) if r.code == RejectCode::OrderRejected)
+            )
         );
         assert_eq!(out[120].failed_ref_after.as_ref().unwrap().as_str(), "BIG");
         assert_eq!(summary(&out[150..]), [("order NEXT x1".into(), 1)]);

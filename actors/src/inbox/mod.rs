@@ -12,11 +12,15 @@
 //!    file to `processed/` or `failed/`.
 
 pub mod extract;
+pub mod failure;
 pub mod jobs;
 pub mod load;
 pub mod naming;
 pub mod pipeline;
+pub mod reject;
 pub mod report;
+pub mod schema;
 pub mod settle;
+pub mod sniff;
 pub mod transform;
 pub mod watcher;

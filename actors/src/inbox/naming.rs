@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::failure::FileFailure;
 use crate::limits::FILE_NAME_BYTES_MAX;
 
 /// What the rows of a file are.
@@ -71,11 +72,9 @@ pub fn is_ignored(name: &str) -> bool {
 
 /// Reads kind (prefix) and format (extension, optionally `.gz`) from a file name.
 /// The error is the reason shown in the failure report.
-pub fn file_type(name: &str) -> Result<FileType, String> {
+pub fn file_type(name: &str) -> Result<FileType, FileFailure> {
     let (format, gzip) = format_of(name)?;
-    let kind = kind_of(name).ok_or_else(|| {
-        "unknown kind: the file name must start with products, orders or inventory".to_owned()
-    })?;
+    let kind = kind_of(name).ok_or(FileFailure::NoKindInName)?;
     Ok(FileType { kind, format, gzip })
 }
 
@@ -94,7 +93,7 @@ pub fn kind_of(name: &str) -> Option<Kind> {
 }
 
 /// The format and compression a file name's extension gives.
-pub fn format_of(name: &str) -> Result<(Format, bool), String> {
+pub fn format_of(name: &str) -> Result<(Format, bool), FileFailure> {
     let lower = name.to_ascii_lowercase();
     let (rest, gzip) = match lower.strip_suffix(".gz") {
         Some(rest) => (rest, true),
@@ -107,7 +106,7 @@ pub fn format_of(name: &str) -> Result<(Format, bool), String> {
     } else if rest.ends_with(".json") {
         Format::JsonArray
     } else {
-        return Err("unknown format: the file name must end in .csv, .jsonl, .ndjson or .json (optionally .gz)".into());
+        return Err(FileFailure::UnknownFormat);
     };
     Ok((format, gzip))
 }
@@ -127,7 +126,7 @@ pub fn check_upload_name(name: &str) -> Result<(), String> {
     if is_ignored(name) {
         return Err("must not start with '.' or end in .tmp, .part or .partial".into());
     }
-    format_of(name).map(|_| ())
+    format_of(name).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// A name as people read it: UTF-8 kept, every byte that is not part of valid UTF-8
@@ -148,15 +147,11 @@ pub fn escape_name(raw: &std::ffi::OsStr) -> String {
 /// Why the inbox cannot take a file under its own name (its job then fails with
 /// this reason, under [`safe_name`]): a name that is not UTF-8, or one too long to
 /// keep with the claim prefix and the report's suffix.
-pub fn unclaimable_reason(raw: &std::ffi::OsStr) -> Option<String> {
+pub fn unclaimable_reason(raw: &std::ffi::OsStr) -> Option<FileFailure> {
     match raw.to_str() {
-        None => Some(format!(
-            "the file name is not UTF-8: \"{}\"",
-            escape_name(raw)
-        )),
-        Some(name) if name.len() > FILE_NAME_BYTES_MAX => Some(format!(
-            "the file name is longer than {FILE_NAME_BYTES_MAX} bytes: \"{}…\"",
-            crate::text::cut(name, 64)
+        None => Some(FileFailure::NameNotUtf8(escape_name(raw))),
+        Some(name) if name.len() > FILE_NAME_BYTES_MAX => Some(FileFailure::NameTooLong(
+            crate::text::cut(name, 64).to_owned(),
         )),
         Some(_) => None,
     }
@@ -228,11 +223,13 @@ mod tests {
         assert!(
             file_type("supplier_data.json")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown kind")
         );
         assert!(
             file_type("products.xlsx")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown format")
         );
         assert!(file_type("products.csv.zip").is_err());
@@ -279,10 +276,20 @@ mod tests {
         use std::os::unix::ffi::OsStrExt as _;
         let latin1 = OsStr::from_bytes(b"products_caf\xe9.csv");
         assert_eq!(escape_name(latin1), "products_caf\\xe9.csv");
-        assert!(unclaimable_reason(latin1).unwrap().contains("not UTF-8"));
+        assert!(
+            unclaimable_reason(latin1)
+                .unwrap()
+                .to_string()
+                .contains("not UTF-8")
+        );
         let long = "é".repeat(120);
         let long = OsStr::new(&long);
-        assert!(unclaimable_reason(long).unwrap().contains("longer than"));
+        assert!(
+            unclaimable_reason(long)
+                .unwrap()
+                .to_string()
+                .contains("longer than")
+        );
         assert_eq!(unclaimable_reason(OsStr::new("products.csv")), None);
         for raw in [latin1, long, OsStr::from_bytes(b"\xff\xfe")] {
             let safe = safe_name(raw);

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-use super::extract::{self, FileFacts, Structural};
+use super::extract::{self, FileFacts};
+use super::failure::{FileFailure, Stage};
 use super::jobs::{Job, JobRow, JobStatus, JobTables};
 use super::load::{self, Applied, Batch, Grouper, Piece};
 use super::naming::FileType;
@@ -48,54 +49,16 @@ impl PipelineError {
     }
 }
 
-/// The step a job is in, so that a failure (a panic above all) can say where.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Stage {
-    Sniff = 0,
-    Inspect = 1,
-    Extract = 2,
-    Transform = 3,
-    Load = 4,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Sniff => "sniff",
-            Stage::Inspect => "inspect",
-            Stage::Extract => "extract",
-            Stage::Transform => "transform",
-            Stage::Load => "load",
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Stage::Sniff,
-            1 => Stage::Inspect,
-            2 => Stage::Extract,
-            3 => Stage::Transform,
-            _ => Stage::Load,
-        }
-    }
-
-    /// The job error of a failure inside this stage that is not about the file.
-    pub fn internal_error(self) -> String {
-        format!("internal error in {}", self.as_str())
-    }
-}
-
 /// Runs a stage's closure so that a panic inside it becomes that stage's failure
 /// instead of taking the thread (and the inbox) down.
-fn guarded<T>(stage: Stage, f: impl FnOnce() -> T) -> Result<T, String> {
+fn guarded<T>(stage: Stage, f: impl FnOnce() -> T) -> Result<T, FileFailure> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
         tracing::error!(
             stage = stage.as_str(),
             panic = panic_text(&*panic),
             "an import stage panicked; its job fails, the pipeline goes on"
         );
-        stage.internal_error()
+        FileFailure::Internal(stage)
     })
 }
 
@@ -205,6 +168,15 @@ impl Pipeline {
         Ok(Outcome::Finished(Box::new(job)))
     }
 
+    fn fail(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: JobId,
+        why: FileFailure,
+    ) -> Result<Outcome, PipelineError> {
+        self.finish(rt, id, JobStatus::Failed, Some(why.to_string()))
+    }
+
     /// Runs (or resumes) a job to its end, or until asked to stop, whatever its
     /// file does: a panic in any stage fails the job ("internal error in <stage>")
     /// instead of the pipeline, a step that wrote nothing is retried from the last
@@ -225,7 +197,7 @@ impl Pipeline {
                 }
                 Ok(Err(e)) => {
                     tracing::error!(job = id.0, stage = stage.get().as_str(), error = %e, "an import job failed on our side");
-                    stage.get().internal_error()
+                    FileFailure::Internal(stage.get())
                 }
                 Err(panic) => {
                     tracing::error!(
@@ -234,10 +206,10 @@ impl Pipeline {
                         panic = panic_text(&*panic),
                         "an import stage panicked; its job fails, the pipeline goes on"
                     );
-                    stage.get().internal_error()
+                    FileFailure::Internal(stage.get())
                 }
             };
-            return self.finish(rt, id, JobStatus::Failed, Some(reason));
+            return self.fail(rt, id, reason);
         }
         unreachable!("the loop returns")
     }
@@ -263,7 +235,7 @@ impl Pipeline {
             Some(ty) => ty,
             None => match self.sniff(rt, id, &job.row.file_name, &path)? {
                 Ok(ty) => ty,
-                Err(reason) => return self.finish(rt, id, JobStatus::Failed, Some(reason)),
+                Err(reason) => return self.fail(rt, id, reason),
             },
         };
         stage.set(Stage::Inspect);
@@ -271,9 +243,7 @@ impl Pipeline {
             crate::failpoint::hit("inspect", || job.row.file_name.clone());
             let facts = match extract::inspect(&path, ty) {
                 Ok(facts) => facts,
-                Err(Structural(reason)) => {
-                    return self.finish(rt, id, JobStatus::Failed, Some(reason));
-                }
+                Err(reason) => return self.fail(rt, id, reason),
             };
             let row = self.transact(rt, Box::new(move |tx| start(tx, id, facts)))?;
             if row.status == JobStatus::Duplicate {
@@ -295,7 +265,7 @@ impl Pipeline {
         stage.set(Stage::Load);
         match self.stream(rt, &job, &path, ty)? {
             Streamed::Done => self.finish(rt, id, JobStatus::Completed, None),
-            Streamed::Broken(reason) => self.finish(rt, id, JobStatus::Failed, Some(reason)),
+            Streamed::Broken(reason) => self.fail(rt, id, reason),
             Streamed::Stopped => {
                 tracing::info!(
                     job = id.0,
@@ -313,15 +283,15 @@ impl Pipeline {
         id: JobId,
         name: &str,
         path: &Path,
-    ) -> Result<Result<FileType, String>, PipelineError> {
+    ) -> Result<Result<FileType, FileFailure>, PipelineError> {
         let (format, gzip) = match super::naming::format_of(name) {
             Ok(f) => f,
             Err(reason) => return Ok(Err(reason)),
         };
         crate::failpoint::hit("sniff", || name.to_owned());
-        let kind = match extract::sniff_kind(path, format, gzip) {
+        let kind = match super::sniff::sniff_kind(path, format, gzip) {
             Ok(kind) => kind,
-            Err(Structural(reason)) => return Ok(Err(reason)),
+            Err(reason) => return Ok(Err(reason)),
         };
         let ty = FileType { kind, format, gzip };
         self.transact(
@@ -352,7 +322,7 @@ impl Pipeline {
         let bytes_read = Arc::new(AtomicU64::new(0));
         let reader = match extract::open(path, ty.gzip, Arc::clone(&bytes_read)) {
             Ok(r) => r,
-            Err(e) => return Ok(Streamed::Broken(format!("cannot read the file: {e}"))),
+            Err(e) => return Ok(Streamed::Broken(e.into())),
         };
         let skip = job.row.rows_read;
         let failed_ref = job
@@ -361,9 +331,9 @@ impl Pipeline {
             .as_deref()
             .and_then(|r| OrderRef::parse(r).ok());
         let (record_tx, record_rx) =
-            sync_channel::<Result<Vec<extract::RawRecord>, Structural>>(IMPORT_CHANNEL_CHUNKS_MAX);
+            sync_channel::<Result<Vec<extract::RawRecord>, FileFailure>>(IMPORT_CHANNEL_CHUNKS_MAX);
         let (piece_tx, piece_rx) =
-            sync_channel::<Result<Vec<Piece>, Structural>>(IMPORT_CHANNEL_CHUNKS_MAX);
+            sync_channel::<Result<Vec<Piece>, FileFailure>>(IMPORT_CHANNEL_CHUNKS_MAX);
         let stop = &self.stop;
         let currency = self.currency;
 
@@ -413,7 +383,7 @@ impl Pipeline {
                     }
                 });
                 if let Err(reason) = run {
-                    let _ = crash.send(Err(Structural(reason)));
+                    let _ = crash.send(Err(reason));
                 }
             });
             // Transform: rows and rejects, orders grouped.
@@ -448,7 +418,7 @@ impl Pipeline {
                     }
                 });
                 if let Err(reason) = run {
-                    let _ = crash.send(Err(Structural(reason)));
+                    let _ = crash.send(Err(reason));
                 }
             });
             // Load: batches into the ledger.
@@ -460,7 +430,7 @@ impl Pipeline {
         &self,
         rt: &tokio::runtime::Runtime,
         job: &Job,
-        pieces: std::sync::mpsc::Receiver<Result<Vec<Piece>, Structural>>,
+        pieces: std::sync::mpsc::Receiver<Result<Vec<Piece>, FileFailure>>,
         bytes_read: &AtomicU64,
     ) -> Result<Streamed, PipelineError> {
         let id = job.id;
@@ -476,7 +446,7 @@ impl Pipeline {
         for message in pieces.iter() {
             let chunk = match message {
                 Ok(chunk) => chunk,
-                Err(Structural(reason)) => {
+                Err(reason) => {
                     outcome = Streamed::Broken(reason);
                     break;
                 }
@@ -559,7 +529,9 @@ impl Pipeline {
         for r in &applied.rejects {
             self.telemetry
                 .rows_rejected
-                .get_or_create(&ReasonLabel { reason: r.code })
+                .get_or_create(&ReasonLabel {
+                    reason: r.code.as_str(),
+                })
                 .inc();
         }
         Ok(applied.records)
@@ -568,7 +540,7 @@ impl Pipeline {
 
 enum Streamed {
     Done,
-    Broken(String),
+    Broken(FileFailure),
     Stopped,
 }
 

@@ -1,12 +1,17 @@
 //! When is a dropped file complete? When its size and modification time have not
-//! changed for the settle period. This is the pure decision, kept apart from the
+//! changed for the settle period, and it is not a JSON array still open
+//! ([`looks_truncated`]). This is the pure decision, kept apart from the
 //! file system so it can be tested against a model with a simulated clock.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::naming::is_ignored;
-use crate::limits::INBOX_TRACKED_FILES_MAX;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use super::naming::{Format, is_ignored};
+use crate::limits::{INBOX_TRACKED_FILES_MAX, TRUNCATION_PROBE_BYTES};
 
 /// One directory entry as seen by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +151,41 @@ impl Settler {
             })
             .min()
     }
+}
+
+/// The tail of a file looks cut: a JSON array that opens but does not close (a
+/// writer still at work, or one that died). CSV and JSON Lines files are complete
+/// once they have settled: RFC 4180 makes the final line break optional, and many
+/// exporters leave it out. Only checked for uncompressed files (a cut gzip stream is
+/// caught by [`super::extract::inspect`]).
+pub fn looks_truncated(
+    path: &Path,
+    format: Format,
+    gzip: bool,
+) -> io::Result<Option<&'static str>> {
+    use std::io::{Seek, SeekFrom};
+    if gzip || format != Format::JsonArray {
+        return Ok(None);
+    }
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let edge = len.min(TRUNCATION_PROBE_BYTES);
+    let mut head = vec![0u8; usize::try_from(edge).unwrap_or(0)];
+    file.read_exact(&mut head)?;
+    let first = head
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF)
+        .copied();
+    file.seek(SeekFrom::Start(len - edge))?;
+    let mut tail = vec![0u8; head.len()];
+    file.read_exact(&mut tail)?;
+    let last = tail
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied();
+    // Not an array at all is a structural failure, not a file still being written.
+    Ok((first == Some(b'[') && last != Some(b']')).then_some("the JSON array is not closed"))
 }
 
 #[cfg(test)]

@@ -10,34 +10,13 @@ use sha2::{Digest, Sha256};
 
 use super::extract::{RawRecord, Value};
 use super::naming::Kind;
+pub use super::reject::{Reject, RejectCode};
+use super::schema::{Column, InventoryColumn, OrderColumn, ProductColumn};
 use crate::catalog::ProductDraft;
 use crate::domain::{
     Category, Cents, Currency, Description, Email, InvalidValue, OrderRef, PriceError, ProductName,
     Quantity, Sku, StockLevel, Username, parse_decimal_price, parse_json_number_price,
 };
-use crate::limits::REJECT_RAW_BYTES_MAX;
-
-/// A row that failed, with its line, a reason code (for counting), a reason for
-/// people, and the raw text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub line: u64,
-    pub code: &'static str,
-    pub reason: String,
-    pub raw: String,
-}
-
-impl Reject {
-    pub fn new(record: &RawRecord, code: &'static str, reason: String) -> Self {
-        let raw = crate::text::cut_owned(record.raw_text(), REJECT_RAW_BYTES_MAX);
-        Self {
-            line: record.line,
-            code,
-            reason,
-            raw,
-        }
-    }
-}
 
 /// Who placed an imported order: a username or an email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,16 +54,18 @@ pub struct Failed {
     pub order_ref: Option<OrderRef>,
 }
 
-type Check<T> = Result<T, (&'static str, String)>;
+type Check<T> = Result<T, (RejectCode, String)>;
 
 pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<Row, Failed> {
     if let Some(why) = record.unreadable() {
         return Err(Failed {
-            reject: Reject::new(record, why.code, why.reason.clone()),
+            reject: Reject::new(record.line, record.raw_text(), why.code, why.reason.clone()),
             order_ref: None,
         });
     }
-    let fail = |(code, reason): (&'static str, String)| Reject::new(record, code, reason);
+    let fail = |(code, reason): (RejectCode, String)| {
+        Reject::new(record.line, record.raw_text(), code, reason)
+    };
     match kind {
         Kind::Products => product(record, currency).map_err(|e| Failed {
             reject: fail(e),
@@ -96,7 +77,7 @@ pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<R
         }),
         Kind::Orders => {
             let order_ref = record
-                .get(0)
+                .get(OrderColumn::OrderRef)
                 .map(text)
                 .and_then(|t| OrderRef::parse(t).ok());
             order_line(record, currency).map_err(|e| Failed {
@@ -113,57 +94,37 @@ fn text(v: Value<'_>) -> &str {
     }
 }
 
-fn required<'a>(record: &'a RawRecord, col: usize, name: &'static str) -> Check<Value<'a>> {
-    record
-        .get(col)
-        .ok_or_else(|| (missing(name), format!("{name} is missing")))
+/// The value of a required column, or its `missing` reject.
+fn required<C: Column>(record: &RawRecord, col: C) -> Check<Value<'_>> {
+    record.get(col).ok_or_else(|| {
+        (
+            col.missing()
+                .expect("only required columns are asked for as required"),
+            format!("{} is missing", col.name()),
+        )
+    })
 }
 
-fn missing(name: &str) -> &'static str {
-    match name {
-        "sku" => "missing_sku",
-        "name" => "missing_name",
-        "price" => "missing_price",
-        "stock" => "missing_stock",
-        "order_ref" => "missing_order_ref",
-        "customer" => "missing_customer",
-        "quantity" => "missing_quantity",
-        _ => "missing_field",
-    }
+fn invalid<C: Column>(col: C) -> impl Fn(InvalidValue) -> (RejectCode, String) {
+    move |e| (col.invalid(), format!("{} {e}", col.name()))
 }
 
-fn invalid(name: &'static str) -> impl Fn(InvalidValue) -> (&'static str, String) {
-    move |e| {
-        let code = match name {
-            "sku" => "invalid_sku",
-            "name" => "invalid_name",
-            "category" => "invalid_category",
-            "description" => "invalid_description",
-            "stock" => "invalid_stock",
-            "order_ref" => "invalid_order_ref",
-            "customer" => "invalid_customer",
-            "quantity" => "invalid_quantity",
-            _ => "invalid_field",
-        };
-        (code, format!("{name} {e}"))
-    }
-}
-
-fn price(v: Value<'_>, currency: Currency, name: &'static str) -> Check<Cents> {
+fn price<C: Column>(v: Value<'_>, currency: Currency, col: C) -> Check<Cents> {
     let parsed = match v {
         Value::Text(t) => parse_decimal_price(t, currency),
         Value::Number(n) => parse_json_number_price(n, currency),
     };
     parsed.map_err(|e| {
         let code = match e {
-            PriceError::Empty => "missing_price",
-            PriceError::NotANumber(_) => "price_not_a_number",
-            PriceError::Ambiguous(_) => "price_ambiguous",
-            PriceError::TooPrecise { .. } => "price_too_precise",
-            PriceError::NotPositive(_) => "price_not_positive",
-            PriceError::TooLarge(_) => "price_too_large",
-            PriceError::ForeignCurrency { .. } => "price_foreign_currency",
+            PriceError::Empty => RejectCode::MissingPrice,
+            PriceError::NotANumber(_) => RejectCode::PriceNotANumber,
+            PriceError::Ambiguous(_) => RejectCode::PriceAmbiguous,
+            PriceError::TooPrecise { .. } => RejectCode::PriceTooPrecise,
+            PriceError::NotPositive(_) => RejectCode::PriceNotPositive,
+            PriceError::TooLarge(_) => RejectCode::PriceTooLarge,
+            PriceError::ForeignCurrency { .. } => RejectCode::PriceForeignCurrency,
         };
+        let name = col.name();
         (
             code,
             if name == "price" {
@@ -177,25 +138,15 @@ fn price(v: Value<'_>, currency: Currency, name: &'static str) -> Check<Cents> {
 
 /// A whole number, written as plain digits (an optional sign; no separators, no
 /// fraction).
-fn integer(v: Value<'_>, name: &'static str) -> Check<i64> {
+fn integer<C: Column>(v: Value<'_>, col: C) -> Check<i64> {
     let t = text(v).trim();
+    let name = col.name();
     let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        let code = if name == "quantity" {
-            "invalid_quantity"
-        } else {
-            "invalid_stock"
-        };
-        return Err((code, format!("{name} '{t}' is not a whole number")));
+        return Err((col.invalid(), format!("{name} '{t}' is not a whole number")));
     }
-    t.parse::<i64>().map_err(|_| {
-        let code = if name == "quantity" {
-            "invalid_quantity"
-        } else {
-            "invalid_stock"
-        };
-        (code, format!("{name} '{t}' is out of range"))
-    })
+    t.parse::<i64>()
+        .map_err(|_| (col.invalid(), format!("{name} '{t}' is out of range")))
 }
 
 /// The SKU a product without one gets: a readable slug of its name and 8 hex digits
@@ -225,22 +176,23 @@ pub fn derive_sku(name: &ProductName) -> Sku {
 }
 
 fn product(r: &RawRecord, currency: Currency) -> Check<Row> {
-    let name = ProductName::parse(text(required(r, 1, "name")?)).map_err(invalid("name"))?;
-    let sku = match r.get(0) {
-        Some(v) => Sku::parse(text(v)).map_err(invalid("sku"))?,
+    use ProductColumn as P;
+    let name = ProductName::parse(text(required(r, P::Name)?)).map_err(invalid(P::Name))?;
+    let sku = match r.get(P::Sku) {
+        Some(v) => Sku::parse(text(v)).map_err(invalid(P::Sku))?,
         None => derive_sku(&name),
     };
-    let category = match r.get(2) {
-        Some(v) => Category::parse(text(v)).map_err(invalid("category"))?,
+    let category = match r.get(P::Category) {
+        Some(v) => Category::parse(text(v)).map_err(invalid(P::Category))?,
         None => Category::uncategorized(),
     };
-    let price = price(required(r, 3, "price")?, currency, "price")?;
-    let stock = match r.get(4) {
-        Some(v) => Some(StockLevel::new(integer(v, "stock")?).map_err(invalid("stock"))?),
+    let price = price(required(r, P::Price)?, currency, P::Price)?;
+    let stock = match r.get(P::Stock) {
+        Some(v) => Some(StockLevel::new(integer(v, P::Stock)?).map_err(invalid(P::Stock))?),
         None => None,
     };
-    let description = match r.get(5) {
-        Some(v) => Some(Description::parse(text(v)).map_err(invalid("description"))?),
+    let description = match r.get(P::Description) {
+        Some(v) => Some(Description::parse(text(v)).map_err(invalid(P::Description))?),
         None => None,
     };
     Ok(Row::Product {
@@ -256,26 +208,28 @@ fn product(r: &RawRecord, currency: Currency) -> Check<Row> {
 }
 
 fn inventory(r: &RawRecord) -> Check<Row> {
-    let sku = Sku::parse(text(required(r, 0, "sku")?)).map_err(invalid("sku"))?;
+    use InventoryColumn as I;
+    let sku = Sku::parse(text(required(r, I::Sku)?)).map_err(invalid(I::Sku))?;
     let stock =
-        StockLevel::new(integer(required(r, 1, "stock")?, "stock")?).map_err(invalid("stock"))?;
+        StockLevel::new(integer(required(r, I::Stock)?, I::Stock)?).map_err(invalid(I::Stock))?;
     Ok(Row::Inventory { sku, stock })
 }
 
 fn order_line(r: &RawRecord, currency: Currency) -> Check<Row> {
+    use OrderColumn as O;
     let order_ref =
-        OrderRef::parse(text(required(r, 0, "order_ref")?)).map_err(invalid("order_ref"))?;
-    let who = text(required(r, 1, "customer")?);
+        OrderRef::parse(text(required(r, O::OrderRef)?)).map_err(invalid(O::OrderRef))?;
+    let who = text(required(r, O::Customer)?);
     let customer = if who.contains('@') {
-        Customer::Email(Email::parse(who).map_err(invalid("customer"))?)
+        Customer::Email(Email::parse(who).map_err(invalid(O::Customer))?)
     } else {
-        Customer::Username(Username::parse(who).map_err(invalid("customer"))?)
+        Customer::Username(Username::parse(who).map_err(invalid(O::Customer))?)
     };
-    let sku = Sku::parse(text(required(r, 2, "sku")?)).map_err(invalid("sku"))?;
-    let quantity = Quantity::new(integer(required(r, 3, "quantity")?, "quantity")?)
-        .map_err(invalid("quantity"))?;
-    let unit_price = match r.get(4) {
-        Some(v) => Some(price(v, currency, "unit_price")?),
+    let sku = Sku::parse(text(required(r, O::Sku)?)).map_err(invalid(O::Sku))?;
+    let quantity = Quantity::new(integer(required(r, O::Quantity)?, O::Quantity)?)
+        .map_err(invalid(O::Quantity))?;
+    let unit_price = match r.get(O::UnitPrice) {
+        Some(v) => Some(price(v, currency, O::UnitPrice)?),
         None => None,
     };
     Ok(Row::OrderLine {
@@ -314,7 +268,7 @@ mod tests {
     }
 
     fn code(r: &Result<Row, Failed>) -> &'static str {
-        r.as_ref().err().map_or("ok", |f| f.reject.code)
+        r.as_ref().err().map_or("ok", |f| f.reject.code.as_str())
     }
 
     #[test]
@@ -389,7 +343,7 @@ mod tests {
         );
         assert_eq!(code(&out[0]), "ok");
         let failed = out[1].as_ref().unwrap_err();
-        assert_eq!(failed.reject.code, "invalid_quantity");
+        assert_eq!(failed.reject.code, RejectCode::InvalidQuantity);
         assert_eq!(failed.order_ref.as_ref().unwrap().as_str(), "R1");
         assert_eq!(out[2].as_ref().unwrap_err().order_ref, None);
         match &out[3] {

@@ -22,6 +22,7 @@ use actix::prelude::*;
 
 use std::ffi::OsString;
 
+use super::failure::FileFailure;
 use super::jobs::{self, Job, OpenJobs, Origin};
 use super::naming::{escape_name, format_of, safe_name, unclaimable_reason};
 use super::pipeline::{Outcome, Pipeline, PipelineError};
@@ -56,7 +57,7 @@ pub enum Task {
     Claimed {
         work_path: PathBuf,
         file_name: String,
-        refused: Option<String>,
+        refused: Option<FileFailure>,
     },
     /// A job created elsewhere (an upload).
     Job(JobId),
@@ -239,7 +240,7 @@ pub struct Claim {
     pub work_path: PathBuf,
     pub file_name: String,
     /// Why it fails without being read (it looked truncated for too long), if it does.
-    pub refused: Option<String>,
+    pub refused: Option<FileFailure>,
 }
 
 impl Scanner {
@@ -334,12 +335,12 @@ impl Scanner {
     /// Only a JSON array that is not closed waits to be completed; CSV and JSON
     /// Lines are complete once settled, with or without a final line break.
     #[allow(clippy::option_option)]
-    fn refusal(&mut self, name: &str, path: &Path, now: Instant) -> Option<Option<String>> {
+    fn refusal(&mut self, name: &str, path: &Path, now: Instant) -> Option<Option<FileFailure>> {
         let (format, gzip) = match format_of(name) {
             Err(reason) => return Some(Some(reason)),
             Ok(f) => f,
         };
-        match super::extract::looks_truncated(path, format, gzip) {
+        match super::settle::looks_truncated(path, format, gzip) {
             // A read error is the job's to report: it fails on reading the file.
             Ok(None) | Err(_) => Some(None),
             Ok(Some(why)) => {
@@ -349,10 +350,10 @@ impl Scanner {
                     self.settler.park(name, Park::Until(until));
                     return None;
                 }
-                Some(Some(format!(
-                    "the file looks truncated ({why}) and did not change for {} s",
-                    self.config.truncated_wait.as_secs()
-                )))
+                Some(Some(FileFailure::LooksTruncated {
+                    why,
+                    waited_secs: self.config.truncated_wait.as_secs(),
+                }))
             }
         }
     }
@@ -557,7 +558,7 @@ pub fn create_job(
     work_path: &Path,
     file_name: String,
     origin: Origin,
-    refused: Option<String>,
+    refused: Option<FileFailure>,
     dry_run: bool,
 ) -> Result<Job, PipelineError> {
     pipeline.transact(

@@ -171,6 +171,47 @@ pub enum CheckoutError {
     Store(#[from] StoreError),
 }
 
+/// Why a checkout was refused, as a closed set: the metric label and the import's
+/// reject code come from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckoutRejection {
+    UnknownSku,
+    InsufficientStock,
+    IdempotencyKeyReused,
+    InFlight,
+    DuplicateOrderRef,
+    PriceMismatch,
+    Storage,
+}
+
+impl CheckoutRejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutRejection::UnknownSku => "unknown_sku",
+            CheckoutRejection::InsufficientStock => "insufficient_stock",
+            CheckoutRejection::IdempotencyKeyReused => "idempotency_key_reused",
+            CheckoutRejection::InFlight => "in_flight",
+            CheckoutRejection::DuplicateOrderRef => "duplicate_order_ref",
+            CheckoutRejection::PriceMismatch => "price_mismatch",
+            CheckoutRejection::Storage => "storage",
+        }
+    }
+}
+
+impl CheckoutError {
+    pub fn rejection(&self) -> CheckoutRejection {
+        match self {
+            CheckoutError::UnknownSkus(_) => CheckoutRejection::UnknownSku,
+            CheckoutError::Insufficient(_) => CheckoutRejection::InsufficientStock,
+            CheckoutError::KeyReused => CheckoutRejection::IdempotencyKeyReused,
+            CheckoutError::InFlight => CheckoutRejection::InFlight,
+            CheckoutError::DuplicateRef(_) => CheckoutRejection::DuplicateOrderRef,
+            CheckoutError::PriceMismatch { .. } => CheckoutRejection::PriceMismatch,
+            CheckoutError::Store(_) => CheckoutRejection::Storage,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrderError {

@@ -281,25 +281,13 @@ impl Handler<PlaceOrder> for Ledger {
                     telemetry
                         .orders_rejected
                         .get_or_create(&ReasonLabel {
-                            reason: checkout_reason(e),
+                            reason: e.rejection().as_str(),
                         })
                         .inc();
                 }
             }
             result
         })
-    }
-}
-
-fn checkout_reason(e: &CheckoutError) -> &'static str {
-    match e {
-        CheckoutError::UnknownSkus(_) => "unknown_sku",
-        CheckoutError::Insufficient(_) => "insufficient_stock",
-        CheckoutError::KeyReused => "idempotency_key_reused",
-        CheckoutError::InFlight => "in_flight",
-        CheckoutError::DuplicateRef(_) => "duplicate_order_ref",
-        CheckoutError::PriceMismatch { .. } => "price_mismatch",
-        _ => "storage",
     }
 }
 

@@ -1,0 +1,210 @@
+//! The columns each kind of file may have, as closed sets: a record's values are
+//! looked up by column ([`super::extract::RawRecord::get`]), never by a number
+//! that happens to mean "price".
+
+use super::naming::Kind;
+use super::reject::RejectCode;
+
+/// A column of one kind of file.
+pub trait Column: Copy + 'static {
+    /// Every column of the kind, in the order of [`Column::index`].
+    const ALL: &'static [Self];
+    /// The header name (matched without regard to case or surrounding spaces).
+    fn name(self) -> &'static str;
+    fn required(self) -> bool;
+    /// Where its value sits in a record of this kind.
+    fn index(self) -> usize;
+    /// The reject code when the value is missing; `None` for an optional column,
+    /// whose absence is not an error.
+    fn missing(self) -> Option<RejectCode>;
+    /// The reject code when a value is not valid (prices have their own).
+    fn invalid(self) -> RejectCode;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductColumn {
+    Sku,
+    Name,
+    Category,
+    Price,
+    Stock,
+    Description,
+}
+
+impl Column for ProductColumn {
+    const ALL: &'static [Self] = &[
+        Self::Sku,
+        Self::Name,
+        Self::Category,
+        Self::Price,
+        Self::Stock,
+        Self::Description,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sku => "sku",
+            Self::Name => "name",
+            Self::Category => "category",
+            Self::Price => "price",
+            Self::Stock => "stock",
+            Self::Description => "description",
+        }
+    }
+    fn required(self) -> bool {
+        matches!(self, Self::Name | Self::Price)
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn missing(self) -> Option<RejectCode> {
+        match self {
+            Self::Name => Some(RejectCode::MissingName),
+            Self::Price => Some(RejectCode::MissingPrice),
+            // Optional: an absent value takes its default (a derived SKU, the
+            // default category, no stock change, no description).
+            Self::Sku | Self::Category | Self::Stock | Self::Description => None,
+        }
+    }
+    fn invalid(self) -> RejectCode {
+        match self {
+            Self::Sku => RejectCode::InvalidSku,
+            Self::Name => RejectCode::InvalidName,
+            Self::Category => RejectCode::InvalidCategory,
+            Self::Price => RejectCode::PriceNotANumber,
+            Self::Stock => RejectCode::InvalidStock,
+            Self::Description => RejectCode::InvalidDescription,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderColumn {
+    OrderRef,
+    Customer,
+    Sku,
+    Quantity,
+    UnitPrice,
+}
+
+impl Column for OrderColumn {
+    const ALL: &'static [Self] = &[
+        Self::OrderRef,
+        Self::Customer,
+        Self::Sku,
+        Self::Quantity,
+        Self::UnitPrice,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Self::OrderRef => "order_ref",
+            Self::Customer => "customer",
+            Self::Sku => "sku",
+            Self::Quantity => "quantity",
+            Self::UnitPrice => "unit_price",
+        }
+    }
+    fn required(self) -> bool {
+        !matches!(self, Self::UnitPrice)
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn missing(self) -> Option<RejectCode> {
+        match self {
+            Self::OrderRef => Some(RejectCode::MissingOrderRef),
+            Self::Customer => Some(RejectCode::MissingCustomer),
+            Self::Sku => Some(RejectCode::MissingSku),
+            Self::Quantity => Some(RejectCode::MissingQuantity),
+            // Optional: the catalog's price is used.
+            Self::UnitPrice => None,
+        }
+    }
+    fn invalid(self) -> RejectCode {
+        match self {
+            Self::OrderRef => RejectCode::InvalidOrderRef,
+            Self::Customer => RejectCode::InvalidCustomer,
+            Self::Sku => RejectCode::InvalidSku,
+            Self::Quantity => RejectCode::InvalidQuantity,
+            Self::UnitPrice => RejectCode::PriceNotANumber,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryColumn {
+    Sku,
+    Stock,
+}
+
+impl Column for InventoryColumn {
+    const ALL: &'static [Self] = &[Self::Sku, Self::Stock];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sku => "sku",
+            Self::Stock => "stock",
+        }
+    }
+    fn required(self) -> bool {
+        true
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn missing(self) -> Option<RejectCode> {
+        match self {
+            Self::Sku => Some(RejectCode::MissingSku),
+            Self::Stock => Some(RejectCode::MissingStock),
+        }
+    }
+    fn invalid(self) -> RejectCode {
+        match self {
+            Self::Sku => RejectCode::InvalidSku,
+            Self::Stock => RejectCode::InvalidStock,
+        }
+    }
+}
+
+/// A column's header name and whether it is required, in index order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnSpec {
+    pub name: &'static str,
+    pub required: bool,
+}
+
+fn specs<C: Column>() -> Vec<ColumnSpec> {
+    C::ALL
+        .iter()
+        .map(|c| ColumnSpec {
+            name: c.name(),
+            required: c.required(),
+        })
+        .collect()
+}
+
+/// The columns of `kind`, in index order.
+pub fn columns(kind: Kind) -> Vec<ColumnSpec> {
+    match kind {
+        Kind::Products => specs::<ProductColumn>(),
+        Kind::Orders => specs::<OrderColumn>(),
+        Kind::Inventory => specs::<InventoryColumn>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<C: Column + std::fmt::Debug>() {
+        for (i, c) in C::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i, "{c:?} is listed where its index says");
+            assert_eq!(c.required(), c.missing().is_some(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn every_column_sits_at_its_index() {
+        check::<ProductColumn>();
+        check::<OrderColumn>();
+        check::<InventoryColumn>();
+    }
+}
