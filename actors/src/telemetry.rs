@@ -1,9 +1,11 @@
 //! Typed telemetry events, counted in Prometheus metrics.
 //!
-//! Actors and pipeline stages record what happened through these handles (an order
-//! placed, a batch committed, a row rejected for a reason); the web layer registers
-//! them in its registry and serves `/metrics`. Label values are closed sets (reason
-//! codes, outcomes), never free text, so cardinality stays bounded.
+//! As in Vector's `internal_events`: one struct per thing that happened (an order
+//! placed, a checkout refused, a batch committed, rows loaded, a row rejected, a
+//! file finished), and one `emit` that writes its counter and, where one is due,
+//! its log line together; call sites never build labels. The web layer registers
+//! the metrics in its registry and serves `/metrics`. Label values are closed sets
+//! (reason codes, outcomes), never free text, so cardinality stays bounded.
 
 use std::sync::Arc;
 
@@ -13,6 +15,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::inbox::naming::Kind;
+use crate::inbox::reject::Reject;
+use crate::ledger::book::CheckoutRejection;
+use crate::store::StoreError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -27,6 +34,130 @@ pub struct KindLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
+}
+
+/// Something that happened, recorded in the metrics (and the log) by [`Event::emit`].
+pub trait Event {
+    fn emit(self, telemetry: &Telemetry);
+}
+
+/// The ledger committed a new order (not a replay).
+#[derive(Debug)]
+pub struct OrderPlaced;
+
+impl Event for OrderPlaced {
+    fn emit(self, t: &Telemetry) {
+        t.orders_placed.inc();
+    }
+}
+
+/// A checkout was refused.
+#[derive(Debug)]
+pub struct OrderRejected {
+    pub reason: CheckoutRejection,
+}
+
+impl Event for OrderRejected {
+    fn emit(self, t: &Telemetry) {
+        t.orders_rejected
+            .get_or_create(&ReasonLabel {
+                reason: self.reason.as_str(),
+            })
+            .inc();
+    }
+}
+
+/// The ledger applied a batch of commands and committed it (or abandoned it).
+#[derive(Debug)]
+pub struct BatchCommitted<'a> {
+    pub commands: usize,
+    pub seconds: f64,
+    /// Why the batch was abandoned, if it was.
+    pub abandoned: Option<&'a StoreError>,
+}
+
+impl Event for BatchCommitted<'_> {
+    fn emit(self, t: &Telemetry) {
+        if let Some(e) = self.abandoned {
+            tracing::error!(error = %e, commands = self.commands, "ledger batch abandoned");
+        }
+        t.commit_batch_commands.observe(self.commands as f64);
+        t.commit_seconds.observe(self.seconds);
+    }
+}
+
+/// A batch of an import committed its rows and rejects.
+#[derive(Debug)]
+pub struct RowsCommitted<'a> {
+    pub kind: Kind,
+    pub loaded: u64,
+    pub rejected: &'a [Reject],
+}
+
+impl Event for RowsCommitted<'_> {
+    fn emit(self, t: &Telemetry) {
+        t.rows_loaded
+            .get_or_create(&KindLabel {
+                kind: self.kind.as_str(),
+            })
+            .inc_by(self.loaded);
+        for r in self.rejected {
+            t.rows_rejected
+                .get_or_create(&ReasonLabel {
+                    reason: r.code.as_str(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// An import job reached its end (completed, failed or duplicate).
+#[derive(Debug)]
+pub struct FileFinished<'a> {
+    pub job: u64,
+    pub file_name: &'a str,
+    /// `completed`, `failed` or `duplicate` (`JobStatus::as_str`).
+    pub status: &'static str,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub error: Option<&'a str>,
+}
+
+impl Event for FileFinished<'_> {
+    fn emit(self, t: &Telemetry) {
+        t.files
+            .get_or_create(&OutcomeLabel {
+                outcome: self.status,
+            })
+            .inc();
+        tracing::info!(
+            job = self.job,
+            file = %self.file_name,
+            status = self.status,
+            rows_read = self.rows_read,
+            rows_loaded = self.rows_loaded,
+            rows_rejected = self.rows_rejected,
+            error = self.error.unwrap_or(""),
+            "import finished"
+        );
+    }
+}
+
+/// The inbox watcher's view after a scan.
+#[derive(Debug)]
+pub struct InboxScanned {
+    pub waiting: usize,
+    pub oldest_secs: u64,
+}
+
+impl Event for InboxScanned {
+    fn emit(self, t: &Telemetry) {
+        t.inbox_files_waiting
+            .set(i64::try_from(self.waiting).unwrap_or(i64::MAX));
+        t.inbox_oldest_file_age_seconds
+            .set(i64::try_from(self.oldest_secs).unwrap_or(i64::MAX));
+    }
 }
 
 /// Every domain metric, shared by the actors and the pipeline. Cheap to clone.

@@ -13,7 +13,7 @@ use super::extract::{self, FileFacts};
 use super::failure::{FileFailure, Stage};
 use super::jobs::{Job, JobRow, JobStatus, JobTables};
 use super::load::{self, Applied, Batch, Grouper, Piece};
-use super::naming::FileType;
+use super::naming::{FileType, Kind};
 use super::transform;
 use crate::domain::{Currency, JobId, OrderRef, Timestamp};
 use crate::ledger::{DryRun, Ledger, Transact, Tx};
@@ -23,7 +23,7 @@ use crate::limits::{
 };
 use crate::mailbox::{AskError, Mailbox};
 use crate::store::StoreError;
-use crate::telemetry::{KindLabel, OutcomeLabel, ReasonLabel, Telemetry};
+use crate::telemetry::{Event, FileFinished, RowsCommitted, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -157,14 +157,8 @@ impl Pipeline {
             rt,
             Box::new(move |tx| load::finish(tx, id, status, error, Timestamp::now())),
         )?;
-        self.telemetry
-            .files
-            .get_or_create(&OutcomeLabel {
-                outcome: row.status.as_str(),
-            })
-            .inc();
         let job = Job { id, row };
-        log_finished(&job);
+        finished(&job).emit(&self.telemetry);
         Ok(Outcome::Finished(Box::new(job)))
     }
 
@@ -247,14 +241,8 @@ impl Pipeline {
             };
             let row = self.transact(rt, Box::new(move |tx| start(tx, id, facts)))?;
             if row.status == JobStatus::Duplicate {
-                self.telemetry
-                    .files
-                    .get_or_create(&OutcomeLabel {
-                        outcome: "duplicate",
-                    })
-                    .inc();
                 let job = Job { id, row };
-                log_finished(&job);
+                finished(&job).emit(&self.telemetry);
                 return Ok(Outcome::Finished(Box::new(job)));
             }
             Job { id, row }
@@ -422,7 +410,7 @@ impl Pipeline {
                 }
             });
             // Load: batches into the ledger.
-            self.load_loop(rt, job, piece_rx, &bytes_read)
+            self.load_loop(rt, job, ty, piece_rx, &bytes_read)
         })
     }
 
@@ -430,11 +418,12 @@ impl Pipeline {
         &self,
         rt: &tokio::runtime::Runtime,
         job: &Job,
+        ty: FileType,
         pieces: std::sync::mpsc::Receiver<Result<Vec<Piece>, FileFailure>>,
         bytes_read: &AtomicU64,
     ) -> Result<Streamed, PipelineError> {
         let id = job.id;
-        let kind = job.row.file_type.map_or("unknown", |t| t.kind.as_str());
+        let kind = ty.kind;
         let dry_run = job.row.dry_run;
         let started = Instant::now();
         let mut last_log = Instant::now();
@@ -493,7 +482,7 @@ impl Pipeline {
         &self,
         rt: &tokio::runtime::Runtime,
         id: JobId,
-        kind: &'static str,
+        kind: Kind,
         dry_run: bool,
         batch: Batch,
     ) -> Result<u64, PipelineError> {
@@ -522,18 +511,12 @@ impl Pipeline {
                 }),
             )?
         };
-        self.telemetry
-            .rows_loaded
-            .get_or_create(&KindLabel { kind })
-            .inc_by(applied.loaded);
-        for r in &applied.rejects {
-            self.telemetry
-                .rows_rejected
-                .get_or_create(&ReasonLabel {
-                    reason: r.code.as_str(),
-                })
-                .inc();
+        RowsCommitted {
+            kind,
+            loaded: applied.loaded,
+            rejected: &applied.rejects,
         }
+        .emit(&self.telemetry);
         Ok(applied.records)
     }
 }
@@ -564,16 +547,16 @@ fn start(tx: &mut Tx<'_, '_>, id: JobId, facts: FileFacts) -> Result<JobRow, Sto
     Ok(row)
 }
 
-fn log_finished(job: &Job) {
+/// The telemetry event of a job that reached its end.
+fn finished(job: &Job) -> FileFinished<'_> {
     let r = &job.row;
-    tracing::info!(
-        job = job.id.0,
-        file = %r.file_name,
-        status = r.status.as_str(),
-        rows_read = r.rows_read,
-        rows_loaded = r.rows_loaded,
-        rows_rejected = r.rows_rejected,
-        error = r.error.as_deref().unwrap_or(""),
-        "import finished"
-    );
+    FileFinished {
+        job: job.id.0,
+        file_name: &r.file_name,
+        status: r.status.as_str(),
+        rows_read: r.rows_read,
+        rows_loaded: r.rows_loaded,
+        rows_rejected: r.rows_rejected,
+        error: r.error.as_deref(),
+    }
 }

@@ -32,7 +32,7 @@ use crate::domain::{Currency, JobId};
 use crate::ledger::Ledger;
 use crate::limits::{INBOX_SCAN_DEBOUNCE_MS, INBOX_TRACKED_FILES_MAX, UPLOAD_IDLE_SECS_MAX};
 use crate::mailbox::{AskError, Mailbox};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Event, InboxScanned, Telemetry};
 
 /// How the inbox behaves (all from the command line).
 #[derive(Debug, Clone)]
@@ -541,10 +541,11 @@ impl InboxWatcher {
         }
         let (waiting, oldest) = self.scanner.waiting(now);
         let waiting = waiting + self.queued.load(Ordering::Acquire);
-        self.telemetry.inbox_files_waiting.set(waiting as i64);
-        self.telemetry
-            .inbox_oldest_file_age_seconds
-            .set(oldest.as_secs() as i64);
+        InboxScanned {
+            waiting,
+            oldest_secs: oldest.as_secs(),
+        }
+        .emit(&self.telemetry);
         if let Some(deadline) = self.scanner.next_deadline() {
             self.scan_at(ctx, deadline.max(now) + Duration::from_millis(5));
         }

@@ -50,10 +50,10 @@ use crate::limits::{IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SE
 use crate::store::Page;
 use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
 use crate::store::{Store, StoreError, codec};
-use crate::telemetry::{ReasonLabel, Telemetry};
+use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
 use book::{
-    Caller, CheckoutError, Movement, MovementRow, Order, OrderError, OrderRequest, OrderRow,
-    Placed, StockError,
+    Caller, CheckoutError, CheckoutRejection, Movement, MovementRow, Order, OrderError,
+    OrderRequest, OrderRow, Placed, StockError,
 };
 pub use products::{ArchiveProduct, CreateProduct, PatchProduct, ReplaceProduct};
 pub use tx::Tx;
@@ -123,18 +123,16 @@ impl Ledger {
         let started = Instant::now();
         let mut responders = Vec::with_capacity(size);
         let outcome = self.apply(batch, &mut responders);
-        match &outcome {
-            Ok(()) => {}
-            Err(e) => tracing::error!(error = %e, commands = size, "ledger batch abandoned"),
-        }
         for respond in responders {
             respond(outcome.as_ref().map(|_| ()));
         }
         self.keys_in_flight.clear();
-        self.telemetry.commit_batch_commands.observe(size as f64);
-        self.telemetry
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        BatchCommitted {
+            commands: size,
+            seconds: started.elapsed().as_secs_f64(),
+            abandoned: outcome.as_ref().err(),
+        }
+        .emit(&self.telemetry);
     }
 
     fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
@@ -258,12 +256,10 @@ impl Handler<PlaceOrder> for Ledger {
         if let Some(key) = &request.idempotency_key
             && !self.keys_in_flight.insert((request.user, key.clone()))
         {
-            self.telemetry
-                .orders_rejected
-                .get_or_create(&ReasonLabel {
-                    reason: "in_flight",
-                })
-                .inc();
+            OrderRejected {
+                reason: CheckoutRejection::InFlight,
+            }
+            .emit(&self.telemetry);
             return Box::pin(async { Err(CheckoutError::InFlight) });
         }
         let telemetry = self.telemetry.clone();
@@ -273,18 +269,12 @@ impl Handler<PlaceOrder> for Ledger {
                 .book
                 .place_order(tx.catalog, &request, tx.currency, tx.at);
             match &result {
-                Ok(p) if !p.replayed => {
-                    telemetry.orders_placed.inc();
-                }
+                Ok(p) if !p.replayed => OrderPlaced.emit(&telemetry),
                 Ok(_) => {}
-                Err(e) => {
-                    telemetry
-                        .orders_rejected
-                        .get_or_create(&ReasonLabel {
-                            reason: e.rejection().as_str(),
-                        })
-                        .inc();
+                Err(e) => OrderRejected {
+                    reason: e.rejection(),
                 }
+                .emit(&telemetry),
             }
             result
         })
