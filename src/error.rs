@@ -502,7 +502,9 @@ impl From<StoreError> for ApiError {
                     "the change could not be committed; nothing was written, retry",
                 )
             }
-            other => ApiError::internal(other),
+            StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {
+                ApiError::internal(e)
+            }
         }
     }
 }
@@ -523,7 +525,6 @@ impl From<CatalogError> for ApiError {
             }
             CatalogError::StockAboveMax => ApiError::field("stock", "would exceed the maximum"),
             CatalogError::Store(s) => s.into(),
-            other => ApiError::internal(other),
         }
     }
 }
@@ -591,7 +592,6 @@ impl From<CheckoutError> for ApiError {
                 format!("price of {sku} does not match the catalog"),
             ),
             CheckoutError::Store(s) => s.into(),
-            other => ApiError::internal(other),
         }
     }
 }
@@ -618,7 +618,6 @@ impl From<OrderError> for ApiError {
             )
             .with_sku(sku.as_str()),
             OrderError::Store(s) => s.into(),
-            other => ApiError::internal(other),
         }
     }
 }
@@ -638,7 +637,6 @@ impl From<StockError> for ApiError {
                 format!("stock would be {would_be}, above the maximum"),
             ),
             StockError::Store(s) => s.into(),
-            other => ApiError::internal(other),
         }
     }
 }
@@ -659,7 +657,6 @@ impl From<UserError> for ApiError {
             )
             .with_errors(vec![FieldError::new("email", "is already taken")]),
             UserError::Store(s) => s.into(),
-            other => ApiError::internal(other),
         }
     }
 }
@@ -674,7 +671,6 @@ impl From<RefreshError> for ApiError {
                 "the refresh token was already used; every token of this session is now revoked",
             ),
             RefreshError::Store(s) => s.into(),
-            other => ApiError::internal(other),
         }
     }
 }

@@ -78,7 +78,6 @@ impl Record for RefreshRow {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum UserError {
     #[error("username is taken")]
     UsernameTaken,
@@ -89,7 +88,6 @@ pub enum UserError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RefreshError {
     #[error("refresh token is unknown, expired or revoked")]
     Invalid,

@@ -68,7 +68,6 @@ pub struct ProductPatch {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CatalogError {
     #[error("product {0} already exists")]
     Exists(Sku),

@@ -463,7 +463,12 @@ pub fn record_progress(
 fn stock_storage(e: StockError) -> StoreError {
     match e {
         StockError::Store(s) => s,
-        other => StoreError::Corrupt(format!("an absolute stock level was refused: {other}")),
+        // Levels in files are validated (0 to the cap) and SKUs checked before.
+        other @ (StockError::UnknownSku
+        | StockError::Insufficient { .. }
+        | StockError::AboveMax { .. }) => {
+            StoreError::Corrupt(format!("an absolute stock level was refused: {other}"))
+        }
     }
 }
 

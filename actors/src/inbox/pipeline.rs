@@ -26,7 +26,6 @@ use crate::store::StoreError;
 use crate::telemetry::{Event, FileFinished, RowsCommitted, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -149,7 +149,6 @@ pub struct Shortage {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CheckoutError {
     #[error("unknown or archived SKUs: {0:?}")]
     UnknownSkus(Vec<Sku>),
@@ -213,7 +212,6 @@ impl CheckoutError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum OrderError {
     #[error("order not found")]
     NotFound,
@@ -229,7 +227,6 @@ pub enum OrderError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StockError {
     #[error("unknown or archived SKU")]
     UnknownSku,
@@ -262,6 +259,60 @@ impl Caller {
     pub fn may_see(&self, order: &OrderRow) -> bool {
         self.is_admin || order.user_id == self.user
     }
+}
+
+/// A SKU's stock level and the seq of its last movement (0 before the first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Level {
+    pub units: u64,
+    pub last_seq: u64,
+}
+
+/// A stock movement to record, before it has a seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovementDraft {
+    pub kind: MovementKind,
+    pub delta: i64,
+    pub order_id: Option<OrderId>,
+    pub source: Source,
+    pub reason: Option<Reason>,
+    pub at: Timestamp,
+}
+
+/// The level a movement of `delta` reaches from `level`, or why it may not: below
+/// zero, or past [`STOCK_UNITS_MAX`] for an increase (stock above the cap, from an
+/// older release, can always be reduced).
+pub fn check_movement(level: Level, delta: i64) -> Result<u64, StockError> {
+    let after = level
+        .units
+        .checked_add_signed(delta)
+        .ok_or(StockError::Insufficient {
+            available: level.units,
+        })?;
+    if delta > 0 && after > STOCK_UNITS_MAX {
+        return Err(StockError::AboveMax { would_be: after });
+    }
+    Ok(after)
+}
+
+/// A stock level as a signed number, for differences (levels are at most
+/// [`STOCK_UNITS_MAX`], far inside `i64`).
+fn signed(units: u64) -> i64 {
+    i64::try_from(units).expect("stock levels fit in i64")
+}
+
+/// What [`Book::check_order`] decided.
+enum Checked {
+    /// The idempotency key matched an earlier order: answer it again.
+    Replay(Order),
+    /// A new order, every check passed.
+    New(OrderPlan),
+}
+
+/// An accepted order's lines, each with the level its SKU had when checked.
+struct OrderPlan {
+    fingerprint: [u8; 32],
+    lines: Vec<(OrderLine, Level)>,
 }
 
 /// The ledger's tables, open in one write transaction.
@@ -297,64 +348,48 @@ impl<'txn> Book<'txn> {
         Ok(next)
     }
 
-    /// (units on hand, seq of the last movement); (0, 0) for a SKU never stocked.
-    pub fn level(&self, sku: &Sku) -> Result<(u64, u64), StoreError> {
-        Ok(self.stock.get(sku.as_str())?.map_or((0, 0), |v| v.value()))
+    /// A SKU's stock now; zero with no movements for a SKU never stocked.
+    pub fn level(&self, sku: &Sku) -> Result<Level, StoreError> {
+        Ok(self.stock.get(sku.as_str())?.map_or(Level::default(), |v| {
+            let (units, last_seq) = v.value();
+            Level { units, last_seq }
+        }))
     }
 
-    /// Appends a movement and sets the level, refusing to go below zero.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record(
-        &mut self,
-        sku: &Sku,
-        delta: i64,
-        kind: MovementKind,
-        order_id: Option<OrderId>,
-        source: Source,
-        reason: Option<Reason>,
-        at: Timestamp,
-    ) -> Result<Movement, StockError> {
-        let current = self.level(sku)?;
-        self.record_at(sku, current, delta, kind, order_id, source, reason, at)
+    /// Appends a movement and sets the level, refusing to go below zero or (for an
+    /// increase) above the cap.
+    pub fn record(&mut self, sku: &Sku, draft: MovementDraft) -> Result<Movement, StockError> {
+        let level = self.level(sku)?;
+        let after = check_movement(level, draft.delta)?;
+        Ok(self.write_movement(sku, level, after, draft)?)
     }
 
-    /// [`Self::record`] when the caller already read the level.
-    #[allow(clippy::too_many_arguments)]
-    fn record_at(
+    /// The one place a movement and a stock level are written, for a change that
+    /// passed [`check_movement`] against `level`, read in this transaction.
+    fn write_movement(
         &mut self,
         sku: &Sku,
-        (level, last_seq): (u64, u64),
-        delta: i64,
-        kind: MovementKind,
-        order_id: Option<OrderId>,
-        source: Source,
-        reason: Option<Reason>,
-        at: Timestamp,
-    ) -> Result<Movement, StockError> {
-        let after = level
-            .checked_add_signed(delta)
-            .ok_or(StockError::Insufficient { available: level })?;
-        // The cap holds at every write, against increases only: stock that is (from
-        // an older release) above the cap can always be reduced.
-        if delta > 0 && after > STOCK_UNITS_MAX {
-            return Err(StockError::AboveMax { would_be: after });
-        }
-        let seq = last_seq + 1;
+        level: Level,
+        after: u64,
+        draft: MovementDraft,
+    ) -> Result<Movement, StoreError> {
+        // The pair of the checks made before: the level reached is the one asked
+        // for, within the cap if it grew, and the history gains exactly one link.
+        assert_eq!(level.units.checked_add_signed(draft.delta), Some(after));
+        assert!(draft.delta <= 0 || after <= STOCK_UNITS_MAX);
+        let seq = level.last_seq + 1;
         let row = MovementRow {
-            kind,
-            delta,
+            kind: draft.kind,
+            delta: draft.delta,
             stock_after: after,
-            order_id,
-            source,
-            reason,
-            at,
+            order_id: draft.order_id,
+            source: draft.source,
+            reason: draft.reason,
+            at: draft.at,
         };
         self.movements
-            .insert((sku.as_str(), seq), codec::encode(&row).as_slice())
-            .map_err(StoreError::from)?;
-        self.stock
-            .insert(sku.as_str(), (after, seq))
-            .map_err(StoreError::from)?;
+            .insert((sku.as_str(), seq), codec::encode(&row).as_slice())?;
+        self.stock.insert(sku.as_str(), (after, seq))?;
         Ok(Movement {
             sku: sku.clone(),
             seq,
@@ -372,13 +407,21 @@ impl<'txn> Book<'txn> {
         source: Source,
         at: Timestamp,
     ) -> Result<Option<Movement>, StockError> {
-        let current = self.level(sku)?;
-        let delta = target.get() as i64 - current.0 as i64;
+        let level = self.level(sku)?;
+        let delta = signed(target.get()) - signed(level.units);
         if delta == 0 {
             return Ok(None);
         }
-        self.record_at(sku, current, delta, kind, None, source, None, at)
-            .map(Some)
+        let after = check_movement(level, delta)?;
+        let draft = MovementDraft {
+            kind,
+            delta,
+            order_id: None,
+            source,
+            reason: None,
+            at,
+        };
+        Ok(Some(self.write_movement(sku, level, after, draft)?))
     }
 
     /// An admin's stock change: a positive delta is a `receipt`, a negative one an
@@ -399,12 +442,22 @@ impl<'txn> Book<'txn> {
         } else {
             MovementKind::Adjustment
         };
-        self.record(sku, delta.get(), kind, None, Source::Api, Some(reason), at)
+        self.record(
+            sku,
+            MovementDraft {
+                kind,
+                delta: delta.get(),
+                order_id: None,
+                source: Source::Api,
+                reason: Some(reason),
+                at,
+            },
+        )
     }
 
     /// Places an order: prices from the catalog rows read in this transaction, all
-    /// lines or none. Checks come first (idempotency, reference, SKUs, prices,
-    /// stock); writes only follow once every check has passed.
+    /// lines or none. [`Self::check_order`] decides (and may refuse); only then
+    /// does [`Self::write_order`] write, without a refusal of its own.
     pub fn place_order(
         &mut self,
         catalog: &CatalogTables<'_>,
@@ -412,6 +465,22 @@ impl<'txn> Book<'txn> {
         currency: Currency,
         at: Timestamp,
     ) -> Result<Placed, CheckoutError> {
+        match self.check_order(catalog, request)? {
+            Checked::Replay(order) => Ok(Placed {
+                order,
+                replayed: true,
+            }),
+            Checked::New(plan) => Ok(self.write_order(request, plan, currency, at)?),
+        }
+    }
+
+    /// Every refusal of a checkout, in a fixed order (idempotency, reference, SKUs,
+    /// prices, stock), reading only.
+    fn check_order(
+        &self,
+        catalog: &CatalogTables<'_>,
+        request: &OrderRequest,
+    ) -> Result<Checked, CheckoutError> {
         let fingerprint = request.fingerprint();
         if let Some(key) = &request.idempotency_key {
             let earlier: Option<IdempotencyRow> =
@@ -420,14 +489,10 @@ impl<'txn> Book<'txn> {
                 if earlier.fingerprint != fingerprint {
                     return Err(CheckoutError::KeyReused);
                 }
-                let order = Order {
+                return Ok(Checked::Replay(Order {
                     id: earlier.order_id,
                     row: earlier.snapshot,
-                };
-                return Ok(Placed {
-                    order,
-                    replayed: true,
-                });
+                }));
             }
         }
         if let Some(reference) = &request.external_ref
@@ -452,21 +517,22 @@ impl<'txn> Book<'txn> {
                     catalog: product.price.get(),
                 });
             }
-            let (available, _) = self.level(sku)?;
-            if available < u64::from(quantity.get()) {
+            let level = self.level(sku)?;
+            if level.units < u64::from(quantity.get()) {
                 short.push(Shortage {
                     sku: sku.clone(),
                     requested: quantity.get(),
-                    available,
+                    available: level.units,
                 });
             }
-            lines.push(OrderLine {
+            let line = OrderLine {
                 sku: sku.clone(),
                 name: product.name.as_str().to_owned(),
                 unit_price: product.price,
                 quantity: *quantity,
                 line_total_cents: product.price.get() * u64::from(quantity.get()),
-            });
+            };
+            lines.push((line, level));
         }
         if !unknown.is_empty() {
             return Err(CheckoutError::UnknownSkus(unknown));
@@ -474,24 +540,35 @@ impl<'txn> Book<'txn> {
         if !short.is_empty() {
             return Err(CheckoutError::Insufficient(short));
         }
+        Ok(Checked::New(OrderPlan { fingerprint, lines }))
+    }
 
+    /// Writes an order that [`Self::check_order`] accepted: its id, a `sale` per
+    /// line, the order rows, its reference and idempotency key.
+    fn write_order(
+        &mut self,
+        request: &OrderRequest,
+        plan: OrderPlan,
+        currency: Currency,
+        at: Timestamp,
+    ) -> Result<Placed, StoreError> {
         let id = OrderId(self.next_id(counter::NEXT_ORDER_ID)?);
-        for line in &lines {
-            let delta = -i64::from(line.quantity.get());
-            self.record(
-                &line.sku,
-                delta,
-                MovementKind::Sale,
-                Some(id),
-                request.source,
-                None,
+        let mut lines = Vec::with_capacity(plan.lines.len());
+        for (line, level) in plan.lines {
+            let sold = u64::from(line.quantity.get());
+            // Checked above in this same transaction: enough stock, and no other
+            // line of this order touched the SKU (lines are merged by SKU).
+            assert!(level.units >= sold, "stock checked before writing");
+            let draft = MovementDraft {
+                kind: MovementKind::Sale,
+                delta: -i64::from(line.quantity.get()),
+                order_id: Some(id),
+                source: request.source,
+                reason: None,
                 at,
-            )
-            .map_err(|e| match e {
-                StockError::Store(s) => CheckoutError::Store(s),
-                // Stock was checked above in this same transaction.
-                other => unreachable!("stock checked before writing: {other}"),
-            })?;
+            };
+            self.write_movement(&line.sku, level, level.units - sold, draft)?;
+            lines.push(line);
         }
         let row = OrderRow {
             user_id: request.user,
@@ -504,32 +581,23 @@ impl<'txn> Book<'txn> {
             source: request.source,
             external_ref: request.external_ref.clone(),
         };
-        self.orders
-            .insert(id.0, codec::encode(&row).as_slice())
-            .map_err(StoreError::from)?;
-        self.orders_by_user
-            .insert((request.user.0, id.0), ())
-            .map_err(StoreError::from)?;
+        self.orders.insert(id.0, codec::encode(&row).as_slice())?;
+        self.orders_by_user.insert((request.user.0, id.0), ())?;
         if let Some(reference) = &request.external_ref {
-            self.order_refs
-                .insert(reference.as_str(), id.0)
-                .map_err(StoreError::from)?;
+            self.order_refs.insert(reference.as_str(), id.0)?;
         }
         if let Some(key) = &request.idempotency_key {
             let remembered = IdempotencyRow {
-                fingerprint,
+                fingerprint: plan.fingerprint,
                 order_id: id,
                 snapshot: row.clone(),
             };
-            self.idempotency
-                .insert(
-                    (request.user.0, key.as_str()),
-                    codec::encode(&remembered).as_slice(),
-                )
-                .map_err(StoreError::from)?;
+            self.idempotency.insert(
+                (request.user.0, key.as_str()),
+                codec::encode(&remembered).as_slice(),
+            )?;
             self.idempotency_expiry
-                .insert((at.millis(), request.user.0, key.as_str()), ())
-                .map_err(StoreError::from)?;
+                .insert((at.millis(), request.user.0, key.as_str()), ())?;
         }
         Ok(Placed {
             order: Order { id, row },
@@ -543,7 +611,8 @@ impl<'txn> Book<'txn> {
 
     /// Moves an order along its lifecycle; cancelling returns its stock through
     /// `cancel` movements. `caller` limits a customer to their own orders (another
-    /// user's order is "not found", never "forbidden").
+    /// user's order is "not found", never "forbidden"). Every refusal is checked
+    /// before anything is written.
     pub fn change_status(
         &mut self,
         id: OrderId,
@@ -561,40 +630,37 @@ impl<'txn> Book<'txn> {
                 to: next,
             });
         }
+        let mut restock = Vec::new();
         if next == OrderStatus::Cancelled {
-            // Check every line before writing any: a refused cancel leaves no trace.
             for line in &row.lines {
-                let (level, _) = self.level(&line.sku)?;
-                let would_be = level.saturating_add(u64::from(line.quantity.get()));
-                if would_be > STOCK_UNITS_MAX {
-                    return Err(OrderError::RestockAboveMax {
-                        sku: line.sku.clone(),
-                        would_be,
-                    });
-                }
-            }
-            for line in &row.lines {
+                let level = self.level(&line.sku)?;
                 let delta = i64::from(line.quantity.get());
-                self.record(
-                    &line.sku,
-                    delta,
-                    MovementKind::Cancel,
-                    Some(id),
-                    Source::Api,
-                    None,
-                    at,
-                )
-                .map_err(|e| match e {
+                let after = check_movement(level, delta).map_err(|e| match e {
                     StockError::Store(s) => OrderError::Store(s),
-                    other => unreachable!("restock checked before writing: {other}"),
+                    StockError::UnknownSku
+                    | StockError::Insufficient { .. }
+                    | StockError::AboveMax { .. } => OrderError::RestockAboveMax {
+                        sku: line.sku.clone(),
+                        would_be: level.units.saturating_add(u64::from(line.quantity.get())),
+                    },
                 })?;
+                restock.push((line.sku.clone(), level, after, delta));
             }
+        }
+        for (sku, level, after, delta) in restock {
+            let draft = MovementDraft {
+                kind: MovementKind::Cancel,
+                delta,
+                order_id: Some(id),
+                source: Source::Api,
+                reason: None,
+                at,
+            };
+            self.write_movement(&sku, level, after, draft)?;
         }
         row.status = next;
         row.updated_at = at;
-        self.orders
-            .insert(id.0, codec::encode(&row).as_slice())
-            .map_err(StoreError::from)?;
+        self.orders.insert(id.0, codec::encode(&row).as_slice())?;
         Ok(Order { id, row })
     }
 

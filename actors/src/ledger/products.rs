@@ -33,7 +33,7 @@ fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, CatalogError> {
         .catalog
         .get(&sku)?
         .ok_or_else(|| StoreError::Corrupt(format!("product {sku} vanished in its own write")))?;
-    let stock = tx.book.level(&sku)?.0;
+    let stock = tx.book.level(&sku)?.units;
     Ok(Product { sku, row, stock })
 }
 
@@ -137,7 +137,7 @@ impl Handler<PatchProduct> for Ledger {
                 row.updated_at = tx.at;
                 tx.catalog.put(&msg.sku, &row)?;
             }
-            let stock = tx.book.level(&msg.sku)?.0;
+            let stock = tx.book.level(&msg.sku)?.units;
             Ok(Product {
                 sku: msg.sku,
                 row,

@@ -16,7 +16,6 @@ pub trait Record: Serialize + DeserializeOwned {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CodecError {
     #[error("{record} record is empty")]
     Empty { record: &'static str },

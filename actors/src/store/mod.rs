@@ -27,7 +27,6 @@ pub const DB_FILE_NAME: &str = "orderflow.redb";
 /// An operating error from the database (disk, corruption). Callers turn it into a
 /// 500/503 without showing its text to clients.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     #[error("database: {0}")]
     Redb(#[from] Box<redb::Error>),
@@ -81,7 +80,6 @@ macro_rules! lift_redb_errors {
 pub(crate) use lift_redb_errors;
 
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum OpenError {
     #[error(
         "data directory {0} is in use by another orderflow process (only one process may own it)"

@@ -106,7 +106,7 @@ impl RawRecord {
     pub fn unreadable(&self) -> Option<&Unreadable> {
         match &self.body {
             Body::Unreadable { why, .. } => Some(why),
-            _ => None,
+            Body::Csv { .. } | Body::Json { .. } => None,
         }
     }
 
