@@ -2,6 +2,13 @@
 //! and through the catalog actor's mailbox (what a request pays), over 10,000
 //! products.
 
+// Bench data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -3,6 +3,13 @@
 //! (applying batches in a ledger transaction, committed), the floor cost of one
 //! listing-index entry, and the value parsers the transform leans on.
 
+// Bench data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::io::{BufRead, Cursor};
 use std::time::Duration;
 

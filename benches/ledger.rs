@@ -2,6 +2,13 @@
 //! 1024 orders per durable transaction, through the ledger's own rules
 //! (`Book::place_order`). The difference is what group commit buys.
 
+// Bench data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -119,7 +119,10 @@ fn csv_cell(t: &str) -> String {
 fn price_cents(rng: &mut ChaCha8Rng) -> u64 {
     let exponent: f64 = rng.random_range(0.0..3.3);
     let major = 10f64.powf(exponent);
-    ((major * 100.0) as u64).max(99)
+    // 99 to about 200,000 cents: the cast is exact for these whole numbers.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let cents = (major * 100.0) as u64;
+    cents.max(99)
 }
 
 fn money(cents: u64) -> String {
@@ -134,7 +137,10 @@ pub fn sku_of(i: u64) -> String {
 pub fn generate(args: &GenArgs, out: impl Write) -> io::Result<u64> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let dirty_every = if args.dirty > 0.0 {
-        (100.0 / args.dirty).round().max(1.0) as u64
+        // --dirty is a percentage in (0, 100] (checked by the CLI): 1 to 1e300.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let every = (100.0 / args.dirty).round().max(1.0) as u64;
+        every
     } else {
         0
     };

@@ -256,7 +256,7 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, slug, title, detail)
     }
 
-    pub fn payload_too_large(limit_bytes: usize) -> Self {
+    pub fn payload_too_large(limit_bytes: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",

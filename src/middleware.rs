@@ -146,7 +146,7 @@ pub async fn observe(
         path = %res.request().path(),
         route = %route,
         status = status.as_u16(),
-        latency_us = elapsed.as_micros() as u64,
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {

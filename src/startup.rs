@@ -48,7 +48,7 @@ impl Services {
         pipeline: &PipelineArgs,
         catalog_threads: usize,
     ) -> anyhow::Result<Self> {
-        let commit_batch_max = pipeline.commit_batch_max as usize;
+        let commit_batch_max = usize::try_from(pipeline.commit_batch_max).unwrap_or(usize::MAX);
         let currency = Currency::parse(&args.currency)
             .map_err(|e| anyhow::anyhow!("--currency {}: {e}", args.currency))?;
         let store = Store::open(&args.data_dir)?;
@@ -71,7 +71,7 @@ impl Services {
             ledger: Mailbox::new(
                 ledger,
                 "ledger",
-                pipeline.ledger_queue_max as usize,
+                usize::try_from(pipeline.ledger_queue_max).unwrap_or(usize::MAX),
                 timeout,
             )
             .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
@@ -163,7 +163,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let services = Services::start(&args.store, &args.pipeline, args.catalog_threads as usize)?;
+        let catalog_threads = usize::try_from(args.catalog_threads).unwrap_or(1);
+        let services = Services::start(&args.store, &args.pipeline, catalog_threads)?;
         let secret = jwt::load_secret(args.jwt_secret.as_deref(), &args.store.data_dir)?;
         bootstrap_admin(&services.users, args.admin_password.clone()).await?;
         let inbox = Inbox::start(

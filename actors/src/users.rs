@@ -544,7 +544,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         with_tables(&store, |t| {
             for (i, ms) in [1_000, 2_000, 3_000, 9_000].into_iter().enumerate() {
-                t.put(&[i as u8 + 1; 32], &token(ms, 1)).unwrap();
+                t.put(&[u8::try_from(i + 1).unwrap(); 32], &token(ms, 1))
+                    .unwrap();
             }
             // Spending a token rewrites it without adding a second expiry entry.
             let mut spent = t.get(&[1; 32]).unwrap().unwrap();

@@ -9,6 +9,13 @@
 //! campaign is `FAULT_SEEDS=10000 cargo nextest run -p orderflow-actors --test
 //! fault_injection --nocapture`, and prints its tally.
 
+// Test data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -3,6 +3,13 @@
 //! model; every answer must agree, and the invariants must hold after every step and
 //! after reopening the database.
 
+// Test data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 

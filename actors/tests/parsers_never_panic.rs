@@ -5,6 +5,13 @@
 //! text-cutting path. Structural errors and rejects are fine; panics are not. `PROPTEST_CASES=100000 cargo test -p orderflow-actors --test parsers_never_panic`
 //! runs a longer search.
 
+// Test data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::io::{BufRead, Cursor};
 
 use proptest::prelude::*;

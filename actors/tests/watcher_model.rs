@@ -6,6 +6,13 @@
 //! unfinished files never. A CSV file is complete once settled, with or without a
 //! final line break; a JSON array only once it is closed.
 
+// Test data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 

@@ -15,7 +15,7 @@ use orderflow_actors::inbox::jobs::{GetJob, ListJobs, ListRejects, Origin, creat
 use orderflow_actors::inbox::naming::check_upload_name;
 use orderflow_actors::inbox::watcher::{AcceptUpload, Enqueue};
 use orderflow_actors::ledger::Transact;
-use orderflow_actors::limits::{IMPORT_FILE_BYTES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
+use orderflow_actors::limits::IMPORT_FILE_BYTES_MAX;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
@@ -84,7 +84,7 @@ pub async fn upload(
             let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted"))?;
             received += chunk.len() as u64;
             if received > IMPORT_FILE_BYTES_MAX {
-                return Err(ApiError::payload_too_large(IMPORT_FILE_BYTES_MAX as usize));
+                return Err(ApiError::payload_too_large(IMPORT_FILE_BYTES_MAX));
             }
             file.write_all(&chunk).await.map_err(ApiError::internal)?;
         }
@@ -147,20 +147,12 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
     let mut errors = Vec::new();
-    let limit = params
-        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
-        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params.page_limit(&mut errors);
     let before = params.cursor::<u64>(&mut errors).map(JobId);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state
-        .ledger
-        .ask(ListJobs {
-            before,
-            limit: limit as usize,
-        })
-        .await??;
+    let page = state.ledger.ask(ListJobs { before, limit }).await??;
     let items = page.items.iter().map(|j| j.view()).collect();
     Ok(HttpResponse::Ok().json(json::page(
         items,
@@ -195,9 +187,7 @@ pub async fn rejects(
     let job = path_job(&id)?;
     let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
     let mut errors = Vec::new();
-    let limit = params
-        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
-        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params.page_limit(&mut errors);
     let after_line = params.cursor::<u64>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -207,7 +197,7 @@ pub async fn rejects(
         .ask(ListRejects {
             job,
             after_line,
-            limit: limit as usize,
+            limit,
         })
         .await??
         .ok_or_else(|| ApiError::not_found("no such import job"))?;

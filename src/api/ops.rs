@@ -89,7 +89,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     ] {
         m.mailbox_depth
             .get_or_create(&ActorLabels { actor })
-            .set(depth as i64);
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -15,7 +15,7 @@ use orderflow_actors::domain::{
 };
 use orderflow_actors::ledger::book::{OrderRequest, Source};
 use orderflow_actors::ledger::{ChangeStatus, GetOrder, ListOrders, PlaceOrder};
-use orderflow_actors::limits::{ORDER_LINES_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
+use orderflow_actors::limits::ORDER_LINES_MAX;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -158,9 +158,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params = QueryParams::parse(&raw, &["limit", "cursor", "user"])?;
     let mut errors = Vec::new();
-    let limit = params
-        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
-        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params.page_limit(&mut errors);
     let user_filter = params
         .integer("user", 1, i64::MAX as u64, &mut errors)
         .map(UserId);
@@ -182,7 +180,7 @@ pub async fn list(
         .ask(ListOrders {
             user,
             before,
-            limit: limit as usize,
+            limit,
         })
         .await??;
     let items = page.items.iter().map(json::order).collect();

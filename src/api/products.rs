@@ -21,7 +21,7 @@ use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
     VerifyLedger,
 };
-use orderflow_actors::limits::{PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX, PRICE_CENTS_MAX};
+use orderflow_actors::limits::PRICE_CENTS_MAX;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
@@ -58,9 +58,7 @@ const LIST_PARAMS: [&str; 8] = [
 fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     let params = QueryParams::parse(raw, &LIST_PARAMS)?;
     let mut errors = Vec::new();
-    let limit = params
-        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
-        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params.page_limit(&mut errors);
     let min_price = params.integer("min_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
     let max_price = params.integer("max_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
     if let (Some(lo), Some(hi)) = (min_price, max_price)
@@ -99,7 +97,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         return Err(ApiError::validation(errors));
     }
     Ok(ProductQuery {
-        limit: limit as usize,
+        limit,
         after,
         category,
         name_contains,
@@ -158,20 +156,12 @@ pub async fn categories(
 ) -> Result<HttpResponse, ApiError> {
     let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
     let mut errors = Vec::new();
-    let limit = params
-        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
-        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params.page_limit(&mut errors);
     let after = params.cursor::<String>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state
-        .catalog
-        .ask(ListCategories {
-            after,
-            limit: limit as usize,
-        })
-        .await??;
+    let page = state.catalog.ask(ListCategories { after, limit }).await??;
     let body: Vec<json::CategoryJson> = page
         .items
         .into_iter()
@@ -525,9 +515,7 @@ pub async fn movements(
     let sku = path_sku(&sku)?;
     let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
     let mut errors = Vec::new();
-    let limit = params
-        .integer("limit", 1, PAGE_ITEMS_MAX as u64, &mut errors)
-        .unwrap_or(PAGE_ITEMS_DEFAULT as u64);
+    let limit = params.page_limit(&mut errors);
     let after = params.cursor::<u64>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -537,7 +525,7 @@ pub async fn movements(
         .ask(ListMovements {
             sku: sku.clone(),
             after,
-            limit: limit as usize,
+            limit,
         })
         .await??
         .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;

@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 use orderflow_actors::json_nesting::JsonNesting;
-use orderflow_actors::limits::{JSON_BODY_BYTES_MAX, JSON_DEPTH_MAX};
+use orderflow_actors::limits::{
+    JSON_BODY_BYTES_MAX, JSON_DEPTH_MAX, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX,
+};
 
 /// A JSON body parsed strictly (see the module docs).
 #[derive(Debug)]
@@ -211,6 +213,15 @@ impl QueryParams {
                 None
             }
         }
+    }
+
+    /// The optional `limit` of a paged list: 1 to [`PAGE_ITEMS_MAX`], by default
+    /// [`PAGE_ITEMS_DEFAULT`].
+    pub fn page_limit(&self, errors: &mut Vec<FieldError>) -> usize {
+        let max = u64::try_from(PAGE_ITEMS_MAX).unwrap_or(u64::MAX);
+        self.integer("limit", 1, max, errors)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(PAGE_ITEMS_DEFAULT)
     }
 
     /// The optional `cursor` parameter, decoded.

@@ -13,6 +13,13 @@
 //! - `inbox`     — dropped files and uploads through the import pipeline
 //! - `lifecycle` — restart, single owner, graceful shutdown, CLI
 
+// Test data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 mod helpers;
 
 mod auth;

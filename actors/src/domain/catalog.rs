@@ -94,15 +94,13 @@ impl StockLevel {
     pub const ZERO: Self = Self(0);
 
     pub fn new(units: i64) -> Result<Self, InvalidValue> {
-        if units < 0 {
-            return Err(InvalidValue::new("must not be negative"));
-        }
-        if units as u64 > STOCK_UNITS_MAX {
+        let units = u64::try_from(units).map_err(|_| InvalidValue::new("must not be negative"))?;
+        if units > STOCK_UNITS_MAX {
             return Err(InvalidValue::new(format!(
                 "must be at most {STOCK_UNITS_MAX}"
             )));
         }
-        Ok(Self(units as u64))
+        Ok(Self(units))
     }
     pub fn get(self) -> u64 {
         self.0

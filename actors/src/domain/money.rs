@@ -17,15 +17,16 @@ pub struct Cents(u64);
 
 impl Cents {
     pub fn new(minor_units: i64) -> Result<Self, InvalidValue> {
-        if minor_units <= 0 {
-            return Err(InvalidValue::new("must be greater than 0"));
-        }
-        if minor_units as u64 > PRICE_CENTS_MAX {
+        let minor_units = u64::try_from(minor_units)
+            .ok()
+            .filter(|&u| u > 0)
+            .ok_or_else(|| InvalidValue::new("must be greater than 0"))?;
+        if minor_units > PRICE_CENTS_MAX {
             return Err(InvalidValue::new(format!(
                 "must be at most {PRICE_CENTS_MAX}"
             )));
         }
-        Ok(Self(minor_units as u64))
+        Ok(Self(minor_units))
     }
     pub fn get(self) -> u64 {
         self.0
@@ -282,20 +283,22 @@ fn shift_decimal(mantissa: &str, exponent: &str) -> Option<(String, String)> {
         return None;
     }
     let digits = format!("{int_part}{frac_part}");
-    let point = int_part.len() as i32 + exp;
-    if point <= 0 {
-        Some((
+    // Where the decimal point falls in `digits`; the exponent is bounded by the
+    // caller and numbers by the row limit, so this fits an i64.
+    let point = i64::try_from(int_part.len()).ok()? + i64::from(exp);
+    match usize::try_from(point) {
+        Err(_) | Ok(0) => Some((
             "0".to_owned(),
-            format!("{}{digits}", "0".repeat((-point) as usize)),
-        ))
-    } else if point as usize >= digits.len() {
-        Some((
-            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            format!("{}{digits}", "0".repeat(usize::try_from(-point).ok()?)),
+        )),
+        Ok(at) if at >= digits.len() => Some((
+            format!("{digits}{}", "0".repeat(at - digits.len())),
             String::new(),
-        ))
-    } else {
-        let (i, f) = digits.split_at(point as usize);
-        Some((i.to_owned(), f.to_owned()))
+        )),
+        Ok(at) => {
+            let (i, f) = digits.split_at(at);
+            Some((i.to_owned(), f.to_owned()))
+        }
     }
 }
 

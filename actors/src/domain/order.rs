@@ -22,12 +22,12 @@ pub struct Quantity(u32);
 
 impl Quantity {
     pub fn new(units: i64) -> Result<Self, InvalidValue> {
-        if units < 1 || units > i64::from(LINE_QUANTITY_MAX) {
-            return Err(InvalidValue::new(format!(
+        match u32::try_from(units) {
+            Ok(q) if (1..=LINE_QUANTITY_MAX).contains(&q) => Ok(Self(q)),
+            _ => Err(InvalidValue::new(format!(
                 "must be between 1 and {LINE_QUANTITY_MAX}"
-            )));
+            ))),
         }
-        Ok(Self(units as u32))
     }
     pub fn get(self) -> u32 {
         self.0

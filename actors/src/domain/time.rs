@@ -7,15 +7,22 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     pub fn now() -> Self {
         let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        Self((nanos / 1_000_000) as i64)
+        // Milliseconds since 1970 fit an i64 for 292 million years.
+        Self(i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX))
     }
 
     pub fn millis(self) -> i64 {
         self.0
     }
 
+    pub fn minus_secs(self, secs: u64) -> Self {
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(secs.saturating_mul(1000)))
+    }
+
     pub fn plus_secs(self, secs: u64) -> Self {
-        Self(self.0.saturating_add((secs as i64).saturating_mul(1000)))
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(secs.saturating_mul(1000)))
     }
 
     /// `2026-11-25T20:06:49.123Z`.

@@ -432,7 +432,7 @@ impl Handler<OpenJobs> for Ledger {
         let txn = self.read()?;
         let open = txn.open_table(JOBS_OPEN)?;
         let jobs = txn.open_table(JOBS)?;
-        let mut out = Vec::with_capacity(open.len()? as usize);
+        let mut out = Vec::with_capacity(usize::try_from(open.len()?).unwrap_or(0));
         for entry in open.iter()? {
             let id = entry?.0.value();
             if let Some(row) = get_record::<u64, JobRow>(&jobs, id)? {

@@ -184,7 +184,7 @@ impl Pipeline {
                 Ok(Err(e)) if e.is_transient() && attempt < JOB_RUN_ATTEMPTS_MAX => {
                     tracing::warn!(job = id.0, error = %e, attempt, "import step not committed; resuming from the last commit");
                     std::thread::sleep(Duration::from_millis(
-                        JOB_RETRY_BACKOFF_MS * attempt as u64,
+                        JOB_RETRY_BACKOFF_MS * u64::from(attempt),
                     ));
                     continue;
                 }
@@ -456,7 +456,7 @@ impl Pipeline {
                     file = %job.row.file_name,
                     rows,
                     bytes = bytes_read.load(Ordering::Relaxed),
-                    rows_per_second = rate as u64,
+                    rows_per_second = rate.round(),
                     "import progress"
                 );
             }

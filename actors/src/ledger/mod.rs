@@ -185,12 +185,8 @@ impl Actor for Ledger {
         // Forget idempotency keys past their time, a bounded number at a time.
         ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
             let work: Work = Box::new(|tx| {
-                let cutoff = Timestamp::now().plus_secs(0).millis()
-                    - (IDEMPOTENCY_KEY_TTL_SECS as i64) * 1000;
-                let failed = tx
-                    .book
-                    .purge_idempotency(Timestamp(cutoff), PURGE_BATCH_MAX)
-                    .is_err();
+                let cutoff = Timestamp::now().minus_secs(IDEMPOTENCY_KEY_TTL_SECS);
+                let failed = tx.book.purge_idempotency(cutoff, PURGE_BATCH_MAX).is_err();
                 (Box::new(|_| {}), failed)
             });
             act.enqueue(work, ctx);

@@ -51,14 +51,14 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                     .problems
                     .push(format!("{sku}: stock below zero after movement {seq}"));
             }
-            if row.stock_after as i64 != sum {
+            if i128::from(row.stock_after) != i128::from(sum) {
                 report.problems.push(format!(
                     "{sku}: movement {seq} says stock_after {} but the deltas sum to {sum}",
                     row.stock_after
                 ));
             }
         }
-        if sum != level as i64 {
+        if i128::from(sum) != i128::from(level) {
             report.problems.push(format!(
                 "{sku}: stock is {level} but its movements sum to {sum}"
             ));

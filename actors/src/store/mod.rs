@@ -192,7 +192,7 @@ impl Store {
                 Some(p) if p != packed => {
                     let stored: String = (0..3)
                         .rev()
-                        .map(|i| char::from((p >> (8 * i)) as u8))
+                        .map(|i| char::from(p.to_be_bytes()[7 - i]))
                         .collect();
                     return Err(OpenError::CurrencyMismatch {
                         stored,

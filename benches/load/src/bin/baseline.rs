@@ -3,6 +3,13 @@
 //! count as orderflow. `GET /api/v1/products/{sku}` on orderflow is compared to
 //! `GET /product` here, in the same run.
 
+// Bench data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::path::PathBuf;
 
 use actix_web::{App, HttpResponse, HttpServer, web};

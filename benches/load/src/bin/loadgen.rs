@@ -10,6 +10,13 @@
 //! Setup is idempotent: products `P-000001…` (with stock enough for the run) and
 //! customers `bench1…` are created through the API when missing.
 
+// Bench data is small and known: casts between its integer types cannot lose anything.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
