@@ -49,6 +49,8 @@ pub const REASON_CHARS_MAX: usize = 200;
 /// Longest external order reference in an orders file, in characters.
 pub const ORDER_REF_CHARS_MAX: usize = 64;
 
+/// Longest text filter on a product list (`category`, `q`), in characters.
+pub const LIST_FILTER_CHARS_MAX: usize = 200;
 /// Largest page a list endpoint returns.
 pub const PAGE_ITEMS_MAX: usize = 200;
 /// Page size when the client does not ask for one.

@@ -19,7 +19,7 @@ use orderflow_actors::limits::IMPORT_FILE_BYTES_MAX;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(upload, list, get, rejects), components(schemas(json::PageJson<orderflow_actors::inbox::jobs::JobView>, json::PageJson<json::RejectJson>)))]
+#[openapi(paths(upload, list, get, rejects), components(schemas(json::PageJson<json::JobJson>, json::PageJson<json::RejectJson>)))]
 pub struct Doc;
 
 pub fn routes(r: &mut Routes) {
@@ -37,7 +37,7 @@ fn path_job(raw: &str) -> Result<JobId, ApiError> {
 /// Streams the body to the uploads folder (never buffered whole), hands it to the
 /// inbox, creates its job, and answers 202 with the job.
 #[utoipa::path(post, operation_id = "imports_upload", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])),
-    params(("name" = String, Query, min_length = 5, max_length = 160, pattern = "^[A-Za-z0-9_][A-Za-z0-9 ._()-]*[.](csv|jsonl|ndjson|json)([.]gz)?$", description = "File name: kind prefix (or kind-telling columns) and format extension, as in the inbox"),
+    params(("name" = String, Query, min_length = 5, max_length = 200, pattern = "^[A-Za-z0-9_][A-Za-z0-9 ._()-]*[.](csv|jsonl|ndjson|json)([.]gz)?$", description = "File name: kind prefix (or kind-telling columns) and format extension, as in the inbox"),
         ("dry_run" = Option<bool>, Query, description = "Validate and report without loading")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed (not empty)"),
     responses((status = 202, description = "Taken into the pipeline", body = json::UploadAccepted,
@@ -135,11 +135,13 @@ pub async fn upload(
     tracing::info!(job = job.id.0, bytes = received, dry_run, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/v1/imports/{}", job.id.0)))
-        .json(json::UploadAccepted { job: job.view() }))
+        .json(json::UploadAccepted {
+            job: json::job(&job),
+        }))
 }
 
 #[utoipa::path(get, operation_id = "imports_list", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Jobs, newest first", body = json::PageJson<orderflow_actors::inbox::jobs::JobView>), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
+    responses((status = 200, description = "Jobs, newest first", body = json::PageJson<json::JobJson>), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -153,7 +155,7 @@ pub async fn list(
         return Err(ApiError::validation(errors));
     }
     let page = state.ledger.ask(ListJobs { before, limit }).await??;
-    let items = page.items.iter().map(|j| j.view()).collect();
+    let items = page.items.iter().map(json::job).collect();
     Ok(HttpResponse::Ok().json(json::page(
         items,
         page.next.map(|j| json::encode_cursor(&j.0)),
@@ -161,7 +163,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id")),
-    responses((status = 200, description = "The job", body = orderflow_actors::inbox::jobs::JobView), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
+    responses((status = 200, description = "The job", body = json::JobJson), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn get(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -173,7 +175,7 @@ pub async fn get(
         .ask(GetJob { id })
         .await??
         .ok_or_else(|| ApiError::not_found("no such import job"))?;
-    Ok(HttpResponse::Ok().json(job.view()))
+    Ok(HttpResponse::Ok().json(json::job(&job)))
 }
 
 #[utoipa::path(get, operation_id = "imports_rejects", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),

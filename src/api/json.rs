@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use orderflow_actors::catalog::Product;
 use orderflow_actors::domain::Currency;
+use orderflow_actors::inbox::jobs::{Job, JobView};
 use orderflow_actors::ledger::book::{Movement, Order};
 use orderflow_actors::users::User;
 
@@ -198,11 +199,88 @@ pub struct RejectJson<'a> {
     pub raw: &'a str,
 }
 
+/// An import job: its file, where its load stands and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Job)]
+pub struct JobJson {
+    pub id: u64,
+    /// The name the file was dropped or uploaded under.
+    pub file_name: String,
+    /// `products`, `orders` or `inventory`; null when it could not be told.
+    #[schema(nullable = true, value_type = Option<String>)]
+    pub kind: Option<&'static str>,
+    /// `csv`, `jsonl` or `json`, with `.gz` when compressed.
+    pub format: Option<String>,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: Option<String>,
+    pub bytes: u64,
+    /// `queued`, `running`, `completed`, `failed` or `duplicate`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub dry_run: bool,
+    pub rows_read: u64,
+    /// Rows loaded (for a dry run: rows that would load).
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Why the whole file failed.
+    pub error: Option<String>,
+    /// For a duplicate: the job that loaded the same bytes.
+    pub duplicate_of: Option<u64>,
+}
+
+impl From<JobView> for JobJson {
+    fn from(v: JobView) -> Self {
+        let JobView {
+            id,
+            file_name,
+            kind,
+            format,
+            sha256,
+            bytes,
+            status,
+            dry_run,
+            rows_read,
+            rows_loaded,
+            rows_rejected,
+            created_at,
+            started_at,
+            finished_at,
+            error,
+            duplicate_of,
+        } = v;
+        Self {
+            id,
+            file_name,
+            kind,
+            format,
+            sha256,
+            bytes,
+            status,
+            dry_run,
+            rows_read,
+            rows_loaded,
+            rows_rejected,
+            created_at,
+            started_at,
+            finished_at,
+            error,
+            duplicate_of,
+        }
+    }
+}
+
+/// A job as the API shows it.
+pub fn job(j: &Job) -> JobJson {
+    j.view().into()
+}
+
 /// The answer to an upload.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadAccepted {
-    #[schema(value_type = orderflow_actors::inbox::jobs::JobView)]
-    pub job: orderflow_actors::inbox::jobs::JobView,
+    pub job: JobJson,
 }
 
 pub fn page<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> PageJson<T> {
@@ -230,4 +308,44 @@ pub fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Option<T> {
             },
             _ => None,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderflow_actors::domain::{JobId, Timestamp};
+    use orderflow_actors::inbox::jobs::{JobRow, JobStatus, Origin};
+
+    /// The documented `Job` is exactly what reports and the API serialize.
+    #[test]
+    fn the_job_schema_has_the_shape_the_actors_give() {
+        let job = Job {
+            id: JobId(7),
+            row: JobRow {
+                file_name: "products.csv".into(),
+                work_path: "/x".into(),
+                origin: Origin::Inbox,
+                file_type: None,
+                sha256: Some([1; 32]),
+                bytes: 10,
+                status: JobStatus::Failed,
+                dry_run: false,
+                rows_read: 3,
+                rows_loaded: 2,
+                rows_rejected: 1,
+                rejects_by_code: Default::default(),
+                failed_order_ref: None,
+                created_at: Timestamp(0),
+                started_at: Some(Timestamp(1)),
+                finished_at: Some(Timestamp(2)),
+                error: Some("bad".into()),
+                duplicate_of: Some(JobId(3)),
+                final_name: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(job.view()).unwrap(),
+            serde_json::to_value(super::job(&job)).unwrap()
+        );
+    }
 }

@@ -161,4 +161,99 @@ mod tests {
             }
         }
     }
+
+    /// The bound the service enforces for a documented field or parameter, from
+    /// `limits.rs`; `None` for anything that should carry no bound.
+    fn enforced(place: &str, name: &str, keyword: &str) -> Option<i128> {
+        use orderflow_actors::limits::*;
+        let n = |v: usize| i128::try_from(v).unwrap();
+        let u = i128::from;
+        Some(match (place, name, keyword) {
+            ("RegisterBody", "username", "minLength") => n(USERNAME_CHARS_MIN),
+            ("RegisterBody", "username", "maxLength") => n(USERNAME_CHARS_MAX),
+            ("RegisterBody", "email", "maxLength") => n(EMAIL_BYTES_MAX),
+            ("RegisterBody", "password", "minLength") => n(PASSWORD_CHARS_MIN),
+            ("RegisterBody", "password", "maxLength") => n(PASSWORD_CHARS_MAX),
+            ("CheckoutBody", "items", "maxItems") => n(ORDER_LINES_MAX),
+            ("LineBody", "quantity", "maximum") => i128::from(LINE_QUANTITY_MAX),
+            ("LineBody" | "ProductBody" | "param", "sku", "maxLength") => n(SKU_CHARS_MAX),
+            ("PatchBody" | "ProductBody", "category", "maxLength") => n(CATEGORY_CHARS_MAX),
+            ("PatchBody" | "ProductBody", "description", "maxLength") => n(DESCRIPTION_CHARS_MAX),
+            ("PatchBody" | "ProductBody", "name", "maxLength") => n(PRODUCT_NAME_CHARS_MAX),
+            (
+                "PatchBody" | "ProductBody" | "param",
+                "price_cents" | "min_price_cents" | "max_price_cents",
+                "maximum",
+            ) => u(PRICE_CENTS_MAX),
+            ("ProductBody", "stock", "maximum") | ("StockBody", "delta", "maximum") => {
+                u(STOCK_UNITS_MAX)
+            }
+            ("StockBody", "delta", "minimum") => -u(STOCK_UNITS_MAX),
+            ("StockBody", "reason", "maxLength") => n(REASON_CHARS_MAX),
+            ("param", "limit", "maximum") => n(PAGE_ITEMS_MAX),
+            ("param", "name", "maxLength") => n(FILE_NAME_BYTES_MAX),
+            // The shortest name with a format: one character and `.csv`.
+            ("param", "name", "minLength") => 5,
+            ("param", "Idempotency-Key", "maxLength") => n(IDEMPOTENCY_KEY_BYTES_MAX),
+            ("param", "category" | "q", "maxLength") => n(LIST_FILTER_CHARS_MAX),
+            // A value must be there at all: one item, one character, one unit.
+            (_, _, "minLength" | "minItems") => 1,
+            ("param", "limit" | "user", "minimum")
+            | ("LineBody", "quantity", "minimum")
+            | ("PatchBody" | "ProductBody", "price_cents", "minimum") => 1,
+            _ => return None,
+        })
+    }
+
+    /// Every minimum, maximum and length the document states is the one the
+    /// service enforces, taken from `limits.rs` (utoipa takes only literals, so
+    /// this test is what keeps them equal). Bounds that only restate a type (an
+    /// unsigned integer's minimum 0, an i64's maximum) are left to the type.
+    #[test]
+    fn every_documented_bound_is_the_enforced_limit() {
+        let doc: serde_json::Value = serde_json::from_str(spec()).unwrap();
+        let keywords = [
+            "minimum",
+            "maximum",
+            "minLength",
+            "maxLength",
+            "minItems",
+            "maxItems",
+        ];
+        let mut checked = 0;
+        let mut check = |place: &str, name: &str, schema: &serde_json::Value| {
+            for keyword in keywords {
+                let Some(value) = schema.get(keyword).and_then(serde_json::Value::as_i64) else {
+                    continue;
+                };
+                let value = i128::from(value);
+                if (keyword == "minimum" && value == 0)
+                    || (keyword == "maximum" && value == i128::from(i64::MAX))
+                {
+                    continue;
+                }
+                assert_eq!(
+                    enforced(place, name, keyword),
+                    Some(value),
+                    "{place}.{name} documents {keyword} {value}"
+                );
+                checked += 1;
+            }
+        };
+        for (schema, body) in doc["components"]["schemas"].as_object().unwrap() {
+            if let Some(props) = body["properties"].as_object() {
+                for (name, prop) in props {
+                    check(schema, name, prop);
+                }
+            }
+        }
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    check("param", param["name"].as_str().unwrap(), &param["schema"]);
+                }
+            }
+        }
+        assert!(checked >= 60, "only {checked} bounds found");
+    }
 }

@@ -21,7 +21,7 @@ use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
     VerifyLedger,
 };
-use orderflow_actors::limits::PRICE_CENTS_MAX;
+use orderflow_actors::limits::{LIST_FILTER_CHARS_MAX, PRICE_CENTS_MAX};
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
@@ -84,8 +84,11 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         }
     };
     let text = |key: &str, errors: &mut Vec<FieldError>| match params.get(key) {
-        Some(v) if v.trim().is_empty() || v.chars().count() > 200 => {
-            errors.push(FieldError::new(key, "must be 1 to 200 characters"));
+        Some(v) if v.trim().is_empty() || v.chars().count() > LIST_FILTER_CHARS_MAX => {
+            errors.push(FieldError::new(
+                key,
+                format!("must be 1 to {LIST_FILTER_CHARS_MAX} characters"),
+            ));
             None
         }
         v => v.map(|v| v.trim().to_lowercase()),

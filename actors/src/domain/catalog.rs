@@ -8,6 +8,7 @@ use crate::limits::{
 
 /// A stock-keeping unit: 1–64 of `[A-Za-z0-9._-]`, compared exactly.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Sku(String);
 
 impl Sku {
@@ -44,6 +45,7 @@ impl std::fmt::Display for Sku {
 
 /// A product name: 1–200 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ProductName(String);
 
 impl ProductName {
@@ -57,6 +59,7 @@ impl ProductName {
 
 /// A category name: 1–64 characters after trimming; `uncategorized` when absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Category(String);
 
 impl Category {
@@ -75,6 +78,7 @@ impl Category {
 
 /// A product description: up to 4,000 characters after trimming (may be empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Description(String);
 
 impl Description {
@@ -88,6 +92,7 @@ impl Description {
 
 /// An absolute stock level: 0 – 10^9 units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64")]
 pub struct StockLevel(u64);
 
 impl StockLevel {
@@ -109,6 +114,7 @@ impl StockLevel {
 
 /// A signed change of stock: non-zero, at most 10^9 units either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64")]
 pub struct StockDelta(i64);
 
 impl StockDelta {
@@ -125,6 +131,48 @@ impl StockDelta {
     }
     pub fn get(self) -> i64 {
         self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<String> for ProductName {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<String> for Category {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<String> for Description {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<u64> for StockLevel {
+    type Error = InvalidValue;
+    fn try_from(raw: u64) -> Result<Self, InvalidValue> {
+        Self::new(i64::try_from(raw).map_err(|_| InvalidValue::new("is too large"))?)
+    }
+}
+
+impl TryFrom<i64> for StockDelta {
+    type Error = InvalidValue;
+    fn try_from(raw: i64) -> Result<Self, InvalidValue> {
+        Self::new(raw)
     }
 }
 

@@ -57,3 +57,25 @@ fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, InvalidValu
     }
     Ok(trimmed.to_owned())
 }
+
+#[cfg(test)]
+mod deserialize_tests {
+    use super::*;
+
+    /// Newtypes are built only through their parsers, by serde too: a stored or
+    /// sent value that breaks a bound is refused, not smuggled in.
+    #[test]
+    fn deserializing_goes_through_the_parser() {
+        assert!(serde_json::from_str::<Sku>("\"bad sku\"").is_err());
+        assert!(serde_json::from_str::<Sku>("\"GOOD-1\"").is_ok());
+        assert!(serde_json::from_str::<ProductName>("\"   \"").is_err());
+        assert!(serde_json::from_str::<Cents>("0").is_err());
+        assert!(serde_json::from_str::<Quantity>("1001").is_err());
+        assert!(serde_json::from_str::<StockLevel>("1000000001").is_err());
+        assert!(serde_json::from_str::<Email>("\"no-at-sign\"").is_err());
+        let bytes = postcard::to_allocvec("not a sku!").unwrap();
+        assert!(postcard::from_bytes::<Sku>(&bytes).is_err());
+        let good = postcard::to_allocvec(&Sku::parse("P-1").unwrap()).unwrap();
+        assert_eq!(postcard::from_bytes::<Sku>(&good).unwrap().as_str(), "P-1");
+    }
+}

@@ -13,6 +13,7 @@ use crate::limits::PRICE_CENTS_MAX;
 
 /// A unit price in minor units: 1 – 10^11.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64")]
 pub struct Cents(u64);
 
 impl Cents {
@@ -299,6 +300,13 @@ fn shift_decimal(mantissa: &str, exponent: &str) -> Option<(String, String)> {
             let (i, f) = digits.split_at(at);
             Some((i.to_owned(), f.to_owned()))
         }
+    }
+}
+
+impl TryFrom<u64> for Cents {
+    type Error = InvalidValue;
+    fn try_from(raw: u64) -> Result<Self, InvalidValue> {
+        Self::new(i64::try_from(raw).map_err(|_| InvalidValue::new("is too large"))?)
     }
 }
 

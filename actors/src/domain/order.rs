@@ -18,6 +18,7 @@ pub struct JobId(pub u64);
 
 /// Units of one order line: 1–1000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32")]
 pub struct Quantity(u32);
 
 impl Quantity {
@@ -147,6 +148,7 @@ impl MovementKind {
 
 /// A client's `Idempotency-Key`: 1–255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
@@ -168,6 +170,7 @@ impl IdempotencyKey {
 
 /// An external order reference from an orders file: 1–64 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct OrderRef(String);
 
 impl OrderRef {
@@ -181,6 +184,7 @@ impl OrderRef {
 
 /// The free-text reason of a stock adjustment: 1–200 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Reason(String);
 
 impl Reason {
@@ -189,6 +193,34 @@ impl Reason {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<u32> for Quantity {
+    type Error = InvalidValue;
+    fn try_from(raw: u32) -> Result<Self, InvalidValue> {
+        Self::new(i64::from(raw))
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<String> for OrderRef {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<String> for Reason {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
     }
 }
 

@@ -41,6 +41,7 @@ impl Role {
 
 /// A username: 3–32 of `[A-Za-z0-9_.-]`; unique without regard to case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Username(String);
 
 impl Username {
@@ -73,6 +74,7 @@ impl Username {
 /// An email address: an RFC 5321 dot-atom local part (no leading, trailing or double
 /// dots) and a domain of at least two DNS labels; unique without regard to case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Email(String);
 
 impl Email {
@@ -137,6 +139,20 @@ impl Password {
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Password(***)")
+    }
+}
+
+impl TryFrom<String> for Username {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
     }
 }
 

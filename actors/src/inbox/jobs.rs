@@ -102,15 +102,14 @@ pub struct Job {
     pub row: JobRow,
 }
 
-/// A job as clients and reports show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[schema(as = Job)]
+/// A job as reports and the API show it (the web layer documents this shape as
+/// its `Job` schema, and a test there keeps the two equal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobView {
     pub id: u64,
     /// The name the file was dropped or uploaded under.
     pub file_name: String,
     /// `products`, `orders` or `inventory`; null when it could not be told.
-    #[schema(nullable = true, value_type = Option<String>)]
     pub kind: Option<&'static str>,
     /// `csv`, `jsonl` or `json`, with `.gz` when compressed.
     pub format: Option<String>,
@@ -118,7 +117,6 @@ pub struct JobView {
     pub sha256: Option<String>,
     pub bytes: u64,
     /// `queued`, `running`, `completed`, `failed` or `duplicate`.
-    #[schema(value_type = String)]
     pub status: &'static str,
     pub dry_run: bool,
     pub rows_read: u64,
