@@ -97,11 +97,14 @@ fn stages(c: &mut Criterion) {
                 orderflow_actors::inbox::jobs::create(
                     &txn,
                     JobId(1),
-                    "p.csv".into(),
-                    "p.csv".into(),
-                    orderflow_actors::inbox::jobs::Origin::Cli,
-                    None,
-                    false,
+                    orderflow_actors::inbox::jobs::NewJob {
+                        file_name: "p.csv".into(),
+                        work_path: "p.csv".into(),
+                        origin: orderflow_actors::inbox::jobs::Origin::Cli,
+                        file_type: None,
+                        dry_run: false,
+                        refused: None,
+                    },
                 )
                 .unwrap();
                 txn.commit().unwrap();

@@ -1,5 +1,8 @@
 //! Import jobs: one per file, stored so that a restart resumes where the last
 //! commit left off and every outcome can be reported.
+//!
+//! Why one file: the job's state machine, its rows and the queries on them are one
+//! concept; every transition is here so none is made elsewhere.
 
 use std::collections::BTreeMap;
 
@@ -161,6 +164,58 @@ pub fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// One step of a job's life, taken by [`JobTables::advance`]:
+///
+/// ```text
+/// queued ──KindRead──▶ queued ──Started──▶ running ──BatchCommitted*──▶ running
+///    │                    │                   │ (or duplicate, ended)
+///    └─────────────── Finished (completed | failed) ◀┘
+///                           └──Named──▶ (file moved) ──settle──▶ closed
+/// ```
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// The kind of a file whose name did not say, read from its columns.
+    KindRead(FileType),
+    /// The file was inspected: its hash and size; a duplicate of a completed job
+    /// ends here.
+    Started {
+        sha256: [u8; 32],
+        bytes: u64,
+        at: Timestamp,
+    },
+    /// A batch of rows committed, with its rejects and the read position.
+    BatchCommitted {
+        records: u64,
+        loaded: u64,
+        rejects: &'a [Reject],
+        failed_ref_after: Option<String>,
+    },
+    /// The load ended.
+    Finished {
+        end: End,
+        error: Option<String>,
+        at: Timestamp,
+    },
+    /// The name chosen under `processed/` or `failed/`, stored before the move.
+    Named(String),
+}
+
+/// How a load ends (a duplicate ends when it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Completed,
+    Failed,
+}
+
+impl End {
+    pub fn status(self) -> JobStatus {
+        match self {
+            End::Completed => JobStatus::Completed,
+            End::Failed => JobStatus::Failed,
+        }
+    }
+}
+
 /// The job tables, open in one write transaction.
 pub struct JobTables<'txn> {
     jobs: Table<'txn, u64, &'static [u8]>,
@@ -185,19 +240,102 @@ impl<'txn> JobTables<'txn> {
 
     /// A job the caller knows exists (it holds its id from an earlier commit);
     /// its absence means the store is damaged.
-    pub fn existing(&self, id: JobId) -> Result<JobRow, StoreError> {
+    fn existing(&self, id: JobId) -> Result<JobRow, StoreError> {
         self.get(id)?
             .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))
     }
 
-    pub fn put(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError> {
+    fn put(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError> {
         self.jobs.insert(id.0, codec::encode(row).as_slice())?;
         Ok(())
+    }
+
+    /// Takes the job one step along its life (see [`Step`]), refusing a step its
+    /// status does not allow: that would be a bug or a damaged store, never an
+    /// input's fault. Answers the job as it now is.
+    pub fn advance(&mut self, id: JobId, step: Step<'_>) -> Result<JobRow, StoreError> {
+        let mut row = self.existing(id)?;
+        let refused = |step: &str, row: &JobRow| {
+            StoreError::Corrupt(format!(
+                "job {}: {step} is not allowed when it is {}",
+                id.0,
+                row.status.as_str()
+            ))
+        };
+        match step {
+            Step::KindRead(ty) => {
+                if row.status != JobStatus::Queued || row.file_type.is_some() {
+                    return Err(refused("reading its kind", &row));
+                }
+                row.file_type = Some(ty);
+            }
+            Step::Started { sha256, bytes, at } => {
+                if row.status != JobStatus::Queued || row.sha256.is_some() {
+                    return Err(refused("starting", &row));
+                }
+                row.sha256 = Some(sha256);
+                row.bytes = bytes;
+                row.started_at = Some(at);
+                row.status = JobStatus::Running;
+                if let Some(earlier) = self.completed_with(&sha256)?
+                    && earlier != id
+                {
+                    row.status = JobStatus::Duplicate;
+                    row.duplicate_of = Some(earlier);
+                    row.finished_at = Some(at);
+                }
+            }
+            Step::BatchCommitted {
+                records,
+                loaded,
+                rejects,
+                failed_ref_after,
+            } => {
+                if row.status.is_final() {
+                    return Err(refused("committing a batch", &row));
+                }
+                row.rows_read += records;
+                row.rows_loaded += loaded;
+                self.reject(id, &mut row, rejects)?;
+                row.failed_order_ref = failed_ref_after;
+                row.status = JobStatus::Running;
+            }
+            Step::Finished { end, error, at } => {
+                // Finishing twice (a restart redoing the step) changes nothing.
+                if row.status.is_final() {
+                    return Ok(row);
+                }
+                row.status = end.status();
+                row.error = error;
+                row.finished_at = Some(at);
+                row.started_at.get_or_insert(at);
+                if end == End::Completed
+                    && !row.dry_run
+                    && let Some(sha) = row.sha256
+                {
+                    self.by_sha.insert(&sha, id.0)?;
+                }
+            }
+            Step::Named(name) => {
+                if !row.status.is_final() {
+                    return Err(refused("naming its file", &row));
+                }
+                row.final_name = Some(name);
+            }
+        }
+        self.put(id, &row)?;
+        Ok(row)
     }
 
     /// The job is done with: its file moved and its report written (or its summary
     /// printed); a restart no longer looks at it.
     pub fn settle(&mut self, id: JobId) -> Result<(), StoreError> {
+        if !self.existing(id)?.status.is_final() {
+            return Err(StoreError::Corrupt(format!(
+                "job {} is settled before it ended",
+                id.0
+            )));
+        }
         self.open.remove(id.0)?;
         Ok(())
     }
@@ -207,14 +345,9 @@ impl<'txn> JobTables<'txn> {
         Ok(self.by_sha.get(sha256)?.map(|v| JobId(v.value())))
     }
 
-    pub fn mark_completed(&mut self, id: JobId, sha256: &[u8; 32]) -> Result<(), StoreError> {
-        self.by_sha.insert(sha256, id.0)?;
-        Ok(())
-    }
-
     /// Records rejects (the first [`IMPORT_REJECTS_KEPT_MAX`] of a job are kept row
     /// by row; all are counted) and their counts on `row`.
-    pub fn reject(
+    fn reject(
         &mut self,
         id: JobId,
         row: &mut JobRow,
@@ -239,17 +372,32 @@ impl<'txn> JobTables<'txn> {
     }
 }
 
+/// What a new job is for.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub file_name: String,
+    /// The file being read: in the inbox's working folder, or the CLI's path.
+    pub work_path: String,
+    pub origin: Origin,
+    /// Known from the name, or read from the columns when the job runs.
+    pub file_type: Option<FileType>,
+    pub dry_run: bool,
+    /// Why the job fails as soon as it runs, without reading the file (a name the
+    /// inbox cannot use, a file that looked truncated, an unknown format).
+    pub refused: Option<String>,
+}
+
 /// Creates a queued job for a file; `id` comes from the caller's transaction
 /// (`Book::next_id(counter::NEXT_JOB_ID)` inside the ledger).
-pub fn create(
-    txn: &WriteTransaction,
-    id: JobId,
-    file_name: String,
-    work_path: String,
-    origin: Origin,
-    file_type: Option<FileType>,
-    dry_run: bool,
-) -> Result<Job, StoreError> {
+pub fn create(txn: &WriteTransaction, id: JobId, new: NewJob) -> Result<Job, StoreError> {
+    let NewJob {
+        file_name,
+        work_path,
+        origin,
+        file_type,
+        dry_run,
+        refused,
+    } = new;
     let row = JobRow {
         file_name,
         work_path,
@@ -267,7 +415,7 @@ pub fn create(
         created_at: Timestamp::now(),
         started_at: None,
         finished_at: None,
-        error: None,
+        error: refused,
         duplicate_of: None,
         final_name: None,
     };
@@ -307,12 +455,18 @@ pub fn create_work(
             tx.book
                 .next_id(crate::store::tables::counter::NEXT_JOB_ID)?,
         );
-        let mut job = create(tx.txn, id, file_name, work, origin, ty, dry_run)?;
-        if error.is_some() {
-            job.row.error = error;
-            JobTables::open(tx.txn)?.put(id, &job.row)?;
-        }
-        Ok(job)
+        create(
+            tx.txn,
+            id,
+            NewJob {
+                file_name,
+                work_path: work,
+                origin,
+                file_type: ty,
+                dry_run,
+                refused: error,
+            },
+        )
     })
 }
 

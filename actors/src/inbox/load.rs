@@ -9,15 +9,18 @@
 //!   that could still load;
 //! - products and inventory rows set absolute stock levels through `import` and
 //!   `adjustment` movements, so stock stays the sum of its movements.
+//!
+//! Why one file: the batch grouping and the ledger writes it feeds keep the exactly-
+//! once invariant together; about 90 of its lines are unit tests.
 
 use redb::ReadableTable;
 
-use super::jobs::{JobRow, JobStatus, JobTables};
+use super::jobs::{JobRow, JobTables, Step};
 use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
 use crate::catalog::ProductDraft;
 use crate::domain::{
-    Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, Timestamp, UserId,
+    Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, UserId,
 };
 use crate::ledger::Tx;
 use crate::ledger::book::{CheckoutError, OrderRequest, Source, StockError};
@@ -444,20 +447,18 @@ pub fn record_progress(
     job: JobId,
     applied: &Applied,
 ) -> Result<JobRow, StoreError> {
-    let mut jobs = JobTables::open(tx.txn)?;
-    let mut row = jobs.existing(job)?;
-    row.rows_read += applied.records;
-    row.rows_loaded += applied.loaded;
-    jobs.reject(job, &mut row, &applied.rejects)?;
-    row.failed_order_ref = applied
-        .failed_ref_after
-        .as_ref()
-        .map(|r| r.as_str().to_owned());
-    if row.status == JobStatus::Queued {
-        row.status = JobStatus::Running;
-    }
-    jobs.put(job, &row)?;
-    Ok(row)
+    JobTables::open(tx.txn)?.advance(
+        job,
+        Step::BatchCommitted {
+            records: applied.records,
+            loaded: applied.loaded,
+            rejects: &applied.rejects,
+            failed_ref_after: applied
+                .failed_ref_after
+                .as_ref()
+                .map(|r| r.as_str().to_owned()),
+        },
+    )
 }
 
 fn stock_storage(e: StockError) -> StoreError {
@@ -513,34 +514,6 @@ fn checkout_reject(e: &CheckoutError) -> (RejectCode, String) {
             (RejectCode::OrderRejected, e.to_string())
         }
     }
-}
-
-/// Marks a job finished: completed (remembering its hash, so the same file is a
-/// duplicate next time, unless it was a dry run), failed, or a duplicate.
-pub fn finish(
-    tx: &mut Tx<'_, '_>,
-    job: JobId,
-    status: JobStatus,
-    error: Option<String>,
-    at: Timestamp,
-) -> Result<JobRow, StoreError> {
-    let mut jobs = JobTables::open(tx.txn)?;
-    let mut row = jobs.existing(job)?;
-    if row.status.is_final() {
-        return Ok(row);
-    }
-    row.status = status;
-    row.error = error;
-    row.finished_at = Some(at);
-    row.started_at.get_or_insert(at);
-    if status == JobStatus::Completed
-        && !row.dry_run
-        && let Some(sha) = row.sha256
-    {
-        jobs.mark_completed(job, &sha)?;
-    }
-    jobs.put(job, &row)?;
-    Ok(row)
 }
 
 #[cfg(test)]

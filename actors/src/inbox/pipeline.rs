@@ -1,6 +1,9 @@
 //! One import job from start to end: inspect, then extract → transform → load
 //! with bounded channels between the stages, resuming after the last committed
 //! batch, logging progress, and stopping cleanly between batches.
+//!
+//! Why one file: one job's run from start to end, with the stage threads and channels
+//! between them, reads best in one place.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::extract::{self, FileFacts};
 use super::failure::{FileFailure, Stage};
-use super::jobs::{Job, JobRow, JobStatus, JobTables};
+use super::jobs::{End, Job, JobRow, JobStatus, JobTables, Step};
 use super::load::{self, Applied, Batch, Grouper, Piece};
 use super::naming::{FileType, Kind};
 use super::transform;
@@ -149,12 +152,21 @@ impl Pipeline {
         &self,
         rt: &tokio::runtime::Runtime,
         id: JobId,
-        status: JobStatus,
+        end: End,
         error: Option<String>,
     ) -> Result<Outcome, PipelineError> {
         let row = self.transact(
             rt,
-            Box::new(move |tx| load::finish(tx, id, status, error, Timestamp::now())),
+            Box::new(move |tx| {
+                JobTables::open(tx.txn)?.advance(
+                    id,
+                    Step::Finished {
+                        end,
+                        error,
+                        at: Timestamp::now(),
+                    },
+                )
+            }),
         )?;
         let job = Job { id, row };
         finished(&job).emit(&self.telemetry);
@@ -167,7 +179,7 @@ impl Pipeline {
         id: JobId,
         why: FileFailure,
     ) -> Result<Outcome, PipelineError> {
-        self.finish(rt, id, JobStatus::Failed, Some(why.to_string()))
+        self.finish(rt, id, End::Failed, Some(why.to_string()))
     }
 
     /// Runs (or resumes) a job to its end, or until asked to stop, whatever its
@@ -221,7 +233,7 @@ impl Pipeline {
         if job.row.started_at.is_none()
             && let Some(reason) = job.row.error.clone()
         {
-            return self.finish(rt, id, JobStatus::Failed, Some(reason));
+            return self.finish(rt, id, End::Failed, Some(reason));
         }
         let path = PathBuf::from(&job.row.work_path);
         let ty = match job.row.file_type {
@@ -251,7 +263,7 @@ impl Pipeline {
         tracing::info!(job = id.0, file = %job.row.file_name, resume_at = job.row.rows_read, dry_run = job.row.dry_run, "import started");
         stage.set(Stage::Load);
         match self.stream(rt, &job, &path, ty)? {
-            Streamed::Done => self.finish(rt, id, JobStatus::Completed, None),
+            Streamed::Done => self.finish(rt, id, End::Completed, None),
             Streamed::Broken(reason) => self.fail(rt, id, reason),
             Streamed::Stopped => {
                 tracing::info!(
@@ -283,12 +295,7 @@ impl Pipeline {
         let ty = FileType { kind, format, gzip };
         self.transact(
             rt,
-            Box::new(move |tx| {
-                let mut jobs = JobTables::open(tx.txn)?;
-                let mut row = jobs.existing(id)?;
-                row.file_type = Some(ty);
-                jobs.put(id, &row)
-            }),
+            Box::new(move |tx| JobTables::open(tx.txn)?.advance(id, Step::KindRead(ty))),
         )?;
         tracing::info!(
             job = id.0,
@@ -529,21 +536,14 @@ enum Streamed {
 /// Records the file's hash and size and marks the job running, or a duplicate of
 /// the completed job that loaded the same bytes.
 fn start(tx: &mut Tx<'_, '_>, id: JobId, facts: FileFacts) -> Result<JobRow, StoreError> {
-    let mut jobs = JobTables::open(tx.txn)?;
-    let mut row = jobs.existing(id)?;
-    row.sha256 = Some(facts.sha256);
-    row.bytes = facts.bytes;
-    row.started_at = Some(tx.at);
-    row.status = JobStatus::Running;
-    if let Some(earlier) = jobs.completed_with(&facts.sha256)?
-        && earlier != id
-    {
-        row.status = JobStatus::Duplicate;
-        row.duplicate_of = Some(earlier);
-        row.finished_at = Some(tx.at);
-    }
-    jobs.put(id, &row)?;
-    Ok(row)
+    JobTables::open(tx.txn)?.advance(
+        id,
+        Step::Started {
+            sha256: facts.sha256,
+            bytes: facts.bytes,
+            at: tx.at,
+        },
+    )
 }
 
 /// The telemetry event of a job that reached its end.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::jobs::{Job, JobStatus, JobTables, ListRejects, Origin};
+use super::jobs::{Job, JobStatus, JobTables, ListRejects, Origin, Step};
 use super::naming::with_suffix;
 use super::pipeline::{Pipeline, PipelineError};
 use crate::store::StoreError;
@@ -82,10 +82,7 @@ pub fn finalize(
             pipeline.transact(
                 rt,
                 Box::new(move |tx| {
-                    let mut jobs = JobTables::open(tx.txn)?;
-                    let mut row = jobs.existing(id)?;
-                    row.final_name = Some(chosen);
-                    jobs.put(id, &row)?;
+                    JobTables::open(tx.txn)?.advance(id, Step::Named(chosen))?;
                     Ok(())
                 }),
             )?;
