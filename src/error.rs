@@ -7,6 +7,9 @@
 //! each, so a status code is never chosen anywhere else. Storage and other internal
 //! failures are logged with their detail and shown to the client as a bare 500: no
 //! paths, panics or database text leak.
+//!
+//! Why one file: it is the only place that picks status codes, so every mapping from a
+//! domain error to a problem lives here by design.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

@@ -11,6 +11,9 @@
 //! Nothing here grows without bound: expired tokens and families that no live token
 //! can belong to any more are purged every [`PURGE_INTERVAL_SECS`], oldest
 //! first, at most [`PURGE_BATCH_MAX`] at a time.
+//!
+//! Why one file: accounts and refresh tokens share one actor and one transaction per
+//! message; about 100 of its lines are unit tests.
 
 use std::time::Duration;
 

@@ -81,6 +81,8 @@ pub(crate) fn required<T, E: std::fmt::Display>(
 #[utoipa::path(post, operation_id = "auth_register", path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
     responses((status = 201, description = "Registered as a customer", body = json::UserJson),
         (status = 409, description = "Username or email taken", content_type = "application/problem+json", body = crate::error::Problem),
+        (status = 429, description = "Too many registrations from this client", content_type = "application/problem+json", body = crate::error::Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn register(
     req: HttpRequest,

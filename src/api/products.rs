@@ -1,4 +1,7 @@
 //! The catalog: public reads; admin writes, stock and movements; ledger verification.
+//!
+//! Why one file: the catalog's routes share their query parsing and one OpenAPI
+//! fragment; split by verb, each part would import the others.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Deserializer};

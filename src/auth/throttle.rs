@@ -13,6 +13,9 @@
 //! Every table is bounded; when one is full, expired windows are dropped first, and
 //! if every entry is live a new key is not tracked (the service stays available
 //! rather than locking everyone out).
+//!
+//! Why one file: the throttle's rules (about 320 lines) and their unit tests, including
+//! the model test of concurrent attempts, belong together.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -1,4 +1,6 @@
 //! Crash tests: the real binary killed with SIGKILL under load, then reopened.
+//!
+//! Why one file: each crash scenario shares the kill-and-reopen harness at its top.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};

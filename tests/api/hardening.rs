@@ -1,6 +1,9 @@
 //! Regression tests for what a hostile file or client could break, each named after
 //! the bug it guards (issue: hardening). The failure points used here exist only in
 //! test builds (see `orderflow_actors::failpoint`).
+//!
+//! Why one file: one regression test per hardening finding, named after it, in the
+//! order of the issue.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt as _;

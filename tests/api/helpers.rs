@@ -3,6 +3,9 @@
 //! [`spawn_app`] runs the application in-process (fast; most tests). [`ChildServer`]
 //! runs the real binary as a child process, for restart, shutdown and crash tests
 //! that need to stop, kill and reopen it.
+//!
+//! Why one file: spawn_app and ChildServer, with a method per endpoint, are the one
+//! helper every test module uses.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

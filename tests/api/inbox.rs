@@ -1,3 +1,5 @@
+//! Why one file: the inbox contract's tests, rule by rule, in the contract's order.
+
 use std::io::Write;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //!
 //! Index:
 //! - `helpers`   — spawn_app (in-process) and ChildServer (the real binary)
+//! - `architecture` — the invariants of ARCHITECTURE.md, checked on the source tree
 //! - `auth`      — register, login, throttling, refresh rotation, tokens
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `products`  — catalog reads and admin writes
@@ -22,6 +23,7 @@
 
 mod helpers;
 
+mod architecture;
 mod auth;
 mod crash;
 mod errors;

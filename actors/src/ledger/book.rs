@@ -12,6 +12,9 @@
 //!   chain that can be audited link by link;
 //! - an order's total is the sum of its lines, each `unit_price × quantity`, at the
 //!   catalog price read inside the very transaction that takes the stock.
+//!
+//! Why one file: the ledger's rules and the invariants they keep must be read together;
+//! about 80 of its lines are unit tests.
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};

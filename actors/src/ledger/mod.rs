@@ -1,5 +1,8 @@
 //! The order ledger: stock, stock movements, orders and idempotency keys.
 //!
+//!
+//! Why one file: the ledger actor's messages and its group-commit loop; the rules are
+//! in `book`, transactions in `tx`, products in `products`.
 //! # One transaction per batch, prices read inside it
 //!
 //! An order, its `sale` movements and the stock levels they change are written in

@@ -9,6 +9,8 @@
 //!
 //! Setup is idempotent: products `P-000001…` (with stock enough for the run) and
 //! customers `bench1…` are created through the API when missing.
+//!
+//! Why one file: the goose driver's scenarios share its response checks and its report.
 
 // Bench data is small and known: casts between its integer types cannot lose anything.
 #![allow(

@@ -1,0 +1,397 @@
+//! The invariants ARCHITECTURE.md states, checked on the source tree itself, so a
+//! change that breaks one fails here rather than in a review.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// A file's code without its unit tests and without comments: what it really uses.
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let before_tests = text.split("#[cfg(test)]").next().unwrap_or_default();
+    before_tests
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `a/b/mod.rs` → `["a", "b"]`, `a/c.rs` → `["a", "c"]`, `lib.rs` → `[]`.
+fn module_of(src: &Path, file: &Path) -> (Vec<String>, bool) {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let is_dir_module = matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    );
+    if is_dir_module {
+        parts.pop();
+    }
+    (parts, is_dir_module)
+}
+
+/// Every path a piece of code names from `crate::`, `super::` or `self::`, brace
+/// groups (`use crate::{a::B, c}`) expanded.
+fn paths_named(code: &str) -> Vec<(String, Vec<String>)> {
+    let bytes = code.as_bytes();
+    let mut found = Vec::new();
+    for start in ["crate::", "super::", "self::"] {
+        let mut from = 0;
+        while let Some(at) = code[from..].find(start) {
+            let begin = from + at;
+            from = begin + start.len();
+            let preceded_by_ident = begin > 0
+                && (bytes[begin - 1].is_ascii_alphanumeric()
+                    || bytes[begin - 1] == b'_'
+                    || bytes[begin - 1] == b':');
+            if preceded_by_ident {
+                continue;
+            }
+            let base = start.trim_end_matches("::").to_owned();
+            for path in expand(&code[from..]) {
+                found.push((base.clone(), path));
+            }
+        }
+    }
+    found
+}
+
+/// Reads `a::b::{c::d, e}` at the start of `rest` into `[[a,b,c,d], [a,b,e]]`.
+fn expand(rest: &str) -> Vec<Vec<String>> {
+    let mut prefix = Vec::new();
+    let mut chars = rest.char_indices().peekable();
+    let mut ident = String::new();
+    while let Some(&(i, c)) = chars.peek() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            ident.push(c);
+            chars.next();
+        } else if rest[i..].starts_with("::") {
+            prefix.push(std::mem::take(&mut ident));
+            chars.next();
+            chars.next();
+        } else if c == '{' && ident.is_empty() {
+            let inner = &rest[i + 1..];
+            let mut depth = 1;
+            let mut end = inner.len();
+            for (j, ch) in inner.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = j;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            let mut depth = 0;
+            let mut item_start = 0;
+            let group = &inner[..end];
+            for (j, ch) in group.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.extend(expand_item(&prefix, &group[item_start..j]));
+                        item_start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+            out.extend(expand_item(&prefix, &group[item_start..]));
+            return out;
+        } else {
+            break;
+        }
+    }
+    if !ident.is_empty() {
+        prefix.push(ident);
+    }
+    vec![prefix]
+}
+
+fn expand_item(prefix: &[String], item: &str) -> Vec<Vec<String>> {
+    let item = item.trim();
+    if item.is_empty() {
+        return Vec::new();
+    }
+    expand(item)
+        .into_iter()
+        .map(|tail| prefix.iter().cloned().chain(tail).collect())
+        .collect()
+}
+
+/// The file-to-file graph of one crate: an edge from each file to every file
+/// module it names.
+fn module_graph(src: &Path) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let modules: BTreeMap<Vec<String>, (PathBuf, bool)> = files
+        .iter()
+        .map(|f| {
+            let (m, is_dir) = module_of(src, f);
+            (m, (f.clone(), is_dir))
+        })
+        .collect();
+    let mut graph = BTreeMap::new();
+    for (module, (file, is_dir)) in &modules {
+        let mut edges = BTreeSet::new();
+        for (base, path) in paths_named(&code_of(file)) {
+            // The module `self`/`super` are relative to: a `mod.rs` is its folder.
+            let here: Vec<String> = if *is_dir {
+                module.clone()
+            } else {
+                module[..module.len().saturating_sub(1)].to_vec()
+            };
+            let (mut at, mut rest) = match base.as_str() {
+                "crate" => (Vec::new(), path.as_slice()),
+                "self" => (here, path.as_slice()),
+                _ => (
+                    here[..here.len().saturating_sub(1)].to_vec(),
+                    path.as_slice(),
+                ),
+            };
+            while rest.first().is_some_and(|s| s == "super") {
+                at.pop();
+                rest = &rest[1..];
+            }
+            let target = (0..=rest.len()).rev().find_map(|n| {
+                let candidate: Vec<String> = at.iter().cloned().chain(rest[..n].to_vec()).collect();
+                modules.contains_key(&candidate).then_some(candidate)
+            });
+            if let Some(target) = target
+                && &target != module
+            {
+                edges.insert(target);
+            }
+        }
+        graph.insert(module.clone(), edges);
+    }
+    graph
+}
+
+/// The groups of files that import each other in a circle (Tarjan's SCCs of
+/// more than one file).
+fn circles(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<Vec<String>> {
+    struct Walk<'g> {
+        graph: &'g BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+        index: BTreeMap<&'g Vec<String>, usize>,
+        low: BTreeMap<&'g Vec<String>, usize>,
+        stack: Vec<&'g Vec<String>>,
+        next: usize,
+        found: Vec<Vec<String>>,
+    }
+    impl<'g> Walk<'g> {
+        fn visit(&mut self, v: &'g Vec<String>) {
+            self.index.insert(v, self.next);
+            self.low.insert(v, self.next);
+            self.next += 1;
+            self.stack.push(v);
+            for w in &self.graph[v] {
+                if !self.index.contains_key(w) {
+                    self.visit(w);
+                    let lw = self.low[w];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if self.stack.contains(&w) {
+                    let iw = self.index[w];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut group = Vec::new();
+                while let Some(w) = self.stack.pop() {
+                    group.push(w.join("::"));
+                    if w == v {
+                        break;
+                    }
+                }
+                if group.len() > 1 {
+                    self.found.push(group);
+                }
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        next: 0,
+        found: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !walk.index.contains_key(v) {
+            walk.visit(v);
+        }
+    }
+    walk.found
+}
+
+#[test]
+fn no_file_imports_a_file_that_imports_it_back() {
+    for src in ["src", "actors/src"] {
+        let graph = module_graph(&root().join(src));
+        assert!(graph.len() > 20, "{src}: the walk found too few files");
+        assert_eq!(circles(&graph), Vec::<Vec<String>>::new(), "{src}");
+    }
+}
+
+#[test]
+fn the_circle_finder_finds_a_circle() {
+    let mut graph = BTreeMap::new();
+    let a = vec!["a".to_owned()];
+    let b = vec!["b".to_owned()];
+    let c = vec!["c".to_owned()];
+    graph.insert(a.clone(), BTreeSet::from([b.clone()]));
+    graph.insert(b.clone(), BTreeSet::from([a.clone(), c.clone()]));
+    graph.insert(c.clone(), BTreeSet::new());
+    assert_eq!(circles(&graph).len(), 1);
+    let named = paths_named("use crate::{store::{a, b::C}, ledger};\nlet x = super::super::z::Y;");
+    let named: Vec<String> = named
+        .into_iter()
+        .map(|(b, p)| format!("{b}::{}", p.join("::")))
+        .collect();
+    assert!(
+        named.contains(&"crate::store::b::C".to_owned()),
+        "{named:?}"
+    );
+    assert!(named.contains(&"crate::ledger".to_owned()), "{named:?}");
+    assert!(
+        named.contains(&"super::super::z::Y".to_owned()),
+        "{named:?}"
+    );
+}
+
+/// The actors crate holds the state and knows nothing of HTTP or of how the API
+/// is documented.
+#[test]
+fn the_actors_crate_depends_on_neither_actix_web_nor_utoipa() {
+    let manifest = std::fs::read_to_string(root().join("actors/Cargo.toml")).unwrap();
+    for dep in ["actix-web", "utoipa", "awc"] {
+        assert!(
+            !manifest.lines().any(|l| l.trim_start().starts_with(dep)),
+            "actors/Cargo.toml depends on {dep}"
+        );
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("actors/src"), &mut files);
+    for file in files {
+        let code = std::fs::read_to_string(&file).unwrap();
+        for name in ["actix_web", "utoipa"] {
+            assert!(!code.contains(name), "{} names {name}", file.display());
+        }
+    }
+}
+
+/// Status codes are chosen in `error.rs` only (success statuses are the handlers'
+/// own: `HttpResponse::Created()` and the like).
+#[test]
+fn only_error_rs_names_status_codes() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let allowed = root().join("src/error.rs");
+    for file in files.iter().filter(|f| **f != allowed) {
+        let code = code_of(file);
+        assert!(
+            !code.contains("StatusCode::"),
+            "{} picks a status code",
+            file.display()
+        );
+        for builder in [
+            "BadRequest()",
+            "NotFound()",
+            "Conflict()",
+            "Forbidden()",
+            "Unauthorized()",
+            "InternalServerError()",
+            "ServiceUnavailable()",
+            "UnprocessableEntity()",
+            "TooManyRequests()",
+        ] {
+            assert!(
+                !code.contains(builder),
+                "{} answers {builder} itself",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Stock levels and movements are written by `ledger::book` alone. The other files
+/// that may name those tables only read them (verify, the catalog's stock column,
+/// the movements listing) or create them when the store opens; a new file naming
+/// them fails here, so whoever adds one decides in review.
+#[test]
+fn only_the_book_writes_stock_and_movements() {
+    let mut files = Vec::new();
+    rust_files(&root().join("actors/src"), &mut files);
+    let readers: BTreeSet<&str> = [
+        "ledger/book.rs",
+        "ledger/verify.rs",
+        "ledger/mod.rs",
+        "catalog/query.rs",
+        "store/mod.rs",
+        "store/tables.rs",
+    ]
+    .into();
+    for file in files {
+        let rel = file
+            .strip_prefix(root().join("actors/src"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let code = code_of(&file);
+        let names = ["STOCK", "MOVEMENTS"].iter().any(|t| {
+            code.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|w| w == *t)
+        });
+        assert!(
+            !names || readers.contains(rel.as_str()),
+            "{rel} names the stock or movement tables; only ledger/book.rs writes them"
+        );
+    }
+}
+
+/// A source file of more than about 500 lines says at its top why it is one file.
+#[test]
+fn long_files_say_why_they_are_long() {
+    let mut files = Vec::new();
+    for dir in ["src", "actors/src", "tests", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.lines().count() <= 520 {
+            continue;
+        }
+        let head: String = text.lines().take(30).collect::<Vec<_>>().join("\n");
+        assert!(
+            head.contains("Why one file"),
+            "{} is {} lines and does not say why (a `Why one file:` line near its top)",
+            file.display(),
+            text.lines().count()
+        );
+    }
+}
