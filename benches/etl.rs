@@ -19,6 +19,7 @@ use orderflow::config::{GenArgs, GenFormat, GenKind};
 use orderflow_actors::domain::{
     Currency, JobId, Sku, parse_decimal_price, parse_json_number_price,
 };
+use orderflow_actors::events::RowEvents;
 use orderflow_actors::inbox::extract::{RawRecord, extractor};
 use orderflow_actors::inbox::load::{Batch, Grouper, apply};
 use orderflow_actors::inbox::naming::{FileType, Format, Kind};
@@ -118,7 +119,7 @@ fn stages(c: &mut Criterion) {
             },
             |(dir, store, batch)| {
                 let txn = store.db().begin_write().unwrap();
-                tx::within(&txn, Currency::EUR, |tx| {
+                tx::within(&txn, Currency::EUR, RowEvents::Summary, |tx| {
                     apply(tx, JobId(1), batch).unwrap();
                     ((), true)
                 })

@@ -84,6 +84,8 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
         ledger_queue_max: 16,
         actor_timeout_ms: orderflow_actors::limits::ACTOR_REPLY_TIMEOUT_MS,
         ledger_write_timeout_ms: orderflow_actors::limits::LEDGER_WRITE_TIMEOUT_MS,
+        import_events: crate::config::ImportEvents::Summary,
+        event_retention_days: orderflow_actors::limits::EVENT_RETENTION_DAYS_DEFAULT,
     };
     let services = Services::start(&args.store, &pipeline, 1)?;
     let password_hash = auth::password::hash(password)

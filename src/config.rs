@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orderflow_actors::limits::{
-    ACTOR_REPLY_TIMEOUT_MS, COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, HTTP_SHUTDOWN_GRACE_SECS,
-    LEDGER_INFLIGHT_MAX, LEDGER_WRITE_TIMEOUT_MS, REFRESH_TTL_SECS_MAX,
-    REGISTRATIONS_PER_CLIENT_DEFAULT,
+    ACTOR_REPLY_TIMEOUT_MS, COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, EVENT_RETENTION_DAYS_DEFAULT,
+    EVENT_RETENTION_DAYS_MAX, HTTP_SHUTDOWN_GRACE_SECS, LEDGER_INFLIGHT_MAX,
+    LEDGER_WRITE_TIMEOUT_MS, REFRESH_TTL_SECS_MAX, REGISTRATIONS_PER_CLIENT_DEFAULT,
 };
 
 #[derive(Debug, Parser)]
@@ -81,6 +81,21 @@ pub struct PipelineArgs {
     #[arg(long, env = "ORDERFLOW_LEDGER_WRITE_TIMEOUT_MS", default_value_t = LEDGER_WRITE_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub ledger_write_timeout_ms: u64,
+    /// What products and inventory imports announce on the events feed: `summary`
+    /// (only the job's `import.completed` / `import.failed`) or `rows` (also a
+    /// product and a stock event per row). Orders from files always emit `order.placed`.
+    #[arg(long, env = "ORDERFLOW_IMPORT_EVENTS", value_enum, default_value_t = ImportEvents::Summary)]
+    pub import_events: ImportEvents,
+    /// How long events are kept for `GET /api/v1/events`, in days.
+    #[arg(long, env = "ORDERFLOW_EVENT_RETENTION_DAYS", default_value_t = EVENT_RETENTION_DAYS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=EVENT_RETENTION_DAYS_MAX))]
+    pub event_retention_days: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportEvents {
+    Summary,
+    Rows,
 }
 
 #[derive(Debug, Clone, Args)]

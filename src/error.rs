@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use orderflow_actors::catalog::CatalogError;
+use orderflow_actors::events::EventsError;
 use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
 use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
@@ -253,6 +254,11 @@ impl ApiError {
         e.0.problem.detail = format!("this route takes {allow}");
         e.0.allow = Some(allow.to_owned());
         e
+    }
+
+    /// 410: the events after the asked seq are no longer kept.
+    pub fn events_expired(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "events-expired", "Events expired", detail)
     }
 
     pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
@@ -508,6 +514,17 @@ impl From<StoreError> for ApiError {
             StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {
                 ApiError::internal(e)
             }
+        }
+    }
+}
+
+impl From<EventsError> for ApiError {
+    fn from(e: EventsError) -> Self {
+        match e {
+            EventsError::Expired { .. } => ApiError::events_expired(format!(
+                "{e}; start again without `after` (from the oldest event kept)"
+            )),
+            EventsError::Store(s) => s.into(),
         }
     }
 }

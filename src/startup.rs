@@ -8,14 +8,17 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
+use tokio::sync::watch;
 
 use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
+use orderflow_actors::events::{self, EventsReader, RowEvents};
 use orderflow_actors::inbox::watcher::{Inbox, InboxConfig};
-use orderflow_actors::ledger::{self, Ledger};
+use orderflow_actors::ledger::{self, EventsConfig, Ledger};
 use orderflow_actors::limits::{
-    CATALOG_INFLIGHT_MAX, HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS,
-    HTTP_HEAD_TIMEOUT_MS, HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
+    CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
+    HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS,
+    HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
 };
 use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
 use orderflow_actors::store::Store;
@@ -25,7 +28,7 @@ use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, Use
 use crate::auth::jwt::{self, JwtKeys};
 use crate::auth::password;
 use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
-use crate::config::{PipelineArgs, ServeArgs, StoreArgs};
+use crate::config::{ImportEvents, PipelineArgs, ServeArgs, StoreArgs};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{api, middleware};
@@ -38,6 +41,10 @@ pub struct Services {
     pub catalog: Mailbox<Catalog>,
     pub users: Mailbox<UserStore>,
     pub ledger: Mailbox<Ledger>,
+    /// The events feed's readers.
+    pub events: Mailbox<EventsReader>,
+    /// The newest committed event's seq, updated by the ledger after each commit.
+    pub newest_event: watch::Receiver<u64>,
 }
 
 impl Services {
@@ -60,8 +67,19 @@ impl Services {
         let catalog = start_pool(catalog_threads, move || Catalog::new(s.clone()));
         let s = store.clone();
         let users = start_pool(1, move || UserStore::new(s.clone()));
+        let (notify, newest_event) = watch::channel(events::reader::newest_seq(&store)?);
         let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone())
+            .with_events(EventsConfig {
+                row_events: match pipeline.import_events {
+                    ImportEvents::Summary => RowEvents::Summary,
+                    ImportEvents::Rows => RowEvents::Rows,
+                },
+                retention_days: pipeline.event_retention_days,
+                notify,
+            })
             .start_on_own_thread();
+        let s = store.clone();
+        let events = start_pool(EVENTS_READER_THREADS, move || EventsReader::new(s.clone()));
         Ok(Self {
             store,
             currency,
@@ -75,6 +93,8 @@ impl Services {
                 timeout,
             )
             .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
+            events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
+            newest_event,
         })
     }
 
@@ -90,14 +110,18 @@ impl Services {
         for addr in self.users.addrs() {
             let _ = addr.send(Stop).await;
         }
+        for addr in self.events.addrs() {
+            let _ = addr.send(Stop).await;
+        }
         let Services {
             store,
             catalog,
             users,
             ledger,
+            events,
             ..
         } = self;
-        drop((catalog, users, ledger));
+        drop((catalog, users, ledger, events));
         for _ in 0..500 {
             if store.handle_count() == 1 {
                 break;
@@ -189,6 +213,8 @@ impl Application {
             catalog: services.catalog.clone(),
             users: services.users.clone(),
             ledger: services.ledger.clone(),
+            events: services.events.clone(),
+            newest_event: services.newest_event.clone(),
             jwt: JwtKeys::new(&secret, args.token_ttl_secs),
             refresh_ttl_secs: args.refresh_ttl_secs,
             currency: services.currency,

@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::Currency;
+use orderflow_actors::events::EventsReader;
 use orderflow_actors::inbox::watcher::{InboxWatcher, RunnerAlive};
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
@@ -21,6 +24,9 @@ pub struct AppState {
     pub catalog: Mailbox<Catalog>,
     pub users: Mailbox<UserStore>,
     pub ledger: Mailbox<Ledger>,
+    pub events: Mailbox<EventsReader>,
+    /// The newest committed event's seq: the feed's long polls wait on it.
+    pub newest_event: watch::Receiver<u64>,
     pub jwt: JwtKeys,
     pub refresh_ttl_secs: u64,
     pub currency: Currency,

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod domain;
+pub mod events;
 pub mod failpoint;
 pub mod inbox;
 pub mod json_nesting;

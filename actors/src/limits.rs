@@ -68,6 +68,11 @@ pub const USERS_INFLIGHT_MAX: usize = 1_024;
 pub const LEDGER_INFLIGHT_MAX: usize = 8_192;
 /// See [`CATALOG_INFLIGHT_MAX`]. Uploads waiting to be taken into the inbox.
 pub const INBOX_INFLIGHT_MAX: usize = 64;
+/// See [`CATALOG_INFLIGHT_MAX`]. Reads of the events feed (a long poll waits outside
+/// the actor, so it holds no place here while it waits).
+pub const EVENTS_INFLIGHT_MAX: usize = 1_024;
+/// Threads reading the events feed.
+pub const EVENTS_READER_THREADS: usize = 1;
 /// Default for `--commit-batch-max`: most commands folded into one ledger transaction.
 pub const COMMIT_BATCH_DEFAULT: usize = 1_024;
 /// Upper bound accepted for `--commit-batch-max`.
@@ -183,3 +188,19 @@ pub const PASSWORD_HASH_QUEUE_MAX: usize = 256;
 pub const IMPORT_RECORD_BYTES_HARD_MAX: u64 = 1024 * 1024;
 /// Read buffer of the import stages, in bytes.
 pub const IMPORT_READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Largest page of `GET /events`.
+pub const EVENTS_PAGE_MAX: usize = 1_000;
+/// Page size of `GET /events` when the client does not ask for one.
+pub const EVENTS_PAGE_DEFAULT: usize = 100;
+/// Most stored events one `GET /events` scans while filtering by type; the page
+/// then ends short with a `next_after` past what was scanned.
+pub const EVENTS_SCAN_ROWS_MAX: usize = 10_000;
+/// Longest long poll of `GET /events?wait=`, in seconds.
+pub const EVENTS_WAIT_SECS_MAX: u64 = 30;
+/// How long events are kept when `--event-retention-days` is not given, in days.
+pub const EVENT_RETENTION_DAYS_DEFAULT: u64 = 30;
+/// Longest `--event-retention-days` accepted, in days (ten years).
+pub const EVENT_RETENTION_DAYS_MAX: u64 = 3_650;
+/// Longest event type filter (`type=`), in bytes.
+pub const EVENT_TYPE_FILTER_BYTES_MAX: usize = 64;

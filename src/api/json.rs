@@ -9,8 +9,11 @@ use utoipa::ToSchema;
 
 use orderflow_actors::catalog::Product;
 use orderflow_actors::domain::Currency;
+use orderflow_actors::events::Event;
+use orderflow_actors::events::resource::{self, Resource};
 use orderflow_actors::inbox::jobs::{Job, JobView};
 use orderflow_actors::ledger::book::{Movement, Order};
+use orderflow_actors::store::CodecError;
 use orderflow_actors::users::User;
 
 /// A product on the wire.
@@ -275,6 +278,59 @@ impl From<JobView> for JobJson {
 /// A job as the API shows it.
 pub fn job(j: &Job) -> JobJson {
     j.view().into()
+}
+
+/// One event of the feed (and the body of a webhook delivery).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventJson {
+    /// Opaque and unique forever: receivers dedupe on it (`webhook-id`).
+    pub id: String,
+    /// Grows strictly in commit order.
+    pub seq: u64,
+    /// `product.created`, `order.placed`, … (see docs/integrations.md).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub created_at: String,
+    /// The resource after the change, as the API shows it (Product, Movement, Order
+    /// or Job); an order's status change also carries `previous_status`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// An event as the API shows it.
+pub fn event(e: &Event, currency: &Currency) -> Result<EventJson, CodecError> {
+    let data = match resource::of(e)? {
+        Resource::Product(p) => serde_json::to_value(product(&p, currency)),
+        Resource::Movement(m) => serde_json::to_value(movement(&m)),
+        Resource::Order {
+            order: o,
+            previous_status,
+        } => serde_json::to_value(order(&o)).map(|mut v| {
+            if let (Some(prev), Some(obj)) = (previous_status, v.as_object_mut()) {
+                obj.insert("previous_status".into(), prev.as_str().into());
+            }
+            v
+        }),
+        Resource::Job(j) => serde_json::to_value(job(&j)),
+    }
+    .expect("API JSON serializes");
+    Ok(EventJson {
+        id: e.id(),
+        seq: e.seq,
+        kind: e.row.kind.as_str(),
+        created_at: e.row.at.to_rfc3339(),
+        data,
+    })
+}
+
+/// A page of the events feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPageJson {
+    /// Oldest first.
+    pub items: Vec<EventJson>,
+    /// Pass it back as `after` for the next page (it moves past events a `type`
+    /// filter skipped, too).
+    pub next_after: u64,
 }
 
 /// The answer to an upload.

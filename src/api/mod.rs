@@ -3,6 +3,7 @@
 //! status codes for failures are chosen in `crate::error` only.
 
 pub mod auth;
+pub mod events;
 pub mod imports;
 pub mod json;
 pub mod openapi;
@@ -24,6 +25,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     products::routes(&mut v1);
     orders::routes(&mut v1);
     imports::routes(&mut v1);
+    events::routes(&mut v1);
     let mut root = routes::Routes::new("");
     ops::routes(&mut root);
     (v1, root)

@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, imports, ops, orders, products};
+use super::{auth, events, imports, ops, orders, products};
 use crate::error::{FieldError, Problem, Shortage};
 
 struct Bearer;
@@ -39,6 +39,7 @@ impl Modify for Bearer {
         (name = "catalog", description = "Products, stock and the ledger audit"),
         (name = "orders", description = "Checkout and the order lifecycle"),
         (name = "imports", description = "Files into the inbox pipeline"),
+        (name = "events", description = "Every change, in commit order, for the systems a shop connects"),
         (name = "operations", description = "Health, readiness, metrics, this document and a page that renders it (`/docs`)"),
     )
 )]
@@ -54,6 +55,7 @@ pub fn spec() -> &'static str {
             products::Doc::openapi(),
             orders::Doc::openapi(),
             imports::Doc::openapi(),
+            events::Doc::openapi(),
             ops::Doc::openapi(),
         ] {
             api.merge(part);
@@ -191,6 +193,10 @@ mod tests {
             ("StockBody", "delta", "minimum") => -u(STOCK_UNITS_MAX),
             ("StockBody", "reason", "maxLength") => n(REASON_CHARS_MAX),
             ("param", "limit", "maximum") => n(PAGE_ITEMS_MAX),
+            ("events-param", "limit", "maximum") => n(EVENTS_PAGE_MAX),
+            ("events-param", "limit", "minimum") => 1,
+            ("events-param", "wait", "maximum") => i128::from(EVENTS_WAIT_SECS_MAX),
+            ("events-param", "type", "maxLength") => n(EVENT_TYPE_FILTER_BYTES_MAX),
             ("param", "name", "maxLength") => n(FILE_NAME_BYTES_MAX),
             // The shortest name with a format: one character and `.csv`.
             ("param", "name", "minLength") => 5,
@@ -247,10 +253,16 @@ mod tests {
                 }
             }
         }
-        for item in doc["paths"].as_object().unwrap().values() {
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            // The feed pages by its own bounds.
+            let place = if path.starts_with("/api/v1/events") {
+                "events-param"
+            } else {
+                "param"
+            };
             for op in item.as_object().unwrap().values() {
                 for param in op["parameters"].as_array().into_iter().flatten() {
-                    check("param", param["name"].as_str().unwrap(), &param["schema"]);
+                    check(place, param["name"].as_str().unwrap(), &param["schema"]);
                 }
             }
         }

@@ -206,6 +206,43 @@ fn checkouts_acknowledged_before_a_sigkill_survive_it_exactly_once() {
             report["orders_checked"].as_u64().unwrap() as usize,
             ids.len()
         );
+
+        // The outbox committed with the orders: every order in the ledger (so every
+        // acknowledged one) has exactly one `order.placed`, no event names an order
+        // that does not exist, and the seqs have no gap.
+        let mut placed = Vec::new();
+        let (mut after, mut expected_seq) = (0u64, 1u64);
+        loop {
+            let (status, page) = call(
+                &client,
+                reqwest::Method::GET,
+                format!("{base}/api/v1/events?after={after}&limit=1000"),
+                &admin,
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{page}");
+            let items = page["items"].as_array().unwrap();
+            if items.is_empty() {
+                break;
+            }
+            for e in items {
+                assert_eq!(
+                    e["seq"].as_u64().unwrap(),
+                    expected_seq,
+                    "a gap in the seqs"
+                );
+                expected_seq += 1;
+                if e["type"] == "order.placed" {
+                    placed.push(e["data"]["id"].as_u64().unwrap());
+                }
+            }
+            after = page["next_after"].as_u64().unwrap();
+        }
+        let placed_set: HashSet<u64> = placed.iter().copied().collect();
+        assert_eq!(placed_set.len(), placed.len(), "an order placed twice");
+        assert_eq!(placed_set, ids, "orders and their events differ");
     });
     drop(server);
 }

@@ -47,6 +47,8 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
             ledger_queue_max: 8192,
             actor_timeout_ms: 30_000,
             ledger_write_timeout_ms: 120_000,
+            import_events: orderflow::config::ImportEvents::Summary,
+            event_retention_days: 30,
         },
         bind: "127.0.0.1:0".parse().unwrap(),
         inbox: inbox.to_owned(),
@@ -300,6 +302,29 @@ impl TestApp {
         let r = self.get(&format!("/api/v1/products/{sku}"), None).await;
         r.assert_status(200);
         r.body["stock"].as_u64().unwrap()
+    }
+
+    /// Every event of the feed, oldest first, paging with `next_after`.
+    pub async fn all_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .get(
+                    &format!("/api/v1/events?after={after}&limit=1000"),
+                    Some(&self.admin_token),
+                )
+                .await;
+            page.assert_status(200);
+            let items = page.body["items"].as_array().unwrap().clone();
+            let next = page.body["next_after"].as_u64().unwrap();
+            if items.is_empty() {
+                assert_eq!(next, after, "an empty page does not move on");
+                return out;
+            }
+            out.extend(items);
+            after = next;
+        }
     }
 
     pub async fn verify_ledger(&self) -> Value {

@@ -5,6 +5,7 @@
 //! - `architecture` — the invariants of ARCHITECTURE.md, checked on the source tree
 //! - `auth`      — register, login, throttling, refresh rotation, tokens
 //! - `crash`     — SIGKILL under load, then reopen
+//! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
 //! - `errors`    — problem+json for every kind of bad request
 //! - `hardening` — regressions: hostile files and clients that once broke things
@@ -27,6 +28,7 @@ mod architecture;
 mod auth;
 mod crash;
 mod errors;
+mod events;
 mod hardening;
 mod hostile;
 mod inbox;

@@ -18,10 +18,11 @@ use redb::ReadableTable;
 use super::jobs::{JobRow, JobTables, Step};
 use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
-use crate::catalog::ProductDraft;
+use crate::catalog::{ProductDraft, Upsert};
 use crate::domain::{
     Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, UserId,
 };
+use crate::events::{EventType, RowEvents, Subject};
 use crate::ledger::Tx;
 use crate::ledger::book::{CheckoutError, OrderRequest, Source, StockError};
 use crate::limits::ORDER_LINES_MAX;
@@ -330,11 +331,14 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
         match piece.unit {
             Unit::Product { sku, draft, stock } => {
                 crate::failpoint::hit("load", || draft.name.as_str().to_owned());
-                tx.catalog.upsert(&sku, draft, tx.at)?;
+                let outcome = tx.catalog.upsert(&sku, draft, tx.at)?;
                 if let Some(level) = stock {
                     tx.book
                         .set_level(&sku, level, MovementKind::Import, source, tx.at)
                         .map_err(stock_storage)?;
+                }
+                if tx.book.outbox.row_events() == RowEvents::Rows {
+                    announce_row(tx, &sku, outcome)?;
                 }
                 loaded += 1;
             }
@@ -459,6 +463,31 @@ pub fn record_progress(
                 .map(|r| r.as_str().to_owned()),
         },
     )
+}
+
+/// The `product.created` or `product.updated` event of an imported row, under
+/// `--import-events rows` (its stock movement announces itself).
+fn announce_row(tx: &mut Tx<'_, '_>, sku: &Sku, outcome: Upsert) -> Result<(), StoreError> {
+    let kind = match outcome {
+        Upsert::Created => EventType::ProductCreated,
+        Upsert::Updated => EventType::ProductUpdated,
+        Upsert::Unchanged => return Ok(()),
+    };
+    let row = tx
+        .catalog
+        .get(sku)?
+        .ok_or_else(|| StoreError::Corrupt(format!("product {sku} vanished in its own write")))?;
+    let stock = tx.book.level(sku)?.units;
+    tx.book.outbox.append(
+        kind,
+        Subject::Product {
+            sku: sku.clone(),
+            stock,
+        },
+        &row,
+        tx.at,
+    )?;
+    Ok(())
 }
 
 fn stock_storage(e: StockError) -> StoreError {

@@ -18,7 +18,8 @@ use super::jobs::{End, Job, JobRow, JobStatus, JobTables, Step};
 use super::load::{self, Applied, Batch, Grouper, Piece};
 use super::naming::{FileType, Kind};
 use super::transform;
-use crate::domain::{Currency, JobId, OrderRef, Timestamp};
+use crate::domain::{Currency, JobId, OrderRef};
+use crate::events::{EventType, Subject};
 use crate::ledger::{DryRun, Ledger, Transact, Tx};
 use crate::limits::{
     IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, JOB_RETRY_BACKOFF_MS,
@@ -158,14 +159,29 @@ impl Pipeline {
         let row = self.transact(
             rt,
             Box::new(move |tx| {
-                JobTables::open(tx.txn)?.advance(
+                let row = JobTables::open(tx.txn)?.advance(
                     id,
                     Step::Finished {
                         end,
                         error,
-                        at: Timestamp::now(),
+                        at: tx.at,
                     },
-                )
+                )?;
+                // The job's event commits with its end (finishing twice, after a
+                // restart, finds the job already final and announces nothing new).
+                let kind = match row.status {
+                    JobStatus::Completed => Some(EventType::ImportCompleted),
+                    JobStatus::Failed => Some(EventType::ImportFailed),
+                    JobStatus::Queued | JobStatus::Running | JobStatus::Duplicate => None,
+                };
+                if let Some(kind) = kind
+                    && row.finished_at == Some(tx.at)
+                {
+                    tx.book
+                        .outbox
+                        .append(kind, Subject::Job { id }, &row, tx.at)?;
+                }
+                Ok(row)
             }),
         )?;
         let job = Job { id, row };

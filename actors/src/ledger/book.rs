@@ -25,6 +25,7 @@ use crate::domain::{
     Cents, Currency, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,
     OrderStatus, Quantity, Reason, Sku, StockDelta, StockLevel, Timestamp, UserId,
 };
+use crate::events::{EventType, Outbox, RowEvents, Subject};
 use crate::limits::STOCK_UNITS_MAX;
 use crate::store::tables::{self, counter};
 use crate::store::{Record, StoreError, codec, get_record};
@@ -328,10 +329,20 @@ pub struct Book<'txn> {
     idempotency: Table<'txn, (u64, &'static str), &'static [u8]>,
     idempotency_expiry: Table<'txn, (i64, u64, &'static str), ()>,
     order_refs: Table<'txn, &'static str, u64>,
+    /// The events of this transaction's changes, written beside them.
+    pub outbox: Outbox<'txn>,
 }
 
 impl<'txn> Book<'txn> {
+    /// The book with the default of `--import-events` (`summary`).
     pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Self::open_with(txn, RowEvents::default())
+    }
+
+    pub fn open_with(
+        txn: &'txn WriteTransaction,
+        row_events: RowEvents,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             meta: txn.open_table(tables::META)?,
             stock: txn.open_table(tables::STOCK)?,
@@ -341,6 +352,7 @@ impl<'txn> Book<'txn> {
             idempotency: txn.open_table(tables::IDEMPOTENCY)?,
             idempotency_expiry: txn.open_table(tables::IDEMPOTENCY_EXPIRY)?,
             order_refs: txn.open_table(tables::ORDER_REFS)?,
+            outbox: Outbox::open(txn, row_events)?,
         })
     }
 
@@ -364,7 +376,29 @@ impl<'txn> Book<'txn> {
     pub fn record(&mut self, sku: &Sku, draft: MovementDraft) -> Result<Movement, StockError> {
         let level = self.level(sku)?;
         let after = check_movement(level, draft.delta)?;
-        Ok(self.write_movement(sku, level, after, draft)?)
+        let movement = self.write_movement(sku, level, after, draft)?;
+        self.announce(&movement)?;
+        Ok(movement)
+    }
+
+    /// Appends the `stock.changed` event of a movement, unless it is a row of a
+    /// products or inventory import under `--import-events summary`.
+    fn announce(&mut self, movement: &Movement) -> Result<(), StoreError> {
+        let import_row = matches!(movement.row.source, Source::Import(_))
+            && movement.row.kind != MovementKind::Sale;
+        if import_row && self.outbox.row_events() == RowEvents::Summary {
+            return Ok(());
+        }
+        self.outbox.append(
+            EventType::StockChanged,
+            Subject::Movement {
+                sku: movement.sku.clone(),
+                seq: movement.seq,
+            },
+            &movement.row,
+            movement.row.at,
+        )?;
+        Ok(())
     }
 
     /// The one place a movement and a stock level are written, for a change that
@@ -424,7 +458,9 @@ impl<'txn> Book<'txn> {
             reason: None,
             at,
         };
-        Ok(Some(self.write_movement(sku, level, after, draft)?))
+        let movement = self.write_movement(sku, level, after, draft)?;
+        self.announce(&movement)?;
+        Ok(Some(movement))
     }
 
     /// An admin's stock change: a positive delta is a `receipt`, a negative one an
@@ -557,6 +593,7 @@ impl<'txn> Book<'txn> {
     ) -> Result<Placed, StoreError> {
         let id = OrderId(self.next_id(counter::NEXT_ORDER_ID)?);
         let mut lines = Vec::with_capacity(plan.lines.len());
+        let mut sales = Vec::with_capacity(plan.lines.len());
         for (line, level) in plan.lines {
             let sold = u64::from(line.quantity.get());
             // Checked above in this same transaction: enough stock, and no other
@@ -570,7 +607,7 @@ impl<'txn> Book<'txn> {
                 reason: None,
                 at,
             };
-            self.write_movement(&line.sku, level, level.units - sold, draft)?;
+            sales.push(self.write_movement(&line.sku, level, level.units - sold, draft)?);
             lines.push(line);
         }
         let row = OrderRow {
@@ -601,6 +638,20 @@ impl<'txn> Book<'txn> {
             )?;
             self.idempotency_expiry
                 .insert((at.millis(), request.user.0, key.as_str()), ())?;
+        }
+        // The order first, then what it did to stock: a reader learns of the sale
+        // before the movements that refer to it.
+        self.outbox.append(
+            EventType::OrderPlaced,
+            Subject::Order {
+                id,
+                previous_status: None,
+            },
+            &row,
+            at,
+        )?;
+        for sale in &sales {
+            self.announce(sale)?;
         }
         Ok(Placed {
             order: Order { id, row },
@@ -650,6 +701,7 @@ impl<'txn> Book<'txn> {
                 restock.push((line.sku.clone(), level, after, delta));
             }
         }
+        let mut restocked = Vec::with_capacity(restock.len());
         for (sku, level, after, delta) in restock {
             let draft = MovementDraft {
                 kind: MovementKind::Cancel,
@@ -659,11 +711,24 @@ impl<'txn> Book<'txn> {
                 reason: None,
                 at,
             };
-            self.write_movement(&sku, level, after, draft)?;
+            restocked.push(self.write_movement(&sku, level, after, draft)?);
         }
+        let previous = row.status;
         row.status = next;
         row.updated_at = at;
         self.orders.insert(id.0, codec::encode(&row).as_slice())?;
+        self.outbox.append(
+            EventType::of_status(next),
+            Subject::Order {
+                id,
+                previous_status: Some(previous),
+            },
+            &row,
+            at,
+        )?;
+        for movement in &restocked {
+            self.announce(movement)?;
+        }
         Ok(Order { id, row })
     }
 

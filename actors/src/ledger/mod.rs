@@ -44,12 +44,15 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use redb::ReadableDatabase;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::domain::{
     Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId,
 };
-use crate::limits::{IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS};
+use crate::events::RowEvents;
+use crate::limits::{
+    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
+};
 use crate::store::Page;
 use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
 use crate::store::{Store, StoreError, codec};
@@ -71,9 +74,32 @@ pub type Responder = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// the transaction is then abandoned and every caller told so).
 pub type Work = Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> (Responder, bool) + Send>;
 
+/// How the ledger writes and announces events (see [`crate::events`]).
+#[derive(Debug)]
+pub struct EventsConfig {
+    /// `--import-events`.
+    pub row_events: RowEvents,
+    /// `--event-retention-days`: older events are purged.
+    pub retention_days: u64,
+    /// Woken with the newest seq after every commit that wrote events: the feed's
+    /// long polls wait on it instead of polling the table.
+    pub notify: watch::Sender<u64>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            row_events: RowEvents::default(),
+            retention_days: EVENT_RETENTION_DAYS_DEFAULT,
+            notify: watch::Sender::new(0),
+        }
+    }
+}
+
 pub struct Ledger {
     store: Store,
     currency: Currency,
+    events: EventsConfig,
     batch_max: usize,
     telemetry: Telemetry,
     queue: Vec<Work>,
@@ -89,12 +115,20 @@ impl Ledger {
         Self {
             store,
             currency,
+            events: EventsConfig::default(),
             batch_max,
             telemetry,
             queue: Vec::new(),
             flush_scheduled: false,
             keys_in_flight: HashSet::new(),
         }
+    }
+
+    /// The ledger with these event settings (the default: row events off, 30 days
+    /// kept, nobody woken).
+    pub fn with_events(mut self, events: EventsConfig) -> Self {
+        self.events = events;
+        self
     }
 
     /// Starts the ledger on an arbiter (thread) of its own.
@@ -140,7 +174,7 @@ impl Ledger {
 
     fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
         let txn = self.store.db().begin_write()?;
-        let poisoned = tx::within(&txn, self.currency, |tx| {
+        let (poisoned, newest) = tx::within(&txn, self.currency, self.events.row_events, |tx| {
             let mut poisoned = false;
             for work in batch {
                 if poisoned {
@@ -164,7 +198,7 @@ impl Ledger {
                     }
                 }
             }
-            (poisoned, !poisoned)
+            ((poisoned, tx.book.outbox.last_appended()), !poisoned)
         })?;
         if poisoned {
             txn.abort()?;
@@ -173,6 +207,9 @@ impl Ledger {
             ));
         }
         txn.commit()?;
+        if let Some(seq) = newest {
+            self.events.notify.send_replace(seq);
+        }
         Ok(())
     }
 
@@ -187,9 +224,16 @@ impl Actor for Ledger {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Forget idempotency keys past their time, a bounded number at a time.
         ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
-            let work: Work = Box::new(|tx| {
-                let cutoff = Timestamp::now().minus_secs(IDEMPOTENCY_KEY_TTL_SECS);
-                let failed = tx.book.purge_idempotency(cutoff, PURGE_BATCH_MAX).is_err();
+            let retention_secs = act.events.retention_days.saturating_mul(86_400);
+            let work: Work = Box::new(move |tx| {
+                let now = Timestamp::now();
+                let cutoff = now.minus_secs(IDEMPOTENCY_KEY_TTL_SECS);
+                let failed = tx.book.purge_idempotency(cutoff, PURGE_BATCH_MAX).is_err()
+                    || tx
+                        .book
+                        .outbox
+                        .purge(now.minus_secs(retention_secs), PURGE_BATCH_MAX)
+                        .is_err();
                 (Box::new(|_| {}), failed)
             });
             act.enqueue(work, ctx);
@@ -365,7 +409,7 @@ impl<T: Send + 'static> Handler<DryRun<T>> for Ledger {
         let txn = self.store.db().begin_write()?;
         // Nothing of a dry run stands: the transaction is abandoned (also when the
         // work panics, which must not stop the ledger).
-        let result = tx::within(&txn, self.currency, |tx| {
+        let result = tx::within(&txn, self.currency, self.events.row_events, |tx| {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (msg.work)(tx)));
             (run, false)
         })?;

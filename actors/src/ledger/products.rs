@@ -10,6 +10,7 @@ use super::tx::Tx;
 use crate::catalog::tables::same_content;
 use crate::catalog::{CatalogError, Product, ProductDraft, ProductPatch, Upsert};
 use crate::domain::{MovementKind, Sku, StockLevel};
+use crate::events::{EventType, Subject};
 use crate::store::StoreError;
 
 /// Stock refused on a product write: storage errors stay themselves, a level past
@@ -28,6 +29,20 @@ fn poisons(e: &CatalogError) -> bool {
 }
 
 /// The product as shown after a write in `tx`.
+/// Appends a product event: the product as it now stands, stock included.
+fn announce(tx: &mut Tx<'_, '_>, kind: EventType, product: &Product) -> Result<(), StoreError> {
+    tx.book.outbox.append(
+        kind,
+        Subject::Product {
+            sku: product.sku.clone(),
+            stock: product.stock,
+        },
+        &product.row,
+        tx.at,
+    )?;
+    Ok(())
+}
+
 fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, CatalogError> {
     let row = tx
         .catalog
@@ -62,7 +77,9 @@ impl Handler<CreateProduct> for Ledger {
                     .set_level(&msg.sku, level, MovementKind::Receipt, Source::Api, tx.at)
                     .map_err(stock)?;
             }
-            shown(tx, msg.sku)
+            let product = shown(tx, msg.sku)?;
+            announce(tx, EventType::ProductCreated, &product)?;
+            Ok(product)
         })
     }
 }
@@ -94,7 +111,14 @@ impl Handler<ReplaceProduct> for Ledger {
                     .set_level(&msg.sku, level, kind, Source::Api, tx.at)
                     .map_err(stock)?;
             }
-            Ok((shown(tx, msg.sku)?, outcome == Upsert::Created))
+            let product = shown(tx, msg.sku)?;
+            match outcome {
+                Upsert::Created => announce(tx, EventType::ProductCreated, &product)?,
+                Upsert::Updated => announce(tx, EventType::ProductUpdated, &product)?,
+                // Only the stock may have changed: its movement has its own event.
+                Upsert::Unchanged => {}
+            }
+            Ok((product, outcome == Upsert::Created))
         })
     }
 }
@@ -133,16 +157,21 @@ impl Handler<PatchProduct> for Ledger {
                 row.price = price;
             }
             // A patch that changes nothing writes nothing (and keeps `updated_at`).
-            if !same_content(&before, &row) {
+            let changed = !same_content(&before, &row);
+            if changed {
                 row.updated_at = tx.at;
                 tx.catalog.put(&msg.sku, &row)?;
             }
             let stock = tx.book.level(&msg.sku)?.units;
-            Ok(Product {
+            let product = Product {
                 sku: msg.sku,
                 row,
                 stock,
-            })
+            };
+            if changed {
+                announce(tx, EventType::ProductUpdated, &product)?;
+            }
+            Ok(product)
         })
     }
 }
@@ -167,7 +196,14 @@ impl Handler<ArchiveProduct> for Ledger {
                 .ok_or_else(|| CatalogError::NotFound(msg.sku.clone()))?;
             row.archived = true;
             row.updated_at = tx.at;
-            Ok(tx.catalog.put(&msg.sku, &row)?)
+            tx.catalog.put(&msg.sku, &row)?;
+            let stock = tx.book.level(&msg.sku)?.units;
+            let product = Product {
+                sku: msg.sku,
+                row,
+                stock,
+            };
+            Ok(announce(tx, EventType::ProductArchived, &product)?)
         })
     }
 }

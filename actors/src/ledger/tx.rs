@@ -10,6 +10,7 @@
 
 use crate::catalog::CatalogTables;
 use crate::domain::{Currency, Timestamp};
+use crate::events::RowEvents;
 use crate::store::{Store, StoreError};
 
 use super::book::Book;
@@ -30,10 +31,11 @@ pub struct Tx<'a, 'txn> {
 pub fn within<R>(
     txn: &redb::WriteTransaction,
     currency: Currency,
+    row_events: RowEvents,
     work: impl FnOnce(&mut Tx<'_, '_>) -> (R, bool),
 ) -> Result<R, StoreError> {
     let mut catalog = CatalogTables::open(txn)?;
-    let mut book = Book::open(txn)?;
+    let mut book = Book::open_with(txn, row_events)?;
     let (out, stands) = work(&mut Tx {
         txn,
         catalog: &mut catalog,
@@ -56,7 +58,7 @@ pub fn commit_one<T, E: From<StoreError>>(
     work: impl FnOnce(&mut Tx<'_, '_>) -> Result<T, E>,
 ) -> Result<T, E> {
     let txn = store.db().begin_write().map_err(StoreError::from)?;
-    let out = within(&txn, currency, |tx| {
+    let out = within(&txn, currency, RowEvents::default(), |tx| {
         let out = work(tx);
         let stands = out.is_ok();
         (out, stands)

@@ -257,6 +257,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(JOB_REJECTS)?;
     txn.open_table(JOBS_BY_SHA)?;
     txn.open_table(JOBS_OPEN)?;
+    txn.open_table(EVENTS)?;
+    txn.open_table(EVENTS_META)?;
     Ok(())
 }
 

@@ -68,6 +68,21 @@ pub const JOBS_OPEN: TableDefinition<u64, ()> = TableDefinition::new("jobs_open"
 /// SHA-256 of a file's bytes → the job that loaded it (completed jobs only).
 pub const JOBS_BY_SHA: TableDefinition<&[u8; 32], u64> = TableDefinition::new("jobs_by_sha");
 
+/// seq → `EventRow`: the outbox, in commit order (see `events`).
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// The outbox's own counters (see [`events_meta`]), apart from `META` so the
+/// outbox can be open beside the book in one transaction.
+pub const EVENTS_META: TableDefinition<&str, u64> = TableDefinition::new("events_meta");
+
+/// Names of the counters kept in `EVENTS_META`.
+pub mod events_meta {
+    /// The seq the next event takes (from 1).
+    pub const NEXT_SEQ: &str = "next_seq";
+    /// The highest seq forgotten by the retention purge (0 before any): an `after`
+    /// below it asks for events no longer kept.
+    pub const PURGED_THROUGH: &str = "purged_through";
+}
+
 /// Names of the counters kept in `META`.
 pub mod counter {
     pub const SCHEMA: &str = "schema_version";

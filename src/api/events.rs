@@ -1,0 +1,124 @@
+//! The events feed: every change another system may act on, oldest first, with a
+//! long poll woken by the ledger's commit (never by polling the table).
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+
+use super::json;
+use super::routes::Routes;
+use super::strict::{QueryParams, RawQuery};
+use crate::auth::Admin;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use orderflow_actors::events::{ListEvents, TypeFilter};
+use orderflow_actors::limits::{
+    EVENT_TYPE_FILTER_BYTES_MAX, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, EVENTS_WAIT_SECS_MAX,
+};
+use orderflow_actors::store::StoreError;
+
+/// This resource's part of the OpenAPI document (`openapi.rs` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list), components(schemas(json::EventPageJson, json::EventJson)))]
+pub struct Doc;
+
+pub fn routes(r: &mut Routes) {
+    r.add("/events", |m| m.get(list));
+}
+
+/// What a request for the feed asks, validated.
+struct FeedQuery {
+    after: Option<u64>,
+    filter: TypeFilter,
+    limit: usize,
+    wait: Duration,
+}
+
+fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
+    let params = QueryParams::parse(raw, &["after", "type", "limit", "wait"])?;
+    let mut errors = Vec::new();
+    let after = params.integer("after", 0, i64::MAX.unsigned_abs(), &mut errors);
+    let page_max = u64::try_from(EVENTS_PAGE_MAX).unwrap_or(u64::MAX);
+    let limit = params
+        .integer("limit", 1, page_max, &mut errors)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(EVENTS_PAGE_DEFAULT);
+    let wait = params
+        .integer("wait", 0, EVENTS_WAIT_SECS_MAX, &mut errors)
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let filter = match params.get("type") {
+        None => TypeFilter::All,
+        Some(raw) if raw.len() > EVENT_TYPE_FILTER_BYTES_MAX => {
+            errors.push(FieldError::new(
+                "type",
+                format!("must be at most {EVENT_TYPE_FILTER_BYTES_MAX} bytes"),
+            ));
+            TypeFilter::All
+        }
+        Some(raw) => TypeFilter::parse(raw).unwrap_or_else(|e| {
+            errors.push(FieldError::new("type", e));
+            TypeFilter::All
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    Ok(FeedQuery {
+        after,
+        filter,
+        limit,
+        wait,
+    })
+}
+
+#[utoipa::path(get, operation_id = "events_list", path = "/api/v1/events", tag = "events", security(("bearer" = [])),
+    params(("after" = Option<u64>, Query, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Events with a larger seq; omitted: from the oldest event kept"),
+        ("type" = Option<String>, Query, min_length = 1, max_length = 64, pattern = "^[a-z*][a-z.*]*$", description = "One type (`order.placed`), a family (`order.*`) or `*`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, default 100"),
+        ("wait" = Option<u32>, Query, minimum = 0, maximum = 30, description = "Seconds to hold the request until a matching event exists (long poll)")),
+    responses((status = 200, description = "Events oldest first, and the `after` to ask next", body = json::EventPageJson),
+        (status = 410, description = "`after` is older than what is kept (`--event-retention-days`)", content_type = "application/problem+json", body = crate::error::Problem),
+        crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<HttpResponse, ApiError> {
+    let q = feed_query(&raw)?;
+    let deadline = Instant::now() + q.wait;
+    // Subscribed before the first read, so a commit between the read and the wait
+    // still wakes it.
+    let mut newest = state.newest_event.clone();
+    newest.borrow_and_update();
+    let mut after = q.after;
+    loop {
+        let page = state
+            .events
+            .ask(ListEvents {
+                after,
+                filter: q.filter.clone(),
+                limit: q.limit,
+            })
+            .await??;
+        let waited_enough = Instant::now() >= deadline;
+        if !page.items.is_empty() || waited_enough {
+            let items = page
+                .items
+                .iter()
+                .map(|e| json::event(e, &state.currency))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)?;
+            return Ok(HttpResponse::Ok().json(json::EventPageJson {
+                items,
+                next_after: page.next_after,
+            }));
+        }
+        after = Some(page.next_after);
+        // Newer events than those scanned exist already (the filter skipped a full
+        // scan): read on. Otherwise wait for the ledger's next commit, or the end.
+        if *newest.borrow_and_update() > page.next_after {
+            continue;
+        }
+        let _ = tokio::time::timeout_at(deadline.into(), newest.changed()).await;
+    }
+}
