@@ -19,8 +19,49 @@ use orderflow_actors::store::StoreError;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list), components(schemas(json::EventPageJson, json::EventJson)))]
+#[openapi(
+    paths(list),
+    components(schemas(json::EventPageJson, json::EventJson, TypeParam))
+)]
 pub struct Doc;
+
+/// The values `type=` takes, for the OpenAPI document: every event type, every
+/// family (`order.*`) and `*`. A test keeps it equal to what the parser accepts.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub enum TypeParam {
+    #[serde(rename = "*")]
+    All,
+    #[serde(rename = "product.*")]
+    Products,
+    #[serde(rename = "stock.*")]
+    Stock,
+    #[serde(rename = "order.*")]
+    Orders,
+    #[serde(rename = "import.*")]
+    Imports,
+    #[serde(rename = "product.created")]
+    ProductCreated,
+    #[serde(rename = "product.updated")]
+    ProductUpdated,
+    #[serde(rename = "product.archived")]
+    ProductArchived,
+    #[serde(rename = "stock.changed")]
+    StockChanged,
+    #[serde(rename = "order.placed")]
+    OrderPlaced,
+    #[serde(rename = "order.paid")]
+    OrderPaid,
+    #[serde(rename = "order.shipped")]
+    OrderShipped,
+    #[serde(rename = "order.delivered")]
+    OrderDelivered,
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled,
+    #[serde(rename = "import.completed")]
+    ImportCompleted,
+    #[serde(rename = "import.failed")]
+    ImportFailed,
+}
 
 pub fn routes(r: &mut Routes) {
     r.add("/events", |m| m.get(list));
@@ -73,7 +114,7 @@ fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
 
 #[utoipa::path(get, operation_id = "events_list", path = "/api/v1/events", tag = "events", security(("bearer" = [])),
     params(("after" = Option<u64>, Query, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Events with a larger seq; omitted: from the oldest event kept"),
-        ("type" = Option<String>, Query, min_length = 1, max_length = 64, pattern = "^[a-z*][a-z.*]*$", description = "One type (`order.placed`), a family (`order.*`) or `*`"),
+        ("type" = Option<TypeParam>, Query, description = "One type (`order.placed`), a family (`order.*`) or `*`"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, default 100"),
         ("wait" = Option<u32>, Query, minimum = 0, maximum = 30, description = "Seconds to hold the request until a matching event exists (long poll)")),
     responses((status = 200, description = "Events oldest first, and the `after` to ask next", body = json::EventPageJson),
@@ -120,5 +161,39 @@ pub async fn list(
             continue;
         }
         let _ = tokio::time::timeout_at(deadline.into(), newest.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use utoipa::OpenApi;
+
+    use super::*;
+    use orderflow_actors::events::EventType;
+
+    /// The document's `type` values are exactly those the feed accepts.
+    #[test]
+    fn the_documented_type_values_are_the_accepted_ones() {
+        let doc = serde_json::to_value(Doc::openapi()).unwrap();
+        let documented: BTreeSet<String> = doc["components"]["schemas"]["TypeParam"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        for value in &documented {
+            assert!(TypeFilter::parse(value).is_ok(), "{value} is refused");
+        }
+        let mut accepted: BTreeSet<String> = EventType::ALL
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        for t in EventType::ALL {
+            accepted.insert(format!("{}.*", t.as_str().split('.').next().unwrap()));
+        }
+        accepted.insert("*".to_owned());
+        assert_eq!(documented, accepted);
     }
 }

@@ -196,7 +196,6 @@ mod tests {
             ("events-param", "limit", "maximum") => n(EVENTS_PAGE_MAX),
             ("events-param", "limit", "minimum") => 1,
             ("events-param", "wait", "maximum") => i128::from(EVENTS_WAIT_SECS_MAX),
-            ("events-param", "type", "maxLength") => n(EVENT_TYPE_FILTER_BYTES_MAX),
             ("param", "name", "maxLength") => n(FILE_NAME_BYTES_MAX),
             // The shortest name with a format: one character and `.csv`.
             ("param", "name", "minLength") => 5,
