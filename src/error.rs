@@ -17,6 +17,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::Value;
 
+use orderflow_actors::apikeys::ApiKeyError;
 use orderflow_actors::catalog::CatalogError;
 use orderflow_actors::events::EventsError;
 use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
@@ -224,6 +225,11 @@ impl ApiError {
             "Forbidden",
             "this route is for admins",
         )
+    }
+
+    /// 403 with a reason of its own (an API key without the route's scope).
+    pub fn forbidden_because(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -514,6 +520,18 @@ impl From<StoreError> for ApiError {
             StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {
                 ApiError::internal(e)
             }
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::NotFound => ApiError::not_found("no API key with that id"),
+            ApiKeyError::TooMany => {
+                ApiError::conflict("too-many-api-keys", "Too many API keys", e.to_string())
+            }
+            ApiKeyError::Store(s) => s.into(),
         }
     }
 }

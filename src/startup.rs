@@ -10,13 +10,14 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use orderflow_actors::apikeys::ApiKeys;
 use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
 use orderflow_actors::events::{self, EventsReader, RowEvents};
 use orderflow_actors::inbox::watcher::{Inbox, InboxConfig};
 use orderflow_actors::ledger::{self, EventsConfig, Ledger};
 use orderflow_actors::limits::{
-    CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
+    API_KEYS_INFLIGHT_MAX, CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
     HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS,
     HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
 };
@@ -43,6 +44,8 @@ pub struct Services {
     pub ledger: Mailbox<Ledger>,
     /// The events feed's readers.
     pub events: Mailbox<EventsReader>,
+    /// The API keys.
+    pub api_keys: Mailbox<ApiKeys>,
     /// The newest committed event's seq, updated by the ledger after each commit.
     pub newest_event: watch::Receiver<u64>,
 }
@@ -80,6 +83,9 @@ impl Services {
             .start_on_own_thread();
         let s = store.clone();
         let events = start_pool(EVENTS_READER_THREADS, move || EventsReader::new(s.clone()));
+        let s = store.clone();
+        // One thread: it is the only writer of keys' `last_used_at`.
+        let api_keys = start_pool(1, move || ApiKeys::new(s.clone()));
         Ok(Self {
             store,
             currency,
@@ -94,6 +100,7 @@ impl Services {
             )
             .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
             events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
+            api_keys: Mailbox::pool(api_keys, "api_keys", API_KEYS_INFLIGHT_MAX, timeout),
             newest_event,
         })
     }
@@ -113,15 +120,19 @@ impl Services {
         for addr in self.events.addrs() {
             let _ = addr.send(Stop).await;
         }
+        for addr in self.api_keys.addrs() {
+            let _ = addr.send(Stop).await;
+        }
         let Services {
             store,
             catalog,
             users,
             ledger,
             events,
+            api_keys,
             ..
         } = self;
-        drop((catalog, users, ledger, events));
+        drop((catalog, users, ledger, events, api_keys));
         for _ in 0..500 {
             if store.handle_count() == 1 {
                 break;
@@ -214,6 +225,7 @@ impl Application {
             users: services.users.clone(),
             ledger: services.ledger.clone(),
             events: services.events.clone(),
+            api_keys: services.api_keys.clone(),
             newest_event: services.newest_event.clone(),
             jwt: JwtKeys::new(&secret, args.token_ttl_secs),
             refresh_ttl_secs: args.refresh_ttl_secs,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use orderflow_actors::apikeys::ApiKeys;
 use orderflow_actors::catalog::Catalog;
 use orderflow_actors::domain::Currency;
 use orderflow_actors::events::EventsReader;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub users: Mailbox<UserStore>,
     pub ledger: Mailbox<Ledger>,
     pub events: Mailbox<EventsReader>,
+    pub api_keys: Mailbox<ApiKeys>,
     /// The newest committed event's seq: the feed's long polls wait on it.
     pub newest_event: watch::Receiver<u64>,
     pub jwt: JwtKeys,

@@ -9,6 +9,7 @@
 //! - a dropped file: [`inbox::watcher`] claims it → [`inbox::pipeline`] runs extract →
 //!   transform → load → [`ledger::Ledger`] commits each batch with the file position.
 
+pub mod apikeys;
 pub mod catalog;
 pub mod domain;
 pub mod events;

@@ -204,3 +204,12 @@ pub const EVENT_RETENTION_DAYS_DEFAULT: u64 = 30;
 pub const EVENT_RETENTION_DAYS_MAX: u64 = 3_650;
 /// Longest event type filter (`type=`), in bytes.
 pub const EVENT_TYPE_FILTER_BYTES_MAX: usize = 64;
+/// Longest API key name after trimming, in characters.
+pub const API_KEY_NAME_CHARS_MAX: usize = 100;
+/// Most API keys that may exist at once.
+pub const API_KEYS_MAX: usize = 1_000;
+/// `last_used_at` of an API key is written at most this often, in seconds: a busy
+/// key costs no write per request.
+pub const API_KEY_LAST_USED_WRITE_SECS: u64 = 60;
+/// See [`CATALOG_INFLIGHT_MAX`]. Key look-ups and key management.
+pub const API_KEYS_INFLIGHT_MAX: usize = 4_096;

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use super::json;
 use super::routes::Routes;
 use super::strict::{QueryParams, RawQuery};
-use crate::auth::Admin;
+use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::events::{ListEvents, TypeFilter};
@@ -112,7 +112,7 @@ fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
     })
 }
 
-#[utoipa::path(get, operation_id = "events_list", path = "/api/v1/events", tag = "events", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "events_list", path = "/api/v1/events", tag = "events", security(("bearer" = ["events:read"])),
     params(("after" = Option<u64>, Query, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Events with a larger seq; omitted: from the oldest event kept"),
         ("type" = Option<TypeParam>, Query, description = "One type (`order.placed`), a family (`order.*`) or `*`"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, default 100"),
@@ -121,7 +121,7 @@ fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
         (status = 410, description = "`after` is older than what is kept (`--event-retention-days`)", content_type = "application/problem+json", body = crate::error::Problem),
         crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(
-    _: Admin,
+    _: Admin<scope::EventsRead>,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<HttpResponse, ApiError> {

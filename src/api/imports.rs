@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use super::json;
 use super::routes::Routes;
 use super::strict::{QueryParams, RawQuery};
-use crate::auth::Admin;
+use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::domain::JobId;
@@ -36,7 +36,7 @@ fn path_job(raw: &str) -> Result<JobId, ApiError> {
 
 /// Streams the body to the uploads folder (never buffered whole), hands it to the
 /// inbox, creates its job, and answers 202 with the job.
-#[utoipa::path(post, operation_id = "imports_upload", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "imports_upload", path = "/api/v1/imports", tag = "imports", security(("bearer" = ["imports:write"])),
     params(("name" = String, Query, min_length = 5, max_length = 200, pattern = "^[A-Za-z0-9_][A-Za-z0-9 ._()-]*[.](csv|jsonl|ndjson|json)([.]gz)?$", description = "File name: kind prefix (or kind-telling columns) and format extension, as in the inbox"),
         ("dry_run" = Option<bool>, Query, description = "Validate and report without loading")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed (not empty)"),
@@ -45,7 +45,7 @@ fn path_job(raw: &str) -> Result<JobId, ApiError> {
             links(("GetImport" = (operation_id = "imports_get", parameters(("id" = "$response.body#/job/id")))),
                 ("ImportRejects" = (operation_id = "imports_rejects", parameters(("id" = "$response.body#/job/id")))))), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn upload(
-    _admin: Admin,
+    _admin: Admin<scope::ImportsWrite>,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
     mut body: web::Payload,
@@ -140,10 +140,10 @@ pub async fn upload(
         }))
 }
 
-#[utoipa::path(get, operation_id = "imports_list", path = "/api/v1/imports", tag = "imports", security(("bearer" = [])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+#[utoipa::path(get, operation_id = "imports_list", path = "/api/v1/imports", tag = "imports", security(("bearer" = ["imports:write"])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "Jobs, newest first", body = json::PageJson<json::JobJson>), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(
-    _admin: Admin,
+    _admin: Admin<scope::ImportsWrite>,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<HttpResponse, ApiError> {
@@ -162,10 +162,10 @@ pub async fn list(
     )))
 }
 
-#[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id")),
+#[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = ["imports:write"])), params(("id" = u64, Path, description = "The job's id")),
     responses((status = 200, description = "The job", body = json::JobJson), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn get(
-    _admin: Admin,
+    _admin: Admin<scope::ImportsWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -178,10 +178,10 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(json::job(&job)))
 }
 
-#[utoipa::path(get, operation_id = "imports_rejects", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = [])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+#[utoipa::path(get, operation_id = "imports_rejects", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = ["imports:write"])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "Rejected rows by line", body = json::PageJson<json::RejectJson>), crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn rejects(
-    _admin: Admin,
+    _admin: Admin<scope::ImportsWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
     RawQuery(raw): RawQuery,

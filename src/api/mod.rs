@@ -2,6 +2,7 @@
 //! (through the newtypes' constructors), ask an actor, and turn the answer into JSON;
 //! status codes for failures are chosen in `crate::error` only.
 
+pub mod apikeys;
 pub mod auth;
 pub mod events;
 pub mod imports;
@@ -26,6 +27,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     orders::routes(&mut v1);
     imports::routes(&mut v1);
     events::routes(&mut v1);
+    apikeys::routes(&mut v1);
     let mut root = routes::Routes::new("");
     ops::routes(&mut root);
     (v1, root)

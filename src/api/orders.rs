@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::json;
 use super::routes::Routes;
 use super::strict::{QueryParams, RawQuery, StrictJson};
-use crate::auth::{Admin, Authenticated};
+use crate::auth::{Acting, Admin, Authenticated, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::domain::{
@@ -146,13 +146,13 @@ pub async fn checkout(
     Ok(res.json(json::order(&placed.order)))
 }
 
-#[utoipa::path(get, operation_id = "orders_list", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "orders_list", path = "/api/v1/orders", tag = "orders", security(("bearer" = ["orders:read"])),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"), ("user" = Option<u64>, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_i64, description = "Admin only: one user's orders")),
     responses((status = 200, description = "Orders, newest first: the caller's, or everyone's for an admin", body = json::PageJson<json::OrderJson>),
         (status = 403, description = "A customer asked for another user's orders", content_type = "application/problem+json", body = crate::error::Problem),
         crate::error::responses::Invalid, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn list(
-    who: Authenticated,
+    who: Acting<scope::OrdersRead>,
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<HttpResponse, ApiError> {
@@ -170,10 +170,10 @@ pub async fn list(
     let user = if caller.is_admin {
         user_filter
     } else {
-        if user_filter.is_some_and(|u| u != who.user) {
+        if user_filter.is_some_and(|u| u != caller.user) {
             return Err(ApiError::forbidden());
         }
-        Some(who.user)
+        Some(caller.user)
     };
     let page = state
         .ledger
@@ -188,10 +188,10 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
 
-#[utoipa::path(get, operation_id = "orders_get", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")),
+#[utoipa::path(get, operation_id = "orders_get", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = ["orders:read"])), params(("id" = u64, Path, description = "The order's id")),
     responses((status = 200, description = "The order", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn get(
-    who: Authenticated,
+    who: Acting<scope::OrdersRead>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -207,10 +207,10 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }
 
-#[utoipa::path(post, operation_id = "orders_cancel", path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")),
+#[utoipa::path(post, operation_id = "orders_cancel", path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = ["orders:write"])), params(("id" = u64, Path, description = "The order's id")),
     responses((status = 200, description = "Cancelled; its stock came back", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn cancel(
-    who: Authenticated,
+    who: Acting<scope::OrdersWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -238,10 +238,10 @@ pub struct StatusBody {
     status: Option<String>,
 }
 
-#[utoipa::path(post, operation_id = "orders_set_status", path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = [])), params(("id" = u64, Path, description = "The order's id")), request_body = StatusBody,
+#[utoipa::path(post, operation_id = "orders_set_status", path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = ["orders:write"])), params(("id" = u64, Path, description = "The order's id")), request_body = StatusBody,
     responses((status = 200, description = "Moved along the lifecycle", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn set_status(
-    Admin(who): Admin,
+    who: Admin<scope::OrdersWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
     StrictJson(body): StrictJson<StatusBody>,

@@ -10,7 +10,7 @@ use super::auth::required;
 use super::json;
 use super::routes::Routes;
 use super::strict::{QueryParams, RawQuery, StrictJson};
-use crate::auth::Admin;
+use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::catalog::{
@@ -320,14 +320,14 @@ fn check_currency(given: Option<&str>, store: Currency, errors: &mut Vec<FieldEr
     }
 }
 
-#[utoipa::path(post, operation_id = "products_create", path = "/api/v1/products", tag = "catalog", security(("bearer" = [])), request_body = ProductBody,
+#[utoipa::path(post, operation_id = "products_create", path = "/api/v1/products", tag = "catalog", security(("bearer" = ["catalog:write"])), request_body = ProductBody,
     responses((status = 201, description = "Created", body = json::ProductJson,
             headers(("Location" = String, description = "The product's URL")),
             links(("GetProduct" = (operation_id = "products_get", parameters(("sku" = "$response.body#/sku")))),
                 ("ProductMovements" = (operation_id = "products_movements", parameters(("sku" = "$response.body#/sku")))),
                 ("AdjustStock" = (operation_id = "products_adjust_stock", parameters(("sku" = "$response.body#/sku")))))), crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn create(
-    _admin: Admin,
+    _admin: Admin<scope::CatalogWrite>,
     state: web::Data<AppState>,
     StrictJson(body): StrictJson<ProductBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -346,11 +346,11 @@ pub async fn create(
         .json(json::product(&product, &state.currency)))
 }
 
-#[utoipa::path(put, operation_id = "products_replace", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = ProductBody,
+#[utoipa::path(put, operation_id = "products_replace", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = ProductBody,
     responses((status = 200, description = "Replaced", body = json::ProductJson), (status = 201, description = "Created", body = json::ProductJson),
         crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn replace(
-    _admin: Admin,
+    _admin: Admin<scope::CatalogWrite>,
     state: web::Data<AppState>,
     sku: web::Path<String>,
     StrictJson(body): StrictJson<ProductBody>,
@@ -406,10 +406,10 @@ pub struct PatchBody {
     currency: Option<String>,
 }
 
-#[utoipa::path(patch, operation_id = "products_patch", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
+#[utoipa::path(patch, operation_id = "products_patch", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
     responses((status = 200, description = "Updated", body = json::ProductJson), crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn patch(
-    _admin: Admin,
+    _admin: Admin<scope::CatalogWrite>,
     state: web::Data<AppState>,
     sku: web::Path<String>,
     StrictJson(body): StrictJson<PatchBody>,
@@ -450,10 +450,10 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(json::product(&product, &state.currency)))
 }
 
-#[utoipa::path(delete, operation_id = "products_archive", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
+#[utoipa::path(delete, operation_id = "products_archive", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
     responses((status = 204, description = "Archived: no longer listed; orders keep their lines"), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn archive(
-    _admin: Admin,
+    _admin: Admin<scope::CatalogWrite>,
     state: web::Data<AppState>,
     sku: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -478,11 +478,11 @@ pub struct StockBody {
     reason: Option<String>,
 }
 
-#[utoipa::path(post, operation_id = "products_adjust_stock", path = "/api/v1/products/{sku}/stock", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = StockBody,
+#[utoipa::path(post, operation_id = "products_adjust_stock", path = "/api/v1/products/{sku}/stock", tag = "catalog", security(("bearer" = ["stock:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = StockBody,
     responses((status = 201, description = "The movement recorded", body = json::MovementJson),
         crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn adjust_stock(
-    _admin: Admin,
+    _admin: Admin<scope::StockWrite>,
     state: web::Data<AppState>,
     sku: web::Path<String>,
     StrictJson(body): StrictJson<StockBody>,
@@ -509,11 +509,11 @@ pub async fn adjust_stock(
     Ok(HttpResponse::Created().json(json::movement(&movement)))
 }
 
-#[utoipa::path(get, operation_id = "products_movements", path = "/api/v1/products/{sku}/movements", tag = "catalog", security(("bearer" = [])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+#[utoipa::path(get, operation_id = "products_movements", path = "/api/v1/products/{sku}/movements", tag = "catalog", security(("bearer" = ["stock:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "The SKU's movements, oldest first", body = json::PageJson<json::MovementJson>),
         crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn movements(
-    _admin: Admin,
+    _admin: Admin<scope::StockWrite>,
     state: web::Data<AppState>,
     sku: web::Path<String>,
     RawQuery(raw): RawQuery,

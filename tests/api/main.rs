@@ -2,6 +2,7 @@
 //!
 //! Index:
 //! - `helpers`   — spawn_app (in-process) and ChildServer (the real binary)
+//! - `apikeys`   — API keys: scopes, revocation, shown once
 //! - `architecture` — the invariants of ARCHITECTURE.md, checked on the source tree
 //! - `auth`      — register, login, throttling, refresh rotation, tokens
 //! - `crash`     — SIGKILL under load, then reopen
@@ -24,6 +25,7 @@
 
 mod helpers;
 
+mod apikeys;
 mod architecture;
 mod auth;
 mod crash;

@@ -19,7 +19,7 @@ pub use order::{
     Reason,
 };
 pub use time::Timestamp;
-pub use user::{Email, Password, Role, UserId, Username};
+pub use user::{Email, KeyName, Password, Role, Scope, UserId, Username};
 
 /// Why a value was refused. The caller attaches the field name it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

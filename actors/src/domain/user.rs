@@ -204,3 +204,74 @@ mod tests {
         );
     }
 }
+
+/// What an API key may do: each admin route names the one scope that opens it.
+/// Stored by position: new scopes go at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scope {
+    CatalogWrite,
+    StockWrite,
+    OrdersRead,
+    OrdersWrite,
+    ImportsWrite,
+    EventsRead,
+    WebhooksWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 7] = [
+        Scope::CatalogWrite,
+        Scope::StockWrite,
+        Scope::OrdersRead,
+        Scope::OrdersWrite,
+        Scope::ImportsWrite,
+        Scope::EventsRead,
+        Scope::WebhooksWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::CatalogWrite => "catalog:write",
+            Scope::StockWrite => "stock:write",
+            Scope::OrdersRead => "orders:read",
+            Scope::OrdersWrite => "orders:write",
+            Scope::ImportsWrite => "imports:write",
+            Scope::EventsRead => "events:read",
+            Scope::WebhooksWrite => "webhooks:write",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// An API key's name: 1–100 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let trimmed = raw.trim();
+        let chars = trimmed.chars().count();
+        if chars == 0 || chars > crate::limits::API_KEY_NAME_CHARS_MAX {
+            return Err(InvalidValue::new(format!(
+                "must be 1 to {} characters",
+                crate::limits::API_KEY_NAME_CHARS_MAX
+            )));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for KeyName {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(&raw)
+    }
+}

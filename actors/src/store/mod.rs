@@ -259,6 +259,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(JOBS_OPEN)?;
     txn.open_table(EVENTS)?;
     txn.open_table(EVENTS_META)?;
+    txn.open_table(API_KEYS)?;
+    txn.open_table(API_KEYS_BY_HASH)?;
     Ok(())
 }
 

@@ -83,12 +83,19 @@ pub mod events_meta {
     pub const PURGED_THROUGH: &str = "purged_through";
 }
 
+/// API key id → `ApiKeyRow`.
+pub const API_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_keys");
+/// SHA-256 of a key → its id: how a presented key is found.
+pub const API_KEYS_BY_HASH: TableDefinition<&[u8; 32], u64> =
+    TableDefinition::new("api_keys_by_hash");
+
 /// Names of the counters kept in `META`.
 pub mod counter {
     pub const SCHEMA: &str = "schema_version";
     pub const NEXT_USER_ID: &str = "next_user_id";
     pub const NEXT_ORDER_ID: &str = "next_order_id";
     pub const NEXT_JOB_ID: &str = "next_job_id";
+    pub const NEXT_API_KEY_ID: &str = "next_api_key_id";
     /// The store currency's three letters packed into a u64.
     pub const CURRENCY: &str = "currency";
 }
