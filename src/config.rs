@@ -10,6 +10,7 @@ use orderflow_actors::limits::{
     ACTOR_REPLY_TIMEOUT_MS, COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, EVENT_RETENTION_DAYS_DEFAULT,
     EVENT_RETENTION_DAYS_MAX, HTTP_SHUTDOWN_GRACE_SECS, LEDGER_INFLIGHT_MAX,
     LEDGER_WRITE_TIMEOUT_MS, REFRESH_TTL_SECS_MAX, REGISTRATIONS_PER_CLIENT_DEFAULT,
+    WEBHOOK_CONCURRENCY_DEFAULT, WEBHOOK_RETRY_UNIT_MS_DEFAULT,
 };
 
 #[derive(Debug, Parser)]
@@ -159,6 +160,21 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on SIGTERM / Ctrl-C.
     #[arg(long, env = "ORDERFLOW_SHUTDOWN_GRACE_SECS", default_value_t = HTTP_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+    /// Let webhooks point at loopback, private and link-local addresses (tests, and
+    /// receivers on the shop's own network). Off: such URLs are refused.
+    #[arg(long, env = "ORDERFLOW_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Webhook deliveries in flight at once, across endpoints (each endpoint has at
+    /// most one: its events go in order).
+    #[arg(long, env = "ORDERFLOW_WEBHOOK_CONCURRENCY", default_value_t = WEBHOOK_CONCURRENCY_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub webhook_concurrency: u64,
+    /// The unit of the webhook retry schedule, in milliseconds: retries come after
+    /// 1, 6, 24, 120, 360, 720 units, then every 2,160, for 51,840 units (the
+    /// default 5,000 gives 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, every 3 h, 3 days).
+    #[arg(long, env = "ORDERFLOW_WEBHOOK_RETRY_UNIT_MS", default_value_t = WEBHOOK_RETRY_UNIT_MS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_retry_unit_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

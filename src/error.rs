@@ -25,6 +25,7 @@ use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
 use orderflow_actors::store::StoreError;
 use orderflow_actors::users::{RefreshError, UserError};
+use orderflow_actors::webhooks::WebhookError;
 
 tokio::task_local! {
     /// The id of the request being served, set by the request-id middleware so that
@@ -532,6 +533,20 @@ impl From<ApiKeyError> for ApiError {
                 ApiError::conflict("too-many-api-keys", "Too many API keys", e.to_string())
             }
             ApiKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::NotFound => ApiError::not_found("no webhook endpoint with that id"),
+            WebhookError::TooMany => ApiError::conflict(
+                "too-many-webhooks",
+                "Too many webhook endpoints",
+                e.to_string(),
+            ),
+            WebhookError::Store(s) => s.into(),
         }
     }
 }

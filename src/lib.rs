@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod middleware;
 pub mod startup;
 pub mod state;
+pub mod webhooks;

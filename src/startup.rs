@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use orderflow_actors::apikeys::ApiKeys;
 use orderflow_actors::catalog::Catalog;
@@ -19,12 +20,13 @@ use orderflow_actors::ledger::{self, EventsConfig, Ledger};
 use orderflow_actors::limits::{
     API_KEYS_INFLIGHT_MAX, CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
     HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS,
-    HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX,
+    HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX, WEBHOOKS_INFLIGHT_MAX,
 };
 use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
 use orderflow_actors::store::Store;
 use orderflow_actors::telemetry::Telemetry;
 use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};
+use orderflow_actors::webhooks::Webhooks;
 
 use crate::auth::jwt::{self, JwtKeys};
 use crate::auth::password;
@@ -32,6 +34,7 @@ use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::config::{ImportEvents, PipelineArgs, ServeArgs, StoreArgs};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::webhooks::deliverer::{self, Deliverer};
 use crate::{api, middleware};
 
 /// The actors over one open store. Used by `serve`, `ingest` and `users create`.
@@ -46,6 +49,8 @@ pub struct Services {
     pub events: Mailbox<EventsReader>,
     /// The API keys.
     pub api_keys: Mailbox<ApiKeys>,
+    /// The webhook endpoints and their delivery state.
+    pub webhooks: Mailbox<Webhooks>,
     /// The newest committed event's seq, updated by the ledger after each commit.
     pub newest_event: watch::Receiver<u64>,
 }
@@ -86,6 +91,8 @@ impl Services {
         let s = store.clone();
         // One thread: it is the only writer of keys' `last_used_at`.
         let api_keys = start_pool(1, move || ApiKeys::new(s.clone()));
+        let s = store.clone();
+        let webhooks = start_pool(1, move || Webhooks::new(s.clone()));
         Ok(Self {
             store,
             currency,
@@ -101,6 +108,7 @@ impl Services {
             .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
             events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
             api_keys: Mailbox::pool(api_keys, "api_keys", API_KEYS_INFLIGHT_MAX, timeout),
+            webhooks: Mailbox::pool(webhooks, "webhooks", WEBHOOKS_INFLIGHT_MAX, timeout),
             newest_event,
         })
     }
@@ -123,6 +131,9 @@ impl Services {
         for addr in self.api_keys.addrs() {
             let _ = addr.send(Stop).await;
         }
+        for addr in self.webhooks.addrs() {
+            let _ = addr.send(Stop).await;
+        }
         let Services {
             store,
             catalog,
@@ -130,9 +141,10 @@ impl Services {
             ledger,
             events,
             api_keys,
+            webhooks,
             ..
         } = self;
-        drop((catalog, users, ledger, events, api_keys));
+        drop((catalog, users, ledger, events, api_keys, webhooks));
         for _ in 0..500 {
             if store.handle_count() == 1 {
                 break;
@@ -194,6 +206,7 @@ pub struct Application {
     address: SocketAddr,
     services: Services,
     inbox: Inbox,
+    deliverer: Deliverer,
 }
 
 impl Application {
@@ -219,6 +232,17 @@ impl Application {
         let listener = TcpListener::bind(args.bind)
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let address = listener.local_addr()?;
+        let deliverer = Deliverer {
+            webhooks: services.webhooks.clone(),
+            events: services.events.clone(),
+            newest: services.newest_event.clone(),
+            currency: services.currency,
+            telemetry: services.telemetry.clone(),
+            client: deliverer::client(args.webhook_allow_private),
+            allow_private: args.webhook_allow_private,
+            concurrency: usize::try_from(args.webhook_concurrency).unwrap_or(1),
+            retry_unit: Duration::from_millis(args.webhook_retry_unit_ms),
+        };
         let state = web::Data::new(AppState {
             openapi: api::openapi::spec(),
             catalog: services.catalog.clone(),
@@ -226,6 +250,9 @@ impl Application {
             ledger: services.ledger.clone(),
             events: services.events.clone(),
             api_keys: services.api_keys.clone(),
+            webhooks: services.webhooks.clone(),
+            webhook_allow_private: args.webhook_allow_private,
+            deliverer: deliverer.clone(),
             newest_event: services.newest_event.clone(),
             jwt: JwtKeys::new(&secret, args.token_ttl_secs),
             refresh_ttl_secs: args.refresh_ttl_secs,
@@ -267,6 +294,7 @@ impl Application {
             address,
             services,
             inbox,
+            deliverer,
         })
     }
 
@@ -284,6 +312,8 @@ impl Application {
     /// queue, close the store.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let stop_deliveries = Rc::new(Notify::new());
+        let deliveries = actix_web::rt::spawn(self.deliverer.run(Rc::clone(&stop_deliveries)));
         let server = self.server;
         tokio::pin!(server);
         tokio::select! {
@@ -295,6 +325,9 @@ impl Application {
                 result?;
             }
         }
+        // A delivery cut here is redone after the restart: its cursor had not moved.
+        stop_deliveries.notify_one();
+        let _ = deliveries.await;
         tracing::info!("shutting down: finishing the import batch in progress");
         self.inbox.shutdown().await;
         self.services.shutdown().await;

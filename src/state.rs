@@ -14,10 +14,12 @@ use orderflow_actors::inbox::watcher::{InboxWatcher, RunnerAlive};
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::users::UserStore;
+use orderflow_actors::webhooks::Webhooks;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::metrics::Metrics;
+use crate::webhooks::deliverer::Deliverer;
 
 pub struct AppState {
     /// The OpenAPI document, built once at start-up.
@@ -27,6 +29,11 @@ pub struct AppState {
     pub ledger: Mailbox<Ledger>,
     pub events: Mailbox<EventsReader>,
     pub api_keys: Mailbox<ApiKeys>,
+    pub webhooks: Mailbox<Webhooks>,
+    /// `--webhook-allow-private`.
+    pub webhook_allow_private: bool,
+    /// Sends test events (`POST /webhooks/{id}/test`).
+    pub deliverer: Deliverer,
     /// The newest committed event's seq: the feed's long polls wait on it.
     pub newest_event: watch::Receiver<u64>,
     pub jwt: JwtKeys,

@@ -213,3 +213,35 @@ pub const API_KEYS_MAX: usize = 1_000;
 pub const API_KEY_LAST_USED_WRITE_SECS: u64 = 60;
 /// See [`CATALOG_INFLIGHT_MAX`]. Key look-ups and key management.
 pub const API_KEYS_INFLIGHT_MAX: usize = 4_096;
+/// Most webhook endpoints that may exist at once.
+pub const WEBHOOK_ENDPOINTS_MAX: usize = 100;
+/// Attempts kept in each endpoint's delivery log (older ones are forgotten).
+pub const WEBHOOK_DELIVERIES_KEPT_MAX: u64 = 1_000;
+/// How long a rotated-out secret keeps signing beside the new one, in seconds.
+pub const WEBHOOK_SECRET_OVERLAP_SECS: u64 = 24 * 3600;
+/// Longest webhook URL, in bytes.
+pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
+/// Most event filters on one endpoint.
+pub const WEBHOOK_FILTERS_MAX: usize = 32;
+/// Longest endpoint description, in characters.
+pub const WEBHOOK_DESCRIPTION_CHARS_MAX: usize = 200;
+/// Connect timeout of a delivery, in milliseconds.
+pub const WEBHOOK_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Whole-attempt timeout of a delivery, in milliseconds.
+pub const WEBHOOK_ATTEMPT_TIMEOUT_MS: u64 = 10_000;
+/// Most bytes of a receiver's answer read.
+pub const WEBHOOK_RESPONSE_BYTES_MAX: usize = 64 * 1024;
+/// Default of `--webhook-concurrency`: deliveries in flight at once, across endpoints.
+pub const WEBHOOK_CONCURRENCY_DEFAULT: usize = 16;
+/// Retry delays after each failed attempt, in units of `--webhook-retry-unit-ms`
+/// (5 s by default: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, then every 3 h).
+pub const WEBHOOK_RETRY_UNITS: [u64; 7] = [1, 6, 24, 120, 360, 720, 2_160];
+/// Retries stop, and the endpoint is disabled, once the first failed attempt of an
+/// event is this many units old (3 days at the default unit).
+pub const WEBHOOK_RETRY_HORIZON_UNITS: u64 = 51_840;
+/// Default of `--webhook-retry-unit-ms`, in milliseconds.
+pub const WEBHOOK_RETRY_UNIT_MS_DEFAULT: u64 = 5_000;
+/// How often the deliverer looks for due work when no commit woke it, in milliseconds.
+pub const WEBHOOK_POLL_MS: u64 = 1_000;
+/// See [`CATALOG_INFLIGHT_MAX`]. Endpoint management and delivery records.
+pub const WEBHOOKS_INFLIGHT_MAX: usize = 4_096;

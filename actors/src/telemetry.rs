@@ -160,6 +160,50 @@ impl Event for InboxScanned {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: String,
+}
+
+/// A webhook delivery attempt ended.
+#[derive(Debug)]
+pub struct WebhookAttempted {
+    pub outcome: &'static str,
+}
+
+impl Event for WebhookAttempted {
+    fn emit(self, t: &Telemetry) {
+        t.webhook_deliveries
+            .get_or_create(&OutcomeLabel {
+                outcome: self.outcome,
+            })
+            .inc();
+    }
+}
+
+/// Where a webhook endpoint stands: events behind the newest, and the age of the
+/// oldest one it has not received.
+#[derive(Debug)]
+pub struct WebhookLag {
+    pub endpoint: u64,
+    pub events_behind: u64,
+    pub oldest_undelivered_secs: u64,
+}
+
+impl Event for WebhookLag {
+    fn emit(self, t: &Telemetry) {
+        let label = EndpointLabel {
+            endpoint: self.endpoint.to_string(),
+        };
+        t.webhook_lag_events
+            .get_or_create(&label)
+            .set(i64::try_from(self.events_behind).unwrap_or(i64::MAX));
+        t.webhook_oldest_undelivered_seconds
+            .get_or_create(&label)
+            .set(i64::try_from(self.oldest_undelivered_secs).unwrap_or(i64::MAX));
+    }
+}
+
 /// Every domain metric, shared by the actors and the pipeline. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Telemetry(Arc<Metrics>);
@@ -175,6 +219,9 @@ pub struct Metrics {
     pub files: Family<OutcomeLabel, Counter>,
     pub inbox_files_waiting: Gauge,
     pub inbox_oldest_file_age_seconds: Gauge,
+    pub webhook_deliveries: Family<OutcomeLabel, Counter>,
+    pub webhook_lag_events: Family<EndpointLabel, Gauge>,
+    pub webhook_oldest_undelivered_seconds: Family<EndpointLabel, Gauge>,
 }
 
 impl Default for Telemetry {
@@ -189,6 +236,9 @@ impl Default for Telemetry {
             files: Family::default(),
             inbox_files_waiting: Gauge::default(),
             inbox_oldest_file_age_seconds: Gauge::default(),
+            webhook_deliveries: Family::default(),
+            webhook_lag_events: Family::default(),
+            webhook_oldest_undelivered_seconds: Family::default(),
         }))
     }
 }
@@ -204,6 +254,21 @@ impl Telemetry {
     /// Adds every metric to `registry` (names get the registry's prefix).
     pub fn register(&self, registry: &mut Registry) {
         let m = &self.0;
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            m.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_lag_events",
+            "Events a webhook endpoint has not received yet",
+            m.webhook_lag_events.clone(),
+        );
+        registry.register(
+            "webhook_oldest_undelivered_seconds",
+            "Age of the oldest event a webhook endpoint has not received",
+            m.webhook_oldest_undelivered_seconds.clone(),
+        );
         registry.register(
             "orders_placed",
             "Orders committed by the ledger",

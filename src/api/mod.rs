@@ -13,6 +13,7 @@ pub mod orders;
 pub mod products;
 pub mod routes;
 pub mod strict;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, web};
 
@@ -28,6 +29,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     imports::routes(&mut v1);
     events::routes(&mut v1);
     apikeys::routes(&mut v1);
+    webhooks::routes(&mut v1);
     let mut root = routes::Routes::new("");
     ops::routes(&mut root);
     (v1, root)

@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{apikeys, auth, events, imports, ops, orders, products};
+use super::{apikeys, auth, events, imports, ops, orders, products, webhooks};
 use crate::error::{FieldError, Problem, Shortage};
 
 struct Bearer;
@@ -40,6 +40,7 @@ impl Modify for Bearer {
         (name = "orders", description = "Checkout and the order lifecycle"),
         (name = "imports", description = "Files into the inbox pipeline"),
         (name = "events", description = "Every change, in commit order, for the systems a shop connects"),
+        (name = "webhooks", description = "Events pushed to the shop's other systems, signed per Standard Webhooks"),
         (name = "api-keys", description = "Keys for other systems, each opening the admin routes of its scopes"),
         (name = "operations", description = "Health, readiness, metrics, this document and a page that renders it (`/docs`)"),
     )
@@ -58,6 +59,7 @@ pub fn spec() -> &'static str {
             imports::Doc::openapi(),
             events::Doc::openapi(),
             apikeys::Doc::openapi(),
+            webhooks::Doc::openapi(),
             ops::Doc::openapi(),
         ] {
             api.merge(part);
@@ -196,6 +198,9 @@ mod tests {
             ("StockBody", "reason", "maxLength") => n(REASON_CHARS_MAX),
             ("param", "limit", "maximum") => n(PAGE_ITEMS_MAX),
             ("KeyBody", "name", "maxLength") => n(API_KEY_NAME_CHARS_MAX),
+            ("EndpointBody" | "PatchBody", "url", "maxLength") => n(WEBHOOK_URL_BYTES_MAX),
+            ("EndpointBody" | "PatchBody", "events", "maxItems") => n(WEBHOOK_FILTERS_MAX),
+            ("EndpointBody", "description", "maxLength") => n(WEBHOOK_DESCRIPTION_CHARS_MAX),
             ("KeyBody", "scopes", "maxItems") => n(orderflow_actors::domain::Scope::ALL.len()),
             ("events-param", "limit", "maximum") => n(EVENTS_PAGE_MAX),
             ("events-param", "limit", "minimum") => 1,

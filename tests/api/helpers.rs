@@ -65,6 +65,9 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
         workers: Some(2),
         catalog_threads: 2,
         shutdown_grace_secs: 5,
+        webhook_allow_private: false,
+        webhook_concurrency: 16,
+        webhook_retry_unit_ms: 5_000,
     }
 }
 

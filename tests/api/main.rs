@@ -8,6 +8,7 @@
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
+//! - `webhooks`  — SSRF guard, signed deliveries, retries, disable and resume
 //! - `errors`    — problem+json for every kind of bad request
 //! - `hardening` — regressions: hostile files and clients that once broke things
 //! - `operations` — metrics, readiness, header limits, overload
@@ -38,3 +39,4 @@ mod lifecycle;
 mod operations;
 mod orders;
 mod products;
+mod webhooks;

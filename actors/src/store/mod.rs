@@ -261,6 +261,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EVENTS_META)?;
     txn.open_table(API_KEYS)?;
     txn.open_table(API_KEYS_BY_HASH)?;
+    txn.open_table(WEBHOOKS)?;
+    txn.open_table(WEBHOOK_DELIVERIES)?;
     Ok(())
 }
 

@@ -89,6 +89,12 @@ pub const API_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_keys
 pub const API_KEYS_BY_HASH: TableDefinition<&[u8; 32], u64> =
     TableDefinition::new("api_keys_by_hash");
 
+/// Webhook endpoint id → `EndpointRow` (with its cursor and retry state).
+pub const WEBHOOKS: TableDefinition<u64, &[u8]> = TableDefinition::new("webhooks");
+/// (endpoint id, attempt number) → `DeliveryRow`: the last attempts of each endpoint.
+pub const WEBHOOK_DELIVERIES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("webhook_deliveries");
+
 /// Names of the counters kept in `META`.
 pub mod counter {
     pub const SCHEMA: &str = "schema_version";
@@ -96,6 +102,7 @@ pub mod counter {
     pub const NEXT_ORDER_ID: &str = "next_order_id";
     pub const NEXT_JOB_ID: &str = "next_job_id";
     pub const NEXT_API_KEY_ID: &str = "next_api_key_id";
+    pub const NEXT_WEBHOOK_ID: &str = "next_webhook_id";
     /// The store currency's three letters packed into a u64.
     pub const CURRENCY: &str = "currency";
 }

@@ -1,0 +1,499 @@
+//! Webhook endpoints and their delivery state: the durable half of webhooks.
+//!
+//! The deliverer (in the web layer, which owns the HTTP client and the wire format)
+//! asks this actor which endpoints are due and records every attempt here, in one
+//! transaction per attempt: the attempt's log row, and on success the endpoint's
+//! cursor (the seq of the last event it received), or on failure its retry state.
+//! Killed at any moment, delivery resumes from the cursor: an event may arrive
+//! twice (receivers dedupe on its id), never zero times.
+
+use actix::{Actor, Context, Handler, Message};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Timestamp;
+use crate::events::TypeFilter;
+use crate::limits::{
+    WEBHOOK_DELIVERIES_KEPT_MAX, WEBHOOK_ENDPOINTS_MAX, WEBHOOK_SECRET_OVERLAP_SECS,
+};
+use crate::mailbox::{Ping, Stop};
+use crate::store::tables::{META, WEBHOOK_DELIVERIES, WEBHOOKS, counter};
+use crate::store::{Record, Store, StoreError, codec, get_record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EndpointId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndpointStatus {
+    Enabled,
+    Disabled,
+}
+
+impl EndpointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointStatus::Enabled => "enabled",
+            EndpointStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "enabled" => Some(EndpointStatus::Enabled),
+            "disabled" => Some(EndpointStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A signing secret; an old one keeps signing beside the new one until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret {
+    pub key: [u8; 32],
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRow {
+    pub url: String,
+    pub events: Vec<TypeFilter>,
+    pub description: Option<String>,
+    pub status: EndpointStatus,
+    /// Why it was disabled (by an admin, a 410, or retries exhausted).
+    pub disabled_reason: Option<String>,
+    /// The newest first.
+    pub secrets: Vec<Secret>,
+    pub created_at: Timestamp,
+    /// The seq of the last event delivered (or skipped by the filter).
+    pub cursor: u64,
+    /// Failed attempts at the event after the cursor.
+    pub failures: u32,
+    /// When the event after the cursor was first attempted (for the retry horizon).
+    pub first_failure_at: Option<Timestamp>,
+    /// Not before this time, after a failure.
+    pub retry_at: Option<Timestamp>,
+    /// Attempts logged so far (numbers the delivery log).
+    pub attempts_logged: u64,
+}
+
+impl Record for EndpointRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "webhook_endpoint";
+}
+
+impl EndpointRow {
+    pub fn wants(&self, kind: crate::events::EventType) -> bool {
+        self.events.iter().any(|f| f.matches(kind))
+    }
+
+    /// The secrets that sign now.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<[u8; 32]> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| s.key)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub row: EndpointRow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One attempt at delivering one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub event_id: String,
+    pub seq: u64,
+    pub kind: String,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub response_status: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub at: Timestamp,
+}
+
+impl Record for DeliveryRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "webhook_delivery";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("no webhook endpoint with that id")]
+    NotFound,
+    #[error("at most {WEBHOOK_ENDPOINTS_MAX} webhook endpoints may exist")]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+crate::store::lift_redb_errors!(WebhookError);
+
+/// Owns the webhook endpoints and their delivery log.
+pub struct Webhooks {
+    store: Store,
+}
+
+impl Webhooks {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    fn change<T>(
+        &self,
+        id: EndpointId,
+        f: impl FnOnce(&mut EndpointRow) -> T,
+    ) -> Result<(Endpoint, T), WebhookError> {
+        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+        let out = {
+            let mut table = txn.open_table(WEBHOOKS)?;
+            let mut row: EndpointRow = get_record(&table, id.0)?.ok_or(WebhookError::NotFound)?;
+            let out = f(&mut row);
+            table.insert(id.0, codec::encode(&row).as_slice())?;
+            (Endpoint { id, row }, out)
+        };
+        txn.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+}
+
+impl Actor for Webhooks {
+    type Context = Context<Self>;
+}
+
+/// Register an endpoint; it receives the events committed from now on.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, WebhookError>")]
+pub struct CreateEndpoint {
+    pub url: String,
+    pub events: Vec<TypeFilter>,
+    pub description: Option<String>,
+    pub secret: [u8; 32],
+    /// The newest event's seq: the endpoint starts after it.
+    pub cursor: u64,
+}
+
+impl Handler<CreateEndpoint> for Webhooks {
+    type Result = Result<Endpoint, WebhookError>;
+    fn handle(&mut self, msg: CreateEndpoint, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+        let endpoint = {
+            let mut table = txn.open_table(WEBHOOKS)?;
+            if usize::try_from(table.len()?).unwrap_or(usize::MAX) >= WEBHOOK_ENDPOINTS_MAX {
+                return Err(WebhookError::TooMany);
+            }
+            let mut meta = txn.open_table(META)?;
+            let id = meta.get(counter::NEXT_WEBHOOK_ID)?.map_or(1, |v| v.value());
+            meta.insert(counter::NEXT_WEBHOOK_ID, id + 1)?;
+            let row = EndpointRow {
+                url: msg.url,
+                events: msg.events,
+                description: msg.description,
+                status: EndpointStatus::Enabled,
+                disabled_reason: None,
+                secrets: vec![Secret {
+                    key: msg.secret,
+                    expires_at: None,
+                }],
+                created_at: Timestamp::now(),
+                cursor: msg.cursor,
+                failures: 0,
+                first_failure_at: None,
+                retry_at: None,
+                attempts_logged: 0,
+            };
+            table.insert(id, codec::encode(&row).as_slice())?;
+            Endpoint {
+                id: EndpointId(id),
+                row,
+            }
+        };
+        txn.commit().map_err(StoreError::from)?;
+        Ok(endpoint)
+    }
+}
+
+/// Every endpoint, by id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Endpoint>, WebhookError>")]
+pub struct ListEndpoints;
+
+impl Handler<ListEndpoints> for Webhooks {
+    type Result = Result<Vec<Endpoint>, WebhookError>;
+    fn handle(&mut self, _: ListEndpoints, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(WEBHOOKS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (id, bytes) = entry?;
+            out.push(Endpoint {
+                id: EndpointId(id.value()),
+                row: codec::decode(bytes.value())?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One endpoint.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, WebhookError>")]
+pub struct GetEndpoint {
+    pub id: EndpointId,
+}
+
+impl Handler<GetEndpoint> for Webhooks {
+    type Result = Result<Endpoint, WebhookError>;
+    fn handle(&mut self, msg: GetEndpoint, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(WEBHOOKS)?;
+        let row = get_record(&table, msg.id.0)?.ok_or(WebhookError::NotFound)?;
+        Ok(Endpoint { id: msg.id, row })
+    }
+}
+
+/// Change an endpoint. Re-enabling resumes from its cursor: nothing is skipped.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, WebhookError>")]
+pub struct UpdateEndpoint {
+    pub id: EndpointId,
+    pub url: Option<String>,
+    pub events: Option<Vec<TypeFilter>>,
+    pub status: Option<EndpointStatus>,
+}
+
+impl Handler<UpdateEndpoint> for Webhooks {
+    type Result = Result<Endpoint, WebhookError>;
+    fn handle(&mut self, msg: UpdateEndpoint, _: &mut Self::Context) -> Self::Result {
+        Ok(self
+            .change(msg.id, |row| {
+                if let Some(url) = msg.url {
+                    row.url = url;
+                }
+                if let Some(events) = msg.events {
+                    row.events = events;
+                }
+                match msg.status {
+                    Some(EndpointStatus::Enabled) => {
+                        row.status = EndpointStatus::Enabled;
+                        row.disabled_reason = None;
+                        // A fresh start of the retry schedule for the same event.
+                        row.failures = 0;
+                        row.first_failure_at = None;
+                        row.retry_at = None;
+                    }
+                    Some(EndpointStatus::Disabled) => {
+                        row.status = EndpointStatus::Disabled;
+                        row.disabled_reason = Some("disabled by an admin".into());
+                    }
+                    None => {}
+                }
+            })?
+            .0)
+    }
+}
+
+/// Delete an endpoint and its delivery log.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WebhookError>")]
+pub struct DeleteEndpoint {
+    pub id: EndpointId,
+}
+
+impl Handler<DeleteEndpoint> for Webhooks {
+    type Result = Result<(), WebhookError>;
+    fn handle(&mut self, msg: DeleteEndpoint, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+        {
+            let mut table = txn.open_table(WEBHOOKS)?;
+            table.remove(msg.id.0)?.ok_or(WebhookError::NotFound)?;
+            let mut log = txn.open_table(WEBHOOK_DELIVERIES)?;
+            log.retain_in((msg.id.0, 0)..=(msg.id.0, u64::MAX), |_, _| false)?;
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// A new signing secret; the old ones keep signing for the overlap.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, WebhookError>")]
+pub struct RotateSecret {
+    pub id: EndpointId,
+    pub secret: [u8; 32],
+}
+
+impl Handler<RotateSecret> for Webhooks {
+    type Result = Result<Endpoint, WebhookError>;
+    fn handle(&mut self, msg: RotateSecret, _: &mut Self::Context) -> Self::Result {
+        let now = Timestamp::now();
+        Ok(self
+            .change(msg.id, |row| {
+                let until = now.plus_secs(WEBHOOK_SECRET_OVERLAP_SECS);
+                row.secrets.retain(|s| s.expires_at.is_none_or(|t| t > now));
+                for s in &mut row.secrets {
+                    s.expires_at = Some(s.expires_at.map_or(until, |t| t.min(until)));
+                }
+                row.secrets.insert(
+                    0,
+                    Secret {
+                        key: msg.secret,
+                        expires_at: None,
+                    },
+                );
+            })?
+            .0)
+    }
+}
+
+/// What became of an attempt, for [`RecordAttempt`].
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Delivered: the cursor moves to its seq.
+    Delivered,
+    /// Failed: retry not before `retry_at`.
+    Retry { retry_at: Timestamp },
+    /// Failed for good (410, or retries exhausted): the endpoint is disabled.
+    Disable { reason: String },
+}
+
+/// Log an attempt and move the endpoint's state accordingly, in one transaction.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, WebhookError>")]
+pub struct RecordAttempt {
+    pub id: EndpointId,
+    /// `None` for a test event (`webhook.test`): logged, the state untouched.
+    pub advances: Option<Verdict>,
+    pub delivery: DeliveryRow,
+}
+
+impl Handler<RecordAttempt> for Webhooks {
+    type Result = Result<Endpoint, WebhookError>;
+    fn handle(&mut self, msg: RecordAttempt, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+        let endpoint = {
+            let mut table = txn.open_table(WEBHOOKS)?;
+            let mut row: EndpointRow =
+                get_record(&table, msg.id.0)?.ok_or(WebhookError::NotFound)?;
+            let at = msg.delivery.at;
+            match msg.advances {
+                None => {}
+                Some(Verdict::Delivered) => {
+                    // The pair of the deliverer's choice: it only sends the event
+                    // after the cursor.
+                    assert!(msg.delivery.seq > row.cursor, "delivered out of order");
+                    row.cursor = msg.delivery.seq;
+                    row.failures = 0;
+                    row.first_failure_at = None;
+                    row.retry_at = None;
+                }
+                Some(Verdict::Retry { retry_at }) => {
+                    row.failures += 1;
+                    row.first_failure_at.get_or_insert(at);
+                    row.retry_at = Some(retry_at);
+                }
+                Some(Verdict::Disable { reason }) => {
+                    row.failures += 1;
+                    row.first_failure_at.get_or_insert(at);
+                    row.status = EndpointStatus::Disabled;
+                    row.disabled_reason = Some(reason);
+                    row.retry_at = None;
+                }
+            }
+            row.attempts_logged += 1;
+            let n = row.attempts_logged;
+            table.insert(msg.id.0, codec::encode(&row).as_slice())?;
+            let mut log = txn.open_table(WEBHOOK_DELIVERIES)?;
+            log.insert((msg.id.0, n), codec::encode(&msg.delivery).as_slice())?;
+            if let Some(oldest) = n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX) {
+                log.remove((msg.id.0, oldest))?;
+            }
+            Endpoint { id: msg.id, row }
+        };
+        txn.commit().map_err(StoreError::from)?;
+        Ok(endpoint)
+    }
+}
+
+/// Skip events the endpoint does not want: its cursor moves past them.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WebhookError>")]
+pub struct SkipTo {
+    pub id: EndpointId,
+    pub seq: u64,
+}
+
+impl Handler<SkipTo> for Webhooks {
+    type Result = Result<(), WebhookError>;
+    fn handle(&mut self, msg: SkipTo, _: &mut Self::Context) -> Self::Result {
+        self.change(msg.id, |row| {
+            if msg.seq > row.cursor && row.failures == 0 {
+                row.cursor = msg.seq;
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// An endpoint's attempts, newest first.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<DeliveryRow>, WebhookError>")]
+pub struct ListDeliveries {
+    pub id: EndpointId,
+    pub limit: usize,
+}
+
+impl Handler<ListDeliveries> for Webhooks {
+    type Result = Result<Vec<DeliveryRow>, WebhookError>;
+    fn handle(&mut self, msg: ListDeliveries, _: &mut Self::Context) -> Self::Result {
+        let txn = self.store.db().begin_read().map_err(StoreError::from)?;
+        if txn.open_table(WEBHOOKS)?.get(msg.id.0)?.is_none() {
+            return Err(WebhookError::NotFound);
+        }
+        let log = txn.open_table(WEBHOOK_DELIVERIES)?;
+        let mut out = Vec::new();
+        for entry in log
+            .range((msg.id.0, 0)..=(msg.id.0, u64::MAX))?
+            .rev()
+            .take(msg.limit)
+        {
+            let (_, bytes) = entry?;
+            out.push(codec::decode(bytes.value())?);
+        }
+        Ok(out)
+    }
+}
+
+impl Handler<Ping> for Webhooks {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
+        self.store.check_readable()
+    }
+}
+
+impl Handler<Stop> for Webhooks {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        actix::ActorContext::stop(ctx);
+        actix::Arbiter::current().stop();
+    }
+}

@@ -1,0 +1,393 @@
+//! The deliverer: sends each endpoint its events, in seq order, at least once.
+//!
+//! One loop wakes on every commit that wrote events (the ledger's watch), when a
+//! delivery ends, and at least every [`WEBHOOK_POLL_MS`]. It starts one delivery
+//! per due endpoint that has none in flight, up to `--webhook-concurrency` across
+//! all endpoints, so a slow receiver holds one slot and never delays another
+//! endpoint's queue beyond that bound. A delivery reads the first event after the
+//! endpoint's cursor that the endpoint wants, signs it, posts it, and records the
+//! outcome with the webhooks actor (which moves the cursor or the retry state in
+//! the same transaction as the log row). The next event goes only after the
+//! previous one succeeded.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, watch};
+
+use super::guard::{self, GuardedResolver};
+use super::sign;
+use crate::api::json;
+use orderflow_actors::domain::{Currency, Timestamp};
+use orderflow_actors::events::{Event, EventsError, EventsReader, ListEvents, TypeFilter};
+use orderflow_actors::limits::{
+    WEBHOOK_ATTEMPT_TIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_POLL_MS,
+    WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS, WEBHOOK_RETRY_UNITS,
+};
+use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::telemetry::{Event as _, Telemetry, WebhookAttempted, WebhookLag};
+use orderflow_actors::webhooks::{
+    DeliveryRow, Endpoint, EndpointId, EndpointStatus, ListEndpoints, Outcome, RecordAttempt,
+    SkipTo, Verdict, Webhooks,
+};
+
+/// Events read per look for an endpoint's next wanted event.
+const SCAN_EVENTS: usize = 256;
+
+/// What the deliverer needs.
+#[derive(Clone)]
+pub struct Deliverer {
+    pub webhooks: Mailbox<Webhooks>,
+    pub events: Mailbox<EventsReader>,
+    pub newest: watch::Receiver<u64>,
+    pub currency: Currency,
+    pub telemetry: Telemetry,
+    pub client: reqwest::Client,
+    pub allow_private: bool,
+    pub concurrency: usize,
+    /// `--webhook-retry-unit-ms`: the retry schedule's unit.
+    pub retry_unit: Duration,
+}
+
+/// The HTTP client of deliveries: no redirects, bounded waits, and name look-ups
+/// through the SSRF guard.
+pub fn client(allow_private: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_millis(WEBHOOK_CONNECT_TIMEOUT_MS))
+        .timeout(Duration::from_millis(WEBHOOK_ATTEMPT_TIMEOUT_MS))
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .user_agent(concat!("orderflow-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the webhook client builds")
+}
+
+/// What one attempt came to.
+pub struct Attempt {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+impl Deliverer {
+    /// Delivers until `stop` fires.
+    pub async fn run(self, stop: Rc<Notify>) {
+        let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let in_flight: Rc<RefCell<HashSet<EndpointId>>> = Rc::default();
+        let ended = Rc::new(Notify::new());
+        let mut newest = self.newest.clone();
+        loop {
+            match self.webhooks.ask(ListEndpoints).await {
+                Ok(Ok(endpoints)) => self.start_due(endpoints, &slots, &in_flight, &ended),
+                Ok(Err(e)) => tracing::warn!(error = %e, "webhooks: endpoints not read"),
+                Err(e) => tracing::warn!(error = %e, "webhooks: endpoints not read"),
+            }
+            let poll = tokio::time::sleep(Duration::from_millis(WEBHOOK_POLL_MS));
+            tokio::select! {
+                () = stop.notified() => return,
+                changed = newest.changed() => {
+                    // The ledger is gone (shutting down): wait for the stop.
+                    if changed.is_err() {
+                        stop.notified().await;
+                        return;
+                    }
+                }
+                () = ended.notified() => {}
+                () = poll => {}
+            }
+        }
+    }
+
+    fn start_due(
+        &self,
+        endpoints: Vec<Endpoint>,
+        slots: &Arc<Semaphore>,
+        in_flight: &Rc<RefCell<HashSet<EndpointId>>>,
+        ended: &Rc<Notify>,
+    ) {
+        let newest = *self.newest.borrow();
+        let now = Timestamp::now();
+        for endpoint in endpoints {
+            if endpoint.row.status != EndpointStatus::Enabled {
+                continue;
+            }
+            WebhookLag {
+                endpoint: endpoint.id.0,
+                events_behind: newest.saturating_sub(endpoint.row.cursor),
+                oldest_undelivered_secs: endpoint
+                    .row
+                    .first_failure_at
+                    .map_or(0, |t| u64::try_from((now.0 - t.0) / 1000).unwrap_or(0)),
+            }
+            .emit(&self.telemetry);
+            let due = endpoint.row.cursor < newest
+                && endpoint.row.retry_at.is_none_or(|t| t <= now)
+                && !in_flight.borrow().contains(&endpoint.id);
+            if !due {
+                continue;
+            }
+            let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+                return;
+            };
+            in_flight.borrow_mut().insert(endpoint.id);
+            let (this, in_flight, ended) = (self.clone(), Rc::clone(in_flight), Rc::clone(ended));
+            actix_web::rt::spawn(async move {
+                let id = endpoint.id;
+                if let Err(e) = this.deliver_next(endpoint).await {
+                    tracing::warn!(endpoint = id.0, error = %e, "webhook delivery not recorded");
+                }
+                in_flight.borrow_mut().remove(&id);
+                drop(permit);
+                ended.notify_one();
+            });
+        }
+    }
+
+    /// Sends the endpoint's next wanted event once, and records what happened.
+    async fn deliver_next(&self, endpoint: Endpoint) -> Result<(), String> {
+        let page = self
+            .events
+            .ask(ListEvents {
+                after: Some(endpoint.row.cursor),
+                filter: TypeFilter::All,
+                limit: SCAN_EVENTS,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let page = match page {
+            Ok(page) => page,
+            Err(EventsError::Expired { purged_through, .. }) => {
+                tracing::warn!(
+                    endpoint = endpoint.id.0,
+                    purged_through,
+                    "webhook endpoint fell behind the event retention; it resumes with the oldest kept event"
+                );
+                return self.skip(endpoint.id, purged_through).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let Some(event) = page
+            .items
+            .into_iter()
+            .find(|e| endpoint.row.wants(e.row.kind))
+        else {
+            return self.skip(endpoint.id, page.next_after).await;
+        };
+        let attempt = self.send(&endpoint, &event).await;
+        let verdict = self.verdict(&endpoint, &attempt);
+        if let Verdict::Disable { reason } = &verdict {
+            tracing::warn!(endpoint = endpoint.id.0, url = %endpoint.row.url, reason, "webhook endpoint disabled");
+        }
+        self.record(
+            endpoint.id,
+            Some(verdict),
+            &event,
+            endpoint.row.failures + 1,
+            attempt,
+        )
+        .await
+    }
+
+    async fn skip(&self, id: EndpointId, seq: u64) -> Result<(), String> {
+        self.webhooks
+            .ask(SkipTo { id, seq })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// What a failed attempt leads to: a retry on the schedule, or the end.
+    fn verdict(&self, endpoint: &Endpoint, attempt: &Attempt) -> Verdict {
+        if attempt.succeeded() {
+            return Verdict::Delivered;
+        }
+        if attempt.status == Some(410) {
+            return Verdict::Disable {
+                reason: "the receiver answered 410 Gone".into(),
+            };
+        }
+        let now = Timestamp::now();
+        let first = endpoint.row.first_failure_at.unwrap_or(now);
+        let unit_ms = u64::try_from(self.retry_unit.as_millis()).unwrap_or(u64::MAX);
+        let horizon = first.0.saturating_add(
+            i64::try_from(unit_ms.saturating_mul(WEBHOOK_RETRY_HORIZON_UNITS)).unwrap_or(i64::MAX),
+        );
+        if now.0 >= horizon {
+            return Verdict::Disable {
+                reason: format!(
+                    "{} attempts failed over the retry period; the last: {}",
+                    endpoint.row.failures + 1,
+                    describe(attempt)
+                ),
+            };
+        }
+        let step = usize::try_from(endpoint.row.failures)
+            .unwrap_or(usize::MAX)
+            .min(WEBHOOK_RETRY_UNITS.len() - 1);
+        let delay_ms = WEBHOOK_RETRY_UNITS[step].saturating_mul(unit_ms);
+        Verdict::Retry {
+            retry_at: Timestamp(
+                now.0
+                    .saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX)),
+            ),
+        }
+    }
+
+    async fn record(
+        &self,
+        id: EndpointId,
+        advances: Option<Verdict>,
+        event: &Event,
+        attempt_no: u32,
+        attempt: Attempt,
+    ) -> Result<(), String> {
+        let outcome = if attempt.succeeded() {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        };
+        WebhookAttempted {
+            outcome: outcome.as_str(),
+        }
+        .emit(&self.telemetry);
+        let delivery = DeliveryRow {
+            event_id: event.id(),
+            seq: event.seq,
+            kind: event.row.kind.as_str().to_owned(),
+            attempt: attempt_no,
+            outcome,
+            response_status: attempt.status,
+            error: attempt.error,
+            duration_ms: u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX),
+            at: Timestamp::now(),
+        };
+        self.webhooks
+            .ask(RecordAttempt {
+                id,
+                advances,
+                delivery,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Posts one event to the endpoint: the Standard Webhooks headers, the event's
+    /// JSON as the body; at most [`WEBHOOK_RESPONSE_BYTES_MAX`] of the answer read.
+    pub async fn send(&self, endpoint: &Endpoint, event: &Event) -> Attempt {
+        let body = match json::event(event, &self.currency) {
+            Ok(json) => serde_json::to_vec(&json).expect("an event serializes"),
+            Err(e) => {
+                return Attempt {
+                    status: None,
+                    error: Some(format!("the event could not be read: {e}")),
+                    duration: Duration::ZERO,
+                };
+            }
+        };
+        self.post(endpoint, &event.id(), body).await
+    }
+
+    /// Posts a body signed as event `id`.
+    pub async fn post(&self, endpoint: &Endpoint, id: &str, body: Vec<u8>) -> Attempt {
+        let started = Instant::now();
+        let failed = |error: String| Attempt {
+            status: None,
+            error: Some(error),
+            duration: started.elapsed(),
+        };
+        // Checked again at every delivery: a literal address never reaches the
+        // resolver, and a name is checked by it as the client connects.
+        let url = match guard::check_url(&endpoint.row.url, true).await {
+            Ok(url) => url,
+            Err(e) => return failed(format!("the URL {e}")),
+        };
+        if !self.allow_private
+            && let Some(ip) = literal_ip(&url)
+            && let Some(why) = guard::forbidden(ip)
+        {
+            return failed(format!("refused: {ip} is {why}"));
+        }
+        let now = Timestamp::now();
+        let timestamp = now.0 / 1000;
+        let signature = sign::signature(&endpoint.row.signing_secrets(now), id, timestamp, &body);
+        let sent = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) => return failed(describe_error(&e)),
+        };
+        let status = response.status().as_u16();
+        // Read (and drop) a bounded part of the answer, so the connection can be
+        // reused; a receiver that streams forever is cut at the limit.
+        let mut read = 0usize;
+        while read < WEBHOOK_RESPONSE_BYTES_MAX {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Attempt {
+            status: Some(status),
+            error: (!(200..300).contains(&status)).then(|| format!("answered {status}")),
+            duration: started.elapsed(),
+        }
+    }
+}
+
+fn literal_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
+    }
+}
+
+fn describe(attempt: &Attempt) -> String {
+    attempt
+        .error
+        .clone()
+        .unwrap_or_else(|| "no answer".to_owned())
+}
+
+/// A transport error in words, without the URL (it is in the endpoint already).
+fn describe_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "redirected (redirects are not followed)"
+    } else {
+        "failed"
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {}", orderflow_actors::text::cut(&detail, 200))
+    }
+}

@@ -1,0 +1,358 @@
+//! Webhooks: the SSRF guard, signed deliveries verified by the Standard Webhooks
+//! reference library, retries in seq order, disable and resume, test events,
+//! secret rotation.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+/// A receiver on 127.0.0.1 that checks every delivery's signature with the
+/// Standard Webhooks library and answers what the test tells it to.
+#[derive(Default)]
+struct Receiver {
+    /// Secrets to verify with (`whsec_…`); a delivery must verify with each.
+    secrets: Vec<String>,
+    /// Statuses to answer next, in order; 204 once they run out.
+    script: Vec<u16>,
+    /// Every request: (webhook-id, body, verified with every secret, answered).
+    seen: Vec<(String, Value, bool, u16)>,
+}
+
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Arc<Mutex<Receiver>>>,
+) -> HttpResponse {
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        if let Some(v) = req.headers().get(name) {
+            headers.insert(name, http::HeaderValue::from_bytes(v.as_bytes()).unwrap());
+        }
+    }
+    let mut r = state.lock().unwrap();
+    let verified = !r.secrets.is_empty()
+        && r.secrets.iter().all(|s| {
+            standardwebhooks::Webhook::new(s)
+                .unwrap()
+                .verify(&body, &headers)
+                .is_ok()
+        });
+    let status = if r.script.is_empty() {
+        204
+    } else {
+        r.script.remove(0)
+    };
+    let id = req
+        .headers()
+        .get("webhook-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    r.seen.push((id, value, verified, status));
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+fn start_receiver() -> (String, Arc<Mutex<Receiver>>) {
+    let state = Arc::new(Mutex::new(Receiver::default()));
+    let data = web::Data::new(Arc::clone(&state));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/hook", web::post().to(receive))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    actix_web::rt::spawn(server.run());
+    (format!("http://{addr}/hook"), state)
+}
+
+async fn deliveries_app() -> TestApp {
+    spawn_app_with(|a| {
+        a.webhook_allow_private = true;
+        a.webhook_retry_unit_ms = 20;
+    })
+    .await
+}
+
+async fn register(app: &TestApp, url: &str, events: Value) -> (u64, String) {
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&app.admin_token),
+            json!({"url": url, "events": events, "description": "test receiver"}),
+        )
+        .await;
+    r.assert_status(201);
+    assert_eq!(r.body["status"], "enabled");
+    let secret = r.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    (r.body["id"].as_u64().unwrap(), secret)
+}
+
+/// Waits (bounded) until `done` holds for the receiver.
+async fn until(receiver: &Arc<Mutex<Receiver>>, what: &str, done: impl Fn(&Receiver) -> bool) {
+    let started = Instant::now();
+    loop {
+        if done(&receiver.lock().unwrap()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gave up waiting for {what}; seen: {:?}",
+            receiver
+                .lock()
+                .unwrap()
+                .seen
+                .iter()
+                .map(|s| (&s.0, s.3))
+                .collect::<Vec<_>>()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The distinct events the receiver accepted, in the order first accepted.
+fn accepted(r: &Receiver) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for (id, body, _, status) in &r.seen {
+        if (200..300).contains(status) && !out.iter().any(|b| b["id"] == id.as_str()) {
+            out.push(body.clone());
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn addresses_inside_the_network_are_refused_at_registration() {
+    let app = spawn_app().await;
+    let admin = Some(app.admin_token.as_str());
+    for url in [
+        "http://127.0.0.1/hook",
+        "http://127.1.2.3:8080/hook",
+        "http://10.0.0.1/hook",
+        "http://172.16.5.4/hook",
+        "http://192.168.1.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://100.64.0.1/",
+        "http://224.0.0.1/",
+        "http://0.0.0.0/",
+        "http://[::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://[ff02::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[::ffff:a00:1]/hook",
+        "http://localhost/hook",
+        "ftp://example.com/hook",
+        "http://user:pw@example.com/hook",
+        "not a url",
+    ] {
+        app.post(
+            "/api/v1/webhooks",
+            admin,
+            json!({"url": url, "events": ["order.*"]}),
+        )
+        .await
+        .assert_invalid("url");
+    }
+    for (events, field) in [(json!([]), "events"), (json!(["order.nope"]), "events")] {
+        app.post(
+            "/api/v1/webhooks",
+            admin,
+            json!({"url": "https://example.com/hook", "events": events}),
+        )
+        .await
+        .assert_invalid(field);
+    }
+    let none = app.get("/api/v1/webhooks", admin).await;
+    assert_eq!(none.body["items"], json!([]));
+}
+
+#[actix_web::test]
+async fn deliveries_are_signed_retried_and_in_seq_order() {
+    let app = deliveries_app().await;
+    let (url, receiver) = start_receiver();
+    app.create_product("WH-1", 100, 100).await;
+    let (id, secret) = register(&app, &url, json!(["order.*"])).await;
+    {
+        let mut r = receiver.lock().unwrap();
+        r.secrets = vec![secret];
+        // The first event fails three times, then everything succeeds.
+        r.script = vec![500, 503, 502];
+    }
+    let (_, token) = app.customer("hooked").await;
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        let o = app
+            .checkout(&token, json!([{"sku": "WH-1", "quantity": 1}]), None)
+            .await;
+        o.assert_status(201);
+        orders.push(o.body["id"].clone());
+    }
+    until(&receiver, "five orders", |r| accepted(r).len() >= 5).await;
+    let got = {
+        let r = receiver.lock().unwrap();
+        assert!(r.seen.iter().all(|s| s.2), "every delivery verifies");
+        let got = accepted(&r);
+        let ids: Vec<Value> = got.iter().map(|e| e["data"]["id"].clone()).collect();
+        assert_eq!(ids, orders, "every order once, in order, none skipped");
+        assert!(got.iter().all(|e| e["type"] == "order.placed"));
+        let seqs: Vec<u64> = got.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        // Nothing after the first event was sent before it succeeded.
+        let first_ok = r.seen.iter().position(|s| s.3 == 204).unwrap();
+        assert_eq!(first_ok, 3);
+        assert!(r.seen[..4].iter().all(|s| s.1["seq"] == seqs[0]));
+        got
+    };
+    // The feed agrees: every order.placed event was delivered.
+    let placed: Vec<Value> = app
+        .all_events()
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "order.placed")
+        .map(|e| e["id"].clone())
+        .collect();
+    let delivered: Vec<Value> = got.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(placed, delivered);
+    let log = app
+        .get(
+            &format!("/api/v1/webhooks/{id}/deliveries"),
+            Some(&app.admin_token),
+        )
+        .await;
+    log.assert_status(200);
+    let items = log.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8, "three failures and five successes");
+    let oldest = &items[items.len() - 1];
+    assert_eq!(oldest["outcome"], "failed");
+    assert_eq!(oldest["response_status"], 500);
+    assert_eq!(oldest["attempt"], 1);
+    assert_eq!(items[items.len() - 4]["attempt"], 4);
+    assert_eq!(items[items.len() - 4]["outcome"], "succeeded");
+    let endpoint = app
+        .get(&format!("/api/v1/webhooks/{id}"), Some(&app.admin_token))
+        .await;
+    assert_eq!(endpoint.body["failures"], 0);
+    assert!(endpoint.body.get("secret").is_none());
+}
+
+#[actix_web::test]
+async fn a_410_disables_and_reenabling_resumes_from_the_first_undelivered() {
+    let app = deliveries_app().await;
+    let (url, receiver) = start_receiver();
+    app.create_product("WH-2", 100, 100).await;
+    let (id, secret) = register(&app, &url, json!(["order.placed"])).await;
+    {
+        let mut r = receiver.lock().unwrap();
+        r.secrets = vec![secret];
+        r.script = vec![410];
+    }
+    let (_, token) = app.customer("gone").await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let o = app
+            .checkout(&token, json!([{"sku": "WH-2", "quantity": 1}]), None)
+            .await;
+        orders.push(o.body["id"].clone());
+    }
+    let admin = Some(app.admin_token.as_str());
+    let started = Instant::now();
+    let endpoint = loop {
+        let e = app.get(&format!("/api/v1/webhooks/{id}"), admin).await.body;
+        if e["status"] == "disabled" {
+            break e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{e}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410"),
+        "{endpoint}"
+    );
+    // Disabled: nothing more is sent, whatever commits meanwhile.
+    let o = app
+        .checkout(&token, json!([{"sku": "WH-2", "quantity": 1}]), None)
+        .await;
+    orders.push(o.body["id"].clone());
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.lock().unwrap().seen.len(), 1);
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/webhooks/{id}"),
+        admin,
+        Some(json!({"status": "enabled"})),
+    )
+    .await
+    .assert_status(200);
+    until(&receiver, "four orders", |r| accepted(r).len() >= 4).await;
+    let got: Vec<Value> = accepted(&receiver.lock().unwrap())
+        .iter()
+        .map(|e| e["data"]["id"].clone())
+        .collect();
+    assert_eq!(got, orders, "resumed from the event that got 410");
+}
+
+#[actix_web::test]
+async fn test_events_and_rotated_secrets_verify() {
+    let app = deliveries_app().await;
+    let (url, receiver) = start_receiver();
+    let (id, old) = register(&app, &url, json!(["*"])).await;
+    receiver.lock().unwrap().secrets = vec![old.clone()];
+    let admin = Some(app.admin_token.as_str());
+    let sent = app
+        .post(&format!("/api/v1/webhooks/{id}/test"), admin, json!({}))
+        .await;
+    sent.assert_status(200);
+    assert_eq!(sent.body["outcome"], "succeeded", "{}", sent.body);
+    {
+        let r = receiver.lock().unwrap();
+        assert_eq!(r.seen.len(), 1);
+        assert!(r.seen[0].2, "the test event verifies");
+        assert_eq!(r.seen[0].1["type"], "webhook.test");
+    }
+    let rotated = app
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            admin,
+            json!({}),
+        )
+        .await;
+    rotated.assert_status(200);
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    // During the overlap a delivery verifies with the old secret and the new one.
+    receiver.lock().unwrap().secrets = vec![old, new];
+    app.create_product("WH-3", 100, 1).await;
+    until(&receiver, "the product events", |r| accepted(r).len() >= 3).await;
+    assert!(receiver.lock().unwrap().seen.iter().all(|s| s.2));
+    let log = app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), admin)
+        .await;
+    assert_eq!(
+        log.body["items"].as_array().unwrap().last().unwrap()["type"],
+        "webhook.test"
+    );
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/webhooks/{id}"),
+        admin,
+        None,
+    )
+    .await
+    .assert_status(204);
+    app.get(&format!("/api/v1/webhooks/{id}"), admin)
+        .await
+        .assert_problem(404, "not-found");
+}
