@@ -167,7 +167,7 @@ async fn addresses_inside_the_network_are_refused_at_registration() {
         app.post(
             "/api/v1/webhooks",
             admin,
-            json!({"url": "https://example.com/hook", "events": events}),
+            json!({"url": "https://93.184.216.34/hook", "events": events}),
         )
         .await
         .assert_invalid(field);
