@@ -6,6 +6,8 @@
 #   bash benches/ab.sh REV_A REV_B            # e.g. 270115b HEAD
 #   ROUNDS=5 SECS=20 INGEST_ROWS=1000000 bash benches/ab.sh A B
 #   EXTRA_B="--webhook-allow-private" bash benches/ab.sh A B   # flags for B's server
+#   HOOK_B=1 bash benches/ab.sh A B   # B's checkout server has one webhook endpoint
+#                                     # (all events) on a local receiver
 #
 # Prints one line per round and the medians; writes target/bench-report/ab.json.
 set -euo pipefail
@@ -13,7 +15,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 A=${1:?usage: ab.sh REV_A REV_B}; B=${2:?usage: ab.sh REV_A REV_B}
 ROUNDS=${ROUNDS:-3}; SECS=${SECS:-15}; USERS=${USERS:-64}; INGEST_ROWS=${INGEST_ROWS:-1000000}
-EXTRA_A=${EXTRA_A:-}; EXTRA_B=${EXTRA_B:-}
+EXTRA_A=${EXTRA_A:-}; EXTRA_B=${EXTRA_B:-}; HOOK_B=${HOOK_B:-}
+[ -n "$HOOK_B" ] && EXTRA_B="$EXTRA_B --webhook-allow-private"
 WORK=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
@@ -53,6 +56,14 @@ stop() { kill -TERM "$PID"; wait "$PID" || true; }
 for round in $(seq "$ROUNDS"); do
   for side in A B; do
     start "$side" "co-$side-$round"
+    if [ "$side" = B ] && [ -n "$HOOK_B" ]; then
+      pgrep -f "baseline --bind 127.0.0.1:18092" > /dev/null || \
+        { "$CARGO_TARGET_DIR/release/baseline" --bind 127.0.0.1:18092 --body-file /dev/null --workers 1 2>/dev/null & sleep 0.3; }
+      T=$(curl -fsS -X POST "$URL/api/v1/auth/login" -H 'content-type: application/json' \
+        -d '{"username":"admin","password":"bench-admin-pw"}' | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+      curl -fsS -X POST "$URL/api/v1/webhooks" -H "authorization: Bearer $T" -H 'content-type: application/json' \
+        -d '{"url":"http://127.0.0.1:18092/hook","events":["*"]}' > /dev/null
+    fi
     "$WORK/bin/loadgen" checkout --label "co-$side-$round" --host "$URL" --users "$USERS" \
       --run-time "$SECS" --report-dir "$WORK" > /dev/null
     stop

@@ -34,9 +34,6 @@ use orderflow_actors::webhooks::{
     SkipTo, Verdict, Webhooks,
 };
 
-/// Events read per look for an endpoint's next wanted event.
-const SCAN_EVENTS: usize = 256;
-
 /// What the deliverer needs.
 #[derive(Clone)]
 pub struct Deliverer {
@@ -154,12 +151,14 @@ impl Deliverer {
 
     /// Sends the endpoint's next wanted event once, and records what happened.
     async fn deliver_next(&self, endpoint: Endpoint) -> Result<(), String> {
+        // The reader scans for the first event the endpoint wants (bounded), and
+        // decodes only that one in full.
         let page = self
             .events
             .ask(ListEvents {
                 after: Some(endpoint.row.cursor),
-                filter: TypeFilter::All,
-                limit: SCAN_EVENTS,
+                filter: TypeFilter::AnyOf(endpoint.row.events.clone()),
+                limit: 1,
             })
             .await
             .map_err(|e| e.to_string())?;

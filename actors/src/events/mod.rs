@@ -98,6 +98,8 @@ pub enum TypeFilter {
     Prefix(String),
     /// `*`: everything.
     All,
+    /// Any of these (a webhook endpoint's list). Never parsed from a query.
+    AnyOf(Vec<TypeFilter>),
 }
 
 impl TypeFilter {
@@ -126,6 +128,7 @@ impl TypeFilter {
             TypeFilter::Exact(t) => *t == kind,
             TypeFilter::Prefix(p) => kind.as_str().split('.').next() == Some(p.as_str()),
             TypeFilter::All => true,
+            TypeFilter::AnyOf(filters) => filters.iter().any(|f| f.matches(kind)),
         }
     }
 
@@ -134,6 +137,11 @@ impl TypeFilter {
             TypeFilter::Exact(t) => t.as_str().to_owned(),
             TypeFilter::Prefix(p) => format!("{p}.*"),
             TypeFilter::All => "*".to_owned(),
+            TypeFilter::AnyOf(filters) => filters
+                .iter()
+                .map(TypeFilter::as_string)
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }

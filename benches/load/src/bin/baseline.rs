@@ -1,7 +1,8 @@
 //! The framework's ceiling on this machine: a bare actix-web handler that returns a
 //! fixed JSON body (the bytes of a real product response), with the same worker
 //! count as orderflow. `GET /api/v1/products/{sku}` on orderflow is compared to
-//! `GET /product` here, in the same run.
+//! `GET /product` here, in the same run. It is also the webhook receiver of the
+//! delivery benchmark: `POST /hook` reads the body and answers 204 at once.
 
 // Bench data is small and known: casts between its integer types cannot lose anything.
 #![allow(
@@ -36,17 +37,22 @@ fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || {
             let body = body.clone();
-            App::new().route(
-                "/product",
-                web::get().to(move || {
-                    let body = body.clone();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body)
-                    }
-                }),
-            )
+            App::new()
+                .route(
+                    "/product",
+                    web::get().to(move || {
+                        let body = body.clone();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type("application/json")
+                                .body(body)
+                        }
+                    }),
+                )
+                .route(
+                    "/hook",
+                    web::post().to(|_: web::Bytes| async { HttpResponse::NoContent().finish() }),
+                )
         })
         .workers(args.workers)
         .bind(&args.bind)?

@@ -524,7 +524,11 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
 
 async fn place_order(user: &mut GooseUser) -> TransactionResult {
     let Some(session) = user.get_session_data::<Arc<Session>>().cloned() else {
-        return Ok(());
+        // The log-in at start failed (a 429 from the login throttle, which counts
+        // logins in flight from one address): wait, then log in again. Returning
+        // at once would spin this user without ever yielding.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        return log_in(user).await;
     };
     let lines: Vec<Value> = (0..rand::rng().random_range(1..=2))
         .map(|_| json!({"sku": random_sku(), "quantity": 1}))
