@@ -373,21 +373,7 @@ pub async fn test(
             serde_json::to_vec(&body).expect("JSON"),
         )
         .await;
-    let row = DeliveryRow {
-        event_id,
-        seq: 0,
-        kind: "webhook.test".into(),
-        attempt: 1,
-        outcome: if attempt.succeeded() {
-            orderflow_actors::webhooks::Outcome::Succeeded
-        } else {
-            orderflow_actors::webhooks::Outcome::Failed
-        },
-        response_status: attempt.status,
-        error: attempt.error,
-        duration_ms: u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX),
-        at: now,
-    };
+    let row = attempt.into_row(event_id, 0, "webhook.test".into(), 1, now);
     let shown_row = delivery(&row);
     state
         .webhooks

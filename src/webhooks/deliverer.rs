@@ -73,6 +73,36 @@ impl Attempt {
     pub fn succeeded(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }
+
+    pub fn outcome(&self) -> Outcome {
+        if self.succeeded() {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        }
+    }
+
+    /// This attempt as a row of the endpoint's delivery log.
+    pub fn into_row(
+        self,
+        event_id: String,
+        seq: u64,
+        kind: String,
+        attempt: u32,
+        at: Timestamp,
+    ) -> DeliveryRow {
+        DeliveryRow {
+            event_id,
+            seq,
+            kind,
+            attempt,
+            outcome: self.outcome(),
+            response_status: self.status,
+            error: self.error,
+            duration_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+            at,
+        }
+    }
 }
 
 impl Deliverer {
@@ -249,26 +279,17 @@ impl Deliverer {
         attempt_no: u32,
         attempt: Attempt,
     ) -> Result<(), String> {
-        let outcome = if attempt.succeeded() {
-            Outcome::Succeeded
-        } else {
-            Outcome::Failed
-        };
         WebhookAttempted {
-            outcome: outcome.as_str(),
+            outcome: attempt.outcome().as_str(),
         }
         .emit(&self.telemetry);
-        let delivery = DeliveryRow {
-            event_id: event.id(),
-            seq: event.seq,
-            kind: event.row.kind.as_str().to_owned(),
-            attempt: attempt_no,
-            outcome,
-            response_status: attempt.status,
-            error: attempt.error,
-            duration_ms: u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX),
-            at: Timestamp::now(),
-        };
+        let delivery = attempt.into_row(
+            event.id(),
+            event.seq,
+            event.row.kind.as_str().to_owned(),
+            attempt_no,
+            Timestamp::now(),
+        );
         self.webhooks
             .ask(RecordAttempt {
                 id,

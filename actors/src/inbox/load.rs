@@ -22,9 +22,10 @@ use crate::catalog::{ProductDraft, Upsert};
 use crate::domain::{
     Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, UserId,
 };
-use crate::events::{EventType, RowEvents, Subject};
+use crate::events::{EventType, RowEvents};
 use crate::ledger::Tx;
 use crate::ledger::book::{CheckoutError, OrderRequest, Source, StockError};
+use crate::ledger::products;
 use crate::limits::ORDER_LINES_MAX;
 use crate::store::StoreError;
 use crate::store::tables::{USER_EMAILS, USER_NAMES};
@@ -473,21 +474,8 @@ fn announce_row(tx: &mut Tx<'_, '_>, sku: &Sku, outcome: Upsert) -> Result<(), S
         Upsert::Updated => EventType::ProductUpdated,
         Upsert::Unchanged => return Ok(()),
     };
-    let row = tx
-        .catalog
-        .get(sku)?
-        .ok_or_else(|| StoreError::Corrupt(format!("product {sku} vanished in its own write")))?;
-    let stock = tx.book.level(sku)?.units;
-    tx.book.outbox.append(
-        kind,
-        Subject::Product {
-            sku: sku.clone(),
-            stock,
-        },
-        &row,
-        tx.at,
-    )?;
-    Ok(())
+    let product = products::shown(tx, sku.clone())?;
+    products::announce(tx, kind, &product)
 }
 
 fn stock_storage(e: StockError) -> StoreError {

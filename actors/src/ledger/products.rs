@@ -8,7 +8,7 @@ use super::Ledger;
 use super::book::{Source, StockError};
 use super::tx::Tx;
 use crate::catalog::tables::same_content;
-use crate::catalog::{CatalogError, Product, ProductDraft, ProductPatch, Upsert};
+use crate::catalog::{CatalogError, Product, ProductDraft, ProductPatch, ProductRow, Upsert};
 use crate::domain::{MovementKind, Sku, StockLevel};
 use crate::events::{EventType, Subject};
 use crate::store::StoreError;
@@ -29,8 +29,13 @@ fn poisons(e: &CatalogError) -> bool {
 }
 
 /// The product as shown after a write in `tx`.
-/// Appends a product event: the product as it now stands, stock included.
-fn announce(tx: &mut Tx<'_, '_>, kind: EventType, product: &Product) -> Result<(), StoreError> {
+/// Appends a product event: the product as it now stands, stock included (also
+/// for imported rows under `--import-events rows`).
+pub(crate) fn announce(
+    tx: &mut Tx<'_, '_>,
+    kind: EventType,
+    product: &Product,
+) -> Result<(), StoreError> {
     tx.book.outbox.append(
         kind,
         Subject::Product {
@@ -43,11 +48,17 @@ fn announce(tx: &mut Tx<'_, '_>, kind: EventType, product: &Product) -> Result<(
     Ok(())
 }
 
-fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, CatalogError> {
+/// The product as written in this transaction, with its stock.
+pub(crate) fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, StoreError> {
     let row = tx
         .catalog
         .get(&sku)?
         .ok_or_else(|| StoreError::Corrupt(format!("product {sku} vanished in its own write")))?;
+    with_stock(tx, sku, row)
+}
+
+/// A product row with the stock its SKU has in this transaction.
+fn with_stock(tx: &Tx<'_, '_>, sku: Sku, row: ProductRow) -> Result<Product, StoreError> {
     let stock = tx.book.level(&sku)?.units;
     Ok(Product { sku, row, stock })
 }
@@ -162,12 +173,7 @@ impl Handler<PatchProduct> for Ledger {
                 row.updated_at = tx.at;
                 tx.catalog.put(&msg.sku, &row)?;
             }
-            let stock = tx.book.level(&msg.sku)?.units;
-            let product = Product {
-                sku: msg.sku,
-                row,
-                stock,
-            };
+            let product = with_stock(tx, msg.sku, row)?;
             if changed {
                 announce(tx, EventType::ProductUpdated, &product)?;
             }
@@ -197,12 +203,7 @@ impl Handler<ArchiveProduct> for Ledger {
             row.archived = true;
             row.updated_at = tx.at;
             tx.catalog.put(&msg.sku, &row)?;
-            let stock = tx.book.level(&msg.sku)?.units;
-            let product = Product {
-                sku: msg.sku,
-                row,
-                stock,
-            };
+            let product = with_stock(tx, msg.sku, row)?;
             Ok(announce(tx, EventType::ProductArchived, &product)?)
         })
     }
