@@ -243,5 +243,10 @@ pub const WEBHOOK_RETRY_HORIZON_UNITS: u64 = 51_840;
 pub const WEBHOOK_RETRY_UNIT_MS_DEFAULT: u64 = 5_000;
 /// How often the deliverer looks for due work when no commit woke it, in milliseconds.
 pub const WEBHOOK_POLL_MS: u64 = 1_000;
+/// A successful delivery moves the endpoint's cursor in a commit that is not synced
+/// to disk (a redelivery after a crash is allowed, a lost event is not); the next
+/// durable commit of anyone syncs it, and the webhooks actor makes one itself at
+/// most this long after, in milliseconds. It bounds what a crash re-sends.
+pub const WEBHOOK_CURSOR_SYNC_MS: u64 = 1_000;
 /// See [`CATALOG_INFLIGHT_MAX`]. Endpoint management and delivery records.
 pub const WEBHOOKS_INFLIGHT_MAX: usize = 4_096;

@@ -6,15 +6,26 @@
 //! cursor (the seq of the last event it received), or on failure its retry state.
 //! Killed at any moment, delivery resumes from the cursor: an event may arrive
 //! twice (receivers dedupe on its id), never zero times.
+//!
+//! That rule is what lets a success commit without a sync to disk
+//! ([`Durability::None`]): losing one in a crash only re-sends the event. The
+//! ledger's next commit syncs it, or this actor's own empty durable commit at most
+//! [`WEBHOOK_CURSOR_SYNC_MS`] later, so a crash re-sends about a second of events
+//! at most, and a busy ledger pays no extra sync per delivery. Failures, disables
+//! and every management change are synced before they are answered.
 
 use actix::{Actor, Context, Handler, Message};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use std::time::Duration;
+
+use actix::AsyncContext;
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Timestamp;
 use crate::events::TypeFilter;
 use crate::limits::{
-    WEBHOOK_DELIVERIES_KEPT_MAX, WEBHOOK_ENDPOINTS_MAX, WEBHOOK_SECRET_OVERLAP_SECS,
+    WEBHOOK_CURSOR_SYNC_MS, WEBHOOK_DELIVERIES_KEPT_MAX, WEBHOOK_ENDPOINTS_MAX,
+    WEBHOOK_SECRET_OVERLAP_SECS,
 };
 use crate::mailbox::{Ping, Stop};
 use crate::store::tables::{META, WEBHOOK_DELIVERIES, WEBHOOKS, counter};
@@ -151,19 +162,66 @@ crate::store::lift_redb_errors!(WebhookError);
 /// Owns the webhook endpoints and their delivery log.
 pub struct Webhooks {
     store: Store,
+    /// A commit without sync is waiting for [`Webhooks::sync`].
+    unsynced: bool,
 }
 
 impl Webhooks {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            unsynced: false,
+        }
+    }
+
+    /// A write transaction; `synced: false` commits without a sync to disk (only
+    /// for what a crash may undo: a cursor moving forward, its log row).
+    fn begin(
+        &mut self,
+        synced: bool,
+        ctx: &mut Context<Self>,
+    ) -> Result<redb::WriteTransaction, WebhookError> {
+        let mut txn = self.store.db().begin_write().map_err(StoreError::from)?;
+        if synced {
+            self.unsynced = false;
+        } else {
+            txn.set_durability(Durability::None)
+                .map_err(|e| StoreError::from(redb::Error::from(e)))?;
+            if !self.unsynced {
+                self.unsynced = true;
+                ctx.run_later(Duration::from_millis(WEBHOOK_CURSOR_SYNC_MS), |act, _| {
+                    act.sync()
+                });
+            }
+        }
+        Ok(txn)
+    }
+
+    /// An empty durable commit: it syncs every commit before it.
+    fn sync(&mut self) {
+        if !std::mem::take(&mut self.unsynced) {
+            return;
+        }
+        let done = self
+            .store
+            .db()
+            .begin_write()
+            .map_err(redb::Error::from)
+            .and_then(|txn| txn.commit().map_err(redb::Error::from));
+        if let Err(error) = done {
+            // Only a re-send is at stake; the next durable commit tries again.
+            tracing::warn!(%error, "webhooks: syncing delivery cursors failed");
+        }
     }
 
     fn change<T>(
-        &self,
+        &mut self,
         id: EndpointId,
+        synced: bool,
+        ctx: &mut Context<Self>,
         f: impl FnOnce(&mut EndpointRow) -> T,
     ) -> Result<(Endpoint, T), WebhookError> {
-        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+        let txn = self.begin(synced, ctx)?;
         let out = {
             let mut table = txn.open_table(WEBHOOKS)?;
             let mut row: EndpointRow = get_record(&table, id.0)?.ok_or(WebhookError::NotFound)?;
@@ -194,8 +252,8 @@ pub struct CreateEndpoint {
 
 impl Handler<CreateEndpoint> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
-    fn handle(&mut self, msg: CreateEndpoint, _: &mut Self::Context) -> Self::Result {
-        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+    fn handle(&mut self, msg: CreateEndpoint, ctx: &mut Self::Context) -> Self::Result {
+        let txn = self.begin(true, ctx)?;
         let endpoint = {
             let mut table = txn.open_table(WEBHOOKS)?;
             if usize::try_from(table.len()?).unwrap_or(usize::MAX) >= WEBHOOK_ENDPOINTS_MAX {
@@ -283,9 +341,9 @@ pub struct UpdateEndpoint {
 
 impl Handler<UpdateEndpoint> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
-    fn handle(&mut self, msg: UpdateEndpoint, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: UpdateEndpoint, ctx: &mut Self::Context) -> Self::Result {
         Ok(self
-            .change(msg.id, |row| {
+            .change(msg.id, true, ctx, |row| {
                 if let Some(url) = msg.url {
                     row.url = url;
                 }
@@ -321,8 +379,8 @@ pub struct DeleteEndpoint {
 
 impl Handler<DeleteEndpoint> for Webhooks {
     type Result = Result<(), WebhookError>;
-    fn handle(&mut self, msg: DeleteEndpoint, _: &mut Self::Context) -> Self::Result {
-        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+    fn handle(&mut self, msg: DeleteEndpoint, ctx: &mut Self::Context) -> Self::Result {
+        let txn = self.begin(true, ctx)?;
         {
             let mut table = txn.open_table(WEBHOOKS)?;
             table.remove(msg.id.0)?.ok_or(WebhookError::NotFound)?;
@@ -344,10 +402,10 @@ pub struct RotateSecret {
 
 impl Handler<RotateSecret> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
-    fn handle(&mut self, msg: RotateSecret, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RotateSecret, ctx: &mut Self::Context) -> Self::Result {
         let now = Timestamp::now();
         Ok(self
-            .change(msg.id, |row| {
+            .change(msg.id, true, ctx, |row| {
                 let until = now.plus_secs(WEBHOOK_SECRET_OVERLAP_SECS);
                 row.secrets.retain(|s| s.expires_at.is_none_or(|t| t > now));
                 for s in &mut row.secrets {
@@ -388,8 +446,10 @@ pub struct RecordAttempt {
 
 impl Handler<RecordAttempt> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
-    fn handle(&mut self, msg: RecordAttempt, _: &mut Self::Context) -> Self::Result {
-        let txn = self.store.db().begin_write().map_err(StoreError::from)?;
+    fn handle(&mut self, msg: RecordAttempt, ctx: &mut Self::Context) -> Self::Result {
+        // A success or a test event: a crash may undo it (the event is sent again).
+        let synced = !matches!(msg.advances, None | Some(Verdict::Delivered));
+        let txn = self.begin(synced, ctx)?;
         let endpoint = {
             let mut table = txn.open_table(WEBHOOKS)?;
             let mut row: EndpointRow =
@@ -444,8 +504,9 @@ pub struct SkipTo {
 
 impl Handler<SkipTo> for Webhooks {
     type Result = Result<(), WebhookError>;
-    fn handle(&mut self, msg: SkipTo, _: &mut Self::Context) -> Self::Result {
-        self.change(msg.id, |row| {
+    fn handle(&mut self, msg: SkipTo, ctx: &mut Self::Context) -> Self::Result {
+        // Moving past unwanted events: a crash may undo it (they are skipped again).
+        self.change(msg.id, false, ctx, |row| {
             if msg.seq > row.cursor && row.failures == 0 {
                 row.cursor = msg.seq;
             }
@@ -493,6 +554,7 @@ impl Handler<Ping> for Webhooks {
 impl Handler<Stop> for Webhooks {
     type Result = ();
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        self.sync();
         actix::ActorContext::stop(ctx);
         actix::Arbiter::current().stop();
     }

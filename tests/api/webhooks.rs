@@ -464,14 +464,17 @@ async fn deliveries_pending_at_a_sigkill_all_arrive_after_the_restart() {
         .map(|e| e["data"]["id"].clone())
         .collect();
     assert_eq!(got, orders, "every order, in order, none lost");
-    // At least once: a delivery cut by the kill may come again, never out of order.
+    // At least once: what was delivered since the last sync of the cursors (at most
+    // about a second) may come again after the restart, in order again. So the seqs
+    // go back at most once (at the restart) and otherwise only forward.
     let seqs: Vec<u64> = r
         .seen
         .iter()
         .filter(|s| s.3 == 204)
         .map(|s| s.1["seq"].as_u64().unwrap())
         .collect();
-    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "{seqs:?}");
+    let back = seqs.windows(2).filter(|w| w[0] >= w[1]).count();
+    assert!(back <= 1, "{seqs:?}");
     drop(r);
     drop(server);
 }
