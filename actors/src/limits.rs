@@ -248,5 +248,10 @@ pub const WEBHOOK_POLL_MS: u64 = 1_000;
 /// durable commit of anyone syncs it, and the webhooks actor makes one itself at
 /// most this long after, in milliseconds. It bounds what a crash re-sends.
 pub const WEBHOOK_CURSOR_SYNC_MS: u64 = 1_000;
+/// Events the deliverer reads at once for one endpoint (sent one at a time).
+pub const WEBHOOK_PREFETCH_EVENTS: usize = 64;
+/// Deliveries one endpoint makes before its slot goes back to the queue of due
+/// endpoints (fair turns when more endpoints are due than `--webhook-concurrency`).
+pub const WEBHOOK_RUN_EVENTS_MAX: usize = 1_024;
 /// See [`CATALOG_INFLIGHT_MAX`]. Endpoint management and delivery records.
 pub const WEBHOOKS_INFLIGHT_MAX: usize = 4_096;

@@ -2,13 +2,13 @@
 //!
 //! One loop wakes on every commit that wrote events (the ledger's watch), when a
 //! delivery ends, and at least every [`WEBHOOK_POLL_MS`]. It starts one delivery
-//! per due endpoint that has none in flight, up to `--webhook-concurrency` across
-//! all endpoints, so a slow receiver holds one slot and never delays another
-//! endpoint's queue beyond that bound. A delivery reads the first event after the
-//! endpoint's cursor that the endpoint wants, signs it, posts it, and records the
+//! run per due endpoint that has none in flight, up to `--webhook-concurrency`
+//! across all endpoints, so a slow receiver holds one slot and never delays another
+//! endpoint's queue beyond that bound. A run reads the events after the endpoint's
+//! cursor that it wants, and for each in turn signs it, posts it, and records the
 //! outcome with the webhooks actor (which moves the cursor or the retry state in
 //! the same transaction as the log row). The next event goes only after the
-//! previous one succeeded.
+//! previous one succeeded; a failure ends the run (the retry is due later).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -25,7 +25,8 @@ use orderflow_actors::domain::{Currency, Timestamp};
 use orderflow_actors::events::{Event, EventsError, EventsReader, ListEvents, TypeFilter};
 use orderflow_actors::limits::{
     WEBHOOK_ATTEMPT_TIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_POLL_MS,
-    WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS, WEBHOOK_RETRY_UNITS,
+    WEBHOOK_PREFETCH_EVENTS, WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS,
+    WEBHOOK_RETRY_UNITS, WEBHOOK_RUN_EVENTS_MAX,
 };
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::telemetry::{Event as _, Telemetry, WebhookAttempted, WebhookLag};
@@ -169,7 +170,7 @@ impl Deliverer {
             let (this, in_flight, ended) = (self.clone(), Rc::clone(in_flight), Rc::clone(ended));
             actix_web::rt::spawn(async move {
                 let id = endpoint.id;
-                if let Err(e) = this.deliver_next(endpoint).await {
+                if let Err(e) = this.deliver_run(endpoint).await {
                     tracing::warn!(endpoint = id.0, error = %e, "webhook delivery not recorded");
                 }
                 in_flight.borrow_mut().remove(&id);
@@ -179,51 +180,68 @@ impl Deliverer {
         }
     }
 
-    /// Sends the endpoint's next wanted event once, and records what happened.
-    async fn deliver_next(&self, endpoint: Endpoint) -> Result<(), String> {
-        // The reader scans for the first event the endpoint wants (bounded), and
-        // decodes only that one in full.
-        let page = self
-            .events
-            .ask(ListEvents {
-                after: Some(endpoint.row.cursor),
-                filter: TypeFilter::AnyOf(endpoint.row.events.clone()),
-                limit: 1,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let page = match page {
-            Ok(page) => page,
-            Err(EventsError::Expired { purged_through, .. }) => {
-                tracing::warn!(
-                    endpoint = endpoint.id.0,
-                    purged_through,
-                    "webhook endpoint fell behind the event retention; it resumes with the oldest kept event"
-                );
-                return self.skip(endpoint.id, purged_through).await;
+    /// Sends the endpoint its wanted events after its cursor, one at a time in seq
+    /// order, recording each attempt, until it is caught up, an attempt fails, the
+    /// endpoint changed under it (disabled, deleted), or it sent
+    /// [`WEBHOOK_RUN_EVENTS_MAX`]: then its slot goes back, so endpoints beyond
+    /// `--webhook-concurrency` take turns. Events are read
+    /// [`WEBHOOK_PREFETCH_EVENTS`] at a time.
+    async fn deliver_run(&self, mut endpoint: Endpoint) -> Result<(), String> {
+        let mut sent = 0;
+        while sent < WEBHOOK_RUN_EVENTS_MAX {
+            // The reader scans for the events the endpoint wants (bounded), and
+            // decodes only those in full.
+            let page = self
+                .events
+                .ask(ListEvents {
+                    after: Some(endpoint.row.cursor),
+                    filter: TypeFilter::AnyOf(endpoint.row.events.clone()),
+                    limit: WEBHOOK_PREFETCH_EVENTS,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let page = match page {
+                Ok(page) => page,
+                Err(EventsError::Expired { purged_through, .. }) => {
+                    tracing::warn!(
+                        endpoint = endpoint.id.0,
+                        purged_through,
+                        "webhook endpoint fell behind the event retention; it resumes with the oldest kept event"
+                    );
+                    return self.skip(endpoint.id, purged_through).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            if page.items.is_empty() {
+                // Caught up, or only unwanted events were scanned: move past them.
+                if page.next_after > endpoint.row.cursor {
+                    return self.skip(endpoint.id, page.next_after).await;
+                }
+                return Ok(());
             }
-            Err(e) => return Err(e.to_string()),
-        };
-        let Some(event) = page
-            .items
-            .into_iter()
-            .find(|e| endpoint.row.wants(e.row.kind))
-        else {
-            return self.skip(endpoint.id, page.next_after).await;
-        };
-        let attempt = self.send(&endpoint, &event).await;
-        let verdict = self.verdict(&endpoint, &attempt);
-        if let Verdict::Disable { reason } = &verdict {
-            tracing::warn!(endpoint = endpoint.id.0, url = %endpoint.row.url, reason, "webhook endpoint disabled");
+            for event in page.items {
+                // The row is the one the last record answered: a filter changed
+                // meanwhile applies from here on.
+                if !endpoint.row.wants(event.row.kind) {
+                    continue;
+                }
+                let attempt = self.send(&endpoint, &event).await;
+                let verdict = self.verdict(&endpoint, &attempt);
+                let delivered = matches!(verdict, Verdict::Delivered);
+                if let Verdict::Disable { reason } = &verdict {
+                    tracing::warn!(endpoint = endpoint.id.0, url = %endpoint.row.url, reason, "webhook endpoint disabled");
+                }
+                let failures = endpoint.row.failures;
+                endpoint = self
+                    .record(endpoint.id, Some(verdict), &event, failures + 1, attempt)
+                    .await?;
+                sent += 1;
+                if !delivered || endpoint.row.status != EndpointStatus::Enabled {
+                    return Ok(());
+                }
+            }
         }
-        self.record(
-            endpoint.id,
-            Some(verdict),
-            &event,
-            endpoint.row.failures + 1,
-            attempt,
-        )
-        .await
+        Ok(())
     }
 
     async fn skip(&self, id: EndpointId, seq: u64) -> Result<(), String> {
@@ -278,7 +296,7 @@ impl Deliverer {
         event: &Event,
         attempt_no: u32,
         attempt: Attempt,
-    ) -> Result<(), String> {
+    ) -> Result<Endpoint, String> {
         WebhookAttempted {
             outcome: attempt.outcome().as_str(),
         }
@@ -298,7 +316,6 @@ impl Deliverer {
             })
             .await
             .map_err(|e| e.to_string())?
-            .map(|_| ())
             .map_err(|e| e.to_string())
     }
 

@@ -90,7 +90,8 @@ impl<'txn> CatalogTables<'txn> {
     /// step with whatever was there before.
     pub fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
         let previous = self.get(sku)?;
-        self.put_over(sku, row, previous.as_ref())
+        self.put_over(sku, row, previous.as_ref())?;
+        Ok(())
     }
 
     /// [`Self::put`] when the caller already read the previous row.
@@ -99,9 +100,9 @@ impl<'txn> CatalogTables<'txn> {
         sku: &Sku,
         row: &ProductRow,
         previous: Option<&ProductRow>,
-    ) -> Result<(), StoreError> {
-        self.products
-            .insert(sku.as_str(), codec::encode(row).as_slice())?;
+    ) -> Result<Vec<u8>, StoreError> {
+        let encoded = codec::encode(row);
+        self.products.insert(sku.as_str(), encoded.as_slice())?;
         if let Some(prev) = previous.filter(|p| !p.archived) {
             self.price_changes
                 .insert((prev.price.get(), sku.as_str().to_owned()), false);
@@ -122,7 +123,7 @@ impl<'txn> CatalogTables<'txn> {
                 .entry(row.category.as_str().to_owned())
                 .or_default() += 1;
         }
-        Ok(())
+        Ok(encoded)
     }
 
     /// Creates or replaces the descriptive fields of `sku` (and un-archives it),
@@ -133,6 +134,17 @@ impl<'txn> CatalogTables<'txn> {
         draft: ProductDraft,
         at: Timestamp,
     ) -> Result<Upsert, StoreError> {
+        Ok(self.upsert_encoded(sku, draft, at)?.0)
+    }
+
+    /// [`Self::upsert`], also answering the record as stored (empty when
+    /// unchanged): an import's per-row event carries those bytes as they are.
+    pub fn upsert_encoded(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<(Upsert, Vec<u8>), StoreError> {
         let previous = self.get(sku)?;
         let row = ProductRow {
             name: draft.name,
@@ -145,11 +157,11 @@ impl<'txn> CatalogTables<'txn> {
         };
         let outcome = match &previous {
             None => Upsert::Created,
-            Some(prev) if same_content(prev, &row) => return Ok(Upsert::Unchanged),
+            Some(prev) if same_content(prev, &row) => return Ok((Upsert::Unchanged, Vec::new())),
             Some(_) => Upsert::Updated,
         };
-        self.put_over(sku, &row, previous.as_ref())?;
-        Ok(outcome)
+        let encoded = self.put_over(sku, &row, previous.as_ref())?;
+        Ok((outcome, encoded))
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Outbox<'txn> {
     events: Table<'txn, u64, &'static [u8]>,
     meta: Table<'txn, &'static str, u64>,
     row_events: RowEvents,
+    /// The seq the next append takes, once read from the counter.
+    next: Option<u64>,
     last: Option<u64>,
 }
 
@@ -38,6 +40,7 @@ impl<'txn> Outbox<'txn> {
             events: txn.open_table(EVENTS)?,
             meta: txn.open_table(EVENTS_META)?,
             row_events,
+            next: None,
             last: None,
         })
     }
@@ -51,19 +54,34 @@ impl<'txn> Outbox<'txn> {
         record: &R,
         at: Timestamp,
     ) -> Result<u64, StoreError> {
-        let seq = self
-            .meta
-            .get(events_meta::NEXT_SEQ)?
-            .map_or(1, |v| v.value());
+        self.append_encoded(kind, subject, codec::encode(record), at)
+    }
+
+    /// [`Self::append`] for a record already encoded, as its table stores it.
+    pub fn append_encoded(
+        &mut self,
+        kind: EventType,
+        subject: Subject,
+        record: Vec<u8>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let seq = match self.next {
+            Some(seq) => seq,
+            None => self
+                .meta
+                .get(events_meta::NEXT_SEQ)?
+                .map_or(1, |v| v.value()),
+        };
         // The pair of the counter: the seq taken is past every stored one.
         debug_assert!(self.events.last()?.is_none_or(|(k, _)| k.value() < seq));
         self.meta.insert(events_meta::NEXT_SEQ, seq + 1)?;
+        self.next = Some(seq + 1);
         let row = EventRow {
             id: rand::random(),
             kind,
             at,
             subject,
-            record: codec::encode(record),
+            record,
         };
         self.events.insert(seq, codec::encode(&row).as_slice())?;
         self.last = Some(seq);

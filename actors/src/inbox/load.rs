@@ -22,10 +22,9 @@ use crate::catalog::{ProductDraft, Upsert};
 use crate::domain::{
     Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, UserId,
 };
-use crate::events::{EventType, RowEvents};
+use crate::events::{EventType, RowEvents, Subject};
 use crate::ledger::Tx;
 use crate::ledger::book::{CheckoutError, OrderRequest, Source, StockError};
-use crate::ledger::products;
 use crate::limits::ORDER_LINES_MAX;
 use crate::store::StoreError;
 use crate::store::tables::{USER_EMAILS, USER_NAMES};
@@ -332,14 +331,14 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
         match piece.unit {
             Unit::Product { sku, draft, stock } => {
                 crate::failpoint::hit("load", || draft.name.as_str().to_owned());
-                let outcome = tx.catalog.upsert(&sku, draft, tx.at)?;
+                let (outcome, record) = tx.catalog.upsert_encoded(&sku, draft, tx.at)?;
                 if let Some(level) = stock {
                     tx.book
                         .set_level(&sku, level, MovementKind::Import, source, tx.at)
                         .map_err(stock_storage)?;
                 }
                 if tx.book.outbox.row_events() == RowEvents::Rows {
-                    announce_row(tx, &sku, outcome)?;
+                    announce_row(tx, sku, stock, outcome, record)?;
                 }
                 loaded += 1;
             }
@@ -468,14 +467,28 @@ pub fn record_progress(
 
 /// The `product.created` or `product.updated` event of an imported row, under
 /// `--import-events rows` (its stock movement announces itself).
-fn announce_row(tx: &mut Tx<'_, '_>, sku: &Sku, outcome: Upsert) -> Result<(), StoreError> {
+/// The per-row product event of an import (`--import-events rows`), from the
+/// bytes just stored and the level just set: nothing is read back.
+fn announce_row(
+    tx: &mut Tx<'_, '_>,
+    sku: Sku,
+    stock: Option<StockLevel>,
+    outcome: Upsert,
+    record: Vec<u8>,
+) -> Result<(), StoreError> {
     let kind = match outcome {
         Upsert::Created => EventType::ProductCreated,
         Upsert::Updated => EventType::ProductUpdated,
         Upsert::Unchanged => return Ok(()),
     };
-    let product = products::shown(tx, sku.clone())?;
-    products::announce(tx, kind, &product)
+    let stock = match stock {
+        Some(level) => level.get(),
+        None => tx.book.level(&sku)?.units,
+    };
+    tx.book
+        .outbox
+        .append_encoded(kind, Subject::Product { sku, stock }, record, tx.at)?;
+    Ok(())
 }
 
 fn stock_storage(e: StockError) -> StoreError {

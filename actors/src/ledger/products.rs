@@ -31,11 +31,7 @@ fn poisons(e: &CatalogError) -> bool {
 /// The product as shown after a write in `tx`.
 /// Appends a product event: the product as it now stands, stock included (also
 /// for imported rows under `--import-events rows`).
-pub(crate) fn announce(
-    tx: &mut Tx<'_, '_>,
-    kind: EventType,
-    product: &Product,
-) -> Result<(), StoreError> {
+fn announce(tx: &mut Tx<'_, '_>, kind: EventType, product: &Product) -> Result<(), StoreError> {
     tx.book.outbox.append(
         kind,
         Subject::Product {
@@ -49,7 +45,7 @@ pub(crate) fn announce(
 }
 
 /// The product as written in this transaction, with its stock.
-pub(crate) fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, StoreError> {
+fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, StoreError> {
     let row = tx
         .catalog
         .get(&sku)?

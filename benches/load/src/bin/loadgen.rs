@@ -72,6 +72,10 @@ struct Args {
     /// Ingest: rows of the generated file.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
+    /// Requests per second, all users together (goose's throttle); unlimited when
+    /// not given. For checkout that is about orders/s (each user logs in once).
+    #[arg(long)]
+    rate: Option<usize>,
     /// Ingest: the server's inbox folder.
     #[arg(long)]
     inbox: Option<PathBuf>,
@@ -129,7 +133,11 @@ async fn run(args: Args) -> anyhow_free::Result<()> {
         Kind::Ingest => unreachable!(),
     };
     let html = args.report_dir.join(format!("{name}.html"));
-    let metrics = GooseAttack::initialize_with_config(GooseConfiguration::default())?
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())?;
+    if let Some(rate) = args.rate {
+        attack = *attack.set_default(GooseDefault::ThrottleRequests, rate)?;
+    }
+    let metrics = attack
         .register_scenario(scenario)
         .set_default(GooseDefault::Host, args.host.as_str())?
         .set_default(GooseDefault::Users, args.users)?
