@@ -253,5 +253,16 @@ pub const WEBHOOK_PREFETCH_EVENTS: usize = 64;
 /// Deliveries one endpoint makes before its slot goes back to the queue of due
 /// endpoints (fair turns when more endpoints are due than `--webhook-concurrency`).
 pub const WEBHOOK_RUN_EVENTS_MAX: usize = 1_024;
+/// Successful deliveries of one endpoint recorded in one transaction, at most (a
+/// failure is recorded at once, with the successes before it).
+pub const WEBHOOK_RECORD_BATCH_MAX: usize = 64;
+/// A batch of successes is recorded once it is this old, in milliseconds, full or
+/// not: what a crash can re-send, and how stale the delivery log may look.
+pub const WEBHOOK_RECORD_BATCH_MS: u64 = 100;
 /// See [`CATALOG_INFLIGHT_MAX`]. Endpoint management and delivery records.
 pub const WEBHOOKS_INFLIGHT_MAX: usize = 4_096;
+/// Entries a backup copies per (unsynced) commit into the new file: bounds the
+/// memory of a backup of any size.
+pub const BACKUP_COMMIT_ENTRIES: usize = 100_000;
+/// Longest request line on the control socket (`<data-dir>/control.sock`), in bytes.
+pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;

@@ -16,8 +16,8 @@ use orderflow_actors::limits::{
     WEBHOOK_DESCRIPTION_CHARS_MAX, WEBHOOK_FILTERS_MAX, WEBHOOK_URL_BYTES_MAX,
 };
 use orderflow_actors::webhooks::{
-    CreateEndpoint, DeleteEndpoint, DeliveryRow, Endpoint, EndpointId, EndpointStatus, GetEndpoint,
-    ListDeliveries, ListEndpoints, RecordAttempt, RotateSecret, UpdateEndpoint,
+    Attempted, CreateEndpoint, DeleteEndpoint, DeliveryRow, Endpoint, EndpointId, EndpointStatus,
+    GetEndpoint, ListDeliveries, ListEndpoints, RecordAttempts, RotateSecret, UpdateEndpoint,
 };
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
@@ -377,10 +377,12 @@ pub async fn test(
     let shown_row = delivery(&row);
     state
         .webhooks
-        .ask(RecordAttempt {
+        .ask(RecordAttempts {
             id,
-            advances: None,
-            delivery: row,
+            attempts: vec![Attempted {
+                advances: None,
+                delivery: row,
+            }],
         })
         .await??;
     Ok(HttpResponse::Ok().json(shown_row))

@@ -25,14 +25,15 @@ use orderflow_actors::domain::{Currency, Timestamp};
 use orderflow_actors::events::{Event, EventsError, EventsReader, ListEvents, TypeFilter};
 use orderflow_actors::limits::{
     WEBHOOK_ATTEMPT_TIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_POLL_MS,
-    WEBHOOK_PREFETCH_EVENTS, WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS,
-    WEBHOOK_RETRY_UNITS, WEBHOOK_RUN_EVENTS_MAX,
+    WEBHOOK_PREFETCH_EVENTS, WEBHOOK_RECORD_BATCH_MAX, WEBHOOK_RECORD_BATCH_MS,
+    WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS, WEBHOOK_RETRY_UNITS,
+    WEBHOOK_RUN_EVENTS_MAX,
 };
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::telemetry::{Event as _, Telemetry, WebhookAttempted, WebhookLag};
 use orderflow_actors::webhooks::{
-    DeliveryRow, Endpoint, EndpointId, EndpointStatus, ListEndpoints, Outcome, RecordAttempt,
-    SkipTo, Verdict, Webhooks,
+    Attempted, DeliveryRow, Endpoint, EndpointId, EndpointStatus, ListEndpoints, Outcome,
+    RecordAttempts, SkipTo, Verdict, Webhooks,
 };
 
 /// What the deliverer needs.
@@ -186,8 +187,24 @@ impl Deliverer {
     /// [`WEBHOOK_RUN_EVENTS_MAX`]: then its slot goes back, so endpoints beyond
     /// `--webhook-concurrency` take turns. Events are read
     /// [`WEBHOOK_PREFETCH_EVENTS`] at a time.
-    async fn deliver_run(&self, mut endpoint: Endpoint) -> Result<(), String> {
+    async fn deliver_run(&self, endpoint: Endpoint) -> Result<(), String> {
+        let mut pending = Vec::new();
+        let id = endpoint.id;
+        let result = self.deliver_events(endpoint, &mut pending).await;
+        // What was delivered is recorded however the run ended.
+        if !pending.is_empty() {
+            self.record(id, pending).await?;
+        }
+        result
+    }
+
+    async fn deliver_events(
+        &self,
+        mut endpoint: Endpoint,
+        pending: &mut Vec<Attempted>,
+    ) -> Result<(), String> {
         let mut sent = 0;
+        let mut batch_started = Instant::now();
         while sent < WEBHOOK_RUN_EVENTS_MAX {
             // The reader scans for the events the endpoint wants (bounded), and
             // decodes only those in full.
@@ -213,8 +230,12 @@ impl Deliverer {
                 Err(e) => return Err(e.to_string()),
             };
             if page.items.is_empty() {
-                // Caught up, or only unwanted events were scanned: move past them.
+                // Caught up, or only unwanted events were scanned: move past them
+                // (after recording what was delivered, which the skip must follow).
                 if page.next_after > endpoint.row.cursor {
+                    if !pending.is_empty() {
+                        endpoint = self.record(endpoint.id, std::mem::take(pending)).await?;
+                    }
                     return self.skip(endpoint.id, page.next_after).await;
                 }
                 return Ok(());
@@ -231,13 +252,28 @@ impl Deliverer {
                 if let Verdict::Disable { reason } = &verdict {
                     tracing::warn!(endpoint = endpoint.id.0, url = %endpoint.row.url, reason, "webhook endpoint disabled");
                 }
-                let failures = endpoint.row.failures;
-                endpoint = self
-                    .record(endpoint.id, Some(verdict), &event, failures + 1, attempt)
-                    .await?;
+                let attempt_no = endpoint.row.failures + 1;
+                let attempted = self.attempted(Some(verdict), &event, attempt_no, attempt);
+                if delivered {
+                    // The copy moves on as the record will: the next page is read
+                    // after this event, even before the batch is recorded.
+                    endpoint
+                        .row
+                        .advance(Some(Verdict::Delivered), &attempted.delivery);
+                }
+                pending.push(attempted);
                 sent += 1;
-                if !delivered || endpoint.row.status != EndpointStatus::Enabled {
-                    return Ok(());
+                // Successes are recorded in batches (a crash may only re-send them),
+                // a failure at once; every batch answers the endpoint as it now is.
+                if !delivered
+                    || pending.len() >= WEBHOOK_RECORD_BATCH_MAX
+                    || batch_started.elapsed() >= Duration::from_millis(WEBHOOK_RECORD_BATCH_MS)
+                {
+                    endpoint = self.record(endpoint.id, std::mem::take(pending)).await?;
+                    batch_started = Instant::now();
+                    if !delivered || endpoint.row.status != EndpointStatus::Enabled {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -289,14 +325,14 @@ impl Deliverer {
         }
     }
 
-    async fn record(
+    /// One attempt, ready to record (and counted in the metrics).
+    fn attempted(
         &self,
-        id: EndpointId,
         advances: Option<Verdict>,
         event: &Event,
         attempt_no: u32,
         attempt: Attempt,
-    ) -> Result<Endpoint, String> {
+    ) -> Attempted {
         WebhookAttempted {
             outcome: attempt.outcome().as_str(),
         }
@@ -308,12 +344,12 @@ impl Deliverer {
             attempt_no,
             Timestamp::now(),
         );
+        Attempted { advances, delivery }
+    }
+
+    async fn record(&self, id: EndpointId, attempts: Vec<Attempted>) -> Result<Endpoint, String> {
         self.webhooks
-            .ask(RecordAttempt {
-                id,
-                advances,
-                delivery,
-            })
+            .ask(RecordAttempts { id, attempts })
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())

@@ -57,63 +57,85 @@ pub enum Verdict {
     Disable { reason: String },
 }
 
-/// Log an attempt and move the endpoint's state accordingly, in one transaction.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Endpoint, WebhookError>")]
-pub struct RecordAttempt {
-    pub id: EndpointId,
+/// One attempt, and what it does to the endpoint's state.
+#[derive(Debug, Clone)]
+pub struct Attempted {
     /// `None` for a test event (`webhook.test`): logged, the state untouched.
     pub advances: Option<Verdict>,
     pub delivery: DeliveryRow,
 }
 
-impl Handler<RecordAttempt> for Webhooks {
+/// Log attempts of one endpoint, oldest first, and move its state accordingly, all
+/// in one transaction. The deliverer sends the successes of a run in batches (a
+/// crash may only re-send them), a failure at once.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, WebhookError>")]
+pub struct RecordAttempts {
+    pub id: EndpointId,
+    pub attempts: Vec<Attempted>,
+}
+
+impl Handler<RecordAttempts> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
-    fn handle(&mut self, msg: RecordAttempt, ctx: &mut Self::Context) -> Self::Result {
-        // A success or a test event: a crash may undo it (the event is sent again).
-        let synced = !matches!(msg.advances, None | Some(Verdict::Delivered));
+    fn handle(&mut self, msg: RecordAttempts, ctx: &mut Self::Context) -> Self::Result {
+        // Successes and test events only: a crash may undo them (sent again).
+        let synced = msg
+            .attempts
+            .iter()
+            .any(|a| !matches!(a.advances, None | Some(Verdict::Delivered)));
         let txn = self.begin(synced, ctx)?;
         let endpoint = {
             let mut table = txn.open_table(WEBHOOKS)?;
+            let mut log = txn.open_table(WEBHOOK_DELIVERIES)?;
             let mut row: EndpointRow =
                 get_record(&table, msg.id.0)?.ok_or(WebhookError::NotFound)?;
-            let at = msg.delivery.at;
-            match msg.advances {
-                None => {}
-                Some(Verdict::Delivered) => {
-                    // The pair of the deliverer's choice: it only sends the event
-                    // after the cursor.
-                    assert!(msg.delivery.seq > row.cursor, "delivered out of order");
-                    row.cursor = msg.delivery.seq;
-                    row.failures = 0;
-                    row.first_failure_at = None;
-                    row.retry_at = None;
-                }
-                Some(Verdict::Retry { retry_at }) => {
-                    row.failures += 1;
-                    row.first_failure_at.get_or_insert(at);
-                    row.retry_at = Some(retry_at);
-                }
-                Some(Verdict::Disable { reason }) => {
-                    row.failures += 1;
-                    row.first_failure_at.get_or_insert(at);
-                    row.status = EndpointStatus::Disabled;
-                    row.disabled_reason = Some(reason);
-                    row.retry_at = None;
+            for attempt in msg.attempts {
+                row.advance(attempt.advances, &attempt.delivery);
+                row.attempts_logged += 1;
+                let n = row.attempts_logged;
+                log.insert((msg.id.0, n), codec::encode(&attempt.delivery).as_slice())?;
+                if let Some(oldest) = n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX) {
+                    log.remove((msg.id.0, oldest))?;
                 }
             }
-            row.attempts_logged += 1;
-            let n = row.attempts_logged;
             table.insert(msg.id.0, codec::encode(&row).as_slice())?;
-            let mut log = txn.open_table(WEBHOOK_DELIVERIES)?;
-            log.insert((msg.id.0, n), codec::encode(&msg.delivery).as_slice())?;
-            if let Some(oldest) = n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX) {
-                log.remove((msg.id.0, oldest))?;
-            }
             Endpoint { id: msg.id, row }
         };
         txn.commit().map_err(StoreError::from)?;
         Ok(endpoint)
+    }
+}
+
+impl EndpointRow {
+    /// What one attempt does to the endpoint's cursor or retry state. The
+    /// deliverer applies it to its copy as well, between two records of a batch.
+    pub fn advance(&mut self, verdict: Option<Verdict>, delivery: &DeliveryRow) {
+        let row = self;
+        let at = delivery.at;
+        match verdict {
+            None => {}
+            Some(Verdict::Delivered) => {
+                // The pair of the deliverer's choice: it only sends events after the
+                // cursor, in seq order.
+                assert!(delivery.seq > row.cursor, "delivered out of order");
+                row.cursor = delivery.seq;
+                row.failures = 0;
+                row.first_failure_at = None;
+                row.retry_at = None;
+            }
+            Some(Verdict::Retry { retry_at }) => {
+                row.failures += 1;
+                row.first_failure_at.get_or_insert(at);
+                row.retry_at = Some(retry_at);
+            }
+            Some(Verdict::Disable { reason }) => {
+                row.failures += 1;
+                row.first_failure_at.get_or_insert(at);
+                row.status = EndpointStatus::Disabled;
+                row.disabled_reason = Some(reason);
+                row.retry_at = None;
+            }
+        }
     }
 }
 

@@ -29,7 +29,9 @@ use crate::store::tables::{META, WEBHOOK_DELIVERIES, WEBHOOKS, counter};
 use crate::store::{Record, Store, StoreError, codec, get_record};
 
 mod delivery;
-pub use delivery::{DeliveryRow, ListDeliveries, Outcome, RecordAttempt, SkipTo, Verdict};
+pub use delivery::{
+    Attempted, DeliveryRow, ListDeliveries, Outcome, RecordAttempts, SkipTo, Verdict,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EndpointId(pub u64);
