@@ -1,12 +1,18 @@
-//! The subcommands: `serve`, `ingest`, `users create`, `gen`.
+//! The subcommands: `serve`, `ingest`, `users create`, `gen`, `backup`, `restore`,
+//! `verify`.
 
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use crate::config::{Cli, Command, CreateUserArgs, IngestArgs, PipelineArgs, UsersCommand};
+use crate::config::{
+    BackupArgs, Cli, Command, CreateUserArgs, IngestArgs, PipelineArgs, UsersCommand, VerifyArgs,
+};
+use crate::control;
 use crate::startup::{Application, Services, shutdown_signal};
 use crate::{auth, logging};
 use orderflow_actors::domain::{Email, Password, Role, Username};
+use orderflow_actors::store::backup::{self, Manifest};
+use orderflow_actors::store::{DB_FILE_NAME, OpenError, Store};
 use orderflow_actors::users::CreateUser;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -50,6 +56,133 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             eprintln!("wrote {rows} rows");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup(args) => Ok(report(take_backup(&args))),
+        Command::Restore(args) => Ok(report(
+            backup::restore(&args.from, &args.data_dir)
+                .map(|m| {
+                    eprintln!(
+                        "restored {} into {} (last order {}, event seq {}); run `orderflow verify --data-dir {}` to check it",
+                        m.file.display(),
+                        args.data_dir.display(),
+                        m.last_order_id,
+                        m.event_seq,
+                        args.data_dir.display()
+                    );
+                    serde_json::to_string_pretty(&m).expect("a manifest serializes")
+                })
+                .map_err(|e| e.to_string()),
+        )),
+        Command::Verify(args) => Ok(verify(&args)),
+    }
+}
+
+/// Prints an answer on standard output (exit 0) or the error on standard error
+/// (exit 1).
+fn report(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens an existing data directory's database (never creates one).
+fn open_existing(data_dir: &std::path::Path) -> Result<Store, OpenError> {
+    if !data_dir.join(DB_FILE_NAME).is_file() {
+        return Err(OpenError::Io {
+            path: data_dir.join(DB_FILE_NAME),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no database here"),
+        });
+    }
+    Store::open(data_dir)
+}
+
+/// A backup taken directly, or by the service that owns the data directory.
+fn take_backup(args: &BackupArgs) -> Result<String, String> {
+    let manifest: Manifest = match open_existing(&args.data_dir) {
+        Ok(store) => backup::take(
+            &store,
+            args.to.as_deref().unwrap_or(&backup::default_file(
+                &args.data_dir,
+                orderflow_actors::domain::Timestamp::now(),
+            )),
+        )
+        .map_err(|e| e.to_string())?,
+        Err(OpenError::Locked(_)) => {
+            eprintln!(
+                "a service runs on {}: asking it for the backup",
+                args.data_dir.display()
+            );
+            // A relative FILE means relative to here, not to the service.
+            let to = match &args.to {
+                Some(p) if p.is_relative() => {
+                    Some(std::env::current_dir().map_err(|e| e.to_string())?.join(p))
+                }
+                other => other.clone(),
+            };
+            match control::ask(&args.data_dir, &control::Request::Backup { to }) {
+                Ok(control::Reply::Backup(m)) => m,
+                Ok(control::Reply::Failed(e)) => return Err(e),
+                Err(e) => {
+                    return Err(format!(
+                        "the service owning {} did not answer on {}: {e}",
+                        args.data_dir.display(),
+                        control::SOCKET_NAME
+                    ));
+                }
+            }
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    eprintln!(
+        "backup {} ({} bytes, last order {}, event seq {})",
+        manifest.file.display(),
+        manifest.bytes,
+        manifest.last_order_id,
+        manifest.event_seq
+    );
+    Ok(serde_json::to_string_pretty(&manifest).expect("a manifest serializes"))
+}
+
+/// The ledger's verify, offline: exit 0 only with no problems.
+fn verify(args: &VerifyArgs) -> ExitCode {
+    let store = match open_existing(&args.data_dir) {
+        Ok(store) => store,
+        Err(e @ OpenError::Locked(_)) => {
+            eprintln!("error: {e}; while it serves, ask it: GET /api/v1/admin/ledger/verify");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match orderflow_actors::ledger::verify::verify(&store) {
+        Ok(r) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "skus_checked": r.skus_checked,
+                    "orders_checked": r.orders_checked,
+                    "problems": r.problems,
+                })
+            );
+            if r.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: {} problem(s) found", r.problems.len());
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -34,6 +34,43 @@ pub enum Command {
     },
     /// Generate realistic data (deterministic for a seed) on standard output or to a file.
     Gen(GenArgs),
+    /// Take a consistent backup of the data directory while it serves (asks the
+    /// running service through `<data-dir>/control.sock`), or directly when none runs.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty or missing data directory, after checking it
+    /// against its manifest.
+    Restore(RestoreArgs),
+    /// Check a data directory offline: every SKU's stock against its movements, every
+    /// order's total against its lines; exit 0 only with no problems.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The data directory to back up.
+    #[arg(long, env = "ORDERFLOW_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Write the backup here (it must not exist; its manifest goes beside it as
+    /// FILE.manifest.json). Default: `<data-dir>/backups/orderflow-<time>.redb`.
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup file (its manifest, FILE.manifest.json, must be beside it).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Where to restore: an empty or missing directory, never one with data.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The data directory to check (no service may be running on it).
+    #[arg(long, env = "ORDERFLOW_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 /// Settings every command that opens the data directory shares.

@@ -24,6 +24,7 @@ use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
 use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
 use orderflow_actors::store::StoreError;
+use orderflow_actors::store::backup::BackupError;
 use orderflow_actors::users::{RefreshError, UserError};
 use orderflow_actors::webhooks::WebhookError;
 
@@ -521,6 +522,17 @@ impl From<StoreError> for ApiError {
             StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {
                 ApiError::internal(e)
             }
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::Store(s) => s.into(),
+            other @ (BackupError::Exists(_)
+            | BackupError::Io { .. }
+            | BackupError::UnknownTable(_)) => ApiError::internal(other),
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::auth::jwt::{self, JwtKeys};
 use crate::auth::password;
 use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::config::{ImportEvents, PipelineArgs, ServeArgs, StoreArgs};
+use crate::control;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::webhooks::deliverer::{self, Deliverer};
@@ -207,6 +208,8 @@ pub struct Application {
     services: Services,
     inbox: Inbox,
     deliverer: Deliverer,
+    /// `<data-dir>/control.sock` (see `control`); `None` when it could not be bound.
+    control: Option<tokio::net::UnixListener>,
 }
 
 impl Application {
@@ -288,6 +291,13 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
+        let control = match control::bind(&args.store.data_dir) {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "no control socket: `orderflow backup` cannot reach this service (POST /api/v1/admin/backup can)");
+                None
+            }
+        };
         tracing::info!(data_dir = %args.store.data_dir.display(), inbox = %args.inbox.display(), "listening on http://{address}");
         Ok(Self {
             server,
@@ -295,6 +305,7 @@ impl Application {
             services,
             inbox,
             deliverer,
+            control,
         })
     }
 
@@ -314,6 +325,14 @@ impl Application {
         let handle = self.server.handle();
         let stop_deliveries = Rc::new(Notify::new());
         let deliveries = actix_web::rt::spawn(self.deliverer.run(Rc::clone(&stop_deliveries)));
+        let stop_control = Rc::new(Notify::new());
+        let control = self.control.map(|listener| {
+            actix_web::rt::spawn(control::serve(
+                listener,
+                self.services.ledger.clone(),
+                Rc::clone(&stop_control),
+            ))
+        });
         let server = self.server;
         tokio::pin!(server);
         tokio::select! {
@@ -328,6 +347,16 @@ impl Application {
         // A delivery cut here is redone after the restart: its cursor had not moved.
         stop_deliveries.notify_one();
         let _ = deliveries.await;
+        if let Some(control) = control {
+            stop_control.notify_one();
+            let _ = control.await;
+            let _ = std::fs::remove_file(
+                self.services
+                    .store
+                    .path()
+                    .with_file_name(control::SOCKET_NAME),
+            );
+        }
         tracing::info!("shutting down: finishing the import batch in progress");
         self.inbox.shutdown().await;
         self.services.shutdown().await;

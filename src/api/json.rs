@@ -193,6 +193,33 @@ pub struct VerifyJson {
     pub problems: Vec<String>,
 }
 
+/// A backup just taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupJson {
+    /// Where the backup file is (its manifest beside it: `FILE.manifest.json`).
+    pub file: String,
+    pub bytes: u64,
+    /// Of the file, lower-case hex.
+    pub sha256: String,
+    /// The highest order id in the backup (0: none); every order up to it is in it.
+    pub last_order_id: u64,
+    /// The newest event's seq in the backup (0: none).
+    pub event_seq: u64,
+    pub created_at: String,
+}
+
+/// A backup's manifest as the API shows it.
+pub fn backup(m: &orderflow_actors::store::backup::Manifest) -> BackupJson {
+    BackupJson {
+        file: m.file.display().to_string(),
+        bytes: m.bytes,
+        sha256: m.sha256.clone(),
+        last_order_id: m.last_order_id,
+        event_seq: m.event_seq,
+        created_at: m.created_at.clone(),
+    }
+}
+
 /// One rejected row of an import.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RejectJson<'a> {

@@ -4,6 +4,7 @@
 
 pub mod apikeys;
 pub mod auth;
+pub mod backup;
 pub mod events;
 pub mod imports;
 pub mod json;
@@ -30,6 +31,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     events::routes(&mut v1);
     apikeys::routes(&mut v1);
     webhooks::routes(&mut v1);
+    backup::routes(&mut v1);
     let mut root = routes::Routes::new("");
     ops::routes(&mut root);
     (v1, root)

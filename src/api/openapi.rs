@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{apikeys, auth, events, imports, ops, orders, products, webhooks};
+use super::{apikeys, auth, backup, events, imports, ops, orders, products, webhooks};
 use crate::error::{FieldError, Problem, Shortage};
 
 struct Bearer;
@@ -60,6 +60,7 @@ pub fn spec() -> &'static str {
             events::Doc::openapi(),
             apikeys::Doc::openapi(),
             webhooks::Doc::openapi(),
+            backup::Doc::openapi(),
             ops::Doc::openapi(),
         ] {
             api.merge(part);

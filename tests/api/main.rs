@@ -5,6 +5,7 @@
 //! - `apikeys`   — API keys: scopes, revocation, shown once
 //! - `architecture` — the invariants of ARCHITECTURE.md, checked on the source tree
 //! - `auth`      — register, login, throttling, refresh rotation, tokens
+//! - `backup`    — online backups, restores, the release fixture data directory
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
@@ -29,6 +30,7 @@ mod helpers;
 mod apikeys;
 mod architecture;
 mod auth;
+mod backup;
 mod crash;
 mod errors;
 mod events;

@@ -34,6 +34,7 @@
 //! The ledger runs on its own arbiter (thread), so its blocking commits never stall
 //! the HTTP workers.
 
+pub mod backup;
 pub mod book;
 pub mod products;
 pub mod tx;

@@ -2,8 +2,14 @@
 //!
 //! postcard has a specified, stable wire format (bincode, the usual choice, is
 //! unmaintained). The leading version byte lets a later release read old records and
-//! migrate them instead of misreading them: decoding a record whose version this
-//! build does not know is an error, never a guess.
+//! migrate them instead of misreading them: a record of an older version is decoded
+//! by its type's [`Record::upgrade`] (and written back in the current shape the
+//! next time it is written: `encode` always writes `VERSION`); a version this build
+//! does not know (a newer release's, or an old one without an upgrade) is an error,
+//! never a guess.
+//!
+//! How to change a record's shape: bump `VERSION`, keep the old shape as a private
+//! struct, and map it in `upgrade` (see the test `an_older_version_is_upgraded`).
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -13,6 +19,13 @@ pub trait Record: Serialize + DeserializeOwned {
     const VERSION: u8;
     /// For error messages.
     const NAME: &'static str;
+
+    /// Decodes `body`, written with the older version `found` (< `VERSION`), into
+    /// the current shape; `None` when that version is not known.
+    fn upgrade(found: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        let _ = (found, body);
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,17 +57,25 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes
         .split_first()
         .ok_or(CodecError::Empty { record: T::NAME })?;
-    if version != T::VERSION {
-        return Err(CodecError::UnknownVersion {
-            record: T::NAME,
-            found: version,
-            expected: T::VERSION,
-        });
-    }
-    postcard::from_bytes(body).map_err(|source| CodecError::Corrupt {
+    let corrupt = |source| CodecError::Corrupt {
         record: T::NAME,
         source,
-    })
+    };
+    if version == T::VERSION {
+        return postcard::from_bytes(body).map_err(corrupt);
+    }
+    let unknown = CodecError::UnknownVersion {
+        record: T::NAME,
+        found: version,
+        expected: T::VERSION,
+    };
+    if version > T::VERSION {
+        return Err(unknown);
+    }
+    match T::upgrade(version, body) {
+        Some(decoded) => decoded.map_err(corrupt),
+        None => Err(unknown),
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +122,60 @@ mod tests {
         assert!(matches!(
             decode::<Sample>(&[3, 0xff]),
             Err(CodecError::Corrupt { .. })
+        ));
+    }
+
+    /// Version 1 of `Grown` had no `note`; version 2 reads it as `None`.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Grown {
+        a: u64,
+        note: Option<String>,
+    }
+    impl Record for Grown {
+        const VERSION: u8 = 2;
+        const NAME: &'static str = "grown";
+        fn upgrade(found: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+            #[derive(Deserialize)]
+            struct V1 {
+                a: u64,
+            }
+            match found {
+                1 => Some(postcard::from_bytes::<V1>(body).map(|v| Grown { a: v.a, note: None })),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn an_older_version_is_upgraded() {
+        #[derive(Serialize, Deserialize)]
+        struct V1 {
+            a: u64,
+        }
+        impl Record for V1 {
+            const VERSION: u8 = 1;
+            const NAME: &'static str = "grown";
+        }
+        let old = encode(&V1 { a: 7 });
+        assert_eq!(old[0], 1);
+        let read: Grown = decode(&old).unwrap();
+        assert_eq!(read, Grown { a: 7, note: None });
+        // Written back, it takes the current shape and version.
+        let new = encode(&read);
+        assert_eq!(new[0], 2);
+        assert_eq!(decode::<Grown>(&new).unwrap(), read);
+        // A newer release's record, or an old version without an upgrade: refused.
+        let mut newer = new.clone();
+        newer[0] = 3;
+        assert!(matches!(
+            decode::<Grown>(&newer),
+            Err(CodecError::UnknownVersion { found: 3, .. })
+        ));
+        let mut ancient = old;
+        ancient[0] = 0;
+        assert!(matches!(
+            decode::<Grown>(&ancient),
+            Err(CodecError::UnknownVersion { found: 0, .. })
         ));
     }
 }

@@ -5,6 +5,7 @@
 //! Every write is a redb write transaction committed with immediate durability
 //! (redb's default): when `commit` returns, the data is on disk.
 
+pub mod backup;
 pub mod codec;
 pub mod fault;
 pub mod tables;
@@ -12,7 +13,7 @@ pub mod tables;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 pub use codec::{CodecError, Record};
 
@@ -95,7 +96,9 @@ pub enum OpenError {
         path: PathBuf,
         source: Box<redb::DatabaseError>,
     },
-    #[error("database schema version {found} is newer than this build's {SCHEMA_VERSION}")]
+    #[error(
+        "database schema version {found} is newer than this build's {SCHEMA_VERSION}: it was written by a newer orderflow release; run that release, or restore a backup made by this one"
+    )]
     NewerSchema { found: u64 },
     #[error("cannot initialise database: {0}")]
     Init(#[from] StoreError),
@@ -127,7 +130,34 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE_NAME);
+        if path.exists() {
+            Self::refuse_newer(data_dir, &path)?;
+        }
         Self::open_with(data_dir, |builder| builder.create(&path))
+    }
+
+    /// A database of a newer release is refused before it is opened for writing:
+    /// redb's writable open rewrites the file's header, and a refused file stays
+    /// byte for byte as it was. (A file that needs recovery after a crash cannot be
+    /// opened read-only; the writable open repairs it and refuses it then.)
+    fn refuse_newer(data_dir: &Path, path: &Path) -> Result<(), OpenError> {
+        let db = match redb::Builder::new().open_read_only(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(OpenError::Locked(data_dir.to_owned()));
+            }
+            Err(_) => return Ok(()),
+        };
+        let found = db
+            .begin_read()
+            .ok()
+            .and_then(|txn| txn.open_table(tables::META).ok())
+            .and_then(|meta| meta.get(counter::SCHEMA).ok().flatten())
+            .map(|v| v.value());
+        match found {
+            Some(v) if v > SCHEMA_VERSION => Err(OpenError::NewerSchema { found: v }),
+            _ => Ok(()),
+        }
     }
 
     /// [`Self::open`] with the database made by `create` from redb's builder (the
@@ -234,36 +264,17 @@ impl Store {
 }
 
 fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    use tables::*;
-    txn.open_table(PRODUCTS)?;
-    txn.open_table(PRODUCTS_BY_PRICE)?;
-    txn.open_table(PRODUCTS_BY_NAME)?;
-    txn.open_table(CATEGORIES)?;
-    txn.open_table(STOCK)?;
-    txn.open_table(MOVEMENTS)?;
-    txn.open_table(ORDERS)?;
-    txn.open_table(ORDERS_BY_USER)?;
-    txn.open_table(IDEMPOTENCY)?;
-    txn.open_table(IDEMPOTENCY_EXPIRY)?;
-    txn.open_table(ORDER_REFS)?;
-    txn.open_table(USERS)?;
-    txn.open_table(USER_NAMES)?;
-    txn.open_table(USER_EMAILS)?;
-    txn.open_table(REFRESH_TOKENS)?;
-    txn.open_table(REVOKED_FAMILIES)?;
-    txn.open_table(REFRESH_EXPIRY)?;
-    txn.open_table(REVOKED_FAMILY_EXPIRY)?;
-    txn.open_table(JOBS)?;
-    txn.open_table(JOB_REJECTS)?;
-    txn.open_table(JOBS_BY_SHA)?;
-    txn.open_table(JOBS_OPEN)?;
-    txn.open_table(EVENTS)?;
-    txn.open_table(EVENTS_META)?;
-    txn.open_table(API_KEYS)?;
-    txn.open_table(API_KEYS_BY_HASH)?;
-    txn.open_table(WEBHOOKS)?;
-    txn.open_table(WEBHOOK_DELIVERIES)?;
-    Ok(())
+    struct Create<'t>(&'t WriteTransaction);
+    impl tables::TableVisitor for Create<'_> {
+        fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+            &mut self,
+            table: redb::TableDefinition<'static, K, V>,
+        ) -> Result<(), StoreError> {
+            self.0.open_table(table)?;
+            Ok(())
+        }
+    }
+    tables::every_table(&mut Create(txn))
 }
 
 /// One page of a list and where the next one starts (`None`: this was the last).

@@ -1,0 +1,105 @@
+//! The control socket, `<data-dir>/control.sock`: how `orderflow backup` asks the
+//! service that owns a data directory for an online backup. A Unix socket with mode
+//! 0600 inside the data directory: whoever may open it may read the database file
+//! anyway, so it needs no token. One JSON line in, one JSON line out.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::Notify;
+
+use orderflow_actors::ledger::Ledger;
+use orderflow_actors::ledger::backup::TakeBackup;
+use orderflow_actors::limits::CONTROL_REQUEST_BYTES_MAX;
+use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::store::backup::Manifest;
+
+/// The socket's name inside the data directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// An online backup into `to`, or into `<data-dir>/backups/`.
+    Backup { to: Option<PathBuf> },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Backup(Manifest),
+    Failed(String),
+}
+
+/// Binds the socket. The caller owns the data directory (its database is open
+/// and locked), so a socket file left by a killed predecessor is stale.
+pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    let path = data_dir.join(SOCKET_NAME);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Answers requests one connection at a time until `stop` fires.
+pub async fn serve(listener: UnixListener, ledger: Mailbox<Ledger>, stop: Rc<Notify>) {
+    loop {
+        let stream = tokio::select! {
+            () = stop.notified() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    continue;
+                }
+            },
+        };
+        let (read, mut write) = stream.into_split();
+        let mut line = String::new();
+        let limit = u64::try_from(CONTROL_REQUEST_BYTES_MAX).unwrap_or(u64::MAX);
+        let reply = match tokio::io::BufReader::new(read.take(limit))
+            .read_line(&mut line)
+            .await
+        {
+            Err(e) => Reply::Failed(format!("the request could not be read: {e}")),
+            Ok(_) => match serde_json::from_str::<Request>(&line) {
+                Err(e) => Reply::Failed(format!("not a request: {e}")),
+                Ok(Request::Backup { to }) => {
+                    tracing::info!(to = ?to, "control socket: backup asked");
+                    match ledger.reserve() {
+                        Err(e) => Reply::Failed(e.to_string()),
+                        Ok(slot) => match slot.send(TakeBackup { to }).await {
+                            Ok(Ok(manifest)) => Reply::Backup(manifest),
+                            Ok(Err(e)) => Reply::Failed(e.to_string()),
+                            Err(e) => Reply::Failed(e.to_string()),
+                        },
+                    }
+                }
+            },
+        };
+        let mut out = serde_json::to_vec(&reply).expect("a reply serializes");
+        out.push(b'\n');
+        if let Err(e) = write.write_all(&out).await {
+            tracing::warn!(error = %e, "control socket: the answer could not be sent");
+        }
+    }
+}
+
+/// Sends one request to the service owning `data_dir` and waits for its answer
+/// (a backup takes as long as it takes).
+pub fn ask(data_dir: &Path, request: &Request) -> std::io::Result<Reply> {
+    let mut stream = std::os::unix::net::UnixStream::connect(data_dir.join(SOCKET_NAME))?;
+    let mut line = serde_json::to_vec(request).expect("a request serializes");
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    serde_json::from_str(&answer)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
