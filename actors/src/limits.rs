@@ -264,5 +264,9 @@ pub const WEBHOOKS_INFLIGHT_MAX: usize = 4_096;
 /// Entries a backup copies per (unsynced) commit into the new file: bounds the
 /// memory of a backup of any size.
 pub const BACKUP_COMMIT_ENTRIES: usize = 100_000;
+/// The niceness of a backup's thread (0 normal … 19 lowest): a backup is
+/// background work and yields the CPU to checkouts and imports while they keep it
+/// busy; on an idle machine it runs at full speed all the same.
+pub const BACKUP_NICE: i32 = 10;
 /// Longest request line on the control socket (`<data-dir>/control.sock`), in bytes.
 pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;

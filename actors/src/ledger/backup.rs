@@ -8,6 +8,7 @@ use actix::{Handler, Message, ResponseFuture};
 
 use super::Ledger;
 use crate::domain::Timestamp;
+use crate::limits::BACKUP_NICE;
 use crate::store::StoreError;
 use crate::store::backup::{self, BackupError, Manifest};
 
@@ -22,20 +23,34 @@ impl Handler<TakeBackup> for Ledger {
     type Result = ResponseFuture<Result<Manifest, BackupError>>;
     fn handle(&mut self, msg: TakeBackup, _: &mut Self::Context) -> Self::Result {
         let store = self.store.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Its own thread, not the blocking pool: its priority is lowered, and a
+        // pooled thread would keep that for whatever runs on it next.
+        let spawned = std::thread::Builder::new()
+            .name("backup".into())
+            .spawn(move || {
+                if let Err(e) = rustix::process::setpriority_process(
+                    Some(rustix::thread::gettid()),
+                    BACKUP_NICE,
+                ) {
+                    tracing::debug!(error = %e, "the backup runs at normal priority");
+                }
                 let dest = msg.to.unwrap_or_else(|| {
                     let data_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
                     backup::default_file(data_dir, Timestamp::now())
                 });
-                backup::take(&store, &dest)
-            })
-            .await
-            .unwrap_or_else(|e| {
+                let _ = tx.send(backup::take(&store, &dest));
+            });
+        Box::pin(async move {
+            let stopped = |e: String| {
                 Err(BackupError::Store(StoreError::Aborted(format!(
                     "the backup stopped: {e}"
                 ))))
-            })
+            };
+            if let Err(e) = spawned {
+                return stopped(e.to_string());
+            }
+            rx.await.unwrap_or_else(|e| stopped(e.to_string()))
         })
     }
 }

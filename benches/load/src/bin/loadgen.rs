@@ -107,6 +107,7 @@ async fn run(args: Args) -> anyhow_free::Result<()> {
     ensure_catalog(&client, &args, &admin).await?;
     if args.scenario != Kind::Browse {
         ensure_customers(&client, &args.host, args.users).await?;
+        CUSTOMERS.store(args.users.max(1), Ordering::Relaxed);
     }
     let label = args
         .label
@@ -427,7 +428,10 @@ fn time_ms(v: &Value) -> i64 {
 // --- transactions ---------------------------------------------------------------------
 
 static PRODUCTS: AtomicUsize = AtomicUsize::new(1000);
-static NEXT_USER: AtomicUsize = AtomicUsize::new(1);
+static NEXT_USER: AtomicUsize = AtomicUsize::new(0);
+/// Customers registered in setup (`bench1…benchN`); a goose user started beyond
+/// them (goose restarts users) logs in as one of them again.
+static CUSTOMERS: AtomicUsize = AtomicUsize::new(1);
 
 struct Session {
     token: String,
@@ -507,7 +511,7 @@ async fn categories(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
-    let n = NEXT_USER.fetch_add(1, Ordering::Relaxed);
+    let n = NEXT_USER.fetch_add(1, Ordering::Relaxed) % CUSTOMERS.load(Ordering::Relaxed) + 1;
     let body = json!({"username": format!("bench{n}"), "password": PASSWORD});
     let goose = user.post_json("/api/v1/auth/login", &body).await?;
     let token = match goose.response {
