@@ -528,6 +528,17 @@ fn fixture_dir() -> PathBuf {
 /// Writes the fixture afresh: `ORDERFLOW_WRITE_FIXTURE=1 cargo nextest run fixture`.
 /// Only when the release's data really changes shape (and then the old fixture is
 /// kept beside the new one, under its own name, to prove the upgrade).
+fn rt_block<F: std::future::Future<Output = reqwest::Result<reqwest::Response>>>(
+    f: F,
+) -> reqwest::Response {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+        .unwrap()
+}
+
 fn write_fixture(dir: &Path) {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
@@ -595,6 +606,23 @@ fn write_fixture(dir: &Path) {
         &admin,
         json!({"name": "fixture", "scopes": ["orders:read", "events:read"]}),
     );
+    // An import job with a reject (uploaded, so its file name is known).
+    let upload = rt_block(
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/imports?name=fixture_products.csv"))
+            .bearer_auth(&admin)
+            .body("sku,name,price,stock\nFX-4,Imported,5.00,7\nFX-5,Bad price,-1,1\n")
+            .send(),
+    );
+    assert_eq!(upload.status().as_u16(), 202);
+    let job = loop {
+        let (_, jobs) = blocking_call("GET", &format!("{base}/api/v1/imports"), Some(&admin), None);
+        let job = jobs["items"][0].clone();
+        if job["status"] == "completed" {
+            break job;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let (_, events) = blocking_call(
         "GET",
         &format!("{base}/api/v1/events?limit=1000"),
@@ -613,6 +641,7 @@ fn write_fixture(dir: &Path) {
         "orders": [first, second],
         "events": events["items"].as_array().unwrap().len(),
         "webhook_id": hook["id"],
+        "job": job,
     });
     std::fs::write(
         dir.join("expect.json"),
@@ -682,7 +711,7 @@ fn the_fixture_data_directory_of_release_one_still_opens() {
         .iter()
         .map(|p| p["sku"].as_str().unwrap())
         .collect();
-    assert_eq!(skus, ["FX-2", "FX-1", "FX-3"]);
+    assert_eq!(skus, ["FX-2", "FX-4", "FX-1", "FX-3"]);
     assert_eq!(get("/api/v1/products/FX-1", &admin)["stock"], json!(8));
     assert_eq!(get("/api/v1/products/FX-3", &admin)["stock"], json!(2));
     // The API key's hash, the events and the webhook endpoint.
@@ -698,6 +727,23 @@ fn the_fixture_data_directory_of_release_one_still_opens() {
     );
     assert_eq!(hook["status"], "disabled");
     assert_eq!(hook["events"], json!(["order.*"]));
+    // The import job, its counts and its reject.
+    let job = &expect["job"];
+    let stored = get(&format!("/api/v1/imports/{}", job["id"]), &admin);
+    for key in [
+        "file_name",
+        "status",
+        "rows_read",
+        "rows_loaded",
+        "rows_rejected",
+        "bytes",
+        "sha256",
+    ] {
+        assert_eq!(stored[key], job[key], "{key}");
+    }
+    let rejects = get(&format!("/api/v1/imports/{}/rejects", job["id"]), &admin);
+    assert_eq!(rejects["items"].as_array().unwrap().len(), 1, "{rejects}");
+    assert_eq!(get("/api/v1/products/FX-4", &admin)["stock"], json!(7));
     let report = get("/api/v1/admin/ledger/verify", &admin);
     assert_eq!(report["problems"], json!([]));
 }
