@@ -114,6 +114,7 @@ fn stages(c: &mut Criterion) {
                     store,
                     Batch {
                         pieces: pieces.clone(),
+                        bytes_read: 0,
                     },
                 )
             },

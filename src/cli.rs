@@ -333,7 +333,11 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     dry_run,
                 )?,
             };
-            match pipeline.run(&rt, job.id)? {
+            let progress =
+                crate::progress::FileProgress::start(pipeline.ledger.clone(), job.id, name.clone());
+            let outcome = pipeline.run(&rt, job.id);
+            drop(progress);
+            match outcome? {
                 Outcome::Finished(job) => {
                     print_summary(&job);
                     all_completed &= job.row.status == JobStatus::Completed;

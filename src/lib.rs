@@ -16,6 +16,7 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;
+pub mod progress;
 pub mod startup;
 pub mod state;
 pub mod webhooks;

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
@@ -20,7 +21,8 @@ use orderflow_actors::ledger::{self, EventsConfig, Ledger};
 use orderflow_actors::limits::{
     API_KEYS_INFLIGHT_MAX, CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
     HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS,
-    HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX, WEBHOOKS_INFLIGHT_MAX,
+    HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, USERS_INFLIGHT_MAX, WEBHOOK_DELIVERER_NICE,
+    WEBHOOKS_INFLIGHT_MAX,
 };
 use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
 use orderflow_actors::store::Store;
@@ -323,8 +325,20 @@ impl Application {
     /// queue, close the store.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
-        let stop_deliveries = Rc::new(Notify::new());
-        let deliveries = actix_web::rt::spawn(self.deliverer.run(Rc::clone(&stop_deliveries)));
+        // Deliveries run on a thread of their own, at a lowered priority.
+        let stop_deliveries = Arc::new(Notify::new());
+        let (delivered_all, deliveries) = tokio::sync::oneshot::channel::<()>();
+        let delivery_thread = actix::Arbiter::new();
+        {
+            let (deliverer, stop) = (self.deliverer, Arc::clone(&stop_deliveries));
+            delivery_thread.spawn_fn(move || {
+                orderflow_actors::priority::lower_this_thread(WEBHOOK_DELIVERER_NICE);
+                actix::spawn(async move {
+                    deliverer.run(stop).await;
+                    let _ = delivered_all.send(());
+                });
+            });
+        }
         let stop_control = Rc::new(Notify::new());
         let control = self.control.map(|listener| {
             actix_web::rt::spawn(control::serve(
@@ -347,6 +361,7 @@ impl Application {
         // A delivery cut here is redone after the restart: its cursor had not moved.
         stop_deliveries.notify_one();
         let _ = deliveries.await;
+        delivery_thread.stop();
         if let Some(control) = control {
             stop_control.notify_one();
             let _ = control.await;

@@ -244,6 +244,11 @@ pub struct JobJson {
     /// SHA-256 of the file's bytes, hex.
     pub sha256: Option<String>,
     pub bytes: u64,
+    /// Bytes read by the last committed batch (all of them once completed): with
+    /// `bytes_total`, the job's progress.
+    pub bytes_read: u64,
+    /// The file's size once the job started (the same as `bytes`; 0 before).
+    pub bytes_total: u64,
     /// `queued`, `running`, `completed`, `failed` or `duplicate`.
     #[schema(value_type = String)]
     pub status: &'static str,
@@ -252,6 +257,8 @@ pub struct JobJson {
     /// Rows loaded (for a dry run: rows that would load).
     pub rows_loaded: u64,
     pub rows_rejected: u64,
+    /// Rejected rows by reason code (`price_not_positive`, …).
+    pub rejects_by_reason: std::collections::BTreeMap<String, u64>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -270,11 +277,14 @@ impl From<JobView> for JobJson {
             format,
             sha256,
             bytes,
+            bytes_read,
+            bytes_total,
             status,
             dry_run,
             rows_read,
             rows_loaded,
             rows_rejected,
+            rejects_by_reason,
             created_at,
             started_at,
             finished_at,
@@ -288,11 +298,14 @@ impl From<JobView> for JobJson {
             format,
             sha256,
             bytes,
+            bytes_read,
+            bytes_total,
             status,
             dry_run,
             rows_read,
             rows_loaded,
             rows_rejected,
+            rejects_by_reason,
             created_at,
             started_at,
             finished_at,
@@ -424,6 +437,7 @@ mod tests {
                 error: Some("bad".into()),
                 duplicate_of: Some(JobId(3)),
                 final_name: None,
+                bytes_read: 4,
             },
         };
         assert_eq!(

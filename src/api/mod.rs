@@ -5,6 +5,7 @@
 pub mod apikeys;
 pub mod auth;
 pub mod backup;
+pub mod console;
 pub mod events;
 pub mod imports;
 pub mod json;
@@ -34,6 +35,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     backup::routes(&mut v1);
     let mut root = routes::Routes::new("");
     ops::routes(&mut root);
+    console::routes(&mut root);
     (v1, root)
 }
 

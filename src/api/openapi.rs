@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{apikeys, auth, backup, events, imports, ops, orders, products, webhooks};
+use super::{apikeys, auth, backup, console, events, imports, ops, orders, products, webhooks};
 use crate::error::{FieldError, Problem, Shortage};
 
 struct Bearer;
@@ -62,6 +62,7 @@ pub fn spec() -> &'static str {
             webhooks::Doc::openapi(),
             backup::Doc::openapi(),
             ops::Doc::openapi(),
+            console::Doc::openapi(),
         ] {
             api.merge(part);
         }
@@ -192,9 +193,9 @@ mod tests {
                 "price_cents" | "min_price_cents" | "max_price_cents",
                 "maximum",
             ) => u(PRICE_CENTS_MAX),
-            ("ProductBody", "stock", "maximum") | ("StockBody", "delta", "maximum") => {
-                u(STOCK_UNITS_MAX)
-            }
+            ("ProductBody", "stock", "maximum")
+            | ("StockBody", "delta", "maximum")
+            | ("param", "max_stock", "maximum") => u(STOCK_UNITS_MAX),
             ("StockBody", "delta", "minimum") => -u(STOCK_UNITS_MAX),
             ("StockBody", "reason", "maxLength") => n(REASON_CHARS_MAX),
             ("param", "limit", "maximum") => n(PAGE_ITEMS_MAX),

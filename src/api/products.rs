@@ -24,7 +24,7 @@ use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
     VerifyLedger,
 };
-use orderflow_actors::limits::{LIST_FILTER_CHARS_MAX, PRICE_CENTS_MAX};
+use orderflow_actors::limits::{LIST_FILTER_CHARS_MAX, PRICE_CENTS_MAX, STOCK_UNITS_MAX};
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
@@ -47,7 +47,7 @@ fn path_sku(raw: &str) -> Result<Sku, ApiError> {
     Sku::parse(raw).map_err(|_| ApiError::not_found(format!("no product with SKU {raw}")))
 }
 
-const LIST_PARAMS: [&str; 8] = [
+const LIST_PARAMS: [&str; 9] = [
     "limit",
     "cursor",
     "category",
@@ -55,6 +55,7 @@ const LIST_PARAMS: [&str; 8] = [
     "min_price_cents",
     "max_price_cents",
     "in_stock",
+    "max_stock",
     "sort",
 ];
 
@@ -73,6 +74,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         ));
     }
     let in_stock = params.boolean("in_stock", &mut errors).unwrap_or(false);
+    let max_stock = params.integer("max_stock", 0, STOCK_UNITS_MAX, &mut errors);
     let sort = match params.get("sort") {
         None | Some("sku") => ProductSort::Sku,
         Some("price") => ProductSort::PriceAsc,
@@ -110,6 +112,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         min_price,
         max_price,
         in_stock,
+        max_stock,
         sort,
     })
 }
@@ -121,6 +124,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         ("min_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
         ("max_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
         ("in_stock" = Option<bool>, Query, description = "Only products with stock"),
+        ("max_stock" = Option<u64>, Query, minimum = 0, maximum = 1_000_000_000, description = "Only products with at most this many in stock (low stock)"),
         ("sort" = Option<String>, Query, pattern = "^(sku|price|-price|name)$", description = "`sku` (default), `price`, `-price` or `name`")),
     responses((status = 200, description = "A page of active products", body = json::PageJson<json::ProductJson>), crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn list(

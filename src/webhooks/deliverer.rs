@@ -109,7 +109,7 @@ impl Attempt {
 
 impl Deliverer {
     /// Delivers until `stop` fires.
-    pub async fn run(self, stop: Rc<Notify>) {
+    pub async fn run(self, stop: Arc<Notify>) {
         let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let in_flight: Rc<RefCell<HashSet<EndpointId>>> = Rc::default();
         let ended = Rc::new(Notify::new());

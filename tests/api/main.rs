@@ -6,6 +6,7 @@
 //! - `architecture` — the invariants of ARCHITECTURE.md, checked on the source tree
 //! - `auth`      — register, login, throttling, refresh rotation, tokens
 //! - `backup`    — online backups, restores, the release fixture data directory
+//! - `console`   — the operator console in a real browser (Chromium via chromedriver)
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
@@ -31,6 +32,7 @@ mod apikeys;
 mod architecture;
 mod auth;
 mod backup;
+mod console;
 mod crash;
 mod errors;
 mod events;

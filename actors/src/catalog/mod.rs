@@ -112,5 +112,7 @@ pub struct ProductQuery {
     pub min_price: Option<u64>,
     pub max_price: Option<u64>,
     pub in_stock: bool,
+    /// Only products with at most this stock (a low-stock list).
+    pub max_stock: Option<u64>,
     pub sort: ProductSort,
 }

@@ -212,7 +212,7 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
             .get(sku)
             .map_err(StoreError::from)?
             .map_or(0, |v| v.value().0);
-        if q.in_stock && stock == 0 {
+        if q.in_stock && stock == 0 || q.max_stock.is_some_and(|max| stock > max) {
             return Ok(None);
         }
         let sku = Sku::parse(sku)

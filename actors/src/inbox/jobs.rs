@@ -80,11 +80,33 @@ pub struct JobRow {
     pub duplicate_of: Option<JobId>,
     /// Name under `processed/` or `failed/`, chosen before the file is moved there.
     pub final_name: Option<String>,
+    /// Bytes of the file read by the last committed batch (see `load::Batch`);
+    /// all of them once completed. Added in version 2.
+    pub bytes_read: u64,
 }
 
 impl Record for JobRow {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "job";
+    fn upgrade(found: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        match found {
+            // Version 2 appended `bytes_read`: a version 1 body followed by the
+            // encoding of 0 (one zero byte, a varint) is a version 2 body. A job
+            // that was running reports 0 until its next batch.
+            1 => {
+                let mut v2 = Vec::with_capacity(body.len() + 1);
+                v2.extend_from_slice(body);
+                v2.push(0);
+                Some(postcard::from_bytes(&v2).map(|mut row: JobRow| {
+                    if row.status == JobStatus::Completed {
+                        row.bytes_read = row.bytes;
+                    }
+                    row
+                }))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +141,10 @@ pub struct JobView {
     /// SHA-256 of the file's bytes, hex.
     pub sha256: Option<String>,
     pub bytes: u64,
+    /// Bytes read by the last committed batch (all of them once completed).
+    pub bytes_read: u64,
+    /// The file's size once the job started (the same as `bytes`; 0 before).
+    pub bytes_total: u64,
     /// `queued`, `running`, `completed`, `failed` or `duplicate`.
     pub status: &'static str,
     pub dry_run: bool,
@@ -126,6 +152,8 @@ pub struct JobView {
     /// Rows loaded (for a dry run: rows that would load).
     pub rows_loaded: u64,
     pub rows_rejected: u64,
+    /// Rejected rows by reason code (`price_not_positive`, …).
+    pub rejects_by_reason: BTreeMap<String, u64>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -146,11 +174,14 @@ impl Job {
             format: r.file_type.map(|t| t.format_label()),
             sha256: r.sha256.map(hex),
             bytes: r.bytes,
+            bytes_read: r.bytes_read,
+            bytes_total: r.bytes,
             status: r.status.as_str(),
             dry_run: r.dry_run,
             rows_read: r.rows_read,
             rows_loaded: r.rows_loaded,
             rows_rejected: r.rows_rejected,
+            rejects_by_reason: r.rejects_by_code.clone(),
             created_at: r.created_at.to_rfc3339(),
             started_at: r.started_at.map(Timestamp::to_rfc3339),
             finished_at: r.finished_at.map(Timestamp::to_rfc3339),
@@ -187,6 +218,7 @@ pub enum Step<'a> {
     BatchCommitted {
         records: u64,
         loaded: u64,
+        bytes_read: u64,
         rejects: &'a [Reject],
         failed_ref_after: Option<String>,
     },
@@ -288,6 +320,7 @@ impl<'txn> JobTables<'txn> {
             Step::BatchCommitted {
                 records,
                 loaded,
+                bytes_read,
                 rejects,
                 failed_ref_after,
             } => {
@@ -296,6 +329,8 @@ impl<'txn> JobTables<'txn> {
                 }
                 row.rows_read += records;
                 row.rows_loaded += loaded;
+                // A restart reads the file again from its start: keep the furthest.
+                row.bytes_read = row.bytes_read.max(bytes_read).min(row.bytes);
                 self.reject(id, &mut row, rejects)?;
                 row.failed_order_ref = failed_ref_after;
                 row.status = JobStatus::Running;
@@ -306,6 +341,9 @@ impl<'txn> JobTables<'txn> {
                     return Ok(row);
                 }
                 row.status = end.status();
+                if end == End::Completed {
+                    row.bytes_read = row.bytes;
+                }
                 row.error = error;
                 row.finished_at = Some(at);
                 row.started_at.get_or_insert(at);
@@ -418,6 +456,7 @@ pub fn create(txn: &WriteTransaction, id: JobId, new: NewJob) -> Result<Job, Sto
         error: refused,
         duplicate_of: None,
         final_name: None,
+        bytes_read: 0,
     };
     let mut tables = JobTables::open(txn)?;
     tables.put(id, &row)?;

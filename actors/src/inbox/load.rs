@@ -299,6 +299,9 @@ fn group_rejects(g: Group) -> Vec<Reject> {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub pieces: Vec<Piece>,
+    /// Bytes of the file read when the batch was cut (the reader runs ahead of the
+    /// rows by at most the pipeline's bounded buffer): the job's `bytes_read`.
+    pub bytes_read: u64,
 }
 
 impl Batch {
@@ -312,6 +315,7 @@ impl Batch {
 pub struct Applied {
     pub records: u64,
     pub loaded: u64,
+    pub bytes_read: u64,
     pub rejects: Vec<Reject>,
     pub failed_ref_after: Option<OrderRef>,
 }
@@ -326,6 +330,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
     let mut rejects = Vec::new();
     let mut loaded = 0u64;
     let records = batch.records();
+    let bytes_read = batch.bytes_read;
     let failed_ref_after = batch.pieces.last().and_then(|p| p.failed_ref_after.clone());
     for piece in batch.pieces {
         match piece.unit {
@@ -438,6 +443,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
     Ok(Applied {
         records,
         loaded,
+        bytes_read,
         rejects,
         failed_ref_after,
     })
@@ -456,6 +462,7 @@ pub fn record_progress(
         Step::BatchCommitted {
             records: applied.records,
             loaded: applied.loaded,
+            bytes_read: applied.bytes_read,
             rejects: &applied.rejects,
             failed_ref_after: applied
                 .failed_ref_after

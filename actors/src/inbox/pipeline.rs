@@ -466,6 +466,7 @@ impl Pipeline {
                 batch_records += piece.records;
                 batch.pieces.push(piece);
                 if batch_records >= IMPORT_BATCH_ROWS_MAX as u64 {
+                    batch.bytes_read = bytes_read.load(Ordering::Relaxed);
                     rows += self.commit(rt, id, kind, dry_run, std::mem::take(&mut batch))?;
                     batch_records = 0;
                 }
@@ -494,6 +495,7 @@ impl Pipeline {
         // Whatever is batched is made of whole rows and whole orders: commit it, even
         // when stopping, so the work done is kept.
         if !batch.pieces.is_empty() {
+            batch.bytes_read = bytes_read.load(Ordering::Relaxed);
             self.commit(rt, id, kind, dry_run, batch)?;
         }
         Ok(outcome)
@@ -515,6 +517,7 @@ impl Pipeline {
             let for_job = Applied {
                 records,
                 loaded,
+                bytes_read: applied.bytes_read,
                 rejects,
                 failed_ref_after: applied.failed_ref_after.clone(),
             };

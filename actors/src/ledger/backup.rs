@@ -29,12 +29,7 @@ impl Handler<TakeBackup> for Ledger {
         let spawned = std::thread::Builder::new()
             .name("backup".into())
             .spawn(move || {
-                if let Err(e) = rustix::process::setpriority_process(
-                    Some(rustix::thread::gettid()),
-                    BACKUP_NICE,
-                ) {
-                    tracing::debug!(error = %e, "the backup runs at normal priority");
-                }
+                crate::priority::lower_this_thread(BACKUP_NICE);
                 let dest = msg.to.unwrap_or_else(|| {
                     let data_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
                     backup::default_file(data_dir, Timestamp::now())

@@ -52,7 +52,8 @@ use crate::domain::{
 };
 use crate::events::RowEvents;
 use crate::limits::{
-    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
+    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX,
+    PURGE_INTERVAL_SECS,
 };
 use crate::store::Page;
 use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
@@ -456,6 +457,9 @@ pub struct ListOrders {
     pub before: Option<OrderId>,
     /// Page size, already bounded.
     pub limit: usize,
+    /// Only orders in this status. The scan stops after [`LIST_SCAN_ROWS_MAX`]
+    /// orders: a page may then come short, with a cursor to go on.
+    pub status: Option<OrderStatus>,
 }
 
 impl Handler<ListOrders> for Ledger {
@@ -463,39 +467,45 @@ impl Handler<ListOrders> for Ledger {
     fn handle(&mut self, msg: ListOrders, _: &mut Self::Context) -> Self::Result {
         let txn = self.read()?;
         let orders = txn.open_table(ORDERS)?;
+        let by_user = txn.open_table(ORDERS_BY_USER)?;
         let before = msg.before.map_or(u64::MAX, |id| id.0);
-        let ids: Vec<u64> = match msg.user {
-            Some(user) => {
-                let index = txn.open_table(ORDERS_BY_USER)?;
-                let range = index.range((user.0, 0)..(user.0, before))?.rev();
-                range
-                    .take(msg.limit + 1)
-                    .map(|e| e.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()?
-            }
-            None => {
-                let range = orders.range(..before)?.rev();
-                range
-                    .take(msg.limit + 1)
-                    .map(|e| e.map(|(k, _)| k.value()))
-                    .collect::<Result<_, _>>()?
-            }
+        // Newest first: one user's through the index, or all.
+        let ids: Box<dyn Iterator<Item = Result<u64, redb::StorageError>>> = match msg.user {
+            Some(user) => Box::new(
+                by_user
+                    .range((user.0, 0)..(user.0, before))?
+                    .rev()
+                    .map(|e| e.map(|(k, _)| k.value().1)),
+            ),
+            None => Box::new(
+                orders
+                    .range(..before)?
+                    .rev()
+                    .map(|e| e.map(|(k, _)| k.value())),
+            ),
         };
-        let more = ids.len() > msg.limit;
-        let mut items = Vec::with_capacity(msg.limit);
-        for id in ids.into_iter().take(msg.limit) {
+        let mut items: Vec<Order> = Vec::with_capacity(msg.limit);
+        let mut next = None;
+        for (scanned, id) in ids.enumerate() {
+            let id = id?;
+            if items.len() == msg.limit {
+                // One more exists: the page is full.
+                next = items.last().map(|o| o.id);
+                break;
+            }
+            if scanned == LIST_SCAN_ROWS_MAX {
+                next = Some(OrderId(id + 1));
+                break;
+            }
             let row: OrderRow = crate::store::get_record(&orders, id)?
                 .ok_or_else(|| StoreError::Corrupt(format!("order {id} is indexed but missing")))?;
-            items.push(Order {
-                id: OrderId(id),
-                row,
-            });
+            if msg.status.is_none_or(|s| row.status == s) {
+                items.push(Order {
+                    id: OrderId(id),
+                    row,
+                });
+            }
         }
-        let next = if more {
-            items.last().map(|o| o.id)
-        } else {
-            None
-        };
         Ok(Page { items, next })
     }
 }
