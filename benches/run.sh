@@ -4,8 +4,10 @@
 # and one goose HTML report per scenario) and prints the table for
 # docs/benchmarks.md.
 #
-#   bash benches/run.sh                 # standard suite (133 s on 2 cores once built)
+#   bash benches/run.sh                 # standard suite (133 s on 2 cores once built),
+#                                       # then events/webhooks and online backups
 #   LARGE_MB=1024 bash benches/run.sh   # also ingest a file of about 1 GiB (memory bound)
+#   EVENTS=0 BACKUP=0 bash benches/run.sh   # the standard suite only
 #
 # Tools: wrk (installed with apt when missing) for the two raw-throughput figures,
 # where the lightest client is wanted; the goose driver (benches/load) for the
@@ -140,3 +142,16 @@ open(os.path.join(out, "index.html"), "w").write(html)
 print(table)
 PY
 echo "report: $OUT/index.html"
+
+# The scenarios of the later issues, each its own script (they print their figures):
+# events feed, import event modes, webhook catch-up and delivery lag under a set
+# checkout rate (benches/events.sh), and online backups of a large data directory
+# with the checkout rate kept meanwhile (benches/backup.sh).
+if [ "${EVENTS:-1}" = 1 ]; then
+  echo "== events and webhooks (benches/events.sh, ROWS=${EVENTS_ROWS:-200000})"
+  ROWS=${EVENTS_ROWS:-200000} bash benches/events.sh | tee "$OUT/events.txt"
+fi
+if [ "${BACKUP:-1}" = 1 ]; then
+  echo "== online backups (benches/backup.sh)"
+  bash benches/backup.sh | tee "$OUT/backup.txt"
+fi

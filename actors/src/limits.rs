@@ -271,6 +271,6 @@ pub const BACKUP_NICE: i32 = 10;
 /// The niceness of the webhook deliverer's thread (see [`BACKUP_NICE`]): on a
 /// saturated machine deliveries fall behind for a while rather than slow
 /// checkouts; the lag is a metric (`orderflow_webhook_lag_events`).
-pub const WEBHOOK_DELIVERER_NICE: i32 = 5;
+pub const WEBHOOK_DELIVERER_NICE: i32 = 19;
 /// Longest request line on the control socket (`<data-dir>/control.sock`), in bytes.
 pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;
