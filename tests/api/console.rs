@@ -256,6 +256,32 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     assert!(lines.contains("price"), "{lines}");
     assert!(lines.contains("CF-BAD-2"), "{lines}");
     screenshot(c, "imports-1280").await;
+    // A dry run through the switch: a job, its counts, nothing loaded.
+    let dry = files.path().join("products_dry.csv");
+    std::fs::write(&dry, "sku,name,price,stock\nDRY-1,Dry,1.00,1\n").unwrap();
+    c.find(Locator::Id("dry-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(dry.to_str().unwrap())
+        .await
+        .unwrap();
+    let dry_row = wait_for(c, "tr[data-status='completed'][data-job='2']").await;
+    assert!(dry_row.text().await.unwrap().contains("(dry run)"));
+    app.get("/api/v1/products/DRY-1", None)
+        .await
+        .assert_status(404);
+    c.find(Locator::Id("dry-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 
     // Orders: open the order with the keyboard, mark it paid.
     view(c, "orders").await;
@@ -313,11 +339,72 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
         .await
         .unwrap();
     wait_text(c, "#verify-report", "Ledger consistent").await;
+    // Adjust a SKU's stock with a reason; its movements show it.
+    c.find(Locator::Id("sku"))
+        .await
+        .unwrap()
+        .send_keys("CON-1")
+        .await
+        .unwrap();
+    c.find(Locator::Id("delta"))
+        .await
+        .unwrap()
+        .send_keys("5")
+        .await
+        .unwrap();
+    c.find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .send_keys("recount")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#adjust-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "#message.info", "CON-1 now has 13 in stock").await;
+    wait_text(c, "#movements", "recount").await;
+    assert_eq!(app.stock_of("CON-1").await, 13);
     screenshot(c, "stock-1280").await;
 
-    // Webhooks: the endpoint and its state.
+    // Webhooks: the endpoint and its state; a disabled one is re-enabled, and a
+    // test event to a receiver that is not there shows its failure.
+    let hook_id = hook.body["id"].as_u64().unwrap();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/webhooks/{hook_id}")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"status": "disabled"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     view(c, "webhooks").await;
     wait_text(c, "#hooks", "127.0.0.1:9/console").await;
+    wait_text(c, &format!("[data-hook='{hook_id}'] .status"), "disabled").await;
+    c.find(Locator::XPath("//button[text()='Re-enable']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, &format!("[data-hook='{hook_id}'] .status"), "enabled").await;
+    let stored = app
+        .get(
+            &format!("/api/v1/webhooks/{hook_id}"),
+            Some(&app.admin_token),
+        )
+        .await;
+    assert_eq!(stored.body["status"], "enabled");
+    c.find(Locator::XPath("//button[text()='Send test event']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "#message", "Test event: failed").await;
     screenshot(c, "webhooks-1280").await;
 
     // Throughput: two samples make the first point.
@@ -350,6 +437,36 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
         screenshot(c, &format!("{name}-390")).await;
     }
 
+    assert_eq!(errors(c).await, Vec::<Value>::new(), "the page met errors");
+
+    // An API key instead of an account: what its scope opens works, the rest
+    // answers the API's 403 as it is.
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            json!({"name": "console", "scopes": ["orders:read"]}),
+        )
+        .await;
+    key.assert_status(201);
+    c.set_window_size(1280, 800).await.unwrap();
+    c.goto(&app.url("/console#orders")).await.unwrap();
+    c.refresh().await.unwrap();
+    c.find(Locator::Id("api-key"))
+        .await
+        .unwrap()
+        .send_keys(key.body["key"].as_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Id("key-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, &format!("tr[data-order='{order_id}']")).await;
+    view(c, "imports").await;
+    wait_text(c, "#message.problem", "Forbidden").await;
     assert_eq!(errors(c).await, Vec::<Value>::new(), "the page met errors");
     browser.client.clone().close().await.unwrap();
 }
