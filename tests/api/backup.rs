@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, ChildServer, blocking_call};
+use crate::helpers::{ADMIN_PASSWORD, ChildServer, blocking_call, blocking_login as login};
 
 const SKUS: [&str; 4] = ["B-1", "B-2", "B-3", "B-4"];
 const INITIAL_STOCK: u64 = 1_000_000;
@@ -33,17 +33,6 @@ fn stderr(out: &Output) -> String {
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn login(base: &str, user: &str, password: &str) -> String {
-    let (status, body) = blocking_call(
-        "POST",
-        &format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": password})),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Every file under `dir` with its bytes: what "touching nothing" compares.

@@ -131,6 +131,14 @@ async fn wait_text(c: &Client, css: &str, text: &str) -> String {
     }
 }
 
+async fn click(c: &Client, what: Locator<'_>) {
+    c.find(what).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(c: &Client, what: Locator<'_>, text: &str) {
+    c.find(what).await.unwrap().send_keys(text).await.unwrap();
+}
+
 async fn errors(c: &Client) -> Vec<Value> {
     c.execute("return window.consoleErrors || ['no capture'];", vec![])
         .await
@@ -210,33 +218,13 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     assert_eq!(focused, "username", "Tab reaches the first field");
 
     // Log in.
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Id("login-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("username"), "admin").await;
+    type_into(c, Locator::Id("password"), ADMIN_PASSWORD).await;
+    click(c, Locator::Id("login-button")).await;
     wait_for(c, "#tab-imports[aria-selected='true']").await;
 
     // Imports: the file goes in through the upload view; its bar reaches 100 %.
-    c.find(Locator::Id("file"))
-        .await
-        .unwrap()
-        .send_keys(csv.to_str().unwrap())
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("file"), csv.to_str().unwrap()).await;
     wait_for(c, "tr[data-status='completed'] progress[value='100']").await;
     let row = wait_for(c, "tr[data-status='completed']").await;
     let row_text = row.text().await.unwrap();
@@ -259,29 +247,14 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     // A dry run through the switch: a job, its counts, nothing loaded.
     let dry = files.path().join("products_dry.csv");
     std::fs::write(&dry, "sku,name,price,stock\nDRY-1,Dry,1.00,1\n").unwrap();
-    c.find(Locator::Id("dry-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("file"))
-        .await
-        .unwrap()
-        .send_keys(dry.to_str().unwrap())
-        .await
-        .unwrap();
+    click(c, Locator::Id("dry-run")).await;
+    type_into(c, Locator::Id("file"), dry.to_str().unwrap()).await;
     let dry_row = wait_for(c, "tr[data-status='completed'][data-job='2']").await;
     assert!(dry_row.text().await.unwrap().contains("(dry run)"));
     app.get("/api/v1/products/DRY-1", None)
         .await
         .assert_status(404);
-    c.find(Locator::Id("dry-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("dry-run")).await;
 
     // Orders: open the order with the keyboard, mark it paid.
     view(c, "orders").await;
@@ -325,45 +298,15 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     let threshold = c.find(Locator::Id("threshold")).await.unwrap();
     threshold.clear().await.unwrap();
     threshold.send_keys("8").await.unwrap();
-    c.find(Locator::Id("low-refresh"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("low-refresh")).await;
     wait_for(c, "tr[data-sku='CON-1']").await;
-    c.find(Locator::Id("verify"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("verify")).await;
     wait_text(c, "#verify-report", "Ledger consistent").await;
     // Adjust a SKU's stock with a reason; its movements show it.
-    c.find(Locator::Id("sku"))
-        .await
-        .unwrap()
-        .send_keys("CON-1")
-        .await
-        .unwrap();
-    c.find(Locator::Id("delta"))
-        .await
-        .unwrap()
-        .send_keys("5")
-        .await
-        .unwrap();
-    c.find(Locator::Id("reason"))
-        .await
-        .unwrap()
-        .send_keys("recount")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#adjust-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("sku"), "CON-1").await;
+    type_into(c, Locator::Id("delta"), "5").await;
+    type_into(c, Locator::Id("reason"), "recount").await;
+    click(c, Locator::Css("#adjust-form button")).await;
     wait_text(c, "#message.info", "CON-1 now has 13 in stock").await;
     wait_text(c, "#movements", "recount").await;
     assert_eq!(app.stock_of("CON-1").await, 13);
@@ -413,12 +356,7 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     screenshot(c, "throughput-1280").await;
 
     // The tabs answer the arrow keys.
-    c.find(Locator::Id("tab-throughput"))
-        .await
-        .unwrap()
-        .send_keys(ARROW_RIGHT)
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("tab-throughput"), ARROW_RIGHT).await;
     wait_for(c, "#tab-imports[aria-selected='true']").await;
 
     // A phone: every view again.
@@ -452,18 +390,8 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     c.set_window_size(1280, 800).await.unwrap();
     c.goto(&app.url("/console#orders")).await.unwrap();
     c.refresh().await.unwrap();
-    c.find(Locator::Id("api-key"))
-        .await
-        .unwrap()
-        .send_keys(key.body["key"].as_str().unwrap())
-        .await
-        .unwrap();
-    c.find(Locator::Id("key-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("api-key"), key.body["key"].as_str().unwrap()).await;
+    click(c, Locator::Id("key-button")).await;
     wait_for(c, &format!("tr[data-order='{order_id}']")).await;
     view(c, "imports").await;
     wait_text(c, "#message.problem", "Forbidden").await;

@@ -550,3 +550,15 @@ pub fn blocking_call(
         )
     })
 }
+
+/// Logs in against a child server (outside an async runtime): the access token.
+pub fn blocking_login(base: &str, user: &str, password: &str) -> String {
+    let (status, body) = blocking_call(
+        "POST",
+        &format!("{base}/api/v1/auth/login"),
+        None,
+        Some(serde_json::json!({"username": user, "password": password})),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}

@@ -3,18 +3,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{ADMIN_PASSWORD, ChildServer, blocking_call};
-
-fn login(base: &str, user: &str, password: &str) -> String {
-    let (status, body) = blocking_call(
-        "POST",
-        &format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": password})),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
-}
+use crate::helpers::{ADMIN_PASSWORD, ChildServer, blocking_call, blocking_login as login};
 
 #[test]
 fn users_products_and_tokens_survive_a_restart() {
