@@ -730,6 +730,10 @@ fn the_fixture_data_directory_of_release_one_still_opens() {
     ] {
         assert_eq!(stored[key], job[key], "{key}");
     }
+    // Written as a version 1 job row (before `bytes_read`): upgraded on read, a
+    // completed job has read all its bytes.
+    assert_eq!(stored["bytes_read"], job["bytes"]);
+    assert_eq!(stored["bytes_total"], job["bytes"]);
     let rejects = get(&format!("/api/v1/imports/{}/rejects", job["id"]), &admin);
     assert_eq!(rejects["items"].as_array().unwrap().len(), 1, "{rejects}");
     assert_eq!(get("/api/v1/products/FX-4", &admin)["stock"], json!(7));
