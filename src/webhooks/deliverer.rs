@@ -191,18 +191,25 @@ impl Deliverer {
         let mut pending = Vec::new();
         let id = endpoint.id;
         let result = self.deliver_events(endpoint, &mut pending).await;
-        // What was delivered is recorded however the run ended.
+        // What was delivered is recorded however the run ended, and before any
+        // skip: the cursor moves past unwanted or purged events only after the
+        // deliveries before them.
         if !pending.is_empty() {
             self.record(id, pending).await?;
         }
-        result
+        match result? {
+            Some(seq) => self.skip(id, seq).await,
+            None => Ok(()),
+        }
     }
 
+    /// The run itself; answers where the cursor is to skip to once what is
+    /// pending is recorded (past unwanted events scanned, or purged ones).
     async fn deliver_events(
         &self,
         mut endpoint: Endpoint,
         pending: &mut Vec<Attempted>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<u64>, String> {
         let mut sent = 0;
         let mut batch_started = Instant::now();
         while sent < WEBHOOK_RUN_EVENTS_MAX {
@@ -225,20 +232,13 @@ impl Deliverer {
                         purged_through,
                         "webhook endpoint fell behind the event retention; it resumes with the oldest kept event"
                     );
-                    return self.skip(endpoint.id, purged_through).await;
+                    return Ok(Some(purged_through));
                 }
                 Err(e) => return Err(e.to_string()),
             };
             if page.items.is_empty() {
-                // Caught up, or only unwanted events were scanned: move past them
-                // (after recording what was delivered, which the skip must follow).
-                if page.next_after > endpoint.row.cursor {
-                    if !pending.is_empty() {
-                        endpoint = self.record(endpoint.id, std::mem::take(pending)).await?;
-                    }
-                    return self.skip(endpoint.id, page.next_after).await;
-                }
-                return Ok(());
+                // Caught up, or only unwanted events were scanned: move past them.
+                return Ok((page.next_after > endpoint.row.cursor).then_some(page.next_after));
             }
             for event in page.items {
                 // The row is the one the last record answered: a filter changed
@@ -272,12 +272,12 @@ impl Deliverer {
                     endpoint = self.record(endpoint.id, std::mem::take(pending)).await?;
                     batch_started = Instant::now();
                     if !delivered || endpoint.row.status != EndpointStatus::Enabled {
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn skip(&self, id: EndpointId, seq: u64) -> Result<(), String> {
