@@ -106,14 +106,7 @@ fn open_existing(data_dir: &std::path::Path) -> Result<Store, OpenError> {
 /// A backup taken directly, or by the service that owns the data directory.
 fn take_backup(args: &BackupArgs) -> Result<String, String> {
     let manifest: Manifest = match open_existing(&args.data_dir) {
-        Ok(store) => backup::take(
-            &store,
-            args.to.as_deref().unwrap_or(&backup::default_file(
-                &args.data_dir,
-                orderflow_actors::domain::Timestamp::now(),
-            )),
-        )
-        .map_err(|e| e.to_string())?,
+        Ok(store) => backup::take(&store, args.to.as_deref()).map_err(|e| e.to_string())?,
         Err(OpenError::Locked(_)) => {
             eprintln!(
                 "a service runs on {}: asking it for the backup",
@@ -165,18 +158,15 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     };
     match orderflow_actors::ledger::verify::verify(&store) {
         Ok(r) => {
+            let report = crate::api::json::VerifyJson::from(r);
             println!(
                 "{}",
-                serde_json::json!({
-                    "skus_checked": r.skus_checked,
-                    "orders_checked": r.orders_checked,
-                    "problems": r.problems,
-                })
+                serde_json::to_string(&report).expect("a report serializes")
             );
-            if r.problems.is_empty() {
+            if report.problems.is_empty() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("error: {} problem(s) found", r.problems.len());
+                eprintln!("error: {} problem(s) found", report.problems.len());
                 ExitCode::FAILURE
             }
         }

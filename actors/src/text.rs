@@ -1,9 +1,14 @@
-//! Shortening text to a byte budget without splitting a character.
+//! Shortening text to a byte budget without splitting a character; bytes as hex.
 //!
 //! Every place that cuts a string to a length (raw text kept for a reject, a name
 //! shortened to fit the file system, a value echoed in a message) goes through
 //! [`cut`]: `String::truncate` and slicing panic when the cut falls inside a
 //! multi-byte character, and one such panic in the import pipeline used to kill it.
+
+/// Bytes as lower-case hex (hashes, random ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// The longest prefix of `text` that is at most `max_bytes` long and ends on a
 /// character boundary.

@@ -184,13 +184,23 @@ pub struct CategoryJson {
     pub product_count: u64,
 }
 
-/// The ledger's audit.
+/// The ledger's audit (`GET /api/v1/admin/ledger/verify` and `orderflow verify`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyJson {
     pub skus_checked: u64,
     pub orders_checked: u64,
     /// Each disagreement found; empty when stock and totals are all consistent.
     pub problems: Vec<String>,
+}
+
+impl From<orderflow_actors::ledger::verify::VerifyReport> for VerifyJson {
+    fn from(r: orderflow_actors::ledger::verify::VerifyReport) -> Self {
+        Self {
+            skus_checked: r.skus_checked,
+            orders_checked: r.orders_checked,
+            problems: r.problems,
+        }
+    }
 }
 
 /// A backup just taken.

@@ -550,9 +550,5 @@ pub async fn movements(
     responses((status = 200, description = "Stock recomputed from movements, totals from lines", body = json::VerifyJson), crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.ledger.ask(VerifyLedger).await??;
-    Ok(HttpResponse::Ok().json(json::VerifyJson {
-        skus_checked: report.skus_checked,
-        orders_checked: report.orders_checked,
-        problems: report.problems,
-    }))
+    Ok(HttpResponse::Ok().json(json::VerifyJson::from(report)))
 }

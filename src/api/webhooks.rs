@@ -356,7 +356,10 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
     let endpoint = state.webhooks.ask(GetEndpoint { id }).await??;
-    let event_id = format!("evt_test_{}", hex(&rand::random::<[u8; 12]>()));
+    let event_id = format!(
+        "evt_test_{}",
+        orderflow_actors::text::hex(&rand::random::<[u8; 12]>())
+    );
     let now = Timestamp::now();
     let body = serde_json::json!({
         "id": event_id,
@@ -409,8 +412,4 @@ pub async fn deliveries(
     Ok(HttpResponse::Ok().json(DeliveryListJson {
         items: rows.iter().map(delivery).collect(),
     }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -172,7 +172,7 @@ impl Job {
             file_name: r.file_name.clone(),
             kind: r.file_type.map(|t| t.kind.as_str()),
             format: r.file_type.map(|t| t.format_label()),
-            sha256: r.sha256.map(hex),
+            sha256: r.sha256.as_ref().map(|h| crate::text::hex(h)),
             bytes: r.bytes,
             bytes_read: r.bytes_read,
             bytes_total: r.bytes,
@@ -189,10 +189,6 @@ impl Job {
             duplicate_of: r.duplicate_of.map(|j| j.0),
         }
     }
-}
-
-pub fn hex(bytes: [u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One step of a job's life, taken by [`JobTables::advance`]:

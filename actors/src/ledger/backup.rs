@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use actix::{Handler, Message, ResponseFuture};
 
 use super::Ledger;
-use crate::domain::Timestamp;
 use crate::limits::BACKUP_NICE;
 use crate::store::StoreError;
 use crate::store::backup::{self, BackupError, Manifest};
@@ -30,11 +29,7 @@ impl Handler<TakeBackup> for Ledger {
             .name("backup".into())
             .spawn(move || {
                 crate::priority::lower_this_thread(BACKUP_NICE);
-                let dest = msg.to.unwrap_or_else(|| {
-                    let data_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
-                    backup::default_file(data_dir, Timestamp::now())
-                });
-                let _ = tx.send(backup::take(&store, &dest));
+                let _ = tx.send(backup::take(&store, msg.to.as_deref()));
             });
         Box::pin(async move {
             let stopped = |e: String| {

@@ -14,7 +14,7 @@
 //! until every check passed, and lands the database with the same write, sync,
 //! rename.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
@@ -115,7 +115,7 @@ pub fn manifest_path(file: &Path) -> PathBuf {
 }
 
 /// The default name of a backup taken now, in `<data-dir>/backups/`.
-pub fn default_file(data_dir: &Path, at: Timestamp) -> PathBuf {
+fn default_file(data_dir: &Path, at: Timestamp) -> PathBuf {
     let stamp: String = at
         .to_rfc3339()
         .chars()
@@ -126,8 +126,18 @@ pub fn default_file(data_dir: &Path, at: Timestamp) -> PathBuf {
         .join(format!("orderflow-{stamp}.redb"))
 }
 
-/// Copies the whole database, as one snapshot, into a new file `dest`.
-pub fn take(store: &Store, dest: &Path) -> Result<Manifest, BackupError> {
+/// Copies the whole database, as one snapshot, into a new file: `to`, or one named
+/// by the time in `<data-dir>/backups/`.
+pub fn take(store: &Store, to: Option<&Path>) -> Result<Manifest, BackupError> {
+    let default;
+    let dest = match to {
+        Some(to) => to,
+        None => {
+            let data_dir = store.path().parent().unwrap_or(Path::new("."));
+            default = default_file(data_dir, Timestamp::now());
+            &default
+        }
+    };
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_owned()));
     }
@@ -285,20 +295,9 @@ fn sync_and_hash(path: &Path) -> std::io::Result<(u64, String)> {
 
 /// Size and SHA-256 (lower-case hex) of a file, read in bounded memory.
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    let digest = hasher.finalize();
-    Ok((bytes, digest.iter().map(|b| format!("{b:02x}")).collect()))
+    let bytes = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok((bytes, crate::text::hex(&hasher.finalize())))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
