@@ -315,15 +315,14 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     // Webhooks: the endpoint and its state; a disabled one is re-enabled, and a
     // test event to a receiver that is not there shows its failure.
     let hook_id = hook.body["id"].as_u64().unwrap();
-    let res = app
-        .client
-        .patch(app.url(&format!("/api/v1/webhooks/{hook_id}")))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"status": "disabled"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    app.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/webhooks/{hook_id}"),
+        Some(&app.admin_token),
+        Some(json!({"status": "disabled"})),
+    )
+    .await
+    .assert_status(200);
     view(c, "webhooks").await;
     wait_text(c, "#hooks", "127.0.0.1:9/console").await;
     wait_text(c, &format!("[data-hook='{hook_id}'] .status"), "disabled").await;
