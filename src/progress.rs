@@ -68,8 +68,15 @@ fn follow(ledger: &Mailbox<Ledger>, id: JobId, name: &str, done: &AtomicBool) {
     let started = Instant::now();
     let mut last_line = Instant::now();
     let mut first_rows = None;
+    let line_every = Duration::from_millis(PROGRESS_LOG_INTERVAL_MS);
     while !done.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(BAR_REFRESH_MS));
+        // Without a bar the job is read only when a line is due (and once at the
+        // start, for the rate): the short sleep only keeps the end prompt.
+        let line_due = last_line.elapsed() >= line_every;
+        if bar.is_none() && first_rows.is_some() && !line_due {
+            continue;
+        }
         let Ok(Ok(Ok(Some(job)))) = rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(2), ledger.ask(GetJob { id })).await
         }) else {
@@ -88,7 +95,7 @@ fn follow(ledger: &Mailbox<Ledger>, id: JobId, name: &str, done: &AtomicBool) {
                     r.rows_read, r.rows_rejected
                 ));
             }
-            None if last_line.elapsed() >= Duration::from_millis(PROGRESS_LOG_INTERVAL_MS) => {
+            None if line_due => {
                 last_line = Instant::now();
                 eprintln!(
                     "{}",
