@@ -185,7 +185,7 @@ mod tests {
     fn purged_events_are_gone_and_an_after_before_them_is_expired() {
         let (_dir, store) = five_events();
         let purged = commit_one::<_, StoreError>(&store, Currency::EUR, |tx| {
-            tx.book.outbox.purge(Timestamp(2500), 100)
+            tx.book.rows.outbox.purge(Timestamp(2500), 100)
         })
         .unwrap();
         assert_eq!(purged, 3);
@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(page(&store, Some(3)).unwrap(), [4, 5, 6]);
         // Purging everything still remembers where the seqs stood.
         commit_one::<_, StoreError>(&store, Currency::EUR, |tx| {
-            tx.book.outbox.purge(Timestamp(99_999), 100)
+            tx.book.rows.outbox.purge(Timestamp(99_999), 100)
         })
         .unwrap();
         assert_eq!(page(&store, None).unwrap(), Vec::<u64>::new());

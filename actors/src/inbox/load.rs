@@ -342,7 +342,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                         .set_level(&sku, level, MovementKind::Import, source, tx.at)
                         .map_err(stock_storage)?;
                 }
-                if tx.book.outbox.row_events() == RowEvents::Rows {
+                if tx.book.rows.outbox.row_events() == RowEvents::Rows {
                     announce_row(tx, sku, stock, outcome, record)?;
                 }
                 loaded += 1;
@@ -493,6 +493,7 @@ fn announce_row(
         None => tx.book.level(&sku)?.units,
     };
     tx.book
+        .rows
         .outbox
         .append_encoded(kind, Subject::Product { sku, stock }, record, tx.at)?;
     Ok(())

@@ -178,6 +178,7 @@ impl Pipeline {
                     && row.finished_at == Some(tx.at)
                 {
                     tx.book
+                        .rows
                         .outbox
                         .append(kind, Subject::Job { id }, &row, tx.at)?;
                 }

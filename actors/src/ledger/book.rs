@@ -16,19 +16,18 @@
 //! Why one file: the ledger's rules and the invariants they keep must be read together;
 //! about 80 of its lines are unit tests.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::CatalogTables;
+use super::rows::{LedgerRows, ProductRows, RedbRows};
 use crate::domain::{
     Cents, Currency, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,
     OrderStatus, Quantity, Reason, Sku, StockDelta, StockLevel, Timestamp, UserId,
 };
-use crate::events::{EventType, Outbox, RowEvents, Subject};
+use crate::events::{EventType, RowEvents, Subject};
 use crate::limits::STOCK_UNITS_MAX;
-use crate::store::tables::{self, counter};
-use crate::store::{Record, StoreError, codec, get_record};
+use crate::store::{Record, StoreError, codec};
 
 /// Who caused a movement or an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,19 +318,13 @@ struct OrderPlan {
     lines: Vec<(OrderLine, Level)>,
 }
 
-/// The ledger's tables, open in one write transaction.
-pub struct Book<'txn> {
-    meta: Table<'txn, &'static str, u64>,
-    stock: Table<'txn, &'static str, (u64, u64)>,
-    movements: Table<'txn, (&'static str, u64), &'static [u8]>,
-    orders: Table<'txn, u64, &'static [u8]>,
-    orders_by_user: Table<'txn, (u64, u64), ()>,
-    idempotency: Table<'txn, (u64, &'static str), &'static [u8]>,
-    idempotency_expiry: Table<'txn, (i64, u64, &'static str), ()>,
-    order_refs: Table<'txn, &'static str, u64>,
-    /// The events of this transaction's changes, written beside them.
-    pub outbox: Outbox<'txn>,
+/// The ledger's rules over the rows of one transaction (see [`super::rows`]).
+pub struct Rules<R> {
+    pub rows: R,
 }
+
+/// The rules on the ledger's redb tables, open in one write transaction.
+pub type Book<'txn> = Rules<RedbRows<'txn>>;
 
 impl<'txn> Book<'txn> {
     /// The book with the default of `--import-events` (`summary`).
@@ -343,32 +336,46 @@ impl<'txn> Book<'txn> {
         txn: &'txn WriteTransaction,
         row_events: RowEvents,
     ) -> Result<Self, StoreError> {
-        Ok(Self {
-            meta: txn.open_table(tables::META)?,
-            stock: txn.open_table(tables::STOCK)?,
-            movements: txn.open_table(tables::MOVEMENTS)?,
-            orders: txn.open_table(tables::ORDERS)?,
-            orders_by_user: txn.open_table(tables::ORDERS_BY_USER)?,
-            idempotency: txn.open_table(tables::IDEMPOTENCY)?,
-            idempotency_expiry: txn.open_table(tables::IDEMPOTENCY_EXPIRY)?,
-            order_refs: txn.open_table(tables::ORDER_REFS)?,
-            outbox: Outbox::open(txn, row_events)?,
+        Ok(Rules {
+            rows: RedbRows::open(txn, row_events)?,
         })
     }
 
     /// Takes the next value of a `META` counter (starting at 1).
     pub fn next_id(&mut self, name: &str) -> Result<u64, StoreError> {
-        let next = self.meta.get(name)?.map_or(1, |v| v.value());
-        self.meta.insert(name, next + 1)?;
-        Ok(next)
+        self.rows.next_id(name)
     }
 
+    /// Forgets idempotency keys created before `cutoff`, at most `max` of them.
+    pub fn purge_idempotency(
+        &mut self,
+        cutoff: Timestamp,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        let rows = &mut self.rows;
+        let expired: Vec<(i64, u64, String)> = rows
+            .idempotency_expiry
+            .range(..(cutoff.millis(), 0u64, ""))?
+            .take(max)
+            .map(|entry| {
+                entry.map(|(k, _)| {
+                    let (ms, user, key) = k.value();
+                    (ms, user, key.to_owned())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for (ms, user, key) in &expired {
+            rows.idempotency_expiry.remove((*ms, *user, key.as_str()))?;
+            rows.idempotency.remove((*user, key.as_str()))?;
+        }
+        Ok(expired.len())
+    }
+}
+
+impl<R: LedgerRows> Rules<R> {
     /// A SKU's stock now; zero with no movements for a SKU never stocked.
     pub fn level(&self, sku: &Sku) -> Result<Level, StoreError> {
-        Ok(self.stock.get(sku.as_str())?.map_or(Level::default(), |v| {
-            let (units, last_seq) = v.value();
-            Level { units, last_seq }
-        }))
+        self.rows.level(sku)
     }
 
     /// Appends a movement and sets the level, refusing to go below zero or (for an
@@ -386,19 +393,18 @@ impl<'txn> Book<'txn> {
     fn announce(&mut self, movement: &Movement) -> Result<(), StoreError> {
         let import_row = matches!(movement.row.source, Source::Import(_))
             && movement.row.kind != MovementKind::Sale;
-        if import_row && self.outbox.row_events() == RowEvents::Summary {
+        if import_row && self.rows.row_events() == RowEvents::Summary {
             return Ok(());
         }
-        self.outbox.append(
+        self.rows.append_event(
             EventType::StockChanged,
             Subject::Movement {
                 sku: movement.sku.clone(),
                 seq: movement.seq,
             },
-            &movement.row,
+            codec::encode(&movement.row),
             movement.row.at,
-        )?;
-        Ok(())
+        )
     }
 
     /// The one place a movement and a stock level are written, for a change that
@@ -424,9 +430,7 @@ impl<'txn> Book<'txn> {
             reason: draft.reason,
             at: draft.at,
         };
-        self.movements
-            .insert((sku.as_str(), seq), codec::encode(&row).as_slice())?;
-        self.stock.insert(sku.as_str(), (after, seq))?;
+        self.rows.put_movement(sku, seq, &row)?;
         Ok(Movement {
             sku: sku.clone(),
             seq,
@@ -467,13 +471,13 @@ impl<'txn> Book<'txn> {
     /// `adjustment`.
     pub fn adjust(
         &mut self,
-        catalog: &CatalogTables<'_>,
+        catalog: &impl ProductRows,
         sku: &Sku,
         delta: StockDelta,
         reason: Reason,
         at: Timestamp,
     ) -> Result<Movement, StockError> {
-        if catalog.get(sku)?.is_none_or(|p| p.archived) {
+        if catalog.product(sku)?.is_none_or(|p| p.archived) {
             return Err(StockError::UnknownSku);
         }
         let kind = if delta.get() > 0 {
@@ -499,7 +503,7 @@ impl<'txn> Book<'txn> {
     /// does [`Self::write_order`] write, without a refusal of its own.
     pub fn place_order(
         &mut self,
-        catalog: &CatalogTables<'_>,
+        catalog: &impl ProductRows,
         request: &OrderRequest,
         currency: Currency,
         at: Timestamp,
@@ -517,25 +521,23 @@ impl<'txn> Book<'txn> {
     /// prices, stock), reading only.
     fn check_order(
         &self,
-        catalog: &CatalogTables<'_>,
+        catalog: &impl ProductRows,
         request: &OrderRequest,
     ) -> Result<Checked, CheckoutError> {
         let fingerprint = request.fingerprint();
-        if let Some(key) = &request.idempotency_key {
-            let earlier: Option<IdempotencyRow> =
-                get_record(&self.idempotency, (request.user.0, key.as_str()))?;
-            if let Some(earlier) = earlier {
-                if earlier.fingerprint != fingerprint {
-                    return Err(CheckoutError::KeyReused);
-                }
-                return Ok(Checked::Replay(Order {
-                    id: earlier.order_id,
-                    row: earlier.snapshot,
-                }));
+        if let Some(key) = &request.idempotency_key
+            && let Some(earlier) = self.rows.idempotency(request.user, key)?
+        {
+            if earlier.fingerprint != fingerprint {
+                return Err(CheckoutError::KeyReused);
             }
+            return Ok(Checked::Replay(Order {
+                id: earlier.order_id,
+                row: earlier.snapshot,
+            }));
         }
         if let Some(reference) = &request.external_ref
-            && self.order_refs.get(reference.as_str())?.is_some()
+            && self.rows.order_ref_taken(reference)?
         {
             return Err(CheckoutError::DuplicateRef(reference.as_str().to_owned()));
         }
@@ -543,7 +545,7 @@ impl<'txn> Book<'txn> {
         let mut unknown = Vec::new();
         let mut short = Vec::new();
         for (sku, quantity) in request.lines.iter() {
-            let Some(product) = catalog.get(sku)?.filter(|p| !p.archived) else {
+            let Some(product) = catalog.product(sku)?.filter(|p| !p.archived) else {
                 unknown.push(sku.clone());
                 continue;
             };
@@ -591,7 +593,7 @@ impl<'txn> Book<'txn> {
         currency: Currency,
         at: Timestamp,
     ) -> Result<Placed, StoreError> {
-        let id = OrderId(self.next_id(counter::NEXT_ORDER_ID)?);
+        let id = self.rows.next_order_id()?;
         let mut lines = Vec::with_capacity(plan.lines.len());
         let mut sales = Vec::with_capacity(plan.lines.len());
         for (line, level) in plan.lines {
@@ -621,33 +623,25 @@ impl<'txn> Book<'txn> {
             source: request.source,
             external_ref: request.external_ref.clone(),
         };
-        self.orders.insert(id.0, codec::encode(&row).as_slice())?;
-        self.orders_by_user.insert((request.user.0, id.0), ())?;
-        if let Some(reference) = &request.external_ref {
-            self.order_refs.insert(reference.as_str(), id.0)?;
-        }
+        self.rows.insert_order(id, &row)?;
         if let Some(key) = &request.idempotency_key {
             let remembered = IdempotencyRow {
                 fingerprint: plan.fingerprint,
                 order_id: id,
                 snapshot: row.clone(),
             };
-            self.idempotency.insert(
-                (request.user.0, key.as_str()),
-                codec::encode(&remembered).as_slice(),
-            )?;
-            self.idempotency_expiry
-                .insert((at.millis(), request.user.0, key.as_str()), ())?;
+            self.rows
+                .put_idempotency(request.user, key, &remembered, at)?;
         }
         // The order first, then what it did to stock: a reader learns of the sale
         // before the movements that refer to it.
-        self.outbox.append(
+        self.rows.append_event(
             EventType::OrderPlaced,
             Subject::Order {
                 id,
                 previous_status: None,
             },
-            &row,
+            codec::encode(&row),
             at,
         )?;
         for sale in &sales {
@@ -660,7 +654,7 @@ impl<'txn> Book<'txn> {
     }
 
     pub fn order(&self, id: OrderId) -> Result<Option<OrderRow>, StoreError> {
-        get_record(&self.orders, id.0)
+        self.rows.order(id)
     }
 
     /// Moves an order along its lifecycle; cancelling returns its stock through
@@ -716,14 +710,14 @@ impl<'txn> Book<'txn> {
         let previous = row.status;
         row.status = next;
         row.updated_at = at;
-        self.orders.insert(id.0, codec::encode(&row).as_slice())?;
-        self.outbox.append(
+        self.rows.update_order(id, &row)?;
+        self.rows.append_event(
             EventType::of_status(next),
             Subject::Order {
                 id,
                 previous_status: Some(previous),
             },
-            &row,
+            codec::encode(&row),
             at,
         )?;
         for movement in &restocked {
@@ -731,36 +725,12 @@ impl<'txn> Book<'txn> {
         }
         Ok(Order { id, row })
     }
-
-    /// Forgets idempotency keys created before `cutoff`, at most `max` of them.
-    pub fn purge_idempotency(
-        &mut self,
-        cutoff: Timestamp,
-        max: usize,
-    ) -> Result<usize, StoreError> {
-        let expired: Vec<(i64, u64, String)> = self
-            .idempotency_expiry
-            .range(..(cutoff.millis(), 0u64, ""))?
-            .take(max)
-            .map(|entry| {
-                entry.map(|(k, _)| {
-                    let (ms, user, key) = k.value();
-                    (ms, user, key.to_owned())
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        for (ms, user, key) in &expired {
-            self.idempotency_expiry.remove((*ms, *user, key.as_str()))?;
-            self.idempotency.remove((*user, key.as_str()))?;
-        }
-        Ok(expired.len())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ProductDraft;
+    use crate::catalog::{CatalogTables, ProductDraft};
     use crate::domain::{Category, ProductName};
     use crate::store::Store;
 

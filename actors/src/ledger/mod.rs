@@ -37,6 +37,7 @@
 pub mod backup;
 pub mod book;
 pub mod products;
+pub mod rows;
 pub mod tx;
 pub mod verify;
 
@@ -200,7 +201,7 @@ impl Ledger {
                     }
                 }
             }
-            ((poisoned, tx.book.outbox.last_appended()), !poisoned)
+            ((poisoned, tx.book.rows.outbox.last_appended()), !poisoned)
         })?;
         if poisoned {
             txn.abort()?;
@@ -233,6 +234,7 @@ impl Actor for Ledger {
                 let failed = tx.book.purge_idempotency(cutoff, PURGE_BATCH_MAX).is_err()
                     || tx
                         .book
+                        .rows
                         .outbox
                         .purge(now.minus_secs(retention_secs), PURGE_BATCH_MAX)
                         .is_err();

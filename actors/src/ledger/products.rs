@@ -32,7 +32,7 @@ fn poisons(e: &CatalogError) -> bool {
 /// Appends a product event: the product as it now stands, stock included (also
 /// for imported rows under `--import-events rows`).
 fn announce(tx: &mut Tx<'_, '_>, kind: EventType, product: &Product) -> Result<(), StoreError> {
-    tx.book.outbox.append(
+    tx.book.rows.outbox.append(
         kind,
         Subject::Product {
             sku: product.sku.clone(),

@@ -1,0 +1,188 @@
+//! The storage seam under the ledger's rules: what [`super::book::Rules`] reads and
+//! writes, as two traits, and their redb implementation.
+//!
+//! The rules (check everything, then write) are written once against
+//! [`LedgerRows`] and [`ProductRows`]. On redb, [`RedbRows`] is the ledger's tables
+//! open in the batch's write transaction, so a read sees every earlier write of
+//! the batch. On PostgreSQL ([`crate::pg::staged`]), the rows a batch needs are read
+//! and locked first, the rules run against that copy, and what they wrote is sent
+//! back in a few set-based statements: the same rules, another place for the rows.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::book::{IdempotencyRow, Level, MovementRow, OrderRow};
+use crate::catalog::{CatalogTables, ProductRow};
+use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
+use crate::events::{EventType, Outbox, RowEvents, Subject};
+use crate::store::tables::{self, counter};
+use crate::store::{StoreError, codec, get_record};
+
+/// The catalog rows the ledger's rules read (price and name of a line, whether a
+/// SKU is archived).
+pub trait ProductRows {
+    fn product(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError>;
+}
+
+impl ProductRows for CatalogTables<'_> {
+    fn product(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError> {
+        self.get(sku)
+    }
+}
+
+/// The ledger's rows as its rules see them inside one transaction: a read returns
+/// every earlier write of that transaction.
+pub trait LedgerRows {
+    /// A SKU's stock now; zero with no movements for a SKU never stocked.
+    fn level(&self, sku: &Sku) -> Result<Level, StoreError>;
+    /// Writes movement `seq` of `sku` and makes its `stock_after` the SKU's level.
+    fn put_movement(&mut self, sku: &Sku, seq: u64, row: &MovementRow) -> Result<(), StoreError>;
+    /// The id the next new order takes.
+    fn next_order_id(&mut self) -> Result<OrderId, StoreError>;
+    fn order(&self, id: OrderId) -> Result<Option<OrderRow>, StoreError>;
+    /// Writes a new order, its place in its user's list and its reference.
+    fn insert_order(&mut self, id: OrderId, row: &OrderRow) -> Result<(), StoreError>;
+    /// Writes a changed order (status, updated_at).
+    fn update_order(&mut self, id: OrderId, row: &OrderRow) -> Result<(), StoreError>;
+    fn idempotency(
+        &self,
+        user: UserId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRow>, StoreError>;
+    /// Remembers a key used at `at` (it expires from then).
+    fn put_idempotency(
+        &mut self,
+        user: UserId,
+        key: &IdempotencyKey,
+        row: &IdempotencyRow,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Whether an order with this external reference is in the ledger.
+    fn order_ref_taken(&self, reference: &OrderRef) -> Result<bool, StoreError>;
+    /// How imports of products and inventory report their rows (`--import-events`).
+    fn row_events(&self) -> RowEvents;
+    /// Appends an event about `subject`, whose record as it now stands is `record`
+    /// (encoded as its table stores it); its seq is taken in commit order.
+    fn append_event(
+        &mut self,
+        kind: EventType,
+        subject: Subject,
+        record: Vec<u8>,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
+/// The ledger's redb tables, open in one write transaction.
+pub struct RedbRows<'txn> {
+    pub(super) meta: Table<'txn, &'static str, u64>,
+    stock: Table<'txn, &'static str, (u64, u64)>,
+    movements: Table<'txn, (&'static str, u64), &'static [u8]>,
+    orders: Table<'txn, u64, &'static [u8]>,
+    orders_by_user: Table<'txn, (u64, u64), ()>,
+    pub(super) idempotency: Table<'txn, (u64, &'static str), &'static [u8]>,
+    pub(super) idempotency_expiry: Table<'txn, (i64, u64, &'static str), ()>,
+    order_refs: Table<'txn, &'static str, u64>,
+    /// The events of this transaction's changes, written beside them.
+    pub outbox: Outbox<'txn>,
+}
+
+impl<'txn> RedbRows<'txn> {
+    pub fn open(txn: &'txn WriteTransaction, row_events: RowEvents) -> Result<Self, StoreError> {
+        Ok(Self {
+            meta: txn.open_table(tables::META)?,
+            stock: txn.open_table(tables::STOCK)?,
+            movements: txn.open_table(tables::MOVEMENTS)?,
+            orders: txn.open_table(tables::ORDERS)?,
+            orders_by_user: txn.open_table(tables::ORDERS_BY_USER)?,
+            idempotency: txn.open_table(tables::IDEMPOTENCY)?,
+            idempotency_expiry: txn.open_table(tables::IDEMPOTENCY_EXPIRY)?,
+            order_refs: txn.open_table(tables::ORDER_REFS)?,
+            outbox: Outbox::open(txn, row_events)?,
+        })
+    }
+
+    /// Takes the next value of a `META` counter (starting at 1).
+    pub fn next_id(&mut self, name: &str) -> Result<u64, StoreError> {
+        let next = self.meta.get(name)?.map_or(1, |v| v.value());
+        self.meta.insert(name, next + 1)?;
+        Ok(next)
+    }
+}
+
+impl LedgerRows for RedbRows<'_> {
+    fn level(&self, sku: &Sku) -> Result<Level, StoreError> {
+        Ok(self.stock.get(sku.as_str())?.map_or(Level::default(), |v| {
+            let (units, last_seq) = v.value();
+            Level { units, last_seq }
+        }))
+    }
+
+    fn put_movement(&mut self, sku: &Sku, seq: u64, row: &MovementRow) -> Result<(), StoreError> {
+        self.movements
+            .insert((sku.as_str(), seq), codec::encode(row).as_slice())?;
+        self.stock.insert(sku.as_str(), (row.stock_after, seq))?;
+        Ok(())
+    }
+
+    fn next_order_id(&mut self) -> Result<OrderId, StoreError> {
+        Ok(OrderId(self.next_id(counter::NEXT_ORDER_ID)?))
+    }
+
+    fn order(&self, id: OrderId) -> Result<Option<OrderRow>, StoreError> {
+        get_record(&self.orders, id.0)
+    }
+
+    fn insert_order(&mut self, id: OrderId, row: &OrderRow) -> Result<(), StoreError> {
+        self.orders.insert(id.0, codec::encode(row).as_slice())?;
+        self.orders_by_user.insert((row.user_id.0, id.0), ())?;
+        if let Some(reference) = &row.external_ref {
+            self.order_refs.insert(reference.as_str(), id.0)?;
+        }
+        Ok(())
+    }
+
+    fn update_order(&mut self, id: OrderId, row: &OrderRow) -> Result<(), StoreError> {
+        self.orders.insert(id.0, codec::encode(row).as_slice())?;
+        Ok(())
+    }
+
+    fn idempotency(
+        &self,
+        user: UserId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRow>, StoreError> {
+        get_record(&self.idempotency, (user.0, key.as_str()))
+    }
+
+    fn put_idempotency(
+        &mut self,
+        user: UserId,
+        key: &IdempotencyKey,
+        row: &IdempotencyRow,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.idempotency
+            .insert((user.0, key.as_str()), codec::encode(row).as_slice())?;
+        self.idempotency_expiry
+            .insert((at.millis(), user.0, key.as_str()), ())?;
+        Ok(())
+    }
+
+    fn order_ref_taken(&self, reference: &OrderRef) -> Result<bool, StoreError> {
+        Ok(self.order_refs.get(reference.as_str())?.is_some())
+    }
+
+    fn row_events(&self) -> RowEvents {
+        self.outbox.row_events()
+    }
+
+    fn append_event(
+        &mut self,
+        kind: EventType,
+        subject: Subject,
+        record: Vec<u8>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.outbox.append_encoded(kind, subject, record, at)?;
+        Ok(())
+    }
+}
