@@ -519,6 +519,10 @@ impl From<StoreError> for ApiError {
                     "the change could not be committed; nothing was written, retry",
                 )
             }
+            StoreError::Postgres(_) => {
+                tracing::error!(error = %e, "PostgreSQL failed");
+                ApiError::unavailable("the database did not answer; retry shortly")
+            }
             StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {
                 ApiError::internal(e)
             }

@@ -19,6 +19,7 @@ pub mod json_nesting;
 pub mod ledger;
 pub mod limits;
 pub mod mailbox;
+pub mod pg;
 pub mod priority;
 pub mod store;
 pub mod telemetry;

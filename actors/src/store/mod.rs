@@ -37,6 +37,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("transaction abandoned, nothing was written: {0}")]
     Aborted(String),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
 }
 
 macro_rules! redb_error_from {

@@ -1,0 +1,467 @@
+//! The ledger on PostgreSQL: each node group-commits its own commands.
+//!
+//! One task per node owns one connection. Commands queue on a channel; while a
+//! batch commits, the next one gathers, so the busier the node, the larger its
+//! batches (as the redb ledger's). A batch is one PostgreSQL transaction:
+//!
+//! 1. lock, in one fixed order every node follows (so nodes never deadlock):
+//!    advisory locks on the batch's idempotency keys and order references (sorted;
+//!    a second request with the same key on another node waits here, then finds
+//!    the first's order and replays it), the orders it changes (`FOR UPDATE`, by
+//!    id), the products it reads (`FOR SHARE`, by SKU), their stock (`FOR UPDATE`,
+//!    by SKU);
+//! 2. run the ledger's rules ([`crate::ledger::book::Rules`], the very code the redb
+//!    backend runs) on those rows: each command checks, then writes, so a refused
+//!    order leaves no trace and never fails its neighbours;
+//! 3. write the batch back with one statement per table ([`super::staged`]), the
+//!    event counter row last, and commit. Every caller is answered after the
+//!    commit, or told that nothing was written.
+//!
+//! Events: their seqs come from the counter row, updated as the batch's last
+//! statement and held until its commit. A batch on another node that writes events
+//! waits for that row, so it takes larger seqs and becomes visible later: a reader
+//! of `seq > N` never sees a seq while a smaller one is still to come.
+
+use std::collections::{BTreeSet, HashSet};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::Client;
+
+use super::staged::{Staged, StagedProducts, int, uint};
+use crate::catalog::{ProductDraft, ProductRow};
+use crate::domain::{
+    Currency, IdempotencyKey, MovementKind, OrderId, OrderStatus, Reason, Sku, StockDelta,
+    StockLevel, Timestamp, UserId,
+};
+use crate::events::RowEvents;
+use crate::ledger::book::{
+    Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
+    OrderRow, Placed, Rules, Source, StockError,
+};
+use crate::ledger::rows::LedgerRows;
+use crate::store::{StoreError, codec};
+
+/// A command for the ledger, with where its answer goes.
+enum Command {
+    Place(OrderRequest, oneshot::Sender<Result<Placed, CheckoutError>>),
+    Change(
+        OrderId,
+        OrderStatus,
+        Caller,
+        oneshot::Sender<Result<Order, OrderError>>,
+    ),
+    Adjust(
+        Sku,
+        StockDelta,
+        Reason,
+        oneshot::Sender<Result<Movement, StockError>>,
+    ),
+    /// Creates or replaces a product with its stock level.
+    PutProduct(
+        Sku,
+        ProductDraft,
+        StockLevel,
+        oneshot::Sender<Result<(), StockError>>,
+    ),
+}
+
+/// What a command answered inside the batch, before the commit decides.
+enum Answer {
+    Place(Result<Placed, CheckoutError>),
+    Change(Result<Order, OrderError>),
+    Adjust(Result<Movement, StockError>),
+    PutProduct(Result<(), StockError>),
+}
+
+/// Settings of one node's ledger.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub currency: Currency,
+    pub batch_max: usize,
+    pub row_events: RowEvents,
+}
+
+/// Where a node's handlers send ledger commands.
+#[derive(Clone)]
+pub struct PgLedger {
+    queue: mpsc::Sender<Command>,
+    newest_seq: watch::Receiver<u64>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Aborted("the ledger stopped".into())
+}
+
+impl PgLedger {
+    /// Starts the ledger's task on the current tokio runtime, owning `client`.
+    pub fn start(client: Client, settings: Settings) -> Self {
+        assert!(
+            settings.batch_max >= 1,
+            "a batch holds at least one command"
+        );
+        let (queue, commands) = mpsc::channel(settings.batch_max * 4);
+        let (seq_tx, newest_seq) = watch::channel(0);
+        tokio::spawn(run(client, settings, commands, seq_tx));
+        Self { queue, newest_seq }
+    }
+
+    /// The newest event seq this node committed (woken after each such commit).
+    pub fn newest_seq(&self) -> watch::Receiver<u64> {
+        self.newest_seq.clone()
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+        lost: impl FnOnce() -> T,
+    ) -> T {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send(command(reply)).await.is_err() {
+            return lost();
+        }
+        answer.await.unwrap_or_else(|_| lost())
+    }
+
+    pub async fn place_order(&self, request: OrderRequest) -> Result<Placed, CheckoutError> {
+        self.ask(|r| Command::Place(request, r), || Err(stopped().into()))
+            .await
+    }
+
+    pub async fn change_status(
+        &self,
+        id: OrderId,
+        next: OrderStatus,
+        caller: Caller,
+    ) -> Result<Order, OrderError> {
+        self.ask(
+            |r| Command::Change(id, next, caller, r),
+            || Err(stopped().into()),
+        )
+        .await
+    }
+
+    pub async fn adjust(
+        &self,
+        sku: Sku,
+        delta: StockDelta,
+        reason: Reason,
+    ) -> Result<Movement, StockError> {
+        self.ask(
+            |r| Command::Adjust(sku, delta, reason, r),
+            || Err(stopped().into()),
+        )
+        .await
+    }
+
+    pub async fn put_product(
+        &self,
+        sku: Sku,
+        draft: ProductDraft,
+        stock: StockLevel,
+    ) -> Result<(), StockError> {
+        self.ask(
+            |r| Command::PutProduct(sku, draft, stock, r),
+            || Err(stopped().into()),
+        )
+        .await
+    }
+}
+
+async fn run(
+    mut client: Client,
+    settings: Settings,
+    mut commands: mpsc::Receiver<Command>,
+    newest: watch::Sender<u64>,
+) {
+    let mut batch = Vec::with_capacity(settings.batch_max);
+    while commands.recv_many(&mut batch, settings.batch_max).await > 0 {
+        let outcome = apply(&mut client, &settings, &batch).await;
+        match outcome {
+            Ok((answers, last_seq)) => {
+                if let Some(seq) = last_seq {
+                    newest.send_replace(seq);
+                }
+                for (command, answer) in batch.drain(..).zip(answers) {
+                    answer_one(command, Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a ledger batch was abandoned");
+                for command in batch.drain(..) {
+                    answer_one(command, Err(&e));
+                }
+            }
+        }
+    }
+}
+
+/// Answers a command with what it answered in a committed batch, or with the
+/// batch's failure (nothing of it was written).
+fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
+    let aborted = |e: &StoreError| StoreError::Aborted(e.to_string());
+    match (command, outcome) {
+        (Command::Place(_, r), Ok(Answer::Place(a))) => drop(r.send(a)),
+        (Command::Change(.., r), Ok(Answer::Change(a))) => drop(r.send(a)),
+        (Command::Adjust(.., r), Ok(Answer::Adjust(a))) => drop(r.send(a)),
+        (Command::PutProduct(.., r), Ok(Answer::PutProduct(a))) => drop(r.send(a)),
+        (Command::Place(_, r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
+        (Command::Change(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
+        (Command::Adjust(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
+        (Command::PutProduct(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
+        (_, Ok(_)) => unreachable!("answers are made in the order of their commands"),
+    }
+}
+
+/// The rows a batch reads, collected from its commands before any is read.
+#[derive(Default)]
+struct Needs {
+    locks: BTreeSet<String>,
+    orders: BTreeSet<i64>,
+    skus: BTreeSet<Sku>,
+    keys: Vec<(UserId, IdempotencyKey)>,
+    refs: Vec<String>,
+    new_orders: i64,
+}
+
+/// One batch in one transaction: lock and read, run the rules, write, commit.
+async fn apply(
+    client: &mut Client,
+    settings: &Settings,
+    batch: &[Command],
+) -> Result<(Vec<Answer>, Option<u64>), StoreError> {
+    let mut needs = Needs::default();
+    for command in batch {
+        match command {
+            Command::Place(request, _) => {
+                needs
+                    .skus
+                    .extend(request.lines.iter().map(|(s, _)| s.clone()));
+                if let Some(key) = &request.idempotency_key {
+                    needs
+                        .locks
+                        .insert(format!("k:{}:{}", request.user.0, key.as_str()));
+                    needs.keys.push((request.user, key.clone()));
+                }
+                if let Some(reference) = &request.external_ref {
+                    needs.locks.insert(format!("r:{}", reference.as_str()));
+                    needs.refs.push(reference.as_str().to_owned());
+                }
+                needs.new_orders += 1;
+            }
+            Command::Change(id, ..) => {
+                needs.orders.insert(int(id.0)?);
+            }
+            Command::Adjust(sku, ..) | Command::PutProduct(sku, ..) => {
+                needs.skus.insert(sku.clone());
+            }
+        }
+    }
+
+    let tx = client.transaction().await?;
+    if !needs.locks.is_empty() {
+        // Sorted here; unnest keeps the array's order.
+        let locks: Vec<&str> = needs.locks.iter().map(String::as_str).collect();
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+            &[&locks],
+        )
+        .await?;
+    }
+    let ids: Vec<i64> = if needs.new_orders > 0 {
+        tx.query(
+            "SELECT nextval('order_ids') FROM generate_series(1, $1::int8)",
+            &[&needs.new_orders],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let mut staged = Staged::new(settings.row_events, ids);
+    if !needs.orders.is_empty() {
+        let wanted: Vec<i64> = needs.orders.iter().copied().collect();
+        let rows = tx
+            .query(
+                "SELECT id, record FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&wanted],
+            )
+            .await?;
+        let mut found = HashSet::new();
+        for row in rows {
+            let id = OrderId(uint(row.get(0))?);
+            let order: OrderRow = codec::decode(row.get::<_, &[u8]>(1))?;
+            needs
+                .skus
+                .extend(order.lines.iter().map(|line| line.sku.clone()));
+            found.insert(id);
+            staged.read_order(id, Some(order));
+        }
+        for id in wanted {
+            let id = OrderId(uint(id)?);
+            if !found.contains(&id) {
+                staged.read_order(id, None);
+            }
+        }
+    }
+    let mut products = StagedProducts::default();
+    if !needs.skus.is_empty() {
+        let skus: Vec<&str> = needs.skus.iter().map(Sku::as_str).collect();
+        for sku in &needs.skus {
+            products.rows.insert(sku.clone(), None);
+            staged.read_level(sku.clone(), Level::default());
+        }
+        for row in tx
+            .query(
+                "SELECT sku, record FROM products WHERE sku = ANY($1) ORDER BY sku FOR SHARE",
+                &[&skus],
+            )
+            .await?
+        {
+            let sku = stored_sku(row.get(0))?;
+            let product: ProductRow = codec::decode(row.get::<_, &[u8]>(1))?;
+            products.rows.insert(sku, Some(product));
+        }
+        for row in tx
+            .query(
+                "SELECT sku, units, last_seq FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+                &[&skus],
+            )
+            .await?
+        {
+            let level = Level {
+                units: uint(row.get(1))?,
+                last_seq: uint(row.get(2))?,
+            };
+            staged.read_level(stored_sku(row.get(0))?, level);
+        }
+    }
+    if !needs.keys.is_empty() {
+        let users: Vec<i64> = needs
+            .keys
+            .iter()
+            .map(|(u, _)| int(u.0))
+            .collect::<Result<_, _>>()?;
+        let keys: Vec<&str> = needs.keys.iter().map(|(_, k)| k.as_str()).collect();
+        for (user, key) in &needs.keys {
+            staged.read_key(*user, key.clone(), None);
+        }
+        for row in tx
+            .query(
+                "SELECT i.user_id, i.key, i.record FROM idempotency i \
+                 JOIN unnest($1::int8[], $2::text[]) AS w(user_id, key) \
+                 ON i.user_id = w.user_id AND i.key = w.key",
+                &[&users, &keys],
+            )
+            .await?
+        {
+            let user = UserId(uint(row.get(0))?);
+            let key = IdempotencyKey::parse(row.get::<_, &str>(1))
+                .map_err(|e| StoreError::Corrupt(format!("stored idempotency key: {e}")))?;
+            let remembered: IdempotencyRow = codec::decode(row.get::<_, &[u8]>(2))?;
+            staged.read_key(user, key, Some(remembered));
+        }
+    }
+    if !needs.refs.is_empty() {
+        let taken: HashSet<String> = tx
+            .query(
+                "SELECT external_ref FROM orders WHERE external_ref = ANY($1)",
+                &[&needs.refs],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for command in batch {
+            if let Command::Place(request, _) = command
+                && let Some(reference) = &request.external_ref
+            {
+                staged.read_ref(reference.clone(), taken.contains(reference.as_str()));
+            }
+        }
+    }
+
+    let mut rules = Rules { rows: staged };
+    let at = Timestamp::now();
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut in_flight = HashSet::new();
+    for command in batch {
+        let answer = match command {
+            Command::Place(request, _) => {
+                let repeated = request
+                    .idempotency_key
+                    .as_ref()
+                    .is_some_and(|k| !in_flight.insert((request.user, k.clone())));
+                if repeated {
+                    Answer::Place(Err(CheckoutError::InFlight))
+                } else {
+                    Answer::Place(rules.place_order(&products, request, settings.currency, at))
+                }
+            }
+            Command::Change(id, next, caller, _) => {
+                Answer::Change(rules.change_status(*id, *next, *caller, at))
+            }
+            Command::Adjust(sku, delta, reason, _) => {
+                Answer::Adjust(rules.adjust(&products, sku, *delta, reason.clone(), at))
+            }
+            Command::PutProduct(sku, draft, stock, _) => Answer::PutProduct(put_product(
+                &mut rules,
+                &mut products,
+                sku,
+                draft,
+                *stock,
+                at,
+            )),
+        };
+        if let Some(e) = storage_failure(&answer) {
+            // A storage error mid-rules (a row not read, a record that does not
+            // decode) abandons the batch, as on redb.
+            return Err(StoreError::Aborted(e));
+        }
+        answers.push(answer);
+    }
+    let last_seq = rules.rows.flush(&tx, &products).await?;
+    tx.commit().await?;
+    Ok((answers, last_seq))
+}
+
+fn put_product(
+    rules: &mut Rules<Staged>,
+    products: &mut StagedProducts,
+    sku: &Sku,
+    draft: &ProductDraft,
+    stock: StockLevel,
+    at: Timestamp,
+) -> Result<(), StockError> {
+    let previous = crate::ledger::rows::ProductRows::product(products, sku)?;
+    products.put(
+        sku,
+        ProductRow {
+            name: draft.name.clone(),
+            category: draft.category.clone(),
+            description: draft.description.clone(),
+            price: draft.price,
+            archived: false,
+            created_at: previous.as_ref().map_or(at, |p| p.created_at),
+            updated_at: at,
+        },
+    );
+    rules.set_level(sku, stock, MovementKind::Receipt, Source::Api, at)?;
+    let _ = rules.rows.level(sku)?;
+    Ok(())
+}
+
+fn storage_failure(answer: &Answer) -> Option<String> {
+    match answer {
+        Answer::Place(Err(CheckoutError::Store(e)))
+        | Answer::Change(Err(OrderError::Store(e)))
+        | Answer::Adjust(Err(StockError::Store(e)))
+        | Answer::PutProduct(Err(StockError::Store(e))) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+fn stored_sku(raw: &str) -> Result<Sku, StoreError> {
+    Sku::parse(raw).map_err(|e| StoreError::Corrupt(format!("stored SKU {raw:?}: {e}")))
+}

@@ -1,0 +1,134 @@
+//! The PostgreSQL schema, versioned in the binary and applied at start.
+//!
+//! Migrations run under a session advisory lock, so nodes starting together apply
+//! each one exactly once (the others wait, then find it applied). A database whose
+//! schema is newer than this build knows is refused before anything is written.
+//!
+//! Rows keep the columns SQL needs (keys, stock units under `CHECK (units >= 0)`,
+//! status, references) beside `record`: the row as the redb backend stores it (a
+//! version byte, then postcard), decoded through the same codec, so both backends
+//! answer byte for byte the same resources.
+
+use tokio_postgres::Client;
+
+use crate::store::StoreError;
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock migrations hold ("orderflo" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6f72_6465_7266_6c6f;
+
+/// Each version's statements, in order; a version is applied in one transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+
+const V1: &str = "
+CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
+INSERT INTO counters VALUES ('event_seq', 0);
+CREATE SEQUENCE order_ids;
+CREATE TABLE products (
+    sku text PRIMARY KEY,
+    name text NOT NULL,
+    price_cents bigint NOT NULL CHECK (price_cents >= 0),
+    archived boolean NOT NULL,
+    record bytea NOT NULL
+);
+CREATE TABLE stock (
+    sku text PRIMARY KEY,
+    units bigint NOT NULL CHECK (units >= 0),
+    last_seq bigint NOT NULL
+);
+CREATE TABLE movements (
+    sku text NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL,
+    delta bigint NOT NULL,
+    stock_after bigint NOT NULL CHECK (stock_after >= 0),
+    order_id bigint,
+    at_ms bigint NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (sku, seq)
+);
+CREATE TABLE orders (
+    id bigint PRIMARY KEY,
+    user_id bigint NOT NULL,
+    status text NOT NULL,
+    total_cents bigint NOT NULL,
+    external_ref text UNIQUE,
+    created_ms bigint NOT NULL,
+    record bytea NOT NULL
+);
+CREATE INDEX orders_by_user ON orders (user_id, id);
+CREATE TABLE idempotency (
+    user_id bigint NOT NULL,
+    key text NOT NULL,
+    created_ms bigint NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX idempotency_by_age ON idempotency (created_ms);
+CREATE TABLE events (
+    seq bigint PRIMARY KEY,
+    type text NOT NULL,
+    at_ms bigint NOT NULL,
+    record bytea NOT NULL
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(
+        "the database has schema version {found}; this build knows up to {SCHEMA_VERSION}: \
+         run a newer release"
+    )]
+    Newer { found: i32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        MigrateError::Store(e.into())
+    }
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], or refuses a newer one. Answers the
+/// version found before.
+pub async fn migrate(client: &mut Client) -> Result<i32, MigrateError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let outcome = migrate_locked(client).await;
+    // Released on every path; a lost connection releases it too.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let found = outcome?;
+    unlocked?;
+    Ok(found)
+}
+
+async fn migrate_locked(client: &mut Client) -> Result<i32, MigrateError> {
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS orderflow_schema (version integer NOT NULL)")
+        .await?;
+    let found: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM orderflow_schema",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(MigrateError::Newer { found });
+    }
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(statements).await?;
+        tx.execute("INSERT INTO orderflow_schema VALUES ($1)", &[version])
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "PostgreSQL schema migrated");
+    }
+    Ok(found)
+}

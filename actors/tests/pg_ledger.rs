@@ -1,0 +1,328 @@
+//! The ledger on PostgreSQL, with several nodes on one database: each node is a
+//! [`PgLedger`] with a connection of its own, group-committing its own commands,
+//! exactly as separate `orderflow serve` processes would.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+
+use orderflow_actors::catalog::ProductDraft;
+use orderflow_actors::domain::{
+    Category, Cents, Currency, IdempotencyKey, OrderLines, OrderStatus, ProductName, Quantity, Sku,
+    StockLevel, UserId,
+};
+use orderflow_actors::events::EventType;
+use orderflow_actors::events::RowEvents;
+use orderflow_actors::ledger::book::{Caller, CheckoutError, OrderRequest, Source};
+use orderflow_actors::pg::ledger::{PgLedger, Settings};
+use orderflow_actors::pg::schema::{self, MigrateError, SCHEMA_VERSION};
+use orderflow_actors::pg::{self, read_events};
+use support::pg::database;
+
+const NODES: usize = 3;
+
+async fn migrated(url: &str) -> tokio_postgres::Client {
+    let mut client = pg::connect(url).await.unwrap();
+    schema::migrate(&mut client).await.unwrap();
+    client
+}
+
+async fn nodes(url: &str, batch_max: usize) -> Vec<PgLedger> {
+    let mut nodes = Vec::new();
+    for _ in 0..NODES {
+        let client = migrated(url).await;
+        nodes.push(PgLedger::start(
+            client,
+            Settings {
+                currency: Currency::EUR,
+                batch_max,
+                row_events: RowEvents::Summary,
+            },
+        ));
+    }
+    nodes
+}
+
+fn sku(name: &str) -> Sku {
+    Sku::parse(name).unwrap()
+}
+
+async fn stock_product(node: &PgLedger, name: &str, units: i64) {
+    node.put_product(
+        sku(name),
+        ProductDraft {
+            name: ProductName::parse(&format!("Product {name}")).unwrap(),
+            category: Category::uncategorized(),
+            description: None,
+            price: Cents::new(250).unwrap(),
+        },
+        StockLevel::new(units).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+fn order(user: u64, sku_name: &str, key: Option<&str>) -> OrderRequest {
+    OrderRequest {
+        user: UserId(user),
+        lines: OrderLines::merge([(sku(sku_name), Quantity::new(1).unwrap())]).unwrap(),
+        idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        source: Source::Api,
+        external_ref: None,
+        expected_prices: Vec::new(),
+    }
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let db = database().await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = pg::connect(&url).await.unwrap();
+            schema::migrate(&mut client).await.unwrap()
+        }));
+    }
+    let mut found = Vec::new();
+    for task in tasks {
+        found.push(task.await.unwrap());
+    }
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        vec![0, 1, 1, 1],
+        "one node applied it, the others found it"
+    );
+    let mut client = pg::connect(&db.url).await.unwrap();
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM orderflow_schema").await,
+        1
+    );
+
+    client
+        .execute(
+            "INSERT INTO orderflow_schema VALUES ($1)",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let refused = schema::migrate(&mut client).await.unwrap_err();
+    assert!(
+        matches!(refused, MigrateError::Newer { found } if found == SCHEMA_VERSION + 1),
+        "{refused}"
+    );
+}
+
+/// 200 buyers spread over three nodes for 50 units: exactly 50 orders, stock 0,
+/// every refusal an honest "insufficient stock", refused orders beside accepted
+/// ones in the same batches without failing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_sell_exactly_the_stock() {
+    let db = database().await;
+    let nodes = nodes(&db.url, 64).await;
+    stock_product(&nodes[0], "P-1", 50).await;
+    let mut tasks = Vec::new();
+    for buyer in 0..200u64 {
+        let node = nodes[buyer as usize % NODES].clone();
+        tasks.push(tokio::spawn(async move {
+            // Every fifth buyer also sends an order for a SKU that does not exist,
+            // into the same batches.
+            if buyer % 5 == 0 {
+                let unknown = node.place_order(order(1000 + buyer, "NOPE", None)).await;
+                assert!(matches!(unknown, Err(CheckoutError::UnknownSkus(_))));
+            }
+            node.place_order(order(buyer + 1, "P-1", None)).await
+        }));
+    }
+    let mut placed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(p) => placed.push(p.order.id),
+            Err(CheckoutError::Insufficient(_)) => {}
+            Err(other) => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(placed.len(), 50);
+    assert_eq!(
+        placed.iter().collect::<HashSet<_>>().len(),
+        50,
+        "50 distinct orders"
+    );
+
+    let client = pg::connect(&db.url).await.unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM orders").await, 50);
+    assert_eq!(
+        count(&client, "SELECT units FROM stock WHERE sku = 'P-1'").await,
+        0
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM movements WHERE sku = 'P-1'").await,
+        51,
+        "the initial receipt and one sale per order"
+    );
+    // The movements chain: seq 1..=51, each stock_after the previous minus one.
+    let chain: Vec<(i64, i64)> = client
+        .query(
+            "SELECT seq, stock_after FROM movements WHERE sku = 'P-1' ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected: Vec<(i64, i64)> = (1..=51).map(|s| (s, 51 - s)).collect();
+    assert_eq!(chain, expected);
+
+    // Cancel one order on another node than the one that placed it: the stock
+    // comes back, the second cancel is refused.
+    let admin = Caller {
+        user: UserId(0),
+        is_admin: true,
+    };
+    let cancelled = nodes[1]
+        .change_status(placed[0], OrderStatus::Cancelled, admin)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.row.status, OrderStatus::Cancelled);
+    assert!(
+        nodes[2]
+            .change_status(placed[0], OrderStatus::Cancelled, admin)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        count(&client, "SELECT units FROM stock WHERE sku = 'P-1'").await,
+        1
+    );
+}
+
+/// One Idempotency-Key sent 21 times at once across three nodes: one order; every
+/// other answer is its replay or "still in flight", never a second order. Twenty
+/// rounds, a key each, so the requests really race; a third of them send another
+/// body (another SKU, so no stock row orders them): "key reused", never a second
+/// order and never a failed batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_sent_21_times_across_nodes_makes_one_order() {
+    const ROUNDS: u64 = 20;
+    let db = database().await;
+    let nodes = nodes(&db.url, 64).await;
+    stock_product(&nodes[0], "P-1", 1000).await;
+    stock_product(&nodes[0], "P-2", 1000).await;
+    let mut rounds = Vec::new();
+    for round in 0..ROUNDS {
+        let mut tasks = Vec::new();
+        for i in 0..21usize {
+            let node = nodes[i % NODES].clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("key-{round}");
+                let sku = if i % 3 == 2 { "P-2" } else { "P-1" };
+                node.place_order(order(7, sku, Some(&key))).await
+            }));
+        }
+        rounds.push(tasks);
+    }
+    let mut first_ids = Vec::new();
+    for tasks in rounds {
+        let mut ids = BTreeSet::new();
+        let mut fresh = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(p) => {
+                    ids.insert(p.order.id);
+                    fresh += usize::from(!p.replayed);
+                }
+                Err(CheckoutError::InFlight | CheckoutError::KeyReused) => {}
+                Err(other) => panic!("unexpected answer {other:?}"),
+            }
+        }
+        assert_eq!(ids.len(), 1, "every success names the same order");
+        assert_eq!(fresh, 1, "exactly one answer placed it");
+        first_ids.push(*ids.first().unwrap());
+    }
+    let client = pg::connect(&db.url).await.unwrap();
+    let rounds = i64::try_from(ROUNDS).unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM orders").await, rounds);
+    assert_eq!(
+        count(&client, "SELECT sum(units)::int8 FROM stock").await,
+        2000 - rounds
+    );
+    // A retry now replays, whichever body won.
+    let won: String = client
+        .query_one(
+            "SELECT sku FROM movements WHERE order_id = $1",
+            &[&i64::try_from(first_ids[0].0).unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let again = nodes[2]
+        .place_order(order(7, &won, Some("key-0")))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.order.id, first_ids[0]);
+}
+
+/// The feed tailed from its own connection while three nodes commit: every event
+/// is seen, once, in seq order, with no seq skipped (a seq taken from a sequence
+/// instead of the counter row would let a reader pass a seq that commits later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_feed_tailed_while_three_nodes_commit_misses_nothing() {
+    let db = database().await;
+    let nodes = nodes(&db.url, 16).await;
+    for i in 0..4 {
+        stock_product(&nodes[0], &format!("P-{i}"), 10_000).await;
+    }
+    let reader = pg::connect(&db.url).await.unwrap();
+    let before = read_events(&reader, 0, 1000).await.unwrap();
+    let start = before.last().map_or(0, |e| e.seq);
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tail = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = start;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = read_events(&reader, after, 500).await.unwrap();
+                for event in &page {
+                    assert_eq!(event.seq, after + 1, "the feed skipped past a seq");
+                    after = event.seq;
+                    seen.push(event.clone());
+                }
+                if finished && page.is_empty() {
+                    return seen;
+                }
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..600u64 {
+        let node = nodes[i as usize % NODES].clone();
+        tasks.push(tokio::spawn(async move {
+            let sku = format!("P-{}", i % 4);
+            node.place_order(order(i + 1, &sku, None)).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = tail.await.unwrap();
+    // Each order: order.placed and one stock.changed.
+    assert_eq!(seen.len(), 1200);
+    let placed = seen
+        .iter()
+        .filter(|e| e.row.kind == EventType::OrderPlaced)
+        .count();
+    assert_eq!(placed, 600);
+    let ids: HashSet<_> = seen.iter().map(|e| e.row.id).collect();
+    assert_eq!(ids.len(), seen.len(), "event ids are unique");
+}
