@@ -128,7 +128,7 @@ async fn three_nodes_sell_exactly_the_stock() {
     stock_product(&nodes[0], "P-1", 50).await;
     let mut tasks = Vec::new();
     for buyer in 0..200u64 {
-        let node = nodes[buyer as usize % NODES].clone();
+        let node = nodes[usize::try_from(buyer).unwrap() % NODES].clone();
         tasks.push(tokio::spawn(async move {
             // Every fifth buyer also sends an order for a SKU that does not exist,
             // into the same batches.
@@ -305,7 +305,7 @@ async fn the_feed_tailed_while_three_nodes_commit_misses_nothing() {
     };
     let mut tasks = Vec::new();
     for i in 0..600u64 {
-        let node = nodes[i as usize % NODES].clone();
+        let node = nodes[usize::try_from(i).unwrap() % NODES].clone();
         tasks.push(tokio::spawn(async move {
             let sku = format!("P-{}", i % 4);
             node.place_order(order(i + 1, &sku, None)).await.unwrap()
