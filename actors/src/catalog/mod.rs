@@ -41,6 +41,22 @@ impl Record for ProductRow {
     const NAME: &'static str = "product";
 }
 
+impl ProductRow {
+    /// The row a create or replace writes from `draft`: un-archived, created when
+    /// `previous` was (or now, for a new SKU), updated now.
+    pub fn drafted(draft: ProductDraft, previous: Option<&ProductRow>, at: Timestamp) -> Self {
+        Self {
+            name: draft.name,
+            category: draft.category,
+            description: draft.description,
+            price: draft.price,
+            archived: false,
+            created_at: previous.map_or(at, |p| p.created_at),
+            updated_at: at,
+        }
+    }
+}
+
 /// A product as shown: its row, its SKU and its stock level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {

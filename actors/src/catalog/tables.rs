@@ -146,15 +146,7 @@ impl<'txn> CatalogTables<'txn> {
         at: Timestamp,
     ) -> Result<(Upsert, Vec<u8>), StoreError> {
         let previous = self.get(sku)?;
-        let row = ProductRow {
-            name: draft.name,
-            category: draft.category,
-            description: draft.description,
-            price: draft.price,
-            archived: false,
-            created_at: previous.as_ref().map_or(at, |p| p.created_at),
-            updated_at: at,
-        };
+        let row = ProductRow::drafted(draft, previous.as_ref(), at);
         let outcome = match &previous {
             None => Upsert::Created,
             Some(prev) if same_content(prev, &row) => return Ok((Upsert::Unchanged, Vec::new())),

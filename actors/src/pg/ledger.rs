@@ -38,7 +38,7 @@ use crate::ledger::book::{
     Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
     OrderRow, Placed, Rules, Source, StockError,
 };
-use crate::ledger::rows::LedgerRows;
+use crate::ledger::rows::ProductRows;
 use crate::store::{StoreError, codec};
 
 /// A command for the ledger, with where its answer goes.
@@ -434,21 +434,12 @@ fn put_product(
     stock: StockLevel,
     at: Timestamp,
 ) -> Result<(), StockError> {
-    let previous = crate::ledger::rows::ProductRows::product(products, sku)?;
+    let previous = products.product(sku)?;
     products.put(
         sku,
-        ProductRow {
-            name: draft.name.clone(),
-            category: draft.category.clone(),
-            description: draft.description.clone(),
-            price: draft.price,
-            archived: false,
-            created_at: previous.as_ref().map_or(at, |p| p.created_at),
-            updated_at: at,
-        },
+        ProductRow::drafted(draft.clone(), previous.as_ref(), at),
     );
     rules.set_level(sku, stock, MovementKind::Receipt, Source::Api, at)?;
-    let _ = rules.rows.level(sku)?;
     Ok(())
 }
 

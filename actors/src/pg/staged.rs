@@ -116,11 +116,6 @@ impl Staged {
         self.refs.insert(reference, taken);
     }
 
-    /// Whether the rules wrote anything.
-    pub fn is_empty(&self) -> bool {
-        self.movements.is_empty() && self.changed_orders.is_empty() && self.events.is_empty()
-    }
-
     /// Writes what the rules wrote, one statement per table, the event counter
     /// last (it is the one row every node's batch locks: held from here to the
     /// commit, it orders the commits that write events). Answers the last seq
