@@ -30,8 +30,8 @@ use tokio_postgres::Client;
 use super::staged::{Staged, StagedProducts, int, uint};
 use crate::catalog::{ProductDraft, ProductRow};
 use crate::domain::{
-    Currency, IdempotencyKey, MovementKind, OrderId, OrderStatus, Reason, Sku, StockDelta,
-    StockLevel, Timestamp, UserId,
+    Currency, IdempotencyKey, MovementKind, OrderId, OrderRef, OrderStatus, Reason, Sku,
+    StockDelta, StockLevel, Timestamp, UserId,
 };
 use crate::events::RowEvents;
 use crate::ledger::book::{
@@ -219,7 +219,7 @@ struct Needs {
     orders: BTreeSet<i64>,
     skus: BTreeSet<Sku>,
     keys: Vec<(UserId, IdempotencyKey)>,
-    refs: Vec<String>,
+    refs: Vec<OrderRef>,
     new_orders: i64,
 }
 
@@ -244,7 +244,7 @@ async fn apply(
                 }
                 if let Some(reference) = &request.external_ref {
                     needs.locks.insert(format!("r:{}", reference.as_str()));
-                    needs.refs.push(reference.as_str().to_owned());
+                    needs.refs.push(reference.clone());
                 }
                 needs.new_orders += 1;
             }
@@ -364,21 +364,19 @@ async fn apply(
         }
     }
     if !needs.refs.is_empty() {
+        let wanted: Vec<&str> = needs.refs.iter().map(OrderRef::as_str).collect();
         let taken: HashSet<String> = tx
             .query(
                 "SELECT external_ref FROM orders WHERE external_ref = ANY($1)",
-                &[&needs.refs],
+                &[&wanted],
             )
             .await?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        for command in batch {
-            if let Command::Place(request, _) = command
-                && let Some(reference) = &request.external_ref
-            {
-                staged.read_ref(reference.clone(), taken.contains(reference.as_str()));
-            }
+        for reference in needs.refs {
+            let is_taken = taken.contains(reference.as_str());
+            staged.read_ref(reference, is_taken);
         }
     }
 
