@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use orderflow_actors::catalog::ProductDraft;
 use orderflow_actors::domain::{
-    Category, Cents, Currency, IdempotencyKey, OrderLines, OrderStatus, ProductName, Quantity, Sku,
-    StockLevel, UserId,
+    Category, Cents, Currency, IdempotencyKey, OrderLines, OrderRef, OrderStatus, ProductName,
+    Quantity, Sku, StockLevel, UserId,
 };
 use orderflow_actors::events::EventType;
 use orderflow_actors::events::RowEvents;
@@ -325,4 +325,37 @@ async fn the_feed_tailed_while_three_nodes_commit_misses_nothing() {
     assert_eq!(placed, 600);
     let ids: HashSet<_> = seen.iter().map(|e| e.row.id).collect();
     assert_eq!(ids.len(), seen.len(), "event ids are unique");
+}
+
+/// One external order reference sent at once through three nodes (as an import
+/// on each would), each time for another SKU so no stock row orders them: one
+/// order; the others are refused as duplicates, and no batch is abandoned on the
+/// unique index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_order_reference_across_nodes_makes_one_order() {
+    let db = database().await;
+    let nodes = nodes(&db.url, 64).await;
+    for i in 0..3 {
+        stock_product(&nodes[0], &format!("P-{i}"), 100).await;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..9usize {
+        let node = nodes[i % NODES].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut request = order(9, &format!("P-{}", i / NODES), None);
+            request.external_ref = Some(OrderRef::parse("EXT-1").unwrap());
+            node.place_order(request).await
+        }));
+    }
+    let mut placed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(CheckoutError::DuplicateRef(r)) => assert_eq!(r, "EXT-1"),
+            Err(other) => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(placed, 1);
+    let client = pg::connect(&db.url).await.unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM orders").await, 1);
 }
