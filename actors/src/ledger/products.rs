@@ -5,13 +5,15 @@
 use actix::{Context, Handler, Message, ResponseFuture};
 
 use super::Ledger;
-use super::book::{Source, StockError};
-use super::tx::Tx;
+use super::book::{Rules, Source, StockError};
+use super::rows::{LedgerRows, ProductRows};
 use crate::catalog::tables::same_content;
-use crate::catalog::{CatalogError, Product, ProductDraft, ProductPatch, ProductRow, Upsert};
-use crate::domain::{MovementKind, Sku, StockLevel};
+use crate::catalog::{
+    CatalogError, CatalogTables, Product, ProductDraft, ProductPatch, ProductRow, Upsert,
+};
+use crate::domain::{MovementKind, Sku, StockLevel, Timestamp};
 use crate::events::{EventType, Subject};
-use crate::store::StoreError;
+use crate::store::{StoreError, codec};
 
 /// Stock refused on a product write: storage errors stay themselves, a level past
 /// the cap is the catalog's `StockAboveMax`.
@@ -28,125 +30,103 @@ fn poisons(e: &CatalogError) -> bool {
     matches!(e, CatalogError::Store(_))
 }
 
-/// The product as shown after a write in `tx`.
-/// Appends a product event: the product as it now stands, stock included (also
-/// for imported rows under `--import-events rows`).
-fn announce(tx: &mut Tx<'_, '_>, kind: EventType, product: &Product) -> Result<(), StoreError> {
-    tx.book.rows.outbox.append(
-        kind,
-        Subject::Product {
-            sku: product.sku.clone(),
-            stock: product.stock,
-        },
-        &product.row,
-        tx.at,
-    )?;
-    Ok(())
-}
+/// The catalog rows product commands write, beside [`ProductRows`]: the redb
+/// catalog's tables (which keep the listing indexes in step) or a PostgreSQL
+/// batch's staged rows.
+pub trait CatalogRows: ProductRows {
+    /// Writes `row` for `sku` (created, replaced, patched or archived).
+    fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError>;
 
-/// The product as written in this transaction, with its stock.
-fn shown(tx: &Tx<'_, '_>, sku: Sku) -> Result<Product, StoreError> {
-    let row = tx
-        .catalog
-        .get(&sku)?
-        .ok_or_else(|| StoreError::Corrupt(format!("product {sku} vanished in its own write")))?;
-    with_stock(tx, sku, row)
-}
-
-/// A product row with the stock its SKU has in this transaction.
-fn with_stock(tx: &Tx<'_, '_>, sku: Sku, row: ProductRow) -> Result<Product, StoreError> {
-    let stock = tx.book.level(&sku)?.units;
-    Ok(Product { sku, row, stock })
-}
-
-/// Create a product; 409 when the SKU exists (archived ones included).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Product, CatalogError>")]
-pub struct CreateProduct {
-    /// The new SKU.
-    pub sku: Sku,
-    /// Its descriptive fields.
-    pub draft: ProductDraft,
-    /// Initial stock, recorded as a `receipt` movement in the same transaction.
-    pub stock: Option<StockLevel>,
-}
-
-impl Handler<CreateProduct> for Ledger {
-    type Result = ResponseFuture<Result<Product, CatalogError>>;
-    fn handle(&mut self, msg: CreateProduct, ctx: &mut Context<Self>) -> Self::Result {
-        self.submit(ctx, poisons, move |tx| {
-            if tx.catalog.get(&msg.sku)?.is_some() {
-                return Err(CatalogError::Exists(msg.sku.clone()));
-            }
-            tx.catalog.upsert(&msg.sku, msg.draft, tx.at)?;
-            if let Some(level) = msg.stock {
-                tx.book
-                    .set_level(&msg.sku, level, MovementKind::Receipt, Source::Api, tx.at)
-                    .map_err(stock)?;
-            }
-            let product = shown(tx, msg.sku)?;
-            announce(tx, EventType::ProductCreated, &product)?;
-            Ok(product)
-        })
+    /// Creates or replaces the descriptive fields of `sku` (and un-archives it),
+    /// leaving the row untouched when nothing changed.
+    fn upsert(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<Upsert, StoreError> {
+        let previous = self.product(sku)?;
+        let row = ProductRow::drafted(draft, previous.as_ref(), at);
+        let outcome = match &previous {
+            None => Upsert::Created,
+            Some(prev) if same_content(prev, &row) => return Ok(Upsert::Unchanged),
+            Some(_) => Upsert::Updated,
+        };
+        self.put(sku, &row)?;
+        Ok(outcome)
     }
 }
 
-/// Create or replace a product (un-archiving it); `created` tells which.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(Product, bool), CatalogError>")]
-pub struct ReplaceProduct {
-    /// The SKU to create or replace.
-    pub sku: Sku,
-    /// Its descriptive fields, replacing the old ones entirely.
-    pub draft: ProductDraft,
-    /// Absolute stock level; reached through one `adjustment` movement.
-    pub stock: Option<StockLevel>,
+impl CatalogRows for CatalogTables<'_> {
+    fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
+        CatalogTables::put(self, sku, row)
+    }
+
+    fn upsert(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<Upsert, StoreError> {
+        CatalogTables::upsert(self, sku, draft, at)
+    }
 }
 
-impl Handler<ReplaceProduct> for Ledger {
-    type Result = ResponseFuture<Result<(Product, bool), CatalogError>>;
-    fn handle(&mut self, msg: ReplaceProduct, ctx: &mut Context<Self>) -> Self::Result {
-        self.submit(ctx, poisons, move |tx| {
-            let outcome = tx.catalog.upsert(&msg.sku, msg.draft, tx.at)?;
+/// A product write, as the ledger applies it: the same rules on either backend.
+#[derive(Debug)]
+pub enum ProductCommand {
+    Create(CreateProduct),
+    Replace(ReplaceProduct),
+    Patch(PatchProduct),
+    Archive(ArchiveProduct),
+}
+
+/// Applies a product command with the book and catalog rows of one transaction.
+/// Answers the product as it now stands and whether it was created. A refused
+/// command writes nothing.
+pub fn apply<R: LedgerRows>(
+    book: &mut Rules<R>,
+    catalog: &mut impl CatalogRows,
+    command: ProductCommand,
+    at: Timestamp,
+) -> Result<(Product, bool), CatalogError> {
+    match command {
+        ProductCommand::Create(msg) => {
+            if catalog.product(&msg.sku)?.is_some() {
+                return Err(CatalogError::Exists(msg.sku.clone()));
+            }
+            catalog.upsert(&msg.sku, msg.draft, at)?;
+            if let Some(level) = msg.stock {
+                book.set_level(&msg.sku, level, MovementKind::Receipt, Source::Api, at)
+                    .map_err(stock)?;
+            }
+            let product = shown(book, catalog, msg.sku)?;
+            announce(book, EventType::ProductCreated, &product, at)?;
+            Ok((product, true))
+        }
+        ProductCommand::Replace(msg) => {
+            let outcome = catalog.upsert(&msg.sku, msg.draft, at)?;
             if let Some(level) = msg.stock {
                 let kind = if outcome == Upsert::Created {
                     MovementKind::Receipt
                 } else {
                     MovementKind::Adjustment
                 };
-                tx.book
-                    .set_level(&msg.sku, level, kind, Source::Api, tx.at)
+                book.set_level(&msg.sku, level, kind, Source::Api, at)
                     .map_err(stock)?;
             }
-            let product = shown(tx, msg.sku)?;
+            let product = shown(book, catalog, msg.sku)?;
             match outcome {
-                Upsert::Created => announce(tx, EventType::ProductCreated, &product)?,
-                Upsert::Updated => announce(tx, EventType::ProductUpdated, &product)?,
+                Upsert::Created => announce(book, EventType::ProductCreated, &product, at)?,
+                Upsert::Updated => announce(book, EventType::ProductUpdated, &product, at)?,
                 // Only the stock may have changed: its movement has its own event.
                 Upsert::Unchanged => {}
             }
             Ok((product, outcome == Upsert::Created))
-        })
-    }
-}
-
-/// Change some fields of an active product.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Product, CatalogError>")]
-pub struct PatchProduct {
-    /// The product's SKU.
-    pub sku: Sku,
-    /// The fields to change.
-    pub patch: ProductPatch,
-}
-
-impl Handler<PatchProduct> for Ledger {
-    type Result = ResponseFuture<Result<Product, CatalogError>>;
-    fn handle(&mut self, msg: PatchProduct, ctx: &mut Context<Self>) -> Self::Result {
-        self.submit(ctx, poisons, move |tx| {
-            let before = tx
-                .catalog
-                .get(&msg.sku)?
+        }
+        ProductCommand::Patch(msg) => {
+            let before = catalog
+                .product(&msg.sku)?
                 .filter(|r| !r.archived)
                 .ok_or_else(|| CatalogError::NotFound(msg.sku.clone()))?;
             let mut row = before.clone();
@@ -166,14 +146,138 @@ impl Handler<PatchProduct> for Ledger {
             // A patch that changes nothing writes nothing (and keeps `updated_at`).
             let changed = !same_content(&before, &row);
             if changed {
-                row.updated_at = tx.at;
-                tx.catalog.put(&msg.sku, &row)?;
+                row.updated_at = at;
+                catalog.put(&msg.sku, &row)?;
             }
-            let product = with_stock(tx, msg.sku, row)?;
+            let product = with_stock(book, msg.sku, row)?;
             if changed {
-                announce(tx, EventType::ProductUpdated, &product)?;
+                announce(book, EventType::ProductUpdated, &product, at)?;
             }
-            Ok(product)
+            Ok((product, false))
+        }
+        ProductCommand::Archive(msg) => {
+            let mut row = catalog
+                .product(&msg.sku)?
+                .filter(|r| !r.archived)
+                .ok_or_else(|| CatalogError::NotFound(msg.sku.clone()))?;
+            row.archived = true;
+            row.updated_at = at;
+            catalog.put(&msg.sku, &row)?;
+            let product = with_stock(book, msg.sku, row)?;
+            announce(book, EventType::ProductArchived, &product, at)?;
+            Ok((product, false))
+        }
+    }
+}
+
+/// Appends a product event: the product as it now stands, stock included (also
+/// for imported rows under `--import-events rows`).
+fn announce<R: LedgerRows>(
+    book: &mut Rules<R>,
+    kind: EventType,
+    product: &Product,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    book.rows.append_event(
+        kind,
+        Subject::Product {
+            sku: product.sku.clone(),
+            stock: product.stock,
+        },
+        codec::encode(&product.row),
+        at,
+    )
+}
+
+/// The product as written in this transaction, with its stock.
+fn shown<R: LedgerRows>(
+    book: &Rules<R>,
+    catalog: &impl CatalogRows,
+    sku: Sku,
+) -> Result<Product, StoreError> {
+    let row = catalog
+        .product(&sku)?
+        .ok_or_else(|| StoreError::Corrupt(format!("product {sku} vanished in its own write")))?;
+    with_stock(book, sku, row)
+}
+
+/// A product row with the stock its SKU has in this transaction.
+fn with_stock<R: LedgerRows>(
+    book: &Rules<R>,
+    sku: Sku,
+    row: ProductRow,
+) -> Result<Product, StoreError> {
+    let stock = book.level(&sku)?.units;
+    Ok(Product { sku, row, stock })
+}
+
+/// Queues a product command on the redb ledger.
+fn submit<T: Send + 'static>(
+    ledger: &mut Ledger,
+    ctx: &mut Context<Ledger>,
+    command: ProductCommand,
+    answer: impl FnOnce((Product, bool)) -> T + Send + 'static,
+) -> ResponseFuture<Result<T, CatalogError>> {
+    ledger.submit(ctx, poisons, move |tx| {
+        apply(tx.book, tx.catalog, command, tx.at).map(answer)
+    })
+}
+
+/// Create a product; 409 when the SKU exists (archived ones included).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Product, CatalogError>")]
+pub struct CreateProduct {
+    /// The new SKU.
+    pub sku: Sku,
+    /// Its descriptive fields.
+    pub draft: ProductDraft,
+    /// Initial stock, recorded as a `receipt` movement in the same transaction.
+    pub stock: Option<StockLevel>,
+}
+
+impl Handler<CreateProduct> for Ledger {
+    type Result = ResponseFuture<Result<Product, CatalogError>>;
+    fn handle(&mut self, msg: CreateProduct, ctx: &mut Context<Self>) -> Self::Result {
+        submit(self, ctx, ProductCommand::Create(msg), |(product, _)| {
+            product
+        })
+    }
+}
+
+/// Create or replace a product (un-archiving it); `created` tells which.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(Product, bool), CatalogError>")]
+pub struct ReplaceProduct {
+    /// The SKU to create or replace.
+    pub sku: Sku,
+    /// Its descriptive fields, replacing the old ones entirely.
+    pub draft: ProductDraft,
+    /// Absolute stock level; reached through one `adjustment` movement.
+    pub stock: Option<StockLevel>,
+}
+
+impl Handler<ReplaceProduct> for Ledger {
+    type Result = ResponseFuture<Result<(Product, bool), CatalogError>>;
+    fn handle(&mut self, msg: ReplaceProduct, ctx: &mut Context<Self>) -> Self::Result {
+        submit(self, ctx, ProductCommand::Replace(msg), |answer| answer)
+    }
+}
+
+/// Change some fields of an active product.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Product, CatalogError>")]
+pub struct PatchProduct {
+    /// The product's SKU.
+    pub sku: Sku,
+    /// The fields to change.
+    pub patch: ProductPatch,
+}
+
+impl Handler<PatchProduct> for Ledger {
+    type Result = ResponseFuture<Result<Product, CatalogError>>;
+    fn handle(&mut self, msg: PatchProduct, ctx: &mut Context<Self>) -> Self::Result {
+        submit(self, ctx, ProductCommand::Patch(msg), |(product, _)| {
+            product
         })
     }
 }
@@ -190,17 +294,6 @@ pub struct ArchiveProduct {
 impl Handler<ArchiveProduct> for Ledger {
     type Result = ResponseFuture<Result<(), CatalogError>>;
     fn handle(&mut self, msg: ArchiveProduct, ctx: &mut Context<Self>) -> Self::Result {
-        self.submit(ctx, poisons, move |tx| {
-            let mut row = tx
-                .catalog
-                .get(&msg.sku)?
-                .filter(|r| !r.archived)
-                .ok_or_else(|| CatalogError::NotFound(msg.sku.clone()))?;
-            row.archived = true;
-            row.updated_at = tx.at;
-            tx.catalog.put(&msg.sku, &row)?;
-            let product = with_stock(tx, msg.sku, row)?;
-            Ok(announce(tx, EventType::ProductArchived, &product)?)
-        })
+        submit(self, ctx, ProductCommand::Archive(msg), |_| ())
     }
 }
