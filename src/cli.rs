@@ -8,7 +8,8 @@ use crate::config::{
     BackupArgs, Cli, Command, CreateUserArgs, IngestArgs, PipelineArgs, UsersCommand, VerifyArgs,
 };
 use crate::control;
-use crate::startup::{Application, Services, shutdown_signal};
+use crate::services::Services;
+use crate::startup::{Application, shutdown_signal};
 use crate::{auth, logging};
 use orderflow_actors::domain::{Email, Password, Role, Username};
 use orderflow_actors::store::backup::{self, Manifest};

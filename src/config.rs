@@ -148,6 +148,14 @@ pub struct ServeArgs {
     /// The drop folder watched for import files.
     #[arg(long, env = "ORDERFLOW_INBOX", default_value = "./inbox")]
     pub inbox: PathBuf,
+    /// Keep all state in PostgreSQL instead of the embedded file (a libpq URL, e.g.
+    /// `postgresql://orderflow@db1,db2/shop?target_session_attrs=read-write`):
+    /// several nodes on one database act as one service. Catalog, accounts,
+    /// orders, stock and the events feed so far; imports, webhooks, API keys and
+    /// backups answer 501 on this backend (see the README's "Running several
+    /// nodes"). Prefer the environment variable: the URL may hold a password.
+    #[arg(long, env = "ORDERFLOW_POSTGRES_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
     /// HS256 signing secret, at least 32 bytes; by default one is generated and kept in
     /// the data directory. Prefer the environment variable: flags show up in `ps`.
     #[arg(long, env = "ORDERFLOW_JWT_SECRET", hide_env_values = true)]

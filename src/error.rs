@@ -315,6 +315,17 @@ impl ApiError {
 
     /// 500 for a write that was accepted but whose answer never came: it may still
     /// take effect, so the client must look before repeating it (no `Retry-After`).
+    /// 501: the route exists, but not on the backend this node runs (the
+    /// PostgreSQL backend does not have every room yet).
+    pub fn not_on_this_backend(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not-on-this-backend",
+            "Not available on this backend",
+            format!("{what} are not available on the PostgreSQL backend yet"),
+        )
+    }
+
     pub fn outcome_unknown() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

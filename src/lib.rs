@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod progress;
+pub mod services;
 pub mod startup;
 pub mod state;
 pub mod webhooks;

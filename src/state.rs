@@ -1,5 +1,9 @@
 //! What every handler can reach: the actors' mailboxes and the request-independent
 //! settings. Handlers never get the database itself.
+//!
+//! Each room is a [`Room`]: the redb actor, or its PostgreSQL twin with `--postgres`.
+//! What the PostgreSQL backend does not have yet (API keys, webhooks, imports) is
+//! `None` there, and its routes answer 501 through the accessors below.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,27 +17,33 @@ use orderflow_actors::events::EventsReader;
 use orderflow_actors::inbox::watcher::{InboxWatcher, RunnerAlive};
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::pg::catalog::PgCatalog;
+use orderflow_actors::pg::events::PgEvents;
+use orderflow_actors::pg::orders::PgLedgerActor;
+use orderflow_actors::pg::users::PgUsers;
+use orderflow_actors::room::Room;
 use orderflow_actors::users::UserStore;
 use orderflow_actors::webhooks::Webhooks;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::webhooks::deliverer::Deliverer;
 
 pub struct AppState {
     /// The OpenAPI document, built once at start-up.
     pub openapi: &'static str,
-    pub catalog: Mailbox<Catalog>,
-    pub users: Mailbox<UserStore>,
-    pub ledger: Mailbox<Ledger>,
-    pub events: Mailbox<EventsReader>,
-    pub api_keys: Mailbox<ApiKeys>,
-    pub webhooks: Mailbox<Webhooks>,
+    pub catalog: Room<Catalog, PgCatalog>,
+    pub users: Room<UserStore, PgUsers>,
+    pub ledger: Room<Ledger, PgLedgerActor>,
+    pub events: Room<EventsReader, PgEvents>,
+    pub api_keys: Option<Mailbox<ApiKeys>>,
+    pub webhooks: Option<Mailbox<Webhooks>>,
     /// `--webhook-allow-private`.
     pub webhook_allow_private: bool,
     /// Sends test events (`POST /webhooks/{id}/test`).
-    pub deliverer: Deliverer,
+    pub deliverer: Option<Deliverer>,
     /// The newest committed event's seq: the feed's long polls wait on it.
     pub newest_event: watch::Receiver<u64>,
     pub jwt: JwtKeys,
@@ -42,10 +52,40 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub register_throttle: RegisterThrottle,
     pub metrics: Arc<Metrics>,
-    /// The inbox watcher, which takes uploads into the pipeline.
-    pub inbox: Mailbox<InboxWatcher>,
-    /// Whether the inbox's job runner is still alive (for readiness).
-    pub inbox_runner: RunnerAlive,
+    /// The inbox: its watcher, which takes uploads into the pipeline, and whether
+    /// its job runner is still alive (for readiness).
+    pub inbox: Option<(Mailbox<InboxWatcher>, RunnerAlive)>,
     /// Where uploads are streamed before they are taken.
     pub uploads: PathBuf,
+}
+
+/// The problem for a route whose room this backend does not have yet.
+fn not_here(what: &str) -> ApiError {
+    ApiError::not_on_this_backend(what)
+}
+
+impl AppState {
+    pub fn api_keys(&self) -> Result<&Mailbox<ApiKeys>, ApiError> {
+        self.api_keys.as_ref().ok_or_else(|| not_here("API keys"))
+    }
+
+    pub fn webhooks(&self) -> Result<&Mailbox<Webhooks>, ApiError> {
+        self.webhooks.as_ref().ok_or_else(|| not_here("webhooks"))
+    }
+
+    pub fn deliverer(&self) -> Result<&Deliverer, ApiError> {
+        self.deliverer.as_ref().ok_or_else(|| not_here("webhooks"))
+    }
+
+    pub fn inbox(&self) -> Result<&Mailbox<InboxWatcher>, ApiError> {
+        self.inbox
+            .as_ref()
+            .map(|(watcher, _)| watcher)
+            .ok_or_else(|| not_here("imports"))
+    }
+
+    /// The redb ledger, for imports and backups.
+    pub fn redb_ledger(&self, what: &str) -> Result<&Mailbox<Ledger>, ApiError> {
+        self.ledger.redb().ok_or_else(|| not_here(what))
+    }
 }

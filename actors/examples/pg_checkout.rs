@@ -44,6 +44,7 @@ async fn main() {
                 currency: Currency::EUR,
                 batch_max: 256,
                 row_events: RowEvents::Summary,
+                telemetry: Default::default(),
             },
         ));
     }

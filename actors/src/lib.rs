@@ -21,6 +21,7 @@ pub mod limits;
 pub mod mailbox;
 pub mod pg;
 pub mod priority;
+pub mod room;
 pub mod store;
 pub mod telemetry;
 pub mod text;

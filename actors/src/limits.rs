@@ -274,3 +274,11 @@ pub const BACKUP_NICE: i32 = 10;
 pub const WEBHOOK_DELIVERER_NICE: i32 = 19;
 /// Longest request line on the control socket (`<data-dir>/control.sock`), in bytes.
 pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+/// How long the PostgreSQL backend waits before opening a lost listening
+/// connection again (milliseconds).
+pub const PG_RECONNECT_DELAY_MS: u64 = 500;
+
+/// Connections in a node's PostgreSQL pool (its readers and account writes; the
+/// ledger and the events listener have one each besides).
+pub const PG_POOL_CONNECTIONS_MAX: usize = 8;

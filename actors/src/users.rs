@@ -55,7 +55,7 @@ pub struct User {
 }
 
 impl User {
-    fn from_row(id: UserId, row: &UserRow) -> Self {
+    pub(crate) fn from_row(id: UserId, row: &UserRow) -> Self {
         Self {
             id,
             username: row.username.clone(),
@@ -144,6 +144,34 @@ impl Actor for UserStore {
     }
 }
 
+/// What a presented refresh token's row means at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// It may be rotated.
+    Valid(RefreshRow),
+    /// Unknown, expired, or of a revoked family.
+    Invalid,
+    /// Spent already and still unexpired: a copy is in use, and this family must
+    /// be revoked (durably, even though the request is refused).
+    Reused(u128),
+}
+
+/// The rotation rule, for both backends. Unknown, revoked and expired tokens are
+/// invalid (spent or not: once expired, a token means nothing, and the purge may
+/// already have removed it); a spent but unexpired one means a copy is in use.
+pub fn judge(row: Option<RefreshRow>, family_revoked: bool, now: Timestamp) -> Judged {
+    let Some(row) = row else {
+        return Judged::Invalid;
+    };
+    if family_revoked || row.expires_at <= now {
+        Judged::Invalid
+    } else if row.rotated {
+        Judged::Reused(row.family)
+    } else {
+        Judged::Valid(row)
+    }
+}
+
 /// The refresh-token tables of one write transaction, kept in step with their
 /// expiry indexes.
 pub struct RefreshTables<'txn> {
@@ -185,27 +213,27 @@ impl<'txn> RefreshTables<'txn> {
         Ok(self.revoked.get(family)?.is_some())
     }
 
-    /// Whether `presented` may be rotated at `now`: its row if so. Unknown, revoked
-    /// and expired tokens are refused as invalid (spent or not: once expired, a
-    /// token means nothing, and the purge may already have removed it). A spent
-    /// but unexpired token means a copy is in use: its family is revoked here, and
-    /// the caller must commit that even though it refuses the request.
+    /// Whether `presented` may be rotated at `now` ([`judge`]): its row if so. A
+    /// reused token's family is revoked here, and the caller must commit that even
+    /// though it refuses the request.
     pub fn judge(
         &mut self,
         presented: &[u8; 32],
         now: Timestamp,
     ) -> Result<Result<RefreshRow, RefreshError>, StoreError> {
-        let Some(row) = self.get(presented)? else {
-            return Ok(Err(RefreshError::Invalid));
+        let row = self.get(presented)?;
+        let revoked = match &row {
+            Some(r) => self.is_revoked(r.family)?,
+            None => false,
         };
-        if self.is_revoked(row.family)? || row.expires_at <= now {
-            return Ok(Err(RefreshError::Invalid));
-        }
-        if row.rotated {
-            self.revoke(row.family, now)?;
-            return Ok(Err(RefreshError::Reused));
-        }
-        Ok(Ok(row))
+        Ok(match judge(row, revoked, now) {
+            Judged::Valid(row) => Ok(row),
+            Judged::Invalid => Err(RefreshError::Invalid),
+            Judged::Reused(family) => {
+                self.revoke(family, now)?;
+                Err(RefreshError::Reused)
+            }
+        })
     }
 
     /// Revokes a family and remembers it for [`REFRESH_TTL_SECS_MAX`]: no token of
@@ -386,7 +414,7 @@ impl Handler<GetUser> for UserStore {
 #[rtype(result = "Result<bool, StoreError>")]
 pub struct AdminBootstrapped;
 
-const ADMIN_BOOTSTRAPPED: &str = "admin_bootstrapped";
+pub(crate) const ADMIN_BOOTSTRAPPED: &str = "admin_bootstrapped";
 
 impl Handler<AdminBootstrapped> for UserStore {
     type Result = Result<bool, StoreError>;
@@ -397,20 +425,21 @@ impl Handler<AdminBootstrapped> for UserStore {
 }
 
 /// Create the first-start admin and remember that it was done, in one transaction.
+/// `None` when another node sharing the database did it first.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<User, UserError>")]
+#[rtype(result = "Result<Option<User>, UserError>")]
 pub struct BootstrapAdmin {
     /// The admin account to create.
     pub user: CreateUser,
 }
 
 impl Handler<BootstrapAdmin> for UserStore {
-    type Result = Result<User, UserError>;
+    type Result = Result<Option<User>, UserError>;
     fn handle(&mut self, msg: BootstrapAdmin, _: &mut Self::Context) -> Self::Result {
         self.write(|txn| {
             let user = create_user(txn, msg.user)?;
             txn.open_table(META)?.insert(ADMIN_BOOTSTRAPPED, 1)?;
-            Ok(user)
+            Ok(Some(user))
         })
     }
 }

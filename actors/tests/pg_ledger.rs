@@ -37,6 +37,7 @@ async fn nodes(url: &str, batch_max: usize) -> Vec<PgLedger> {
                 currency: Currency::EUR,
                 batch_max,
                 row_events: RowEvents::Summary,
+                telemetry: Default::default(),
             },
         ));
     }

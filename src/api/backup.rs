@@ -28,7 +28,7 @@ pub fn routes(r: &mut Routes) {
 pub async fn create(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Not `ask`: a backup is not abandoned at the ordinary timeout.
     let manifest = state
-        .ledger
+        .redb_ledger("backups")?
         .reserve()?
         .send(TakeBackup { to: None })
         .await??;

@@ -106,7 +106,7 @@ pub async fn upload(
     }
 
     let work = match state
-        .inbox
+        .inbox()?
         .ask(AcceptUpload {
             temp_path: temp.clone(),
             file_name: name.clone(),
@@ -126,12 +126,12 @@ pub async fn upload(
     // From here the file is in the pipeline: if the job cannot be created now, the
     // inbox creates it on its next start.
     let job = state
-        .ledger
+        .redb_ledger("imports")?
         .ask_write(Transact {
             work: create_work(&work, name, Origin::Inbox, None, dry_run),
         })
         .await??;
-    state.inbox.ask(Enqueue { job: job.id }).await??;
+    state.inbox()?.ask(Enqueue { job: job.id }).await??;
     tracing::info!(job = job.id.0, bytes = received, dry_run, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/v1/imports/{}", job.id.0)))
@@ -154,7 +154,10 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state.ledger.ask(ListJobs { before, limit }).await??;
+    let page = state
+        .redb_ledger("imports")?
+        .ask(ListJobs { before, limit })
+        .await??;
     let items = page.items.iter().map(json::job).collect();
     Ok(HttpResponse::Ok().json(json::page(
         items,
@@ -171,7 +174,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_job(&id)?;
     let job = state
-        .ledger
+        .redb_ledger("imports")?
         .ask(GetJob { id })
         .await??
         .ok_or_else(|| ApiError::not_found("no such import job"))?;
@@ -195,7 +198,7 @@ pub async fn rejects(
         return Err(ApiError::validation(errors));
     }
     let page = state
-        .ledger
+        .redb_ledger("imports")?
         .ask(ListRejects {
             job,
             after_line,

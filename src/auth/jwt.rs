@@ -65,12 +65,17 @@ pub enum SecretError {
 
 /// The signing secret: from the environment if given (and long enough), else the
 /// one kept in the data directory, generated on first start with mode 0600.
+/// A secret given by the operator, if it is long enough.
+pub fn check_secret(secret: &str) -> Result<Vec<u8>, SecretError> {
+    if secret.len() < JWT_SECRET_BYTES_MIN {
+        return Err(SecretError::TooShort(secret.len()));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
 pub fn load_secret(from_env: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, SecretError> {
     if let Some(secret) = from_env {
-        if secret.len() < JWT_SECRET_BYTES_MIN {
-            return Err(SecretError::TooShort(secret.len()));
-        }
-        return Ok(secret.as_bytes().to_vec());
+        return check_secret(secret);
     }
     let path = data_dir.join(SECRET_FILE_NAME);
     let io = |source| SecretError::Io {

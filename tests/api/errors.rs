@@ -104,10 +104,13 @@ async fn health_and_readiness() {
     r.assert_status(200);
     let r = app.get("/readyz", None).await;
     r.assert_status(200);
-    assert_eq!(
-        r.body["checks"],
+    // The PostgreSQL backend has no inbox yet, so readiness does not wait for one.
+    let expected = if crate::helpers::on_postgres() {
+        json!({"catalog": true, "users": true, "ledger": true})
+    } else {
         json!({"catalog": true, "users": true, "ledger": true, "inbox": true})
-    );
+    };
+    assert_eq!(r.body["checks"], expected);
 }
 
 #[actix_web::test]

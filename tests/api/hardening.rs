@@ -407,7 +407,7 @@ async fn stock_never_passes_the_cap_and_a_reduction_is_always_allowed() {
 /// Holds the ledger busy for `for_ms` with a command of its own.
 async fn block_ledger(app: &crate::helpers::TestApp, for_ms: u64) {
     use orderflow_actors::ledger::Transact;
-    let ledger = app.ledger.clone();
+    let ledger = app.ledger.redb().expect("the embedded backend").clone();
     actix_web::rt::spawn(async move {
         let _ = ledger
             .ask_write(Transact::<()> {

@@ -17,7 +17,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use orderflow::config::{LogFormat, PipelineArgs, ServeArgs, StoreArgs};
+use orderflow::services::Backend;
 use orderflow::startup::Application;
+use orderflow_actors::pg::orders::PgLedgerActor;
+use orderflow_actors::room::Room;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -30,8 +33,16 @@ pub struct TestApp {
     pub inbox: tempfile::TempDir,
     pub admin_token: String,
     /// The ledger's mailbox, to stop it in tests of failure handling.
-    pub ledger: orderflow_actors::mailbox::Mailbox<orderflow_actors::ledger::Ledger>,
+    pub ledger: Room<orderflow_actors::ledger::Ledger, PgLedgerActor>,
+    /// The PostgreSQL database, on that backend (kept as long as the app).
+    pub _db: Option<Arc<crate::pg::TestDb>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Whether `spawn_app` keeps the state in PostgreSQL (`ORDERFLOW_TEST_BACKEND=postgres`)
+/// rather than in the embedded redb file.
+pub fn on_postgres() -> bool {
+    std::env::var("ORDERFLOW_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
@@ -68,6 +79,7 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
         webhook_allow_private: false,
         webhook_concurrency: 16,
         webhook_retry_unit_ms: 5_000,
+        postgres: None,
     }
 }
 
@@ -76,13 +88,40 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let db = if on_postgres() {
+        Some(Arc::new(crate::pg::database().await))
+    } else {
+        None
+    };
+    spawn_node(db, configure).await
+}
+
+/// `n` nodes on one fresh PostgreSQL database, whatever the test backend.
+pub async fn spawn_nodes(n: usize) -> Vec<TestApp> {
+    let db = Arc::new(crate::pg::database().await);
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(spawn_node(Some(Arc::clone(&db)), |_| {}).await);
+    }
+    nodes
+}
+
+/// One node: on `db` when given, else on a redb file of its own.
+pub async fn spawn_node(
+    db: Option<Arc<crate::pg::TestDb>>,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let inbox = tempfile::tempdir().unwrap();
     let mut args = serve_args(data_dir.path(), inbox.path());
+    args.postgres = db.as_ref().map(|db| db.url.clone());
     configure(&mut args);
     let app = Application::build(args).await.expect("app builds");
     let base = format!("http://{}", app.address());
-    let ledger = app.services().ledger.clone();
+    let ledger = match app.backend() {
+        Backend::Redb(s) => Room::Redb(s.ledger.clone()),
+        Backend::Postgres(s) => Room::Postgres(s.ledger.clone()),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     actix_web::rt::spawn(async move {
         let _ = app
@@ -102,6 +141,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
         inbox,
         admin_token: String::new(),
         ledger,
+        _db: db,
         stop: Some(stop),
     };
     app.admin_token = app.login("admin", ADMIN_PASSWORD).await;

@@ -18,6 +18,11 @@
 //! - `hostile`   — forged tokens, smuggled fields, hostile strings and numbers
 //! - `inbox`     — dropped files and uploads through the import pipeline
 //! - `lifecycle` — restart, single owner, graceful shutdown, CLI
+//! - `nodes`     — several nodes on one PostgreSQL database acting as one service
+//!
+//! With `ORDERFLOW_TEST_BACKEND=postgres`, `spawn_app` keeps the state in a fresh
+//! PostgreSQL database instead of a redb file (see `helpers`); `.ci/test` runs the
+//! modules of the rooms that backend has that way too.
 
 // Test data is small and known: casts between its integer types cannot lose anything.
 #![allow(
@@ -27,6 +32,8 @@
 )]
 
 mod helpers;
+#[path = "../../actors/tests/support/pg.rs"]
+mod pg;
 
 mod apikeys;
 mod architecture;
@@ -40,6 +47,7 @@ mod hardening;
 mod hostile;
 mod inbox;
 mod lifecycle;
+mod nodes;
 mod operations;
 mod orders;
 mod products;

@@ -81,7 +81,7 @@ async fn readyz_fails_and_writes_get_503_when_an_actor_is_gone() {
     app.create_product("R-1", 100, 5).await;
     let (_, token) = app.customer("alice").await;
     app.get("/readyz", None).await.assert_status(200);
-    for addr in app.ledger.addrs() {
+    for addr in app.ledger.redb().expect("the embedded backend").addrs() {
         addr.send(orderflow_actors::ledger::Shutdown).await.unwrap();
     }
     let r = app.get("/readyz", None).await;

@@ -221,7 +221,7 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
     }
 }
 
-fn cursor_of(sort: ProductSort, p: &Product) -> ListCursor {
+pub(crate) fn cursor_of(sort: ProductSort, p: &Product) -> ListCursor {
     let sku = p.sku.as_str().to_owned();
     match sort {
         ProductSort::Sku => ListCursor::Sku(sku),

@@ -57,15 +57,29 @@ pub fn list(
         None => purged_through,
     };
     let events = txn.open_table(EVENTS)?;
-    let mut items = Vec::new();
-    let mut next_after = after;
-    for entry in events
+    let scanned = events
         .range(after.saturating_add(1)..)?
         .take(EVENTS_SCAN_ROWS_MAX)
-    {
-        let (seq, bytes) = entry?;
-        let seq = seq.value();
-        let row: EventRow = codec::decode(bytes.value())?;
+        .map(|entry| {
+            let (seq, bytes) = entry.map_err(StoreError::from)?;
+            Ok((seq.value(), codec::decode(bytes.value())?))
+        });
+    page(after, scanned, filter, limit)
+}
+
+/// The page made of the events scanned after `after` (at most
+/// [`EVENTS_SCAN_ROWS_MAX`] of them, oldest first): those `filter` admits, up to
+/// `limit`, and where the next page starts.
+pub fn page(
+    after: u64,
+    scanned: impl Iterator<Item = Result<(u64, EventRow), StoreError>>,
+    filter: &TypeFilter,
+    limit: usize,
+) -> Result<EventPage, EventsError> {
+    let mut items = Vec::new();
+    let mut next_after = after;
+    for entry in scanned {
+        let (seq, row) = entry?;
         next_after = seq;
         if filter.matches(row.kind) {
             items.push(Event { seq, row });

@@ -73,12 +73,24 @@ impl CatalogRows for CatalogTables<'_> {
 }
 
 /// A product write, as the ledger applies it: the same rules on either backend.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ProductCommand {
     Create(CreateProduct),
     Replace(ReplaceProduct),
     Patch(PatchProduct),
     Archive(ArchiveProduct),
+}
+
+impl ProductCommand {
+    /// The product it writes.
+    pub fn sku(&self) -> &Sku {
+        match self {
+            Self::Create(m) => &m.sku,
+            Self::Replace(m) => &m.sku,
+            Self::Patch(m) => &m.sku,
+            Self::Archive(m) => &m.sku,
+        }
+    }
 }
 
 /// Applies a product command with the book and catalog rows of one transaction.
@@ -224,7 +236,7 @@ fn submit<T: Send + 'static>(
 }
 
 /// Create a product; 409 when the SKU exists (archived ones included).
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Product, CatalogError>")]
 pub struct CreateProduct {
     /// The new SKU.
@@ -245,7 +257,7 @@ impl Handler<CreateProduct> for Ledger {
 }
 
 /// Create or replace a product (un-archiving it); `created` tells which.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(Product, bool), CatalogError>")]
 pub struct ReplaceProduct {
     /// The SKU to create or replace.
@@ -264,7 +276,7 @@ impl Handler<ReplaceProduct> for Ledger {
 }
 
 /// Change some fields of an active product.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Product, CatalogError>")]
 pub struct PatchProduct {
     /// The product's SKU.
@@ -284,7 +296,7 @@ impl Handler<PatchProduct> for Ledger {
 
 /// Archive a product: it disappears from the catalog; orders keep their lines and
 /// the ledger keeps its stock history.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), CatalogError>")]
 pub struct ArchiveProduct {
     /// The product's SKU.

@@ -32,43 +32,11 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         let sku = k.value();
         let (level, last_seq) = v.value();
         stocked.insert(sku.to_owned());
-        report.skus_checked += 1;
-        let mut sum: i64 = 0;
-        let mut expected_seq = 1;
-        for m in movements.range((sku, 0)..=(sku, u64::MAX))? {
-            let (mk, mv) = m?;
-            let seq = mk.value().1;
-            let row: MovementRow = codec::decode(mv.value())?;
-            if seq != expected_seq {
-                report.problems.push(format!(
-                    "{sku}: movement seq {seq}, expected {expected_seq}"
-                ));
-            }
-            expected_seq = seq + 1;
-            sum += row.delta;
-            if sum < 0 {
-                report
-                    .problems
-                    .push(format!("{sku}: stock below zero after movement {seq}"));
-            }
-            if i128::from(row.stock_after) != i128::from(sum) {
-                report.problems.push(format!(
-                    "{sku}: movement {seq} says stock_after {} but the deltas sum to {sum}",
-                    row.stock_after
-                ));
-            }
-        }
-        if i128::from(sum) != i128::from(level) {
-            report.problems.push(format!(
-                "{sku}: stock is {level} but its movements sum to {sum}"
-            ));
-        }
-        if expected_seq - 1 != last_seq {
-            report.problems.push(format!(
-                "{sku}: last movement is {} but the stock row says {last_seq}",
-                expected_seq - 1
-            ));
-        }
+        let history = movements.range((sku, 0)..=(sku, u64::MAX))?.map(|m| {
+            let (mk, mv) = m.map_err(StoreError::from)?;
+            Ok((mk.value().1, codec::decode(mv.value())?))
+        });
+        check_sku(&mut report, sku, level, last_seq, history)?;
     }
     // Movements of a SKU with no stock row would be history nobody counts.
     let mut last: Option<String> = None;
@@ -87,29 +55,80 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
 
     for entry in orders.iter()? {
         let (k, v) = entry?;
-        let id = k.value();
-        let row: OrderRow = codec::decode(v.value())?;
-        report.orders_checked += 1;
-        let mut total: u64 = 0;
-        for line in &row.lines {
-            let expected = line.unit_price.get() * u64::from(line.quantity.get());
-            if line.line_total_cents != expected {
-                report.problems.push(format!(
-                    "order {id}: line {} totals {} but {} x {} = {expected}",
-                    line.sku,
-                    line.line_total_cents,
-                    line.unit_price.get(),
-                    line.quantity.get()
-                ));
-            }
-            total += line.line_total_cents;
-        }
-        if total != row.total_cents {
+        check_order(&mut report, k.value(), &codec::decode(v.value())?);
+    }
+    Ok(report)
+}
+
+/// Checks one SKU's stock row (`level`, `last_seq`) against its movements, oldest
+/// first: seqs from 1 without a gap, running sums never below zero and equal to
+/// each movement's `stock_after`, the last equal to the level.
+pub(crate) fn check_sku(
+    report: &mut VerifyReport,
+    sku: &str,
+    level: u64,
+    last_seq: u64,
+    history: impl Iterator<Item = Result<(u64, MovementRow), StoreError>>,
+) -> Result<(), StoreError> {
+    report.skus_checked += 1;
+    let mut sum: i64 = 0;
+    let mut expected_seq = 1;
+    for movement in history {
+        let (seq, row) = movement?;
+        if seq != expected_seq {
             report.problems.push(format!(
-                "order {id}: total is {} but its lines sum to {total}",
-                row.total_cents
+                "{sku}: movement seq {seq}, expected {expected_seq}"
+            ));
+        }
+        expected_seq = seq + 1;
+        sum += row.delta;
+        if sum < 0 {
+            report
+                .problems
+                .push(format!("{sku}: stock below zero after movement {seq}"));
+        }
+        if i128::from(row.stock_after) != i128::from(sum) {
+            report.problems.push(format!(
+                "{sku}: movement {seq} says stock_after {} but the deltas sum to {sum}",
+                row.stock_after
             ));
         }
     }
-    Ok(report)
+    if i128::from(sum) != i128::from(level) {
+        report.problems.push(format!(
+            "{sku}: stock is {level} but its movements sum to {sum}"
+        ));
+    }
+    if expected_seq - 1 != last_seq {
+        report.problems.push(format!(
+            "{sku}: last movement is {} but the stock row says {last_seq}",
+            expected_seq - 1
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one order's line totals and total.
+pub(crate) fn check_order(report: &mut VerifyReport, id: u64, row: &OrderRow) {
+    report.orders_checked += 1;
+    let mut total: u64 = 0;
+    for line in &row.lines {
+        let expected = line.unit_price.get() * u64::from(line.quantity.get());
+        if line.line_total_cents != expected {
+            report.problems.push(format!(
+                "order {id}: line {} totals {} but {} x {} = {expected}",
+                line.sku,
+                line.line_total_cents,
+                line.unit_price.get(),
+                line.quantity.get()
+            ));
+        }
+        total += line.line_total_cents;
+    }
+    if total != row.total_cents {
+        report.problems.push(format!(
+            "order {id}: total is {} but its lines sum to {total}",
+            row.total_cents
+        ));
+    }
 }

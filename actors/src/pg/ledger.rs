@@ -23,12 +23,13 @@
 //! of `seq > N` never sees a seq while a smaller one is still to come.
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Client;
 
 use super::staged::{Staged, StagedProducts, int, uint};
-use crate::catalog::{ProductDraft, ProductRow};
+use crate::catalog::{CatalogError, Product, ProductDraft, ProductRow};
 use crate::domain::{
     Currency, IdempotencyKey, MovementKind, OrderId, OrderRef, OrderStatus, Reason, Sku,
     StockDelta, StockLevel, Timestamp, UserId,
@@ -38,8 +39,10 @@ use crate::ledger::book::{
     Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
     OrderRow, Placed, Rules, Source, StockError,
 };
+use crate::ledger::products::{self, ProductCommand};
 use crate::ledger::rows::ProductRows;
 use crate::store::{StoreError, codec};
+use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
 
 /// A command for the ledger, with where its answer goes.
 enum Command {
@@ -56,6 +59,11 @@ enum Command {
         Reason,
         oneshot::Sender<Result<Movement, StockError>>,
     ),
+    /// A product write from the API (the same rules as on redb).
+    Product(
+        ProductCommand,
+        oneshot::Sender<Result<(Product, bool), CatalogError>>,
+    ),
     /// Creates or replaces a product with its stock level.
     PutProduct(
         Sku,
@@ -70,6 +78,7 @@ enum Answer {
     Place(Result<Placed, CheckoutError>),
     Change(Result<Order, OrderError>),
     Adjust(Result<Movement, StockError>),
+    Product(Result<(Product, bool), CatalogError>),
     PutProduct(Result<(), StockError>),
 }
 
@@ -79,6 +88,8 @@ pub struct Settings {
     pub currency: Currency,
     pub batch_max: usize,
     pub row_events: RowEvents,
+    /// Where batches and orders are counted (the `/metrics` of this node).
+    pub telemetry: Telemetry,
 }
 
 /// Where a node's handlers send ledger commands.
@@ -153,6 +164,12 @@ impl PgLedger {
         .await
     }
 
+    /// Applies a product write (create, replace, patch, archive).
+    pub async fn product(&self, command: ProductCommand) -> Result<(Product, bool), CatalogError> {
+        self.ask(|r| Command::Product(command, r), || Err(stopped().into()))
+            .await
+    }
+
     pub async fn put_product(
         &self,
         sku: Sku,
@@ -175,23 +192,44 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(settings.batch_max);
     while commands.recv_many(&mut batch, settings.batch_max).await > 0 {
+        let started = Instant::now();
         let outcome = apply(&mut client, &settings, &batch).await;
+        BatchCommitted {
+            commands: batch.len(),
+            seconds: started.elapsed().as_secs_f64(),
+            abandoned: outcome.as_ref().err(),
+        }
+        .emit(&settings.telemetry);
         match outcome {
             Ok((answers, last_seq)) => {
                 if let Some(seq) = last_seq {
                     newest.send_replace(seq);
                 }
                 for (command, answer) in batch.drain(..).zip(answers) {
+                    if let Answer::Place(placed) = &answer {
+                        count(&settings.telemetry, placed);
+                    }
                     answer_one(command, Ok(answer));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "a ledger batch was abandoned");
                 for command in batch.drain(..) {
                     answer_one(command, Err(&e));
                 }
             }
         }
+    }
+}
+
+/// Counts a committed checkout's outcome, as the redb ledger does.
+fn count(telemetry: &Telemetry, placed: &Result<Placed, CheckoutError>) {
+    match placed {
+        Ok(p) if !p.replayed => OrderPlaced.emit(telemetry),
+        Ok(_) => {}
+        Err(e) => OrderRejected {
+            reason: e.rejection(),
+        }
+        .emit(telemetry),
     }
 }
 
@@ -204,6 +242,8 @@ fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
         (Command::Change(.., r), Ok(Answer::Change(a))) => drop(r.send(a)),
         (Command::Adjust(.., r), Ok(Answer::Adjust(a))) => drop(r.send(a)),
         (Command::PutProduct(.., r), Ok(Answer::PutProduct(a))) => drop(r.send(a)),
+        (Command::Product(_, r), Ok(Answer::Product(a))) => drop(r.send(a)),
+        (Command::Product(_, r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Place(_, r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Change(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Adjust(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
@@ -253,6 +293,9 @@ async fn apply(
             }
             Command::Adjust(sku, ..) | Command::PutProduct(sku, ..) => {
                 needs.skus.insert(sku.clone());
+            }
+            Command::Product(command, _) => {
+                needs.skus.insert(command.sku().clone());
             }
         }
     }
@@ -403,6 +446,12 @@ async fn apply(
             Command::Adjust(sku, delta, reason, _) => {
                 Answer::Adjust(rules.adjust(&products, sku, *delta, reason.clone(), at))
             }
+            Command::Product(command, _) => Answer::Product(products::apply(
+                &mut rules,
+                &mut products,
+                command.clone(),
+                at,
+            )),
             Command::PutProduct(sku, draft, stock, _) => Answer::PutProduct(put_product(
                 &mut rules,
                 &mut products,
@@ -446,7 +495,8 @@ fn storage_failure(answer: &Answer) -> Option<String> {
         Answer::Place(Err(CheckoutError::Store(e)))
         | Answer::Change(Err(OrderError::Store(e)))
         | Answer::Adjust(Err(StockError::Store(e)))
-        | Answer::PutProduct(Err(StockError::Store(e))) => Some(e.to_string()),
+        | Answer::PutProduct(Err(StockError::Store(e)))
+        | Answer::Product(Err(CatalogError::Store(e))) => Some(e.to_string()),
         _ => None,
     }
 }

@@ -1,16 +1,32 @@
 //! The PostgreSQL backend (`--postgres`, contract §6), beside the embedded redb
 //! default: several nodes on one database acting as one service.
 //!
-//! Built so far: the schema and its migrations ([`schema`]), and the ledger
-//! ([`ledger`]): group commit per node, the same rules as on redb run on rows read
-//! and locked for the batch ([`staged`]), set-based writes, event seqs gapless in
-//! commit order across nodes. The feed's reader is [`read_events`].
+//! - [`schema`]: the tables, migrated at start under an advisory lock;
+//! - [`ledger`]: group commit per node, the same rules as on redb run on rows read
+//!   and locked for the batch ([`staged`]), set-based writes, event seqs gapless in
+//!   commit order across nodes; [`orders`] is its actor, which also reads orders
+//!   and movements;
+//! - [`users`], [`catalog`], [`events`]: the actors answering the same messages as
+//!   their redb twins, over a small connection pool ([`pool`]).
+//!
+//! Each node learns of events other nodes commit through `LISTEN`
+//! ([`follow_events`]), so the feed's long polls wake on any node's commit.
 
+pub mod catalog;
+pub mod events;
 pub mod ledger;
+pub mod orders;
 pub mod schema;
 pub mod staged;
+pub mod users;
 
-use tokio_postgres::{Client, NoTls};
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use crate::events::{Event, EventRow};
 use crate::store::{StoreError, codec};
@@ -25,6 +41,119 @@ pub async fn connect(url: &str) -> Result<Client, StoreError> {
         }
     });
     Ok(client)
+}
+
+/// The channel a committing batch notifies with its last event seq.
+pub const EVENTS_CHANNEL: &str = "orderflow_events";
+
+/// A pool of connections, shared by a node's PostgreSQL actors.
+pub type Pool = deadpool_postgres::Pool;
+
+/// A pool of at most `size` connections to `url`; none is opened before it is
+/// needed, and a broken one is replaced.
+pub fn pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let config = tokio_postgres::Config::from_str(url)?;
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Aborted(format!("PostgreSQL pool: {e}")))
+}
+
+/// A connection from the pool.
+pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
+    pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+        other => StoreError::Aborted(format!("no PostgreSQL connection: {other}")),
+    })
+}
+
+/// Runs `make` on an arbiter (thread) of its own and answers what it made: what it
+/// spawns (a connection's task, an actor) lives on that thread.
+pub async fn on_own_thread<T, F, Fut>(make: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let arbiter = actix::Arbiter::new();
+    arbiter.spawn_fn(move || {
+        actix::spawn(async move {
+            let _ = tx.send(make().await);
+        });
+    });
+    rx.await
+        .map_err(|_| StoreError::Aborted("a PostgreSQL thread stopped while starting".into()))
+}
+
+/// The newest event seq committed by any node.
+pub async fn newest_seq(client: &Client) -> Result<u64, StoreError> {
+    let value: i64 = client
+        .query_one("SELECT value FROM counters WHERE name = 'event_seq'", &[])
+        .await?
+        .get(0);
+    staged::uint(value)
+}
+
+/// Keeps `newest` at the newest event seq committed by any node: listens on
+/// [`EVENTS_CHANNEL`] on a connection of its own, and reconnects (after reading
+/// the counter again, so nothing committed meanwhile is missed) when it is lost.
+/// Returns when every receiver is gone.
+pub async fn follow_events(url: String, newest: watch::Sender<u64>) {
+    let retry = Duration::from_millis(crate::limits::PG_RECONNECT_DELAY_MS);
+    while !newest.is_closed() {
+        if let Err(e) = listen_once(&url, &newest).await {
+            tracing::warn!(error = %e, "listening for events failed; reconnecting");
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+async fn listen_once(url: &str, newest: &watch::Sender<u64>) -> Result<(), StoreError> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    // Drives the connection and hands its notifications over; ends with it.
+    let pump = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            if tx.send(message).is_err() {
+                break;
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {EVENTS_CHANNEL}"))
+        .await?;
+    let raise = |seq: u64| {
+        newest.send_if_modified(|now| {
+            let newer = seq > *now;
+            if newer {
+                *now = seq;
+            }
+            newer
+        });
+    };
+    raise(newest_seq(&client).await?);
+    while let Some(message) = messages.recv().await {
+        if let AsyncMessage::Notification(n) = message?
+            && let Ok(seq) = n.payload().parse()
+        {
+            raise(seq);
+        }
+        if newest.is_closed() {
+            break;
+        }
+    }
+    pump.abort();
+    Ok(())
 }
 
 /// Events with `seq > after`, oldest first, at most `limit` of them.
@@ -49,4 +178,49 @@ pub async fn read_events(
             })
         })
         .collect()
+}
+
+/// Whether a connection can be had and answers.
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    client(pool).await?.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// Stores `value` under `name` in `meta` unless a value is there already, and
+/// answers the value that stands: nodes starting together agree on one.
+pub async fn meta_once(client: &Client, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+    client
+        .execute(
+            "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &value],
+        )
+        .await?;
+    Ok(client
+        .query_one("SELECT value FROM meta WHERE name = $1", &[&name])
+        .await?
+        .get(0))
+}
+
+/// The database's currency, fixed by the first node that started on it.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the database holds amounts in {stored}; this node was started with {asked}")]
+    CurrencyMismatch { stored: String, asked: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refuses a currency other than the one the database was started with.
+pub async fn ensure_currency(
+    client: &Client,
+    currency: crate::domain::Currency,
+) -> Result<(), SetupError> {
+    let stored = meta_once(client, "currency", currency.code().as_bytes()).await?;
+    if stored != currency.code().as_bytes() {
+        return Err(SetupError::CurrencyMismatch {
+            stored: String::from_utf8_lossy(&stored).into_owned(),
+            asked: currency.code().to_owned(),
+        });
+    }
+    Ok(())
 }

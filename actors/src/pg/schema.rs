@@ -25,21 +25,29 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
 const V1: &str = "
 CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
 INSERT INTO counters VALUES ('event_seq', 0);
+CREATE TABLE meta (name text PRIMARY KEY, value bytea NOT NULL);
 CREATE SEQUENCE order_ids;
+CREATE SEQUENCE user_ids;
 CREATE TABLE products (
-    sku text PRIMARY KEY,
+    sku text COLLATE \"C\" PRIMARY KEY,
     name text NOT NULL,
+    name_key text COLLATE \"C\" NOT NULL,
+    category text COLLATE \"C\" NOT NULL,
+    category_key text COLLATE \"C\" NOT NULL,
     price_cents bigint NOT NULL CHECK (price_cents >= 0),
     archived boolean NOT NULL,
     record bytea NOT NULL
 );
+CREATE INDEX products_by_price ON products (price_cents, sku) WHERE NOT archived;
+CREATE INDEX products_by_name ON products (name_key, sku) WHERE NOT archived;
+CREATE INDEX products_by_category ON products (category) WHERE NOT archived;
 CREATE TABLE stock (
-    sku text PRIMARY KEY,
+    sku text COLLATE \"C\" PRIMARY KEY,
     units bigint NOT NULL CHECK (units >= 0),
     last_seq bigint NOT NULL
 );
 CREATE TABLE movements (
-    sku text NOT NULL,
+    sku text COLLATE \"C\" NOT NULL,
     seq bigint NOT NULL,
     kind text NOT NULL,
     delta bigint NOT NULL,
@@ -73,6 +81,25 @@ CREATE TABLE events (
     at_ms bigint NOT NULL,
     record bytea NOT NULL
 );
+CREATE TABLE users (
+    id bigint PRIMARY KEY,
+    name_key text NOT NULL UNIQUE,
+    email_key text NOT NULL UNIQUE,
+    record bytea NOT NULL
+);
+CREATE TABLE refresh_tokens (
+    digest bytea PRIMARY KEY,
+    user_id bigint NOT NULL,
+    family bytea NOT NULL,
+    expires_ms bigint NOT NULL,
+    rotated boolean NOT NULL
+);
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_ms);
+CREATE TABLE revoked_families (
+    family bytea PRIMARY KEY,
+    forget_ms bigint NOT NULL
+);
+CREATE INDEX revoked_families_by_expiry ON revoked_families (forget_ms);
 ";
 
 #[derive(Debug, thiserror::Error)]

@@ -13,9 +13,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio_postgres::Transaction;
 
 use crate::catalog::ProductRow;
+use crate::catalog::tables::name_key;
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventRow, EventType, RowEvents, Subject};
 use crate::ledger::book::{IdempotencyRow, Level, MovementRow, OrderRow};
+use crate::ledger::products::CatalogRows;
 use crate::ledger::rows::{LedgerRows, ProductRows};
 use crate::store::{StoreError, codec};
 
@@ -47,6 +49,13 @@ impl StagedProducts {
     pub fn put(&mut self, sku: &Sku, row: ProductRow) {
         self.rows.insert(sku.clone(), Some(row.clone()));
         self.written.insert(sku.clone(), row);
+    }
+}
+
+impl CatalogRows for StagedProducts {
+    fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
+        StagedProducts::put(self, sku, row.clone());
+        Ok(())
     }
 }
 
@@ -128,23 +137,42 @@ impl Staged {
         if !products.written.is_empty() {
             let mut skus = Vec::new();
             let mut names = Vec::new();
+            let mut name_keys = Vec::new();
+            let mut categories = Vec::new();
+            let mut category_keys = Vec::new();
             let mut prices = Vec::new();
             let mut archived = Vec::new();
             let mut records = Vec::new();
             for (sku, row) in &products.written {
                 skus.push(sku.as_str());
                 names.push(row.name.as_str());
+                name_keys.push(name_key(&row.name));
+                categories.push(row.category.as_str());
+                category_keys.push(row.category.as_str().to_lowercase());
                 prices.push(int(row.price.get())?);
                 archived.push(row.archived);
                 records.push(codec::encode(row));
             }
             tx.execute(
-                "INSERT INTO products (sku, name, price_cents, archived, record) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::bytea[]) \
+                "INSERT INTO products \
+                 (sku, name, name_key, category, category_key, price_cents, archived, record) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::int8[], $7::bool[], $8::bytea[]) \
                  ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, \
+                 name_key = EXCLUDED.name_key, category = EXCLUDED.category, \
+                 category_key = EXCLUDED.category_key, \
                  price_cents = EXCLUDED.price_cents, archived = EXCLUDED.archived, \
                  record = EXCLUDED.record",
-                &[&skus, &names, &prices, &archived, &records],
+                &[
+                    &skus,
+                    &names,
+                    &name_keys,
+                    &categories,
+                    &category_keys,
+                    &prices,
+                    &archived,
+                    &records,
+                ],
             )
             .await?;
         }
@@ -262,6 +290,13 @@ impl Staged {
             "INSERT INTO events (seq, type, at_ms, record) \
              SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::bytea[])",
             &[&seqs, &types, &ats, &records],
+        )
+        .await?;
+        // Delivered to every node's listener when (and only if) the batch commits:
+        // their feeds' long polls wake without polling the table.
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&super::EVENTS_CHANNEL, &last.to_string()],
         )
         .await?;
         Ok(Some(uint(last)?))

@@ -1,0 +1,293 @@
+//! The ledger's actor on PostgreSQL: the messages of [`crate::ledger`], answered by
+//! this node's group-committing [`PgLedger`] (writes) and its pool (reads).
+//!
+//! Reads see what any node committed. [`VerifyLedger`] rechecks the raw rows on
+//! one repeatable-read snapshot with the checks the redb backend uses.
+
+use std::collections::BTreeMap;
+
+use actix::{Actor, ActorContext, Context, Handler, ResponseFuture};
+
+use super::ledger::PgLedger;
+use super::staged::{int, uint};
+use super::{Pool, client};
+use crate::catalog::{CatalogError, Product};
+use crate::domain::OrderId;
+use crate::ledger::book::{
+    CheckoutError, Movement, MovementRow, Order, OrderError, OrderRow, Placed, StockError,
+};
+use crate::ledger::products::ProductCommand;
+use crate::ledger::verify::{VerifyReport, check_order, check_sku};
+use crate::ledger::{
+    AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, GetOrder, ListMovements, ListOrders,
+    PatchProduct, PlaceOrder, ReplaceProduct, Shutdown, VerifyLedger,
+};
+use crate::mailbox::Ping;
+use crate::store::{Page, StoreError, codec};
+
+/// The ledger of one node on PostgreSQL.
+pub struct PgLedgerActor {
+    ledger: PgLedger,
+    pool: Pool,
+}
+
+impl PgLedgerActor {
+    pub fn new(ledger: PgLedger, pool: Pool) -> Self {
+        Self { ledger, pool }
+    }
+}
+
+impl Actor for PgLedgerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<PlaceOrder> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Placed, CheckoutError>>;
+    fn handle(&mut self, msg: PlaceOrder, _: &mut Self::Context) -> Self::Result {
+        let ledger = self.ledger.clone();
+        Box::pin(async move { ledger.place_order(msg.request).await })
+    }
+}
+
+impl Handler<ChangeStatus> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Order, OrderError>>;
+    fn handle(&mut self, msg: ChangeStatus, _: &mut Self::Context) -> Self::Result {
+        let ledger = self.ledger.clone();
+        Box::pin(async move { ledger.change_status(msg.order, msg.next, msg.caller).await })
+    }
+}
+
+impl Handler<AdjustStock> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Movement, StockError>>;
+    fn handle(&mut self, msg: AdjustStock, _: &mut Self::Context) -> Self::Result {
+        let ledger = self.ledger.clone();
+        Box::pin(async move { ledger.adjust(msg.sku, msg.delta, msg.reason).await })
+    }
+}
+
+/// Sends a product command to the ledger and shapes its answer as the message's.
+fn product<T: 'static>(
+    ledger: &PgLedger,
+    command: ProductCommand,
+    answer: impl FnOnce((Product, bool)) -> T + 'static,
+) -> ResponseFuture<Result<T, CatalogError>> {
+    let ledger = ledger.clone();
+    Box::pin(async move { ledger.product(command).await.map(answer) })
+}
+
+impl Handler<CreateProduct> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Product, CatalogError>>;
+    fn handle(&mut self, msg: CreateProduct, _: &mut Self::Context) -> Self::Result {
+        product(&self.ledger, ProductCommand::Create(msg), |(p, _)| p)
+    }
+}
+
+impl Handler<ReplaceProduct> for PgLedgerActor {
+    type Result = ResponseFuture<Result<(Product, bool), CatalogError>>;
+    fn handle(&mut self, msg: ReplaceProduct, _: &mut Self::Context) -> Self::Result {
+        product(&self.ledger, ProductCommand::Replace(msg), |answer| answer)
+    }
+}
+
+impl Handler<PatchProduct> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Product, CatalogError>>;
+    fn handle(&mut self, msg: PatchProduct, _: &mut Self::Context) -> Self::Result {
+        product(&self.ledger, ProductCommand::Patch(msg), |(p, _)| p)
+    }
+}
+
+impl Handler<ArchiveProduct> for PgLedgerActor {
+    type Result = ResponseFuture<Result<(), CatalogError>>;
+    fn handle(&mut self, msg: ArchiveProduct, _: &mut Self::Context) -> Self::Result {
+        product(&self.ledger, ProductCommand::Archive(msg), |_| ())
+    }
+}
+
+fn order_of(id: i64, record: &[u8]) -> Result<Order, StoreError> {
+    Ok(Order {
+        id: OrderId(uint(id)?),
+        row: codec::decode::<OrderRow>(record)?,
+    })
+}
+
+impl Handler<GetOrder> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Option<Order>, StoreError>>;
+    fn handle(&mut self, msg: GetOrder, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let db = client(&pool).await?;
+            let row = db
+                .query_opt(
+                    "SELECT id, record FROM orders WHERE id = $1",
+                    &[&int(msg.id.0)?],
+                )
+                .await?;
+            Ok(row
+                .map(|r| order_of(r.get(0), r.get(1)))
+                .transpose()?
+                .filter(|o| msg.caller.may_see(&o.row)))
+        })
+    }
+}
+
+impl Handler<ListOrders> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Page<Order, OrderId>, StoreError>>;
+    fn handle(&mut self, msg: ListOrders, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let before = msg.before.map_or(Ok(i64::MAX), |id| int(id.0))?;
+            let user = msg.user.map(|u| int(u.0)).transpose()?;
+            let status = msg.status.map(|s| s.as_str());
+            let limit = int(msg.limit as u64 + 1)?;
+            let db = client(&pool).await?;
+            let rows = db
+                .query(
+                    "SELECT id, record FROM orders WHERE id < $1 \
+                     AND ($2::int8 IS NULL OR user_id = $2) \
+                     AND ($3::text IS NULL OR status = $3) \
+                     ORDER BY id DESC LIMIT $4",
+                    &[&before, &user, &status, &limit],
+                )
+                .await?;
+            let mut items = rows
+                .iter()
+                .map(|r| order_of(r.get(0), r.get(1)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if items.len() > msg.limit {
+                items.truncate(msg.limit);
+                items.last().map(|o| o.id)
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        })
+    }
+}
+
+impl Handler<ListMovements> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Option<Page<Movement, u64>>, StoreError>>;
+    fn handle(&mut self, msg: ListMovements, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let db = client(&pool).await?;
+            let known = db
+                .query_opt(
+                    "SELECT 1 FROM products WHERE sku = $1 AND NOT archived",
+                    &[&msg.sku.as_str()],
+                )
+                .await?
+                .is_some();
+            if !known {
+                return Ok(None);
+            }
+            let after = int(msg.after.unwrap_or(0))?;
+            let limit = int(msg.limit as u64 + 1)?;
+            let rows = db
+                .query(
+                    "SELECT seq, record FROM movements WHERE sku = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                    &[&msg.sku.as_str(), &after, &limit],
+                )
+                .await?;
+            let mut items = rows
+                .iter()
+                .map(|r| {
+                    Ok(Movement {
+                        sku: msg.sku.clone(),
+                        seq: uint(r.get(0))?,
+                        row: codec::decode(r.get::<_, &[u8]>(1))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let next = if items.len() > msg.limit {
+                items.truncate(msg.limit);
+                items.last().map(|m| m.seq)
+            } else {
+                None
+            };
+            Ok(Some(Page { items, next }))
+        })
+    }
+}
+
+impl Handler<VerifyLedger> for PgLedgerActor {
+    type Result = ResponseFuture<Result<VerifyReport, StoreError>>;
+    fn handle(&mut self, _: VerifyLedger, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { verify(&pool).await })
+    }
+}
+
+/// Recomputes every SKU's stock from its movements and every order's total from
+/// its lines, on one snapshot.
+async fn verify(pool: &Pool) -> Result<VerifyReport, StoreError> {
+    let mut db = client(pool).await?;
+    let tx = db
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let mut report = VerifyReport::default();
+    let mut levels = BTreeMap::new();
+    for r in tx
+        .query("SELECT sku, units, last_seq FROM stock ORDER BY sku", &[])
+        .await?
+    {
+        levels.insert(r.get::<_, String>(0), (uint(r.get(1))?, uint(r.get(2))?));
+    }
+    let mut histories: BTreeMap<String, Vec<(u64, MovementRow)>> = BTreeMap::new();
+    for r in tx
+        .query(
+            "SELECT sku, seq, record FROM movements ORDER BY sku, seq",
+            &[],
+        )
+        .await?
+    {
+        histories
+            .entry(r.get(0))
+            .or_default()
+            .push((uint(r.get(1))?, codec::decode(r.get::<_, &[u8]>(2))?));
+    }
+    for (sku, (level, last_seq)) in &levels {
+        let history = histories.remove(sku).unwrap_or_default();
+        check_sku(
+            &mut report,
+            sku,
+            *level,
+            *last_seq,
+            history.into_iter().map(Ok),
+        )?;
+    }
+    for sku in histories.keys() {
+        report
+            .problems
+            .push(format!("{sku}: has movements but no stock level"));
+    }
+    for r in tx
+        .query("SELECT id, record FROM orders ORDER BY id", &[])
+        .await?
+    {
+        let order = order_of(r.get(0), r.get(1))?;
+        check_order(&mut report, order.id.0, &order.row);
+    }
+    tx.commit().await?;
+    Ok(report)
+}
+
+impl Handler<Ping> for PgLedgerActor {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { super::ping(&pool).await })
+    }
+}
+
+impl Handler<Shutdown> for PgLedgerActor {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        // Commands already queued are committed by the ledger's task, which ends
+        // once every handle to it is gone.
+        ctx.stop();
+    }
+}

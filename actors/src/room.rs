@@ -1,0 +1,77 @@
+//! One room, two backends: a handler asks a [`Room`] and does not know whether the
+//! redb actor or its PostgreSQL twin answers.
+//!
+//! A message can be sent to a room only if *both* actors handle it, so the
+//! compiler keeps the two backends answering the same messages; the few that one
+//! backend lacks (imports, backups: redb only, so far) are reached through
+//! [`Room::redb`], and the caller says what happens on the other.
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Handler, Message};
+
+use crate::mailbox::{AskError, Mailbox};
+
+/// A room's mailbox on the backend this node runs.
+pub enum Room<R: Actor, P: Actor> {
+    Redb(Mailbox<R>),
+    Postgres(Mailbox<P>),
+}
+
+impl<R: Actor, P: Actor> Clone for Room<R, P> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Redb(m) => Self::Redb(m.clone()),
+            Self::Postgres(m) => Self::Postgres(m.clone()),
+        }
+    }
+}
+
+impl<R: Actor, P: Actor> Room<R, P> {
+    /// See [`Mailbox::ask`].
+    pub async fn ask<M>(&self, msg: M) -> Result<M::Result, AskError>
+    where
+        R: Handler<M>,
+        R::Context: ToEnvelope<R, M>,
+        P: Handler<M>,
+        P::Context: ToEnvelope<P, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self {
+            Self::Redb(m) => m.ask(msg).await,
+            Self::Postgres(m) => m.ask(msg).await,
+        }
+    }
+
+    /// See [`Mailbox::ask_write`].
+    pub async fn ask_write<M>(&self, msg: M) -> Result<M::Result, AskError>
+    where
+        R: Handler<M>,
+        R::Context: ToEnvelope<R, M>,
+        P: Handler<M>,
+        P::Context: ToEnvelope<P, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self {
+            Self::Redb(m) => m.ask_write(msg).await,
+            Self::Postgres(m) => m.ask_write(msg).await,
+        }
+    }
+
+    /// Requests in hand (the mailbox-depth metric).
+    pub fn depth(&self) -> usize {
+        match self {
+            Self::Redb(m) => m.depth(),
+            Self::Postgres(m) => m.depth(),
+        }
+    }
+
+    /// The redb actor, for what only that backend does.
+    pub fn redb(&self) -> Option<&Mailbox<R>> {
+        match self {
+            Self::Redb(m) => Some(m),
+            Self::Postgres(_) => None,
+        }
+    }
+}

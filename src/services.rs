@@ -1,0 +1,377 @@
+//! Where a node keeps its state, and the actors over it: [`Services`] on the
+//! embedded redb file, [`PgServices`] on PostgreSQL (`--postgres`), and [`Backend`],
+//! which is either and hands the handlers' [`Room`]s out.
+
+use std::time::Duration;
+
+use actix::Actor as _;
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use orderflow_actors::apikeys::ApiKeys;
+use orderflow_actors::catalog::Catalog;
+use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
+use orderflow_actors::events::{self, EventsReader, RowEvents};
+use orderflow_actors::ledger::{self, EventsConfig, Ledger};
+use orderflow_actors::limits::{
+    API_KEYS_INFLIGHT_MAX, CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
+    PG_POOL_CONNECTIONS_MAX, USERS_INFLIGHT_MAX, WEBHOOKS_INFLIGHT_MAX,
+};
+use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
+use orderflow_actors::pg::{
+    self, catalog::PgCatalog, events::PgEvents, orders::PgLedgerActor, users::PgUsers,
+};
+use orderflow_actors::room::Room;
+use orderflow_actors::store::Store;
+use orderflow_actors::store::StoreError;
+use orderflow_actors::telemetry::Telemetry;
+use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};
+use orderflow_actors::webhooks::Webhooks;
+
+use crate::auth::jwt;
+use crate::auth::password;
+use crate::config::{ImportEvents, PipelineArgs, StoreArgs};
+
+/// The actors over one open store. Used by `serve`, `ingest` and `users create`.
+pub struct Services {
+    pub store: Store,
+    pub currency: Currency,
+    pub telemetry: Telemetry,
+    pub catalog: Mailbox<Catalog>,
+    pub users: Mailbox<UserStore>,
+    pub ledger: Mailbox<Ledger>,
+    /// The events feed's readers.
+    pub events: Mailbox<EventsReader>,
+    /// The API keys.
+    pub api_keys: Mailbox<ApiKeys>,
+    /// The webhook endpoints and their delivery state.
+    pub webhooks: Mailbox<Webhooks>,
+    /// The newest committed event's seq, updated by the ledger after each commit.
+    pub newest_event: watch::Receiver<u64>,
+}
+
+impl Services {
+    /// Opens the data directory (refusing a second owner) and starts the actors, each
+    /// on threads of its own so blocking on redb never stalls the HTTP workers.
+    pub fn start(
+        args: &StoreArgs,
+        pipeline: &PipelineArgs,
+        catalog_threads: usize,
+    ) -> anyhow::Result<Self> {
+        let commit_batch_max = usize::try_from(pipeline.commit_batch_max).unwrap_or(usize::MAX);
+        let currency = Currency::parse(&args.currency)
+            .map_err(|e| anyhow::anyhow!("--currency {}: {e}", args.currency))?;
+        let store = Store::open(&args.data_dir)?;
+        store.ensure_currency(currency)?;
+        let telemetry = Telemetry::default();
+        let timeout = Duration::from_millis(pipeline.actor_timeout_ms);
+
+        let s = store.clone();
+        let catalog = start_pool(catalog_threads, move || Catalog::new(s.clone()));
+        let s = store.clone();
+        let users = start_pool(1, move || UserStore::new(s.clone()));
+        let (notify, newest_event) = watch::channel(events::reader::newest_seq(&store)?);
+        let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone())
+            .with_events(EventsConfig {
+                row_events: match pipeline.import_events {
+                    ImportEvents::Summary => RowEvents::Summary,
+                    ImportEvents::Rows => RowEvents::Rows,
+                },
+                retention_days: pipeline.event_retention_days,
+                notify,
+            })
+            .start_on_own_thread();
+        let s = store.clone();
+        let events = start_pool(EVENTS_READER_THREADS, move || EventsReader::new(s.clone()));
+        let s = store.clone();
+        // One thread: it is the only writer of keys' `last_used_at`.
+        let api_keys = start_pool(1, move || ApiKeys::new(s.clone()));
+        let s = store.clone();
+        let webhooks = start_pool(1, move || Webhooks::new(s.clone()));
+        Ok(Self {
+            store,
+            currency,
+            telemetry,
+            catalog: Mailbox::pool(catalog, "catalog", CATALOG_INFLIGHT_MAX, timeout),
+            users: Mailbox::pool(users, "users", USERS_INFLIGHT_MAX, timeout),
+            ledger: Mailbox::new(
+                ledger,
+                "ledger",
+                usize::try_from(pipeline.ledger_queue_max).unwrap_or(usize::MAX),
+                timeout,
+            )
+            .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
+            events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
+            api_keys: Mailbox::pool(api_keys, "api_keys", API_KEYS_INFLIGHT_MAX, timeout),
+            webhooks: Mailbox::pool(webhooks, "webhooks", WEBHOOKS_INFLIGHT_MAX, timeout),
+            newest_event,
+        })
+    }
+
+    /// Commits what the ledger has queued, stops the actors and waits (bounded) for
+    /// every database handle to close, so the file is closed cleanly.
+    pub async fn shutdown(self) {
+        for addr in self.ledger.addrs() {
+            let _ = addr.send(ledger::Shutdown).await;
+        }
+        for addr in self.catalog.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.users.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.events.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.api_keys.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.webhooks.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        let Services {
+            store,
+            catalog,
+            users,
+            ledger,
+            events,
+            api_keys,
+            webhooks,
+            ..
+        } = self;
+        drop((catalog, users, ledger, events, api_keys, webhooks));
+        for _ in 0..500 {
+            if store.handle_count() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!("store closed");
+    }
+}
+
+/// The actors of a node whose state is in PostgreSQL (`--postgres`).
+pub struct PgServices {
+    pub currency: Currency,
+    pub telemetry: Telemetry,
+    pub catalog: Mailbox<PgCatalog>,
+    pub users: Mailbox<PgUsers>,
+    pub ledger: Mailbox<PgLedgerActor>,
+    pub events: Mailbox<PgEvents>,
+    /// The newest event seq any node committed (see [`pg::follow_events`]).
+    pub newest_event: watch::Receiver<u64>,
+    /// The JWT secret every node of the database signs with.
+    pub jwt_secret: Vec<u8>,
+}
+
+impl PgServices {
+    /// Migrates the database (or refuses a newer one), checks its currency, and
+    /// starts this node's actors: the ledger with a connection of its own, the
+    /// readers over a small pool, each on threads of their own.
+    pub async fn start(
+        url: &str,
+        args: &StoreArgs,
+        pipeline: &PipelineArgs,
+        catalog_threads: usize,
+        jwt_secret: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let commit_batch_max = usize::try_from(pipeline.commit_batch_max).unwrap_or(usize::MAX);
+        let currency = Currency::parse(&args.currency)
+            .map_err(|e| anyhow::anyhow!("--currency {}: {e}", args.currency))?;
+        let timeout = Duration::from_millis(pipeline.actor_timeout_ms);
+        let telemetry = Telemetry::default();
+        let mut setup = pg::connect(url)
+            .await
+            .context("cannot connect to PostgreSQL (--postgres)")?;
+        pg::schema::migrate(&mut setup).await?;
+        pg::ensure_currency(&setup, currency).await?;
+        let jwt_secret = match jwt_secret {
+            Some(given) => jwt::check_secret(given)?,
+            None => {
+                let fresh: [u8; 64] = rand::random();
+                pg::meta_once(&setup, "jwt_secret", &fresh).await?
+            }
+        };
+        let (notify, newest_event) = watch::channel(pg::newest_seq(&setup).await?);
+        drop(setup);
+        actix_web::rt::spawn(pg::follow_events(url.to_owned(), notify));
+
+        let pool = pg::pool(url, PG_POOL_CONNECTIONS_MAX)?;
+        let settings = pg::ledger::Settings {
+            currency,
+            batch_max: commit_batch_max.max(1),
+            row_events: match pipeline.import_events {
+                ImportEvents::Summary => RowEvents::Summary,
+                ImportEvents::Rows => RowEvents::Rows,
+            },
+            telemetry: telemetry.clone(),
+        };
+        let (url_owned, p) = (url.to_owned(), pool.clone());
+        let ledger = pg::on_own_thread(move || async move {
+            let client = pg::connect(&url_owned).await?;
+            let ledger = pg::ledger::PgLedger::start(client, settings);
+            Ok::<_, StoreError>(PgLedgerActor::new(ledger, p).start())
+        })
+        .await??;
+        let p = pool.clone();
+        let catalog = start_pool(catalog_threads, move || PgCatalog::new(p.clone()));
+        let p = pool.clone();
+        let users = start_pool(1, move || PgUsers::new(p.clone()));
+        let p = pool;
+        let events = start_pool(1, move || PgEvents::new(p.clone()));
+        tracing::info!("state is in PostgreSQL");
+        Ok(Self {
+            currency,
+            telemetry,
+            catalog: Mailbox::pool(catalog, "catalog", CATALOG_INFLIGHT_MAX, timeout),
+            users: Mailbox::pool(users, "users", USERS_INFLIGHT_MAX, timeout),
+            ledger: Mailbox::new(
+                ledger,
+                "ledger",
+                usize::try_from(pipeline.ledger_queue_max).unwrap_or(usize::MAX),
+                timeout,
+            )
+            .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
+            events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
+            newest_event,
+            jwt_secret,
+        })
+    }
+
+    /// Lets the ledger commit what it has queued, then stops the actors.
+    pub async fn shutdown(self) {
+        for addr in self.ledger.addrs() {
+            let _ = addr.send(ledger::Shutdown).await;
+        }
+        for addr in self.catalog.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.users.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.events.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        tracing::info!("PostgreSQL actors stopped");
+    }
+}
+
+/// Where this node keeps its state.
+pub enum Backend {
+    Redb(Services),
+    Postgres(PgServices),
+}
+
+impl Backend {
+    pub fn currency(&self) -> Currency {
+        match self {
+            Self::Redb(s) => s.currency,
+            Self::Postgres(s) => s.currency,
+        }
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        match self {
+            Self::Redb(s) => &s.telemetry,
+            Self::Postgres(s) => &s.telemetry,
+        }
+    }
+
+    pub fn newest_event(&self) -> watch::Receiver<u64> {
+        match self {
+            Self::Redb(s) => s.newest_event.clone(),
+            Self::Postgres(s) => s.newest_event.clone(),
+        }
+    }
+
+    pub fn users(&self) -> Room<UserStore, PgUsers> {
+        match self {
+            Self::Redb(s) => Room::Redb(s.users.clone()),
+            Self::Postgres(s) => Room::Postgres(s.users.clone()),
+        }
+    }
+
+    pub fn catalog(&self) -> Room<Catalog, PgCatalog> {
+        match self {
+            Self::Redb(s) => Room::Redb(s.catalog.clone()),
+            Self::Postgres(s) => Room::Postgres(s.catalog.clone()),
+        }
+    }
+
+    pub fn ledger(&self) -> Room<Ledger, PgLedgerActor> {
+        match self {
+            Self::Redb(s) => Room::Redb(s.ledger.clone()),
+            Self::Postgres(s) => Room::Postgres(s.ledger.clone()),
+        }
+    }
+
+    pub fn events(&self) -> Room<EventsReader, PgEvents> {
+        match self {
+            Self::Redb(s) => Room::Redb(s.events.clone()),
+            Self::Postgres(s) => Room::Postgres(s.events.clone()),
+        }
+    }
+
+    /// The embedded store's actors, when this node runs on it.
+    pub fn redb(&self) -> Option<&Services> {
+        match self {
+            Self::Redb(s) => Some(s),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    pub async fn shutdown(self) {
+        match self {
+            Self::Redb(s) => s.shutdown().await,
+            Self::Postgres(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// Creates the `admin` user on first start. Its password is the given one, else a
+/// random one printed once to the log.
+pub async fn bootstrap_admin(
+    users: &Room<UserStore, PgUsers>,
+    given: Option<String>,
+) -> anyhow::Result<()> {
+    if users.ask(AdminBootstrapped).await?? {
+        return Ok(());
+    }
+    let (secret, generated) = match given {
+        Some(p) => (p, false),
+        None => {
+            let bytes: [u8; 18] = rand::random();
+            use base64::Engine;
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+                true,
+            )
+        }
+    };
+    let password =
+        Password::parse(&secret).map_err(|e| anyhow::anyhow!("ORDERFLOW_ADMIN_PASSWORD {e}"))?;
+    let hash = password::hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = CreateUser {
+        username: Username::parse("admin").expect("valid"),
+        email: Email::parse("admin@orderflow.invalid").expect("valid"),
+        password_hash: hash,
+        role: Role::Admin,
+    };
+    let created = users
+        .ask(BootstrapAdmin { user })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot create the admin user: {e}"))?;
+    if created.is_none() {
+        tracing::info!("another node created the admin user");
+    } else if generated {
+        tracing::warn!(username = "admin", password = %secret, "created the admin user; this password is shown once");
+    } else {
+        tracing::info!(
+            username = "admin",
+            "created the admin user with ORDERFLOW_ADMIN_PASSWORD"
+        );
+    }
+    Ok(())
+}
