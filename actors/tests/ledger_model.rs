@@ -1,7 +1,8 @@
 //! Model-based test of the ledger: random sequences of catalog and ledger operations
 //! run against the real actors (group commit included) and against a plain in-memory
 //! model; every answer must agree, and the invariants must hold after every step and
-//! after reopening the database.
+//! after reopening the database. The same steps run against both backends: the redb
+//! ledger, and the PostgreSQL ledger (a fresh database per case).
 
 // Test data is small and known: casts between its integer types cannot lose anything.
 #![allow(
@@ -28,9 +29,12 @@ use orderflow_actors::ledger::book::{
 use orderflow_actors::ledger::{
     self, AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, Ledger, PlaceOrder,
 };
+use orderflow_actors::pg::{self, ledger::PgLedger, orders::PgLedgerActor, schema};
 use orderflow_actors::store::tables::{ORDERS, STOCK};
 use orderflow_actors::store::{Store, codec};
 use orderflow_actors::telemetry::Telemetry;
+
+mod support;
 
 const SKUS: usize = 4;
 
@@ -169,7 +173,10 @@ impl Model {
 
     /// `known` is how many orders existed when the burst was sent: an order placed
     /// earlier in the same burst had no id yet when its request was built.
-    fn apply(&mut self, op: &LedgerOp, known: usize) -> Outcome {
+    /// `fresh_id`: the id the ledger gave a new order, where ids are not dense
+    /// (PostgreSQL's sequence skips the ids of refused orders); `None` predicts the
+    /// next dense id.
+    fn apply(&mut self, op: &LedgerOp, known: usize, fresh_id: Option<u64>) -> Outcome {
         match op {
             LedgerOp::Adjust { sku, delta } => {
                 if !self.active(*sku) {
@@ -217,7 +224,7 @@ impl Model {
                 if !short.is_empty() {
                     return Outcome::Insufficient(short);
                 }
-                let id = self.orders.len() as u64 + 1;
+                let id = fresh_id.unwrap_or(self.orders.len() as u64 + 1);
                 let mut order_lines = Vec::new();
                 for (s, q) in &merged {
                     *self.stock.get_mut(s).unwrap() -= u64::from(*q);
@@ -270,33 +277,102 @@ impl Model {
     }
 }
 
+/// The ledger under test, on one backend or the other.
+enum LedgerAddr {
+    Redb(actix::Addr<Ledger>),
+    Postgres(actix::Addr<PgLedgerActor>),
+}
+
+type Answer<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+
+impl LedgerAddr {
+    /// Sends at once (so messages queue in the order sent) and answers later.
+    fn send<M>(&self, msg: M) -> Answer<M::Result>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Ledger: actix::Handler<M>,
+        PgLedgerActor: actix::Handler<M>,
+    {
+        match self {
+            Self::Redb(a) => {
+                let f = a.send(msg);
+                Box::pin(async move { f.await.unwrap() })
+            }
+            Self::Postgres(a) => {
+                let f = a.send(msg);
+                Box::pin(async move { f.await.unwrap() })
+            }
+        }
+    }
+}
+
+/// Where the state lives across reopenings.
+enum Place {
+    Redb(tempfile::TempDir),
+    Postgres(support::pg::TestDb),
+}
+
 struct Live {
-    store: Store,
-    catalog: actix::Addr<Catalog>,
-    ledger: actix::Addr<Ledger>,
+    /// The redb store (none on PostgreSQL).
+    store: Option<Store>,
+    catalog: Option<actix::Addr<Catalog>>,
+    ledger: LedgerAddr,
+    /// Reads for the invariants on PostgreSQL.
+    client: Option<tokio_postgres::Client>,
 }
 
 impl Live {
-    fn start(dir: &std::path::Path) -> Self {
-        let store = Store::open(dir).unwrap();
-        let s = store.clone();
-        let catalog = Catalog::new(s).start();
-        let ledger = Ledger::new(store.clone(), Currency::EUR, 1024, Telemetry::default()).start();
-        Self {
-            store,
-            catalog,
-            ledger,
+    async fn start(place: &Place) -> Self {
+        match place {
+            Place::Redb(dir) => {
+                let store = Store::open(dir.path()).unwrap();
+                let s = store.clone();
+                let catalog = Catalog::new(s).start();
+                let ledger =
+                    Ledger::new(store.clone(), Currency::EUR, 1024, Telemetry::default()).start();
+                Self {
+                    store: Some(store),
+                    catalog: Some(catalog),
+                    ledger: LedgerAddr::Redb(ledger),
+                    client: None,
+                }
+            }
+            Place::Postgres(db) => {
+                let mut client = pg::connect(&db.url).await.unwrap();
+                schema::migrate(&mut client).await.unwrap();
+                let ledger = PgLedger::start(
+                    pg::connect(&db.url).await.unwrap(),
+                    pg::ledger::Settings {
+                        currency: Currency::EUR,
+                        batch_max: 1024,
+                        row_events: Default::default(),
+                        telemetry: Telemetry::default(),
+                    },
+                );
+                let pool = pg::pool(&db.url, 2).unwrap();
+                Self {
+                    store: None,
+                    catalog: None,
+                    ledger: LedgerAddr::Postgres(PgLedgerActor::new(ledger, pool).start()),
+                    client: Some(client),
+                }
+            }
         }
     }
 
     async fn stop(self) {
-        self.ledger.send(ledger::Shutdown).await.unwrap();
+        self.ledger.send(ledger::Shutdown).await;
         let Live {
             store,
             catalog,
             ledger,
+            client,
         } = self;
-        drop((catalog, ledger));
+        drop((catalog, ledger, client));
+        let Some(store) = store else {
+            return;
+        };
         for _ in 0..500 {
             if store.handle_count() == 1 {
                 return;
@@ -382,11 +458,15 @@ fn normalise(expected: Outcome, actual: &Outcome) -> Outcome {
     }
 }
 
-fn run(steps: Vec<Step>) {
-    let dir = tempfile::tempdir().unwrap();
+fn run(steps: Vec<Step>, on_postgres: bool) {
     actix::System::new().block_on(async move {
+        let place = if on_postgres {
+            Place::Postgres(support::pg::database().await)
+        } else {
+            Place::Redb(tempfile::tempdir().unwrap())
+        };
         let mut model = Model::default();
-        let mut live = Live::start(dir.path());
+        let mut live = Live::start(&place).await;
         let mut order_ids: Vec<u64> = Vec::new();
         for (n, step) in steps.into_iter().enumerate() {
             match step {
@@ -410,7 +490,6 @@ fn run(steps: Vec<Step>) {
                             stock,
                         })
                         .await
-                        .unwrap()
                     {
                         Ok(_) => Outcome::Created,
                         Err(CatalogError::Exists(_)) => Outcome::Exists,
@@ -423,12 +502,7 @@ fn run(steps: Vec<Step>) {
                     );
                 }
                 Step::Archive { sku: s } => {
-                    let actual = match live
-                        .ledger
-                        .send(ArchiveProduct { sku: sku(s) })
-                        .await
-                        .unwrap()
-                    {
+                    let actual = match live.ledger.send(ArchiveProduct { sku: sku(s) }).await {
                         Ok(()) => Outcome::Archived,
                         Err(CatalogError::NotFound(_)) => Outcome::NotFound,
                         Err(e) => panic!("{e}"),
@@ -457,19 +531,18 @@ fn run(steps: Vec<Step>) {
                     let futures: Vec<_> = ops
                         .iter()
                         .map(|op| {
-                            let ledger = live.ledger.clone();
+                            let ledger = &live.ledger;
                             let request = Live::request(op, &order_ids);
                             // `send` enqueues immediately, in this order.
                             match request {
                                 Request::Adjust(m) => {
                                     let f = ledger.send(m);
-                                    Box::pin(async move { stock_outcome(f.await.unwrap()) })
-                                        as Pending
+                                    Box::pin(async move { stock_outcome(f.await) }) as Pending
                                 }
                                 Request::Place(m) => {
                                     let f = ledger.send(m);
                                     Box::pin(async move {
-                                        match f.await.unwrap() {
+                                        match f.await {
                                             Ok(p) => Outcome::Placed {
                                                 id: p.order.id.0,
                                                 total: p.order.row.total_cents,
@@ -495,7 +568,7 @@ fn run(steps: Vec<Step>) {
                                 Request::Status(m) => {
                                     let f = ledger.send(m);
                                     Box::pin(async move {
-                                        match f.await.unwrap() {
+                                        match f.await {
                                             Ok(o) => Outcome::Status(o.row.status),
                                             Err(OrderError::NotFound) => Outcome::NotFound,
                                             Err(OrderError::InvalidTransition { .. }) => {
@@ -511,7 +584,21 @@ fn run(steps: Vec<Step>) {
                     let actual = futures_util::future::join_all(futures).await;
                     let known = order_ids.len();
                     for (op, actual) in ops.iter().zip(actual) {
-                        let expected = normalise(model.apply(op, known), &actual);
+                        let fresh = match &actual {
+                            Outcome::Placed {
+                                id,
+                                replayed: false,
+                                ..
+                            } if on_postgres => {
+                                assert!(
+                                    order_ids.last().is_none_or(|last| id > last),
+                                    "step {n}: ids increase"
+                                );
+                                Some(*id)
+                            }
+                            _ => None,
+                        };
+                        let expected = normalise(model.apply(op, known, fresh), &actual);
                         assert_eq!(actual, expected, "step {n}: {op:?}");
                         if let Outcome::Placed {
                             id,
@@ -525,15 +612,72 @@ fn run(steps: Vec<Step>) {
                 }
                 Step::Reopen => {
                     live.stop().await;
-                    live = Live::start(dir.path());
+                    live = Live::start(&place).await;
                 }
             }
-            check_invariants(&live.store, &model, &order_ids, n);
+            live.check(&model, &order_ids, n).await;
         }
         live.stop().await;
-        let store = Store::open(dir.path()).unwrap();
-        check_invariants(&store, &model, &order_ids, usize::MAX);
+        let reopened = Live::start(&place).await;
+        reopened.check(&model, &order_ids, usize::MAX).await;
+        reopened.stop().await;
     });
+}
+
+impl Live {
+    async fn check(&self, model: &Model, order_ids: &[u64], n: usize) {
+        match (&self.store, &self.client) {
+            (Some(store), _) => check_invariants(store, model, order_ids, n),
+            (None, Some(client)) => {
+                let report = self.ledger.send(ledger::VerifyLedger).await.unwrap();
+                assert!(
+                    report.problems.is_empty(),
+                    "step {n}: {:?}",
+                    report.problems
+                );
+                check_postgres(client, model, order_ids, n).await;
+            }
+            (None, None) => unreachable!("a live ledger has a store or a database"),
+        }
+    }
+}
+
+async fn check_postgres(
+    client: &tokio_postgres::Client,
+    model: &Model,
+    order_ids: &[u64],
+    n: usize,
+) {
+    let stock: HashMap<String, i64> = client
+        .query("SELECT sku, units FROM stock", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for s in 0..SKUS {
+        let actual = stock.get(sku(s).as_str()).copied().unwrap_or(0) as u64;
+        assert_eq!(
+            actual,
+            model.stock.get(&s).copied().unwrap_or(0),
+            "step {n}: stock of S{s}"
+        );
+    }
+    let orders = client
+        .query("SELECT id, user_id, status FROM orders ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), model.orders.len(), "step {n}: order count");
+    for ((o, id), row) in model.orders.iter().zip(order_ids).zip(&orders) {
+        assert_eq!(o.id, *id);
+        assert_eq!(row.get::<_, i64>(0) as u64, *id);
+        assert_eq!(row.get::<_, i64>(1) as u64, o.user, "step {n}: order {id}");
+        assert_eq!(
+            row.get::<_, &str>(2),
+            o.status.as_str(),
+            "step {n}: order {id}"
+        );
+    }
 }
 
 fn check_invariants(store: &Store, model: &Model, order_ids: &[u64], n: usize) {
@@ -575,15 +719,26 @@ proptest! {
 
     #[test]
     fn ledger_agrees_with_the_model(steps in prop::collection::vec(step(), 1..40)) {
-        run(steps);
+        run(steps, false);
+    }
+}
+
+proptest! {
+    // Fewer cases: each makes a database on the run's PostgreSQL server.
+    #![proptest_config(ProptestConfig { cases: 16, max_shrink_iters: 100, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ledger_on_postgres_agrees_with_the_model(steps in prop::collection::vec(step(), 1..40)) {
+        run(steps, true);
     }
 }
 
 #[test]
 fn verify_reports_drift() {
-    let dir = tempfile::tempdir().unwrap();
+    let place = Place::Redb(tempfile::tempdir().unwrap());
     actix::System::new().block_on(async {
-        let live = Live::start(dir.path());
+        let live = Live::start(&place).await;
+        let store = live.store.clone().unwrap();
         let draft = ProductDraft {
             name: ProductName::parse("x").unwrap(),
             category: Category::uncategorized(),
@@ -597,20 +752,20 @@ fn verify_reports_drift() {
                 stock: Some(StockLevel::new(5).unwrap()),
             })
             .await
-            .unwrap()
             .unwrap();
         // Someone edits the counter behind the ledger's back.
-        let txn = live.store.db().begin_write().unwrap();
+        let txn = store.db().begin_write().unwrap();
         txn.open_table(STOCK)
             .unwrap()
             .insert("S0", (9u64, 1u64))
             .unwrap();
         txn.commit().unwrap();
-        let report = ledger::verify::verify(&live.store).unwrap();
+        let report = ledger::verify::verify(&store).unwrap();
         assert_eq!(
             report.problems,
             vec!["S0: stock is 9 but its movements sum to 5".to_owned()]
         );
+        drop(store);
         live.stop().await;
     });
 }

@@ -23,6 +23,7 @@
 //! of `seq > N` never sees a seq while a smaller one is still to come.
 
 use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -95,7 +96,7 @@ pub struct Settings {
 /// Where a node's handlers send ledger commands.
 #[derive(Clone)]
 pub struct PgLedger {
-    queue: mpsc::Sender<Command>,
+    queue: mpsc::UnboundedSender<Command>,
     newest_seq: watch::Receiver<u64>,
 }
 
@@ -110,7 +111,8 @@ impl PgLedger {
             settings.batch_max >= 1,
             "a batch holds at least one command"
         );
-        let (queue, commands) = mpsc::channel(settings.batch_max * 4);
+        // Unbounded here: what may queue is bounded by the ledger's mailbox.
+        let (queue, commands) = mpsc::unbounded_channel();
         let (seq_tx, newest_seq) = watch::channel(0);
         tokio::spawn(run(client, settings, commands, seq_tx));
         Self { queue, newest_seq }
@@ -121,73 +123,85 @@ impl PgLedger {
         self.newest_seq.clone()
     }
 
-    async fn ask<T>(
+    /// Queues a command at once (so commands run in the order they were sent)
+    /// and answers a future of its answer.
+    fn ask<T, F: FnOnce(oneshot::Sender<T>) -> Command>(
         &self,
-        command: impl FnOnce(oneshot::Sender<T>) -> Command,
-        lost: impl FnOnce() -> T,
-    ) -> T {
+        command: F,
+        lost: fn() -> T,
+    ) -> impl Future<Output = T> + use<T, F> {
         let (reply, answer) = oneshot::channel();
-        if self.queue.send(command(reply)).await.is_err() {
-            return lost();
+        let sent = self.queue.send(command(reply)).is_ok();
+        async move {
+            if !sent {
+                return lost();
+            }
+            answer.await.unwrap_or_else(|_| lost())
         }
-        answer.await.unwrap_or_else(|_| lost())
     }
 
-    pub async fn place_order(&self, request: OrderRequest) -> Result<Placed, CheckoutError> {
-        self.ask(|r| Command::Place(request, r), || Err(stopped().into()))
-            .await
+    pub fn place_order(
+        &self,
+        request: OrderRequest,
+    ) -> impl Future<Output = Result<Placed, CheckoutError>> + use<> {
+        self.ask(
+            move |r| Command::Place(request, r),
+            || Err(stopped().into()),
+        )
     }
 
-    pub async fn change_status(
+    pub fn change_status(
         &self,
         id: OrderId,
         next: OrderStatus,
         caller: Caller,
-    ) -> Result<Order, OrderError> {
+    ) -> impl Future<Output = Result<Order, OrderError>> + use<> {
         self.ask(
-            |r| Command::Change(id, next, caller, r),
+            move |r| Command::Change(id, next, caller, r),
             || Err(stopped().into()),
         )
-        .await
     }
 
-    pub async fn adjust(
+    pub fn adjust(
         &self,
         sku: Sku,
         delta: StockDelta,
         reason: Reason,
-    ) -> Result<Movement, StockError> {
+    ) -> impl Future<Output = Result<Movement, StockError>> + use<> {
         self.ask(
-            |r| Command::Adjust(sku, delta, reason, r),
+            move |r| Command::Adjust(sku, delta, reason, r),
             || Err(stopped().into()),
         )
-        .await
     }
 
     /// Applies a product write (create, replace, patch, archive).
-    pub async fn product(&self, command: ProductCommand) -> Result<(Product, bool), CatalogError> {
-        self.ask(|r| Command::Product(command, r), || Err(stopped().into()))
-            .await
+    pub fn product(
+        &self,
+        command: ProductCommand,
+    ) -> impl Future<Output = Result<(Product, bool), CatalogError>> + use<> {
+        self.ask(
+            move |r| Command::Product(command, r),
+            || Err(stopped().into()),
+        )
     }
 
-    pub async fn put_product(
+    pub fn put_product(
         &self,
         sku: Sku,
         draft: ProductDraft,
         stock: StockLevel,
-    ) -> Result<(), StockError> {
+    ) -> impl Future<Output = Result<(), StockError>> + use<> {
         self.ask(
-            |r| Command::PutProduct(sku, draft, stock, r),
+            move |r| Command::PutProduct(sku, draft, stock, r),
             || Err(stopped().into()),
         )
-        .await
     }
 }
 
 async fn run(
     mut client: Client,
     settings: Settings,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     newest: watch::Sender<u64>,
 ) {
     let mut batch = Vec::with_capacity(settings.batch_max);

@@ -44,35 +44,33 @@ impl Actor for PgLedgerActor {
 impl Handler<PlaceOrder> for PgLedgerActor {
     type Result = ResponseFuture<Result<Placed, CheckoutError>>;
     fn handle(&mut self, msg: PlaceOrder, _: &mut Self::Context) -> Self::Result {
-        let ledger = self.ledger.clone();
-        Box::pin(async move { ledger.place_order(msg.request).await })
+        Box::pin(self.ledger.place_order(msg.request))
     }
 }
 
 impl Handler<ChangeStatus> for PgLedgerActor {
     type Result = ResponseFuture<Result<Order, OrderError>>;
     fn handle(&mut self, msg: ChangeStatus, _: &mut Self::Context) -> Self::Result {
-        let ledger = self.ledger.clone();
-        Box::pin(async move { ledger.change_status(msg.order, msg.next, msg.caller).await })
+        Box::pin(self.ledger.change_status(msg.order, msg.next, msg.caller))
     }
 }
 
 impl Handler<AdjustStock> for PgLedgerActor {
     type Result = ResponseFuture<Result<Movement, StockError>>;
     fn handle(&mut self, msg: AdjustStock, _: &mut Self::Context) -> Self::Result {
-        let ledger = self.ledger.clone();
-        Box::pin(async move { ledger.adjust(msg.sku, msg.delta, msg.reason).await })
+        Box::pin(self.ledger.adjust(msg.sku, msg.delta, msg.reason))
     }
 }
 
-/// Sends a product command to the ledger and shapes its answer as the message's.
+/// Queues a product command on the ledger (in the order of the messages) and
+/// shapes its answer as the message's.
 fn product<T: 'static>(
     ledger: &PgLedger,
     command: ProductCommand,
     answer: impl FnOnce((Product, bool)) -> T + 'static,
 ) -> ResponseFuture<Result<T, CatalogError>> {
-    let ledger = ledger.clone();
-    Box::pin(async move { ledger.product(command).await.map(answer) })
+    let answered = ledger.product(command);
+    Box::pin(async move { answered.await.map(answer) })
 }
 
 impl Handler<CreateProduct> for PgLedgerActor {
