@@ -8,12 +8,16 @@
 #                                       # then events/webhooks and online backups
 #   LARGE_MB=1024 bash benches/run.sh   # also ingest a file of about 1 GiB (memory bound)
 #   EVENTS=0 BACKUP=0 bash benches/run.sh   # the standard suite only
+#   BACKEND=postgres bash benches/run.sh     # on PostgreSQL: benches/pg_http.sh
 #
 # Tools: wrk (installed with apt when missing) for the two raw-throughput figures,
 # where the lightest client is wanted; the goose driver (benches/load) for the
 # scenarios, which verifies every response body.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${BACKEND:-redb}" = postgres ]; then
+  exec bash benches/pg_http.sh
+fi
 ROOT=$PWD
 SECS=${SECS:-20}; USERS=${USERS:-64}; INGEST_ROWS=${INGEST_ROWS:-1000000}; LARGE_MB=${LARGE_MB:-0}
 OUT=$ROOT/target/bench-report

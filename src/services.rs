@@ -19,7 +19,8 @@ use orderflow_actors::limits::{
 };
 use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
 use orderflow_actors::pg::{
-    self, catalog::PgCatalog, events::PgEvents, orders::PgLedgerActor, users::PgUsers,
+    self, apikeys::PgApiKeys, catalog::PgCatalog, events::PgEvents, orders::PgLedgerActor,
+    users::PgUsers,
 };
 use orderflow_actors::room::Room;
 use orderflow_actors::store::Store;
@@ -158,6 +159,7 @@ pub struct PgServices {
     pub users: Mailbox<PgUsers>,
     pub ledger: Mailbox<PgLedgerActor>,
     pub events: Mailbox<PgEvents>,
+    pub api_keys: Mailbox<PgApiKeys>,
     /// The newest event seq any node committed (see [`pg::follow_events`]).
     pub newest_event: watch::Receiver<u64>,
     /// The JWT secret every node of the database signs with.
@@ -217,8 +219,10 @@ impl PgServices {
         let catalog = start_pool(catalog_threads, move || PgCatalog::new(p.clone()));
         let p = pool.clone();
         let users = start_pool(1, move || PgUsers::new(p.clone()));
-        let p = pool;
+        let p = pool.clone();
         let events = start_pool(1, move || PgEvents::new(p.clone()));
+        let p = pool;
+        let api_keys = start_pool(1, move || PgApiKeys::new(p.clone()));
         tracing::info!("state is in PostgreSQL");
         Ok(Self {
             currency,
@@ -233,6 +237,7 @@ impl PgServices {
             )
             .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
             events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
+            api_keys: Mailbox::pool(api_keys, "api_keys", API_KEYS_INFLIGHT_MAX, timeout),
             newest_event,
             jwt_secret,
         })
@@ -250,6 +255,9 @@ impl PgServices {
             let _ = addr.send(Stop).await;
         }
         for addr in self.events.addrs() {
+            let _ = addr.send(Stop).await;
+        }
+        for addr in self.api_keys.addrs() {
             let _ = addr.send(Stop).await;
         }
         tracing::info!("PostgreSQL actors stopped");
@@ -309,6 +317,13 @@ impl Backend {
         match self {
             Self::Redb(s) => Room::Redb(s.events.clone()),
             Self::Postgres(s) => Room::Postgres(s.events.clone()),
+        }
+    }
+
+    pub fn api_keys(&self) -> Room<ApiKeys, PgApiKeys> {
+        match self {
+            Self::Redb(s) => Room::Redb(s.api_keys.clone()),
+            Self::Postgres(s) => Room::Postgres(s.api_keys.clone()),
         }
     }
 

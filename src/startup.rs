@@ -93,7 +93,7 @@ impl Application {
             }
             None => {
                 tracing::warn!(
-                    "on PostgreSQL, this build has no inbox, webhooks or API keys yet: \
+                    "on PostgreSQL, this build has no inbox or webhooks yet: \
                      their routes answer 501"
                 );
                 (None, None)
@@ -110,7 +110,7 @@ impl Application {
             users: backend.users(),
             ledger: backend.ledger(),
             events: backend.events(),
-            api_keys: backend.redb().map(|s| s.api_keys.clone()),
+            api_keys: backend.api_keys(),
             webhooks: backend.redb().map(|s| s.webhooks.clone()),
             webhook_allow_private: args.webhook_allow_private,
             deliverer: deliverer.clone(),

@@ -2,7 +2,7 @@
 //! settings. Handlers never get the database itself.
 //!
 //! Each room is a [`Room`]: the redb actor, or its PostgreSQL twin with `--postgres`.
-//! What the PostgreSQL backend does not have yet (API keys, webhooks, imports) is
+//! What the PostgreSQL backend does not have yet (webhooks, imports) is
 //! `None` there, and its routes answer 501 through the accessors below.
 
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ use orderflow_actors::events::EventsReader;
 use orderflow_actors::inbox::watcher::{InboxWatcher, RunnerAlive};
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::pg::apikeys::PgApiKeys;
 use orderflow_actors::pg::catalog::PgCatalog;
 use orderflow_actors::pg::events::PgEvents;
 use orderflow_actors::pg::orders::PgLedgerActor;
@@ -38,7 +39,7 @@ pub struct AppState {
     pub users: Room<UserStore, PgUsers>,
     pub ledger: Room<Ledger, PgLedgerActor>,
     pub events: Room<EventsReader, PgEvents>,
-    pub api_keys: Option<Mailbox<ApiKeys>>,
+    pub api_keys: Room<ApiKeys, PgApiKeys>,
     pub webhooks: Option<Mailbox<Webhooks>>,
     /// `--webhook-allow-private`.
     pub webhook_allow_private: bool,
@@ -65,10 +66,6 @@ fn not_here(what: &str) -> ApiError {
 }
 
 impl AppState {
-    pub fn api_keys(&self) -> Result<&Mailbox<ApiKeys>, ApiError> {
-        self.api_keys.as_ref().ok_or_else(|| not_here("API keys"))
-    }
-
     pub fn webhooks(&self) -> Result<&Mailbox<Webhooks>, ApiError> {
         self.webhooks.as_ref().ok_or_else(|| not_here("webhooks"))
     }

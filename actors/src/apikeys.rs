@@ -103,10 +103,7 @@ pub struct CreateApiKey {
 impl Handler<CreateApiKey> for ApiKeys {
     type Result = Result<ApiKey, ApiKeyError>;
     fn handle(&mut self, msg: CreateApiKey, _: &mut Self::Context) -> Self::Result {
-        let mut scopes = msg.scopes;
-        scopes.sort();
-        scopes.dedup();
-        assert!(!scopes.is_empty(), "a key has a scope");
+        let scopes = normalised(msg.scopes);
         let txn = self.store.db().begin_write().map_err(StoreError::from)?;
         let key = {
             let mut keys = txn.open_table(API_KEYS)?;
@@ -206,13 +203,7 @@ impl Handler<AuthenticateKey> for ApiKeys {
             (ApiKeyId(id), row)
         };
         let now = Timestamp::now();
-        let due = self
-            .last_written
-            .get(&id)
-            .copied()
-            .or(row.last_used_at)
-            .is_none_or(|t| t <= now.minus_secs(API_KEY_LAST_USED_WRITE_SECS));
-        if due {
+        if last_used_due(self.last_written.get(&id).copied(), &row, now) {
             // A failed write of `last_used_at` must not refuse the caller.
             match self.touch(id, now) {
                 Ok(()) => {
@@ -226,6 +217,22 @@ impl Handler<AuthenticateKey> for ApiKeys {
             scopes: row.scopes,
         }))
     }
+}
+
+/// Whether a key's `last_used_at` should be written now: at most once every
+/// [`API_KEY_LAST_USED_WRITE_SECS`] (`written`: when this node last wrote it).
+pub fn last_used_due(written: Option<Timestamp>, row: &ApiKeyRow, now: Timestamp) -> bool {
+    written
+        .or(row.last_used_at)
+        .is_none_or(|t| t <= now.minus_secs(API_KEY_LAST_USED_WRITE_SECS))
+}
+
+/// The scopes of a new key: sorted, without repeats, at least one.
+pub fn normalised(mut scopes: Vec<Scope>) -> Vec<Scope> {
+    scopes.sort();
+    scopes.dedup();
+    assert!(!scopes.is_empty(), "a key has a scope");
+    scopes
 }
 
 impl ApiKeys {

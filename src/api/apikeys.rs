@@ -158,7 +158,7 @@ pub async fn create(
     let secret: [u8; 32] = rand::random();
     let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
     let created = state
-        .api_keys()?
+        .api_keys
         .ask(CreateApiKey {
             name,
             scopes,
@@ -179,7 +179,7 @@ pub async fn create(
     responses((status = 200, description = "Every key, oldest first, without key material", body = ApiKeyListJson),
         crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let keys = state.api_keys()?.ask(ListApiKeys).await??;
+    let keys = state.api_keys.ask(ListApiKeys).await??;
     Ok(HttpResponse::Ok().json(ApiKeyListJson {
         items: keys.iter().map(shown).collect(),
     }))
@@ -198,7 +198,7 @@ pub async fn revoke(
         .parse::<u64>()
         .map(ApiKeyId)
         .map_err(|_| ApiError::not_found("no API key with that id"))?;
-    state.api_keys()?.ask(RevokeApiKey { id }).await??;
+    state.api_keys.ask(RevokeApiKey { id }).await??;
     tracing::info!(key = id.0, "API key revoked");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -66,6 +66,8 @@ pub async fn upload(
     let Some(name) = name.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
+    // Before reading a byte: a backend without an inbox takes no upload.
+    state.inbox()?;
 
     let random: [u8; 12] = rand::random();
     let temp = state.uploads.join(format!(

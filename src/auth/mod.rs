@@ -136,7 +136,7 @@ async fn principal(req: HttpRequest) -> Result<Principal, ApiError> {
     if token.starts_with(API_KEY_PREFIX) {
         let hash = key_hash(&token);
         return state
-            .api_keys()?
+            .api_keys
             .ask(AuthenticateKey { hash })
             .await??
             .map(Principal::Key)

@@ -276,3 +276,76 @@ async fn the_feed_tailed_on_one_node_while_three_commit_misses_nothing() {
     let ids: BTreeSet<&str> = seen.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), seen.len(), "no event twice");
 }
+
+#[actix_web::test]
+async fn rooms_the_postgresql_backend_lacks_answer_501_before_reading_a_body() {
+    let nodes = spawn_nodes(1).await;
+    let node = &nodes[0];
+    let upload = node
+        .client
+        .post(node.url("/api/v1/imports?name=products_x.csv"))
+        .bearer_auth(&node.admin_token)
+        .body("sku,name,price_cents\nA-1,x,100\n")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::TestApp::read(upload)
+        .await
+        .assert_problem(501, "not-on-this-backend");
+    for path in ["/api/v1/imports", "/api/v1/webhooks"] {
+        node.get(path, Some(&node.admin_token))
+            .await
+            .assert_problem(501, "not-on-this-backend");
+    }
+    node.post("/api/v1/admin/backup", Some(&node.admin_token), json!({}))
+        .await
+        .assert_problem(501, "not-on-this-backend");
+}
+
+#[actix_web::test]
+async fn an_api_key_made_on_one_node_opens_every_node_until_revoked_on_any() {
+    let nodes = spawn_nodes(3).await;
+    let made = nodes[0]
+        .post(
+            "/api/v1/api-keys",
+            Some(&nodes[0].admin_token),
+            json!({"name": "shared", "scopes": ["events:read"]}),
+        )
+        .await;
+    made.assert_status(201);
+    let key = made.body["key"].as_str().unwrap().to_owned();
+    let id = made.body["id"].as_u64().unwrap();
+    for node in &nodes {
+        node.get("/api/v1/events?limit=1", Some(&key))
+            .await
+            .assert_status(200);
+        // Its scope only.
+        node.get("/api/v1/orders", Some(&key))
+            .await
+            .assert_status(403);
+    }
+    let listed = nodes[2]
+        .get("/api/v1/api-keys", Some(&nodes[2].admin_token))
+        .await;
+    listed.assert_status(200);
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.body
+    );
+    nodes[1]
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&nodes[1].admin_token),
+            None,
+        )
+        .await
+        .assert_status(204);
+    for node in &nodes {
+        node.get("/api/v1/events?limit=1", Some(&key))
+            .await
+            .assert_problem(401, "unauthorized");
+    }
+}

@@ -6,12 +6,13 @@
 //!   and locked for the batch ([`staged`]), set-based writes, event seqs gapless in
 //!   commit order across nodes; [`orders`] is its actor, which also reads orders
 //!   and movements;
-//! - [`users`], [`catalog`], [`events`]: the actors answering the same messages as
+//! - [`users`], [`catalog`], [`events`], [`apikeys`]: the actors answering the same messages as
 //!   their redb twins, over a small connection pool ([`pool`]).
 //!
 //! Each node learns of events other nodes commit through `LISTEN`
 //! ([`follow_events`]), so the feed's long polls wake on any node's commit.
 
+pub mod apikeys;
 pub mod catalog;
 pub mod events;
 pub mod ledger;

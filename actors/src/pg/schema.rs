@@ -100,6 +100,12 @@ CREATE TABLE revoked_families (
     forget_ms bigint NOT NULL
 );
 CREATE INDEX revoked_families_by_expiry ON revoked_families (forget_ms);
+CREATE SEQUENCE api_key_ids;
+CREATE TABLE api_keys (
+    id bigint PRIMARY KEY,
+    hash bytea NOT NULL UNIQUE,
+    record bytea NOT NULL
+);
 ";
 
 #[derive(Debug, thiserror::Error)]
