@@ -17,7 +17,7 @@ use orderflow_actors::limits::{
     API_KEYS_INFLIGHT_MAX, CATALOG_INFLIGHT_MAX, EVENTS_INFLIGHT_MAX, EVENTS_READER_THREADS,
     PG_POOL_CONNECTIONS_MAX, USERS_INFLIGHT_MAX, WEBHOOKS_INFLIGHT_MAX,
 };
-use orderflow_actors::mailbox::{Mailbox, Stop, start_pool};
+use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::pg::{
     self, apikeys::PgApiKeys, catalog::PgCatalog, events::PgEvents, orders::PgLedgerActor,
     users::PgUsers,
@@ -115,21 +115,11 @@ impl Services {
         for addr in self.ledger.addrs() {
             let _ = addr.send(ledger::Shutdown).await;
         }
-        for addr in self.catalog.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.users.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.events.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.api_keys.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.webhooks.addrs() {
-            let _ = addr.send(Stop).await;
-        }
+        self.catalog.stop_all().await;
+        self.users.stop_all().await;
+        self.events.stop_all().await;
+        self.api_keys.stop_all().await;
+        self.webhooks.stop_all().await;
         let Services {
             store,
             catalog,
@@ -248,18 +238,10 @@ impl PgServices {
         for addr in self.ledger.addrs() {
             let _ = addr.send(ledger::Shutdown).await;
         }
-        for addr in self.catalog.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.users.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.events.addrs() {
-            let _ = addr.send(Stop).await;
-        }
-        for addr in self.api_keys.addrs() {
-            let _ = addr.send(Stop).await;
-        }
+        self.catalog.stop_all().await;
+        self.users.stop_all().await;
+        self.events.stop_all().await;
+        self.api_keys.stop_all().await;
         tracing::info!("PostgreSQL actors stopped");
     }
 }

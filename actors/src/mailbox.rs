@@ -167,6 +167,17 @@ impl<A: Actor> Mailbox<A> {
     }
 
     /// Every actor behind this mailbox.
+    /// Sends [`Stop`] to every actor of the mailbox and waits for each to take it.
+    pub async fn stop_all(&self)
+    where
+        A: Handler<Stop>,
+        A::Context: ToEnvelope<A, Stop>,
+    {
+        for addr in self.addrs.iter() {
+            let _ = addr.send(Stop).await;
+        }
+    }
+
     pub fn addrs(&self) -> &[Addr<A>] {
         &self.addrs
     }

@@ -295,6 +295,19 @@ pub struct CreateUser {
     pub role: Role,
 }
 
+impl CreateUser {
+    /// The account as stored, created at `at`.
+    pub fn row(self, at: Timestamp) -> UserRow {
+        UserRow {
+            username: self.username,
+            email: self.email,
+            role: self.role,
+            password_hash: self.password_hash,
+            created_at: at,
+        }
+    }
+}
+
 impl Handler<CreateUser> for UserStore {
     type Result = Result<User, UserError>;
     fn handle(&mut self, msg: CreateUser, _: &mut Self::Context) -> Self::Result {
@@ -314,13 +327,7 @@ fn create_user(txn: &WriteTransaction, msg: CreateUser) -> Result<User, UserErro
         return Err(UserError::EmailTaken);
     }
     let id = UserId(crate::store::next_id(txn, counter::NEXT_USER_ID)?);
-    let row = UserRow {
-        username: msg.username,
-        email: msg.email,
-        role: msg.role,
-        password_hash: msg.password_hash,
-        created_at: Timestamp::now(),
-    };
+    let row = msg.row(Timestamp::now());
     txn.open_table(USERS)?
         .insert(id.0, codec::encode(&row).as_slice())?;
     names.insert(name_key.as_str(), id.0)?;

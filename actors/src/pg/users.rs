@@ -97,13 +97,7 @@ async fn create(
     db: &impl tokio_postgres::GenericClient,
     msg: CreateUser,
 ) -> Result<User, UserError> {
-    let row = UserRow {
-        username: msg.username,
-        email: msg.email,
-        role: msg.role,
-        password_hash: msg.password_hash,
-        created_at: Timestamp::now(),
-    };
+    let row = msg.row(Timestamp::now());
     let inserted = db
         .query_one(
             "INSERT INTO users (id, name_key, email_key, record) \
