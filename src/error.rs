@@ -530,6 +530,10 @@ impl From<StoreError> for ApiError {
                     "the change could not be committed; nothing was written, retry",
                 )
             }
+            StoreError::OutcomeUnknown(_) => {
+                tracing::error!(error = %e, "a commit's outcome is unknown");
+                ApiError::outcome_unknown()
+            }
             StoreError::Postgres(_) => {
                 tracing::error!(error = %e, "PostgreSQL failed");
                 ApiError::unavailable("the database did not answer; retry shortly")

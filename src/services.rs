@@ -197,6 +197,7 @@ impl PgServices {
                 ImportEvents::Rows => RowEvents::Rows,
             },
             telemetry: telemetry.clone(),
+            reconnect: Some(url.to_owned()),
         };
         let (url_owned, p) = (url.to_owned(), pool.clone());
         let ledger = pg::on_own_thread(move || async move {

@@ -45,6 +45,7 @@ async fn main() {
                 batch_max: 256,
                 row_events: RowEvents::Summary,
                 telemetry: Default::default(),
+                reconnect: None,
             },
         ));
     }

@@ -348,6 +348,7 @@ impl Live {
                         batch_max: 1024,
                         row_events: Default::default(),
                         telemetry: Telemetry::default(),
+                        reconnect: None,
                     },
                 );
                 let pool = pg::pool(&db.url, 2).unwrap();

@@ -38,6 +38,7 @@ async fn nodes(url: &str, batch_max: usize) -> Vec<PgLedger> {
                 batch_max,
                 row_events: RowEvents::Summary,
                 telemetry: Default::default(),
+                reconnect: None,
             },
         ));
     }

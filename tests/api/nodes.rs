@@ -349,3 +349,49 @@ async fn an_api_key_made_on_one_node_opens_every_node_until_revoked_on_any() {
             .assert_problem(401, "unauthorized");
     }
 }
+
+#[actix_web::test]
+async fn a_node_whose_connections_are_cut_serves_again_by_itself() {
+    let nodes = spawn_nodes(1).await;
+    let node = &nodes[0];
+    let url = node._db.as_ref().unwrap().url.clone();
+    node.create_product("CUT-1", 100, 100).await;
+    let (_, token) = node.customer("dave").await;
+    let db = orderflow_actors::pg::connect(&url).await.unwrap();
+    let mut placed = BTreeSet::new();
+    for round in 0..3 {
+        // Every connection of the node: its ledger's, its pool's, its listener's.
+        let cut: i64 = db
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(cut >= 1, "round {round}: no connection of the node was cut");
+        let mut served = false;
+        for _ in 0..100 {
+            let r = node
+                .checkout(&token, json!([{"sku": "CUT-1", "quantity": 1}]), None)
+                .await;
+            match r.status.as_u16() {
+                201 => {
+                    placed.insert(r.body["id"].as_u64().unwrap());
+                    served = true;
+                    break;
+                }
+                // Refused while reconnecting: retryable, nothing written.
+                503 => assert!(r.header("retry-after").is_some(), "{}", r.body),
+                other => panic!("round {round}: {other} {}", r.body),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(served, "round {round}: the node never served again");
+    }
+    node.get("/readyz", None).await.assert_status(200);
+    assert_eq!(node.stock_of("CUT-1").await, 100 - placed.len() as u64);
+    let report = node.verify_ledger().await;
+    assert_eq!(report["problems"], json!([]), "{report}");
+}

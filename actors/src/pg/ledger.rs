@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Client;
@@ -91,6 +91,9 @@ pub struct Settings {
     pub row_events: RowEvents,
     /// Where batches and orders are counted (the `/metrics` of this node).
     pub telemetry: Telemetry,
+    /// Where to connect again when the connection is lost (`None`: the ledger
+    /// answers every later command with the loss).
+    pub reconnect: Option<String>,
 }
 
 /// Where a node's handlers send ledger commands.
@@ -206,6 +209,22 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(settings.batch_max);
     while commands.recv_many(&mut batch, settings.batch_max).await > 0 {
+        if client.is_closed() {
+            match reconnect(&settings).await {
+                Some(fresh) => client = fresh,
+                None => {
+                    // No database: the batch is refused at once (503, retryable),
+                    // and the next one tries again after a pause.
+                    let lost = StoreError::Aborted("no connection to PostgreSQL".into());
+                    for command in batch.drain(..) {
+                        answer_one(command, Err(&lost));
+                    }
+                    let pause = Duration::from_millis(crate::limits::PG_RECONNECT_DELAY_MS);
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            }
+        }
         let started = Instant::now();
         let outcome = apply(&mut client, &settings, &batch).await;
         BatchCommitted {
@@ -235,6 +254,21 @@ async fn run(
     }
 }
 
+/// A new connection for the ledger, if it may and can have one.
+async fn reconnect(settings: &Settings) -> Option<Client> {
+    let url = settings.reconnect.as_deref()?;
+    match super::connect(url).await {
+        Ok(client) => {
+            tracing::info!("the ledger connected to PostgreSQL again");
+            Some(client)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the ledger cannot reach PostgreSQL");
+            None
+        }
+    }
+}
+
 /// Counts a committed checkout's outcome, as the redb ledger does.
 fn count(telemetry: &Telemetry, placed: &Result<Placed, CheckoutError>) {
     match placed {
@@ -250,7 +284,12 @@ fn count(telemetry: &Telemetry, placed: &Result<Placed, CheckoutError>) {
 /// Answers a command with what it answered in a committed batch, or with the
 /// batch's failure (nothing of it was written).
 fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
-    let aborted = |e: &StoreError| StoreError::Aborted(e.to_string());
+    // What the callers are told: unknown stays unknown; anything else means
+    // nothing of the batch was written.
+    let aborted = |e: &StoreError| match e {
+        StoreError::OutcomeUnknown(why) => StoreError::OutcomeUnknown(why.clone()),
+        other => StoreError::Aborted(other.to_string()),
+    };
     match (command, outcome) {
         (Command::Place(_, r), Ok(Answer::Place(a))) => drop(r.send(a)),
         (Command::Change(.., r), Ok(Answer::Change(a))) => drop(r.send(a)),
@@ -483,7 +522,15 @@ async fn apply(
         answers.push(answer);
     }
     let last_seq = rules.rows.flush(&tx, &products).await?;
-    tx.commit().await?;
+    // A failure here may come after the server committed (the connection lost
+    // with the answer): the callers must not be told that nothing was written.
+    tx.commit().await.map_err(|e| {
+        if e.is_closed() {
+            StoreError::OutcomeUnknown(e.to_string())
+        } else {
+            StoreError::Aborted(e.to_string())
+        }
+    })?;
     Ok((answers, last_seq))
 }
 

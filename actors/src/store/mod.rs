@@ -39,6 +39,10 @@ pub enum StoreError {
     Aborted(String),
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    /// The commit was sent but its answer was lost with the connection: it may
+    /// or may not have taken effect.
+    #[error("the commit's outcome is unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 macro_rules! redb_error_from {

@@ -28,8 +28,15 @@ impl Drop for Server {
     }
 }
 
+/// `.ci/services/postgres.sh`, from the actors crate or from the root crate (whose
+/// tests include this file too).
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/services/postgres.sh")
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    ["../.ci/services/postgres.sh", ".ci/services/postgres.sh"]
+        .iter()
+        .map(|p| crate_dir.join(p))
+        .find(|p| p.exists())
+        .expect("the repository's .ci/services/postgres.sh")
 }
 
 fn free_port() -> u16 {
