@@ -151,7 +151,7 @@ pub struct ServeArgs {
     /// Keep all state in PostgreSQL instead of the embedded file (a libpq URL, e.g.
     /// `postgresql://orderflow@db1,db2/shop?target_session_attrs=read-write`):
     /// several nodes on one database act as one service. Catalog, accounts,
-    /// orders, stock, the events feed and API keys so far; imports, webhooks and
+    /// orders, stock, the events feed, API keys and webhooks so far; imports and
     /// backups answer 501 on this backend (see the README's "Running several
     /// nodes"). Prefer the environment variable: the URL may hold a password.
     #[arg(long, env = "ORDERFLOW_POSTGRES_URL", hide_env_values = true)]

@@ -20,7 +20,7 @@ use orderflow_actors::limits::{
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::pg::{
     self, apikeys::PgApiKeys, catalog::PgCatalog, events::PgEvents, orders::PgLedgerActor,
-    users::PgUsers,
+    users::PgUsers, webhooks::PgWebhooks,
 };
 use orderflow_actors::room::Room;
 use orderflow_actors::store::Store;
@@ -150,6 +150,9 @@ pub struct PgServices {
     pub ledger: Mailbox<PgLedgerActor>,
     pub events: Mailbox<PgEvents>,
     pub api_keys: Mailbox<PgApiKeys>,
+    pub webhooks: Mailbox<PgWebhooks>,
+    /// The database URL (the webhook deliverer's lock is taken there).
+    pub url: String,
     /// The newest event seq any node committed (see [`pg::follow_events`]).
     pub newest_event: watch::Receiver<u64>,
     /// The JWT secret every node of the database signs with.
@@ -212,8 +215,10 @@ impl PgServices {
         let users = start_pool(1, move || PgUsers::new(p.clone()));
         let p = pool.clone();
         let events = start_pool(1, move || PgEvents::new(p.clone()));
-        let p = pool;
+        let p = pool.clone();
         let api_keys = start_pool(1, move || PgApiKeys::new(p.clone()));
+        let p = pool;
+        let webhooks = start_pool(1, move || PgWebhooks::new(p.clone()));
         tracing::info!("state is in PostgreSQL");
         Ok(Self {
             currency,
@@ -229,6 +234,8 @@ impl PgServices {
             .with_write_timeout(Duration::from_millis(pipeline.ledger_write_timeout_ms)),
             events: Mailbox::pool(events, "events", EVENTS_INFLIGHT_MAX, timeout),
             api_keys: Mailbox::pool(api_keys, "api_keys", API_KEYS_INFLIGHT_MAX, timeout),
+            webhooks: Mailbox::pool(webhooks, "webhooks", WEBHOOKS_INFLIGHT_MAX, timeout),
+            url: url.to_owned(),
             newest_event,
             jwt_secret,
         })
@@ -243,6 +250,7 @@ impl PgServices {
         self.users.stop_all().await;
         self.events.stop_all().await;
         self.api_keys.stop_all().await;
+        self.webhooks.stop_all().await;
         tracing::info!("PostgreSQL actors stopped");
     }
 }
@@ -307,6 +315,13 @@ impl Backend {
         match self {
             Self::Redb(s) => Room::Redb(s.api_keys.clone()),
             Self::Postgres(s) => Room::Postgres(s.api_keys.clone()),
+        }
+    }
+
+    pub fn webhooks(&self) -> Room<Webhooks, PgWebhooks> {
+        match self {
+            Self::Redb(s) => Room::Redb(s.webhooks.clone()),
+            Self::Postgres(s) => Room::Postgres(s.webhooks.clone()),
         }
     }
 

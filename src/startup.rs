@@ -33,9 +33,9 @@ pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
     backend: Backend,
-    /// The inbox and the webhook deliverer (the embedded backend only, so far).
+    /// The inbox (the embedded backend only, so far).
     inbox: Option<Inbox>,
-    deliverer: Option<Deliverer>,
+    deliverer: Deliverer,
     /// `<data-dir>/control.sock` (see `control`); `None` when it could not be bound.
     control: Option<tokio::net::UnixListener>,
 }
@@ -63,9 +63,9 @@ impl Application {
             }
         };
         bootstrap_admin(&backend.users(), args.admin_password.clone()).await?;
-        let (inbox, deliverer) = match backend.redb() {
-            Some(services) => {
-                let inbox = Inbox::start(
+        let inbox = match backend.redb() {
+            Some(services) => Some(
+                Inbox::start(
                     InboxConfig {
                         root: args.inbox.clone(),
                         settle: Duration::from_millis(args.settle_ms),
@@ -77,27 +77,29 @@ impl Application {
                     services.currency,
                     services.telemetry.clone(),
                 )
-                .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?;
-                let deliverer = Deliverer {
-                    webhooks: services.webhooks.clone(),
-                    events: services.events.clone(),
-                    newest: services.newest_event.clone(),
-                    currency: services.currency,
-                    telemetry: services.telemetry.clone(),
-                    client: deliverer::client(args.webhook_allow_private),
-                    allow_private: args.webhook_allow_private,
-                    concurrency: usize::try_from(args.webhook_concurrency).unwrap_or(1),
-                    retry_unit: Duration::from_millis(args.webhook_retry_unit_ms),
-                };
-                (Some(inbox), Some(deliverer))
-            }
+                .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?,
+            ),
             None => {
                 tracing::warn!(
-                    "on PostgreSQL, this build has no inbox or webhooks yet: \
-                     their routes answer 501"
+                    "on PostgreSQL, this build has no inbox yet: the imports routes answer 501"
                 );
-                (None, None)
+                None
             }
+        };
+        let deliverer = Deliverer {
+            webhooks: backend.webhooks(),
+            events: backend.events(),
+            leader_lock: match &backend {
+                Backend::Redb(_) => None,
+                Backend::Postgres(s) => Some(s.url.clone()),
+            },
+            newest: backend.newest_event(),
+            currency: backend.currency(),
+            telemetry: backend.telemetry().clone(),
+            client: deliverer::client(args.webhook_allow_private),
+            allow_private: args.webhook_allow_private,
+            concurrency: usize::try_from(args.webhook_concurrency).unwrap_or(1),
+            retry_unit: Duration::from_millis(args.webhook_retry_unit_ms),
         };
 
         let listener = TcpListener::bind(args.bind)
@@ -111,7 +113,7 @@ impl Application {
             ledger: backend.ledger(),
             events: backend.events(),
             api_keys: backend.api_keys(),
-            webhooks: backend.redb().map(|s| s.webhooks.clone()),
+            webhooks: backend.webhooks(),
             webhook_allow_private: args.webhook_allow_private,
             deliverer: deliverer.clone(),
             newest_event: backend.newest_event(),
@@ -195,18 +197,15 @@ impl Application {
         let stop_deliveries = Arc::new(Notify::new());
         let (delivered_all, deliveries) = tokio::sync::oneshot::channel::<()>();
         let delivery_thread = actix::Arbiter::new();
-        match self.deliverer {
-            Some(deliverer) => {
-                let stop = Arc::clone(&stop_deliveries);
-                delivery_thread.spawn_fn(move || {
-                    orderflow_actors::priority::lower_this_thread(WEBHOOK_DELIVERER_NICE);
-                    actix::spawn(async move {
-                        deliverer.run(stop).await;
-                        let _ = delivered_all.send(());
-                    });
+        {
+            let (deliverer, stop) = (self.deliverer, Arc::clone(&stop_deliveries));
+            delivery_thread.spawn_fn(move || {
+                orderflow_actors::priority::lower_this_thread(WEBHOOK_DELIVERER_NICE);
+                actix::spawn(async move {
+                    deliverer.run(stop).await;
+                    let _ = delivered_all.send(());
                 });
-            }
-            None => drop(delivered_all),
+            });
         }
         let stop_control = Rc::new(Notify::new());
         let control = match (self.control, self.backend.redb()) {

@@ -2,7 +2,7 @@
 //! settings. Handlers never get the database itself.
 //!
 //! Each room is a [`Room`]: the redb actor, or its PostgreSQL twin with `--postgres`.
-//! What the PostgreSQL backend does not have yet (webhooks, imports) is
+//! What the PostgreSQL backend does not have yet (imports) is
 //! `None` there, and its routes answer 501 through the accessors below.
 
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ use orderflow_actors::pg::catalog::PgCatalog;
 use orderflow_actors::pg::events::PgEvents;
 use orderflow_actors::pg::orders::PgLedgerActor;
 use orderflow_actors::pg::users::PgUsers;
+use orderflow_actors::pg::webhooks::PgWebhooks;
 use orderflow_actors::room::Room;
 use orderflow_actors::users::UserStore;
 use orderflow_actors::webhooks::Webhooks;
@@ -40,11 +41,11 @@ pub struct AppState {
     pub ledger: Room<Ledger, PgLedgerActor>,
     pub events: Room<EventsReader, PgEvents>,
     pub api_keys: Room<ApiKeys, PgApiKeys>,
-    pub webhooks: Option<Mailbox<Webhooks>>,
+    pub webhooks: Room<Webhooks, PgWebhooks>,
     /// `--webhook-allow-private`.
     pub webhook_allow_private: bool,
     /// Sends test events (`POST /webhooks/{id}/test`).
-    pub deliverer: Option<Deliverer>,
+    pub deliverer: Deliverer,
     /// The newest committed event's seq: the feed's long polls wait on it.
     pub newest_event: watch::Receiver<u64>,
     pub jwt: JwtKeys,
@@ -66,14 +67,6 @@ fn not_here(what: &str) -> ApiError {
 }
 
 impl AppState {
-    pub fn webhooks(&self) -> Result<&Mailbox<Webhooks>, ApiError> {
-        self.webhooks.as_ref().ok_or_else(|| not_here("webhooks"))
-    }
-
-    pub fn deliverer(&self) -> Result<&Deliverer, ApiError> {
-        self.deliverer.as_ref().ok_or_else(|| not_here("webhooks"))
-    }
-
     pub fn inbox(&self) -> Result<&Mailbox<InboxWatcher>, ApiError> {
         self.inbox
             .as_ref()

@@ -282,3 +282,8 @@ pub const PG_RECONNECT_DELAY_MS: u64 = 500;
 /// Connections in a node's PostgreSQL pool (its readers and account writes; the
 /// ledger and the events listener have one each besides).
 pub const PG_POOL_CONNECTIONS_MAX: usize = 8;
+
+/// How often a node that does not hold the webhook delivery lock (PostgreSQL
+/// backend) tries to take it, in milliseconds: how long deliveries pause after
+/// the delivering node dies.
+pub const WEBHOOK_LEADER_RETRY_MS: u64 = 1_000;

@@ -236,7 +236,7 @@ pub async fn create(
     };
     let secret = new_secret();
     let endpoint = state
-        .webhooks()?
+        .webhooks
         .ask(CreateEndpoint {
             url,
             events,
@@ -258,7 +258,7 @@ pub async fn list(
     _admin: Admin<scope::WebhooksWrite>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let endpoints = state.webhooks()?.ask(ListEndpoints).await??;
+    let endpoints = state.webhooks.ask(ListEndpoints).await??;
     Ok(HttpResponse::Ok().json(EndpointListJson {
         items: endpoints.iter().map(shown).collect(),
     }))
@@ -272,7 +272,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    let endpoint = state.webhooks()?.ask(GetEndpoint { id }).await??;
+    let endpoint = state.webhooks.ask(GetEndpoint { id }).await??;
     Ok(HttpResponse::Ok().json(shown(&endpoint)))
 }
 
@@ -306,7 +306,7 @@ pub async fn update(
         return Err(ApiError::validation(errors));
     }
     let endpoint = state
-        .webhooks()?
+        .webhooks
         .ask(UpdateEndpoint {
             id,
             url,
@@ -325,7 +325,7 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    state.webhooks()?.ask(DeleteEndpoint { id }).await??;
+    state.webhooks.ask(DeleteEndpoint { id }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -339,7 +339,7 @@ pub async fn rotate(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
     let secret = new_secret();
-    let endpoint = state.webhooks()?.ask(RotateSecret { id, secret }).await??;
+    let endpoint = state.webhooks.ask(RotateSecret { id, secret }).await??;
     Ok(HttpResponse::Ok().json(EndpointWithSecretJson {
         endpoint: shown(&endpoint),
         secret: sign::show_secret(&secret),
@@ -355,7 +355,7 @@ pub async fn test(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    let endpoint = state.webhooks()?.ask(GetEndpoint { id }).await??;
+    let endpoint = state.webhooks.ask(GetEndpoint { id }).await??;
     let event_id = format!(
         "evt_test_{}",
         orderflow_actors::text::hex(&rand::random::<[u8; 12]>())
@@ -369,7 +369,7 @@ pub async fn test(
         "data": {"endpoint_id": id.0},
     });
     let attempt = state
-        .deliverer()?
+        .deliverer
         .post(
             &endpoint,
             &event_id,
@@ -379,7 +379,7 @@ pub async fn test(
     let row = attempt.into_row(event_id, 0, "webhook.test".into(), 1, now);
     let shown_row = delivery(&row);
     state
-        .webhooks()?
+        .webhooks
         .ask(RecordAttempts {
             id,
             attempts: vec![Attempted {
@@ -408,10 +408,7 @@ pub async fn deliveries(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let rows = state
-        .webhooks()?
-        .ask(ListDeliveries { id, limit })
-        .await??;
+    let rows = state.webhooks.ask(ListDeliveries { id, limit }).await??;
     Ok(HttpResponse::Ok().json(DeliveryListJson {
         items: rows.iter().map(delivery).collect(),
     }))

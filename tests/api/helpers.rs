@@ -98,10 +98,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
 
 /// `n` nodes on one fresh PostgreSQL database, whatever the test backend.
 pub async fn spawn_nodes(n: usize) -> Vec<TestApp> {
+    spawn_nodes_with(n, |_| {}).await
+}
+
+/// [`spawn_nodes`], each node's arguments changed by `configure`.
+pub async fn spawn_nodes_with(n: usize, configure: impl Fn(&mut ServeArgs)) -> Vec<TestApp> {
     let db = Arc::new(crate::pg::database().await);
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
-        nodes.push(spawn_node(Some(Arc::clone(&db)), |_| {}).await);
+        nodes.push(spawn_node(Some(Arc::clone(&db)), &configure).await);
     }
     nodes
 }

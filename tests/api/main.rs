@@ -51,4 +51,4 @@ mod nodes;
 mod operations;
 mod orders;
 mod products;
-mod webhooks;
+pub mod webhooks;

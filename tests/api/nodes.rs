@@ -292,7 +292,7 @@ async fn rooms_the_postgresql_backend_lacks_answer_501_before_reading_a_body() {
     crate::helpers::TestApp::read(upload)
         .await
         .assert_problem(501, "not-on-this-backend");
-    for path in ["/api/v1/imports", "/api/v1/webhooks"] {
+    for path in ["/api/v1/imports"] {
         node.get(path, Some(&node.admin_token))
             .await
             .assert_problem(501, "not-on-this-backend");
@@ -394,4 +394,70 @@ async fn a_node_whose_connections_are_cut_serves_again_by_itself() {
     assert_eq!(node.stock_of("CUT-1").await, 100 - placed.len() as u64);
     let report = node.verify_ledger().await;
     assert_eq!(report["problems"], json!([]), "{report}");
+}
+
+#[actix_web::test]
+async fn one_node_delivers_each_event_once_and_another_takes_over_when_it_stops() {
+    use crate::webhooks::{accepted, register, start_receiver, until};
+    let mut nodes = crate::helpers::spawn_nodes_with(3, |a| {
+        a.webhook_allow_private = true;
+        a.webhook_retry_unit_ms = 20;
+    })
+    .await;
+    let (url, receiver) = start_receiver();
+    let (_, secret) = register(&nodes[1], &url, json!(["order.placed"])).await;
+    receiver.lock().unwrap().secrets = vec![secret];
+    nodes[0].create_product("HOOK-1", 100, 1_000).await;
+    let (_, token) = nodes[0].customer("erin").await;
+    let mut placed = Vec::new();
+    for i in 0..30 {
+        let r = nodes[i % 3]
+            .checkout(&token, json!([{"sku": "HOOK-1", "quantity": 1}]), None)
+            .await;
+        r.assert_status(201);
+        placed.push(r.body["id"].as_u64().unwrap());
+    }
+    until(&receiver, "30 orders delivered", |r| {
+        accepted(r).len() >= 30
+    })
+    .await;
+    // Three nodes running, one delivering: nothing arrives twice (two delivering
+    // nodes would each send the same events).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let twice = {
+        let r = receiver.lock().unwrap();
+        r.seen.iter().filter(|s| (200..300).contains(&s.3)).count() - accepted(&r).len()
+    };
+    assert_eq!(twice, 0, "events sent twice while three nodes run");
+    // The nodes one by one stop; whichever held the delivery lock, a survivor
+    // takes it over and delivers what comes next.
+    for round in 0..2 {
+        drop(nodes.remove(0));
+        for _ in 0..5 {
+            let r = nodes[0]
+                .checkout(&token, json!([{"sku": "HOOK-1", "quantity": 1}]), None)
+                .await;
+            r.assert_status(201);
+            placed.push(r.body["id"].as_u64().unwrap());
+        }
+        let want = placed.len();
+        until(
+            &receiver,
+            &format!("round {round}: every order delivered"),
+            |r| accepted(r).len() >= want,
+        )
+        .await;
+    }
+    let r = receiver.lock().unwrap();
+    assert!(r.seen.iter().all(|s| s.2), "every delivery verifies");
+    let delivered: Vec<u64> = accepted(&r)
+        .iter()
+        .map(|e| e["data"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delivered, placed, "each order once, in seq order");
+    let seqs: Vec<u64> = accepted(&r)
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }

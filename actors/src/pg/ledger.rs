@@ -1,5 +1,8 @@
 //! The ledger on PostgreSQL: each node group-commits its own commands.
 //!
+//! Why one file: the queue, the batch's locking reads, its rules and its answers
+//! are the steps of one transaction; the rows they pass along live in `staged`.
+//!
 //! One task per node owns one connection. Commands queue on a channel; while a
 //! batch commits, the next one gathers, so the busier the node, the larger its
 //! batches (as the redb ledger's). A batch is one PostgreSQL transaction:

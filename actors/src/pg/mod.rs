@@ -6,8 +6,9 @@
 //!   and locked for the batch ([`staged`]), set-based writes, event seqs gapless in
 //!   commit order across nodes; [`orders`] is its actor, which also reads orders
 //!   and movements;
-//! - [`users`], [`catalog`], [`events`], [`apikeys`]: the actors answering the same messages as
-//!   their redb twins, over a small connection pool ([`pool`]).
+//! - [`users`], [`catalog`], [`events`], [`apikeys`], [`webhooks`]: the actors
+//!   answering the same messages as their redb twins, over a small connection
+//!   pool ([`pool`]); the webhook deliverer runs where [`try_lock`] succeeds.
 //!
 //! Each node learns of events other nodes commit through `LISTEN`
 //! ([`follow_events`]), so the feed's long polls wake on any node's commit.
@@ -20,6 +21,7 @@ pub mod orders;
 pub mod schema;
 pub mod staged;
 pub mod users;
+pub mod webhooks;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -224,4 +226,30 @@ pub async fn ensure_currency(
         });
     }
     Ok(())
+}
+
+/// A session advisory lock held on a connection of its own.
+pub struct HeldLock {
+    _client: Client,
+    /// Resolves when the connection, and with it the lock, is gone.
+    pub lost: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Takes the session advisory lock `key` if no other session holds it. Dropping
+/// the answer (or losing its connection) releases it.
+pub async fn try_lock(url: &str, key: i64) -> Result<Option<HeldLock>, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (gone, lost) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        let _ = gone.send(());
+    });
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .await?
+        .get(0);
+    Ok(got.then_some(HeldLock {
+        _client: client,
+        lost,
+    }))
 }

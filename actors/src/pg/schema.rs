@@ -106,6 +106,14 @@ CREATE TABLE api_keys (
     hash bytea NOT NULL UNIQUE,
     record bytea NOT NULL
 );
+CREATE SEQUENCE webhook_ids;
+CREATE TABLE webhooks (id bigint PRIMARY KEY, record bytea NOT NULL);
+CREATE TABLE webhook_deliveries (
+    endpoint bigint NOT NULL,
+    n bigint NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (endpoint, n)
+);
 ";
 
 #[derive(Debug, thiserror::Error)]

@@ -90,11 +90,9 @@ impl Handler<RecordAttempts> for Webhooks {
             let mut row: EndpointRow =
                 get_record(&table, msg.id.0)?.ok_or(WebhookError::NotFound)?;
             for attempt in msg.attempts {
-                row.advance(attempt.advances, &attempt.delivery);
-                row.attempts_logged += 1;
-                let n = row.attempts_logged;
+                let (n, forget) = row.record(attempt.advances, &attempt.delivery);
                 log.insert((msg.id.0, n), codec::encode(&attempt.delivery).as_slice())?;
-                if let Some(oldest) = n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX) {
+                if let Some(oldest) = forget {
                     log.remove((msg.id.0, oldest))?;
                 }
             }
@@ -107,6 +105,28 @@ impl Handler<RecordAttempts> for Webhooks {
 }
 
 impl EndpointRow {
+    /// Applies one attempt ([`Self::advance`]) and numbers it in the delivery
+    /// log: answers its number, and the number of the entry that now falls out of
+    /// the [`WEBHOOK_DELIVERIES_KEPT_MAX`] kept, if one does.
+    pub fn record(
+        &mut self,
+        verdict: Option<Verdict>,
+        delivery: &DeliveryRow,
+    ) -> (u64, Option<u64>) {
+        self.advance(verdict, delivery);
+        self.attempts_logged += 1;
+        let n = self.attempts_logged;
+        (n, n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX))
+    }
+
+    /// Moves the cursor past events the endpoint does not want (never past one
+    /// that is failing).
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq > self.cursor && self.failures == 0 {
+            self.cursor = seq;
+        }
+    }
+
     /// What one attempt does to the endpoint's cursor or retry state. The
     /// deliverer applies it to its copy as well, between two records of a batch.
     pub fn advance(&mut self, verdict: Option<Verdict>, delivery: &DeliveryRow) {
@@ -151,11 +171,7 @@ impl Handler<SkipTo> for Webhooks {
     type Result = Result<(), WebhookError>;
     fn handle(&mut self, msg: SkipTo, ctx: &mut Self::Context) -> Self::Result {
         // Moving past unwanted events: a crash may undo it (they are skipped again).
-        self.change(msg.id, false, ctx, |row| {
-            if msg.seq > row.cursor && row.failures == 0 {
-                row.cursor = msg.seq;
-            }
-        })?;
+        self.change(msg.id, false, ctx, |row| row.skip_to(msg.seq))?;
         Ok(())
     }
 }

@@ -218,6 +218,29 @@ pub struct CreateEndpoint {
     pub cursor: u64,
 }
 
+impl CreateEndpoint {
+    /// The endpoint as stored, created at `at`: enabled, with one secret.
+    pub fn row(self, at: Timestamp) -> EndpointRow {
+        EndpointRow {
+            url: self.url,
+            events: self.events,
+            description: self.description,
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            secrets: vec![Secret {
+                key: self.secret,
+                expires_at: None,
+            }],
+            created_at: at,
+            cursor: self.cursor,
+            failures: 0,
+            first_failure_at: None,
+            retry_at: None,
+            attempts_logged: 0,
+        }
+    }
+}
+
 impl Handler<CreateEndpoint> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
     fn handle(&mut self, msg: CreateEndpoint, ctx: &mut Self::Context) -> Self::Result {
@@ -230,23 +253,7 @@ impl Handler<CreateEndpoint> for Webhooks {
             let mut meta = txn.open_table(META)?;
             let id = meta.get(counter::NEXT_WEBHOOK_ID)?.map_or(1, |v| v.value());
             meta.insert(counter::NEXT_WEBHOOK_ID, id + 1)?;
-            let row = EndpointRow {
-                url: msg.url,
-                events: msg.events,
-                description: msg.description,
-                status: EndpointStatus::Enabled,
-                disabled_reason: None,
-                secrets: vec![Secret {
-                    key: msg.secret,
-                    expires_at: None,
-                }],
-                created_at: Timestamp::now(),
-                cursor: msg.cursor,
-                failures: 0,
-                first_failure_at: None,
-                retry_at: None,
-                attempts_logged: 0,
-            };
+            let row = msg.row(Timestamp::now());
             table.insert(id, codec::encode(&row).as_slice())?;
             Endpoint {
                 id: EndpointId(id),
@@ -310,35 +317,55 @@ pub struct UpdateEndpoint {
 impl Handler<UpdateEndpoint> for Webhooks {
     type Result = Result<Endpoint, WebhookError>;
     fn handle(&mut self, msg: UpdateEndpoint, ctx: &mut Self::Context) -> Self::Result {
-        Ok(self
-            .change(msg.id, true, ctx, |row| {
-                if let Some(url) = msg.url {
-                    row.url = url;
-                }
-                if let Some(events) = msg.events {
-                    row.events = events;
-                }
-                match msg.status {
-                    Some(EndpointStatus::Enabled) => {
-                        row.status = EndpointStatus::Enabled;
-                        row.disabled_reason = None;
-                        // A fresh start of the retry schedule for the same event.
-                        row.failures = 0;
-                        row.first_failure_at = None;
-                        row.retry_at = None;
-                    }
-                    Some(EndpointStatus::Disabled) => {
-                        row.status = EndpointStatus::Disabled;
-                        row.disabled_reason = Some("disabled by an admin".into());
-                    }
-                    None => {}
-                }
-            })?
-            .0)
+        Ok(self.change(msg.id, true, ctx, |row| row.update(msg))?.0)
     }
 }
 
-/// Delete an endpoint and its delivery log.
+impl EndpointRow {
+    /// An admin's change: URL, event types, enabled or disabled.
+    pub fn update(&mut self, msg: UpdateEndpoint) {
+        let row = self;
+        if let Some(url) = msg.url {
+            row.url = url;
+        }
+        if let Some(events) = msg.events {
+            row.events = events;
+        }
+        match msg.status {
+            Some(EndpointStatus::Enabled) => {
+                row.status = EndpointStatus::Enabled;
+                row.disabled_reason = None;
+                // A fresh start of the retry schedule for the same event.
+                row.failures = 0;
+                row.first_failure_at = None;
+                row.retry_at = None;
+            }
+            Some(EndpointStatus::Disabled) => {
+                row.status = EndpointStatus::Disabled;
+                row.disabled_reason = Some("disabled by an admin".into());
+            }
+            None => {}
+        }
+    }
+
+    /// A new signing secret at `now`; the old ones keep signing for the overlap.
+    pub fn rotate(&mut self, secret: [u8; 32], now: Timestamp) {
+        let row = self;
+        let until = now.plus_secs(WEBHOOK_SECRET_OVERLAP_SECS);
+        row.secrets.retain(|s| s.expires_at.is_none_or(|t| t > now));
+        for s in &mut row.secrets {
+            s.expires_at = Some(s.expires_at.map_or(until, |t| t.min(until)));
+        }
+        row.secrets.insert(
+            0,
+            Secret {
+                key: secret,
+                expires_at: None,
+            },
+        );
+    }
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), WebhookError>")]
 pub struct DeleteEndpoint {
@@ -373,20 +400,7 @@ impl Handler<RotateSecret> for Webhooks {
     fn handle(&mut self, msg: RotateSecret, ctx: &mut Self::Context) -> Self::Result {
         let now = Timestamp::now();
         Ok(self
-            .change(msg.id, true, ctx, |row| {
-                let until = now.plus_secs(WEBHOOK_SECRET_OVERLAP_SECS);
-                row.secrets.retain(|s| s.expires_at.is_none_or(|t| t > now));
-                for s in &mut row.secrets {
-                    s.expires_at = Some(s.expires_at.map_or(until, |t| t.min(until)));
-                }
-                row.secrets.insert(
-                    0,
-                    Secret {
-                        key: msg.secret,
-                        expires_at: None,
-                    },
-                );
-            })?
+            .change(msg.id, true, ctx, |row| row.rotate(msg.secret, now))?
             .0)
     }
 }
