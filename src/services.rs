@@ -203,10 +203,15 @@ impl PgServices {
             reconnect: Some(url.to_owned()),
         };
         let (url_owned, p) = (url.to_owned(), pool.clone());
+        let retention_days = pipeline.event_retention_days;
         let ledger = pg::on_own_thread(move || async move {
             let client = pg::connect(&url_owned).await?;
             let ledger = pg::ledger::PgLedger::start(client, settings);
-            Ok::<_, StoreError>(PgLedgerActor::new(ledger, p).start())
+            Ok::<_, StoreError>(
+                PgLedgerActor::new(ledger, p)
+                    .with_retention_days(retention_days)
+                    .start(),
+            )
         })
         .await??;
         let p = pool.clone();

@@ -361,3 +361,65 @@ async fn one_order_reference_across_nodes_makes_one_order() {
     let client = pg::connect(&db.url).await.unwrap();
     assert_eq!(count(&client, "SELECT count(*) FROM orders").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purges_forget_old_keys_and_events_and_the_feed_says_expired_before_them() {
+    use orderflow_actors::domain::Timestamp;
+    use orderflow_actors::events::TypeFilter;
+    use orderflow_actors::events::reader::{EventsError, ListEvents};
+    use orderflow_actors::pg::events::list;
+
+    let db = database().await;
+    let node = nodes(&db.url, 64).await.remove(0);
+    stock_product(&node, "PURGE-1", 100).await;
+    let first = node
+        .place_order(order(7, "PURGE-1", Some("k-1")))
+        .await
+        .unwrap();
+    let mut client = pg::connect(&db.url).await.unwrap();
+    let all = |after| ListEvents {
+        after,
+        filter: TypeFilter::All,
+        limit: 100,
+    };
+    let before = list(&client, all(None)).await.unwrap();
+    let seqs: Vec<u64> = before.items.iter().map(|e| e.seq).collect();
+    assert!(seqs.len() >= 3, "{seqs:?}");
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+
+    // Nothing is old enough yet.
+    let past = Timestamp(0);
+    let none = pg::purge(&mut client, past, past, 100).await.unwrap();
+    assert_eq!(none, pg::Purged::default());
+
+    // Everything is, two at a time: the two oldest events go, and the key.
+    let later = Timestamp::now().plus_secs(60);
+    let some = pg::purge(&mut client, later, later, 2).await.unwrap();
+    assert_eq!(some, pg::Purged { keys: 1, events: 2 });
+    let from_oldest = list(&client, all(None)).await.unwrap();
+    assert_eq!(from_oldest.items[0].seq, 3, "from the oldest kept");
+    assert!(matches!(
+        list(&client, all(Some(1))).await,
+        Err(EventsError::Expired {
+            after: 1,
+            purged_through: 2
+        })
+    ));
+    assert_eq!(list(&client, all(Some(2))).await.unwrap().items[0].seq, 3);
+
+    // The key is forgotten: the same request makes a new order, not a replay.
+    let again = node
+        .place_order(order(7, "PURGE-1", Some("k-1")))
+        .await
+        .unwrap();
+    assert!(!again.replayed);
+    assert_ne!(again.order.id, first.order.id);
+    // New events go on from the seqs taken; a full purge keeps the mark.
+    let rest = pg::purge(&mut client, later, Timestamp::now().plus_secs(60), 1_000)
+        .await
+        .unwrap();
+    assert!(rest.events >= 3);
+    let empty = list(&client, all(None)).await.unwrap();
+    assert!(empty.items.is_empty());
+    assert!(list(&client, all(Some(2))).await.is_err());
+}

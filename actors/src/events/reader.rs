@@ -46,16 +46,7 @@ pub fn list(
     let purged_through = meta
         .get(events_meta::PURGED_THROUGH)?
         .map_or(0, |v| v.value());
-    let after = match after {
-        Some(a) if a < purged_through => {
-            return Err(EventsError::Expired {
-                after: a,
-                purged_through,
-            });
-        }
-        Some(a) => a,
-        None => purged_through,
-    };
+    let after = start_after(after, purged_through)?;
     let events = txn.open_table(EVENTS)?;
     let scanned = events
         .range(after.saturating_add(1)..)?
@@ -65,6 +56,20 @@ pub fn list(
             Ok((seq.value(), codec::decode(bytes.value())?))
         });
     page(after, scanned, filter, limit)
+}
+
+/// Where a page asked to start `after` starts, given that events through
+/// `purged_through` are forgotten: from the oldest kept for `None`, expired for an
+/// `after` before them.
+pub fn start_after(after: Option<u64>, purged_through: u64) -> Result<u64, EventsError> {
+    match after {
+        Some(a) if a < purged_through => Err(EventsError::Expired {
+            after: a,
+            purged_through,
+        }),
+        Some(a) => Ok(a),
+        None => Ok(purged_through),
+    }
 }
 
 /// The page made of the events scanned after `after` (at most

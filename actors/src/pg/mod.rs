@@ -253,3 +253,55 @@ pub async fn try_lock(url: &str, key: i64) -> Result<Option<HeldLock>, StoreErro
         lost,
     }))
 }
+
+/// What one purge removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    pub keys: u64,
+    pub events: u64,
+}
+
+/// Forgets idempotency keys used before `key_cutoff` and events older than
+/// `event_cutoff` (only the oldest run of them, in seq order, so the feed's
+/// `purged_through` means "every seq up to here"), at most `max` of each. Nodes
+/// may purge at once: both deletes are idempotent, the mark only moves forward.
+pub async fn purge(
+    client: &mut Client,
+    key_cutoff: crate::domain::Timestamp,
+    event_cutoff: crate::domain::Timestamp,
+    max: usize,
+) -> Result<Purged, StoreError> {
+    let max = staged::int(max as u64)?;
+    let keys = client
+        .execute(
+            "DELETE FROM idempotency WHERE (user_id, key) IN (SELECT user_id, key \
+             FROM idempotency WHERE created_ms < $1 ORDER BY created_ms LIMIT $2)",
+            &[&key_cutoff.millis(), &max],
+        )
+        .await?;
+    let oldest = client
+        .query(
+            "SELECT seq, at_ms FROM events ORDER BY seq LIMIT $1",
+            &[&max],
+        )
+        .await?;
+    let through = oldest
+        .iter()
+        .take_while(|r| r.get::<_, i64>(1) < event_cutoff.millis())
+        .map(|r| r.get::<_, i64>(0))
+        .last();
+    let mut events = 0;
+    if let Some(through) = through {
+        let tx = client.transaction().await?;
+        events = tx
+            .execute("DELETE FROM events WHERE seq <= $1", &[&through])
+            .await?;
+        tx.execute(
+            "UPDATE counters SET value = greatest(value, $1) WHERE name = 'events_purged_through'",
+            &[&through],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(Purged { keys, events })
+}

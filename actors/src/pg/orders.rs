@@ -6,13 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use actix::{Actor, ActorContext, Context, Handler, ResponseFuture};
+use std::time::Duration;
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, ResponseFuture};
 
 use super::ledger::PgLedger;
 use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::{CatalogError, Product};
-use crate::domain::OrderId;
+use crate::domain::{OrderId, Timestamp};
 use crate::ledger::book::{
     CheckoutError, Movement, MovementRow, Order, OrderError, OrderRow, Placed, StockError,
 };
@@ -22,6 +24,9 @@ use crate::ledger::{
     AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, GetOrder, ListMovements, ListOrders,
     PatchProduct, PlaceOrder, ReplaceProduct, Shutdown, VerifyLedger,
 };
+use crate::limits::{
+    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
+};
 use crate::mailbox::Ping;
 use crate::store::{Page, StoreError, codec};
 
@@ -29,16 +34,58 @@ use crate::store::{Page, StoreError, codec};
 pub struct PgLedgerActor {
     ledger: PgLedger,
     pool: Pool,
+    /// `--event-retention-days`.
+    retention_days: u64,
 }
 
 impl PgLedgerActor {
     pub fn new(ledger: PgLedger, pool: Pool) -> Self {
-        Self { ledger, pool }
+        Self {
+            ledger,
+            pool,
+            retention_days: EVENT_RETENTION_DAYS_DEFAULT,
+        }
+    }
+
+    /// Events older than this many days are purged (by default
+    /// [`EVENT_RETENTION_DAYS_DEFAULT`]).
+    pub fn with_retention_days(mut self, days: u64) -> Self {
+        self.retention_days = days;
+        self
     }
 }
 
 impl Actor for PgLedgerActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Forget idempotency keys past their time and events past the retention,
+        // a bounded number at a time (every node does; the purge is idempotent).
+        ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
+            let pool = act.pool.clone();
+            let retention_secs = act.retention_days.saturating_mul(86_400);
+            ctx.spawn(actix::fut::wrap_future(async move {
+                let now = Timestamp::now();
+                let purged = async {
+                    let mut db = client(&pool).await?;
+                    super::purge(
+                        &mut db,
+                        now.minus_secs(IDEMPOTENCY_KEY_TTL_SECS),
+                        now.minus_secs(retention_secs),
+                        PURGE_BATCH_MAX,
+                    )
+                    .await
+                };
+                match purged.await {
+                    Ok(p) if p.keys + p.events > 0 => {
+                        tracing::info!(keys = p.keys, events = p.events, "purged");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "the purge failed"),
+                }
+            }));
+        });
+    }
 }
 
 impl Handler<PlaceOrder> for PgLedgerActor {

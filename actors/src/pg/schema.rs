@@ -24,7 +24,7 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
 
 const V1: &str = "
 CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
-INSERT INTO counters VALUES ('event_seq', 0);
+INSERT INTO counters VALUES ('event_seq', 0), ('events_purged_through', 0);
 CREATE TABLE meta (name text PRIMARY KEY, value bytea NOT NULL);
 CREATE SEQUENCE order_ids;
 CREATE SEQUENCE user_ids;
