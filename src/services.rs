@@ -288,46 +288,40 @@ impl Backend {
         }
     }
 
-    pub fn users(&self) -> Room<UserStore, PgUsers> {
+    /// One room's mailbox on this node's backend.
+    fn room<R: actix::Actor, P: actix::Actor>(
+        &self,
+        redb: fn(&Services) -> &Mailbox<R>,
+        postgres: fn(&PgServices) -> &Mailbox<P>,
+    ) -> Room<R, P> {
         match self {
-            Self::Redb(s) => Room::Redb(s.users.clone()),
-            Self::Postgres(s) => Room::Postgres(s.users.clone()),
+            Self::Redb(s) => Room::Redb(redb(s).clone()),
+            Self::Postgres(s) => Room::Postgres(postgres(s).clone()),
         }
+    }
+
+    pub fn users(&self) -> Room<UserStore, PgUsers> {
+        self.room(|s| &s.users, |s| &s.users)
     }
 
     pub fn catalog(&self) -> Room<Catalog, PgCatalog> {
-        match self {
-            Self::Redb(s) => Room::Redb(s.catalog.clone()),
-            Self::Postgres(s) => Room::Postgres(s.catalog.clone()),
-        }
+        self.room(|s| &s.catalog, |s| &s.catalog)
     }
 
     pub fn ledger(&self) -> Room<Ledger, PgLedgerActor> {
-        match self {
-            Self::Redb(s) => Room::Redb(s.ledger.clone()),
-            Self::Postgres(s) => Room::Postgres(s.ledger.clone()),
-        }
+        self.room(|s| &s.ledger, |s| &s.ledger)
     }
 
     pub fn events(&self) -> Room<EventsReader, PgEvents> {
-        match self {
-            Self::Redb(s) => Room::Redb(s.events.clone()),
-            Self::Postgres(s) => Room::Postgres(s.events.clone()),
-        }
+        self.room(|s| &s.events, |s| &s.events)
     }
 
     pub fn api_keys(&self) -> Room<ApiKeys, PgApiKeys> {
-        match self {
-            Self::Redb(s) => Room::Redb(s.api_keys.clone()),
-            Self::Postgres(s) => Room::Postgres(s.api_keys.clone()),
-        }
+        self.room(|s| &s.api_keys, |s| &s.api_keys)
     }
 
     pub fn webhooks(&self) -> Room<Webhooks, PgWebhooks> {
-        match self {
-            Self::Redb(s) => Room::Redb(s.webhooks.clone()),
-            Self::Postgres(s) => Room::Postgres(s.webhooks.clone()),
-        }
+        self.room(|s| &s.webhooks, |s| &s.webhooks)
     }
 
     /// The embedded store's actors, when this node runs on it.

@@ -17,7 +17,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use orderflow::config::{LogFormat, PipelineArgs, ServeArgs, StoreArgs};
-use orderflow::services::Backend;
 use orderflow::startup::Application;
 use orderflow_actors::pg::orders::PgLedgerActor;
 use orderflow_actors::room::Room;
@@ -123,10 +122,7 @@ pub async fn spawn_node(
     configure(&mut args);
     let app = Application::build(args).await.expect("app builds");
     let base = format!("http://{}", app.address());
-    let ledger = match app.backend() {
-        Backend::Redb(s) => Room::Redb(s.ledger.clone()),
-        Backend::Postgres(s) => Room::Postgres(s.ledger.clone()),
-    };
+    let ledger = app.backend().ledger();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     actix_web::rt::spawn(async move {
         let _ = app
