@@ -203,7 +203,7 @@ impl Handler<AuthenticateKey> for ApiKeys {
             (ApiKeyId(id), row)
         };
         let now = Timestamp::now();
-        if last_used_due(self.last_written.get(&id).copied(), &row, now) {
+        if last_used_due(self.last_written.get(&id).copied(), row.last_used_at, now) {
             // A failed write of `last_used_at` must not refuse the caller.
             match self.touch(id, now) {
                 Ok(()) => {
@@ -220,10 +220,15 @@ impl Handler<AuthenticateKey> for ApiKeys {
 }
 
 /// Whether a key's `last_used_at` should be written now: at most once every
-/// [`API_KEY_LAST_USED_WRITE_SECS`] (`written`: when this node last wrote it).
-pub fn last_used_due(written: Option<Timestamp>, row: &ApiKeyRow, now: Timestamp) -> bool {
+/// [`API_KEY_LAST_USED_WRITE_SECS`] (`written`: when this node last wrote it;
+/// `last_used_at`: the key's stored value).
+pub fn last_used_due(
+    written: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
     written
-        .or(row.last_used_at)
+        .or(last_used_at)
         .is_none_or(|t| t <= now.minus_secs(API_KEY_LAST_USED_WRITE_SECS))
 }
 

@@ -13,10 +13,12 @@ use orderflow_actors::domain::{
 };
 use orderflow_actors::events::EventType;
 use orderflow_actors::events::RowEvents;
+use orderflow_actors::events::reader::ListEvents;
+use orderflow_actors::events::{Event, TypeFilter};
 use orderflow_actors::ledger::book::{Caller, CheckoutError, OrderRequest, Source};
 use orderflow_actors::pg::ledger::{PgLedger, Settings};
 use orderflow_actors::pg::schema::{self, MigrateError, SCHEMA_VERSION};
-use orderflow_actors::pg::{self, read_events};
+use orderflow_actors::pg::{self, events::list};
 use support::pg::database;
 
 const NODES: usize = 3;
@@ -73,6 +75,21 @@ fn order(user: u64, sku_name: &str, key: Option<&str>) -> OrderRequest {
         external_ref: None,
         expected_prices: Vec::new(),
     }
+}
+
+/// Events after `after`, oldest first, at most `limit`: the feed's own read.
+async fn read_events(client: &tokio_postgres::Client, after: u64, limit: usize) -> Vec<Event> {
+    let page = list(
+        client,
+        ListEvents {
+            after: Some(after),
+            filter: TypeFilter::All,
+            limit,
+        },
+    )
+    .await
+    .unwrap();
+    page.items
 }
 
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
@@ -282,7 +299,7 @@ async fn the_feed_tailed_while_three_nodes_commit_misses_nothing() {
         stock_product(&nodes[0], &format!("P-{i}"), 10_000).await;
     }
     let reader = pg::connect(&db.url).await.unwrap();
-    let before = read_events(&reader, 0, 1000).await.unwrap();
+    let before = read_events(&reader, 0, 1000).await;
     let start = before.last().map_or(0, |e| e.seq);
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -293,7 +310,7 @@ async fn the_feed_tailed_while_three_nodes_commit_misses_nothing() {
             let mut after = start;
             loop {
                 let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-                let page = read_events(&reader, after, 500).await.unwrap();
+                let page = read_events(&reader, after, 500).await;
                 for event in &page {
                     assert_eq!(event.seq, after + 1, "the feed skipped past a seq");
                     after = event.seq;

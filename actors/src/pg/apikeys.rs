@@ -17,7 +17,6 @@ use crate::apikeys::{
 };
 use crate::domain::Timestamp;
 use crate::limits::API_KEYS_MAX;
-use crate::mailbox::{Ping, Stop};
 use crate::store::{StoreError, codec};
 
 /// The advisory lock key creations hold ("apikeys" in ASCII).
@@ -134,7 +133,6 @@ impl Handler<AuthenticateKey> for PgApiKeys {
     fn handle(&mut self, msg: AuthenticateKey, ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         let me = ctx.address();
-        let written = self.last_written.clone();
         Box::pin(async move {
             let db = client(&pool).await?;
             let Some(found) = db
@@ -148,15 +146,13 @@ impl Handler<AuthenticateKey> for PgApiKeys {
                 return Ok(None);
             };
             let key = key_of(found.get(0), found.get(1))?;
-            let now = Timestamp::now();
-            if last_used_due(written.get(&key.id).copied(), &key.row, now) {
-                // Noted after the answer, off the request's path; a failure only
-                // leaves `last_used_at` older.
-                me.do_send(Touch {
-                    id: key.id,
-                    at: now,
-                });
-            }
+            // Noted after the answer, off the request's path; a failure only
+            // leaves `last_used_at` older.
+            me.do_send(Used {
+                id: key.id,
+                last_used_at: key.row.last_used_at,
+                at: Timestamp::now(),
+            });
             Ok(Some(KeyHolder {
                 id: key.id,
                 scopes: key.row.scopes,
@@ -165,18 +161,21 @@ impl Handler<AuthenticateKey> for PgApiKeys {
     }
 }
 
-/// Writes a key's `last_used_at`.
+/// A key was used at `at`; its stored `last_used_at` was as given. The actor
+/// writes the new time when it is due ([`last_used_due`]).
 #[derive(actix::Message)]
 #[rtype(result = "()")]
-struct Touch {
+struct Used {
     id: ApiKeyId,
+    last_used_at: Option<Timestamp>,
     at: Timestamp,
 }
 
-impl Handler<Touch> for PgApiKeys {
+impl Handler<Used> for PgApiKeys {
     type Result = ();
-    fn handle(&mut self, msg: Touch, ctx: &mut Self::Context) {
-        if last_used_due_here(&self.last_written, msg.id, msg.at) {
+    fn handle(&mut self, msg: Used, ctx: &mut Self::Context) {
+        let written = self.last_written.get(&msg.id).copied();
+        if last_used_due(written, msg.last_used_at, msg.at) {
             self.last_written.insert(msg.id, msg.at);
             let pool = self.pool.clone();
             ctx.spawn(
@@ -189,12 +188,6 @@ impl Handler<Touch> for PgApiKeys {
             );
         }
     }
-}
-
-/// Whether this node has not written the key's use since the interval began
-/// (several requests may have asked for the same write).
-fn last_used_due_here(written: &HashMap<ApiKeyId, Timestamp>, id: ApiKeyId, at: Timestamp) -> bool {
-    written.get(&id).is_none_or(|t| *t < at)
 }
 
 async fn touch(pool: &Pool, id: ApiKeyId, at: Timestamp) -> Result<(), StoreError> {
@@ -220,18 +213,4 @@ async fn touch(pool: &Pool, id: ApiKeyId, at: Timestamp) -> Result<(), StoreErro
     Ok(())
 }
 
-impl Handler<Ping> for PgApiKeys {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { super::ping(&pool).await })
-    }
-}
-
-impl Handler<Stop> for PgApiKeys {
-    type Result = ();
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        actix::ActorContext::stop(ctx);
-        actix::Arbiter::current().stop();
-    }
-}
+super::ping_and_stop!(PgApiKeys);

@@ -18,7 +18,6 @@ use crate::catalog::{
     ProductRow, ProductSort,
 };
 use crate::domain::Sku;
-use crate::mailbox::{Ping, Stop};
 use crate::store::{Page, StoreError, codec};
 
 /// The catalog's readers of one node on PostgreSQL.
@@ -212,18 +211,4 @@ impl Handler<ListCategories> for PgCatalog {
     }
 }
 
-impl Handler<Ping> for PgCatalog {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { super::ping(&pool).await })
-    }
-}
-
-impl Handler<Stop> for PgCatalog {
-    type Result = ();
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        actix::ActorContext::stop(ctx);
-        actix::Arbiter::current().stop();
-    }
-}
+super::ping_and_stop!(PgCatalog);

@@ -12,7 +12,6 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::events::reader::{EventPage, EventsError, ListEvents, page, start_after};
 use crate::limits::EVENTS_SCAN_ROWS_MAX;
-use crate::mailbox::{Ping, Stop};
 use crate::store::{StoreError, codec};
 
 /// The feed's readers of one node on PostgreSQL.
@@ -70,18 +69,4 @@ pub async fn list(db: &tokio_postgres::Client, msg: ListEvents) -> Result<EventP
     page(after, scanned, &msg.filter, msg.limit)
 }
 
-impl Handler<Ping> for PgEvents {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { super::ping(&pool).await })
-    }
-}
-
-impl Handler<Stop> for PgEvents {
-    type Result = ();
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        actix::ActorContext::stop(ctx);
-        actix::Arbiter::current().stop();
-    }
-}
+super::ping_and_stop!(PgEvents);

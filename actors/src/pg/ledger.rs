@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
 use super::staged::{Staged, StagedProducts, int, uint};
@@ -103,7 +103,6 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct PgLedger {
     queue: mpsc::UnboundedSender<Command>,
-    newest_seq: watch::Receiver<u64>,
 }
 
 fn stopped() -> StoreError {
@@ -119,14 +118,8 @@ impl PgLedger {
         );
         // Unbounded here: what may queue is bounded by the ledger's mailbox.
         let (queue, commands) = mpsc::unbounded_channel();
-        let (seq_tx, newest_seq) = watch::channel(0);
-        tokio::spawn(run(client, settings, commands, seq_tx));
-        Self { queue, newest_seq }
-    }
-
-    /// The newest event seq this node committed (woken after each such commit).
-    pub fn newest_seq(&self) -> watch::Receiver<u64> {
-        self.newest_seq.clone()
+        tokio::spawn(run(client, settings, commands));
+        Self { queue }
     }
 
     /// Queues a command at once (so commands run in the order they were sent)
@@ -208,7 +201,6 @@ async fn run(
     mut client: Client,
     settings: Settings,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    newest: watch::Sender<u64>,
 ) {
     let mut batch = Vec::with_capacity(settings.batch_max);
     while commands.recv_many(&mut batch, settings.batch_max).await > 0 {
@@ -237,10 +229,7 @@ async fn run(
         }
         .emit(&settings.telemetry);
         match outcome {
-            Ok((answers, last_seq)) => {
-                if let Some(seq) = last_seq {
-                    newest.send_replace(seq);
-                }
+            Ok(answers) => {
                 for (command, answer) in batch.drain(..).zip(answers) {
                     if let Answer::Place(placed) = &answer {
                         count(&settings.telemetry, placed);
@@ -324,7 +313,7 @@ async fn apply(
     client: &mut Client,
     settings: &Settings,
     batch: &[Command],
-) -> Result<(Vec<Answer>, Option<u64>), StoreError> {
+) -> Result<Vec<Answer>, StoreError> {
     let mut needs = Needs::default();
     for command in batch {
         match command {
@@ -524,7 +513,7 @@ async fn apply(
         }
         answers.push(answer);
     }
-    let last_seq = rules.rows.flush(&tx, &products).await?;
+    rules.rows.flush(&tx, &products).await?;
     // A failure here may come after the server committed (the connection lost
     // with the answer): the callers must not be told that nothing was written.
     tx.commit().await.map_err(|e| {
@@ -534,7 +523,7 @@ async fn apply(
             StoreError::Aborted(e.to_string())
         }
     })?;
-    Ok((answers, last_seq))
+    Ok(answers)
 }
 
 fn put_product(

@@ -13,6 +13,36 @@
 //! Each node learns of events other nodes commit through `LISTEN`
 //! ([`follow_events`]), so the feed's long polls wake on any node's commit.
 
+/// `Ping` for a PostgreSQL actor with a `pool`: a connection can be had and answers.
+macro_rules! ping_handler {
+    ($actor:ty) => {
+        impl actix::Handler<crate::mailbox::Ping> for $actor {
+            type Result = actix::ResponseFuture<Result<(), crate::store::StoreError>>;
+            fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
+                let pool = self.pool.clone();
+                Box::pin(async move { crate::pg::ping(&pool).await })
+            }
+        }
+    };
+}
+
+/// [`ping_handler!`], and `Stop` for an actor alone on its arbiter (thread): both end.
+macro_rules! ping_and_stop {
+    ($actor:ty) => {
+        crate::pg::ping_handler!($actor);
+
+        impl actix::Handler<crate::mailbox::Stop> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: crate::mailbox::Stop, ctx: &mut Self::Context) {
+                actix::ActorContext::stop(ctx);
+                actix::Arbiter::current().stop();
+            }
+        }
+    };
+}
+
+pub(crate) use {ping_and_stop, ping_handler};
+
 pub mod apikeys;
 pub mod catalog;
 pub mod events;
@@ -31,8 +61,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use crate::events::{Event, EventRow};
-use crate::store::{StoreError, codec};
+use crate::store::StoreError;
 
 /// Connects to `url` (a libpq URL; several hosts and `target_session_attrs` allowed)
 /// and drives the connection on the current tokio runtime.
@@ -157,30 +186,6 @@ async fn listen_once(url: &str, newest: &watch::Sender<u64>) -> Result<(), Store
     }
     pump.abort();
     Ok(())
-}
-
-/// Events with `seq > after`, oldest first, at most `limit` of them.
-pub async fn read_events(
-    client: &Client,
-    after: u64,
-    limit: i64,
-) -> Result<Vec<Event>, StoreError> {
-    let after = staged::int(after)?;
-    client
-        .query(
-            "SELECT seq, record FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&after, &limit],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let row: EventRow = codec::decode(r.get::<_, &[u8]>(1))?;
-            Ok(Event {
-                seq: staged::uint(r.get(0))?,
-                row,
-            })
-        })
-        .collect()
 }
 
 /// Whether a connection can be had and answers.

@@ -27,7 +27,6 @@ use crate::ledger::{
 use crate::limits::{
     EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
 };
-use crate::mailbox::Ping;
 use crate::store::{Page, StoreError, codec};
 
 /// The ledger of one node on PostgreSQL.
@@ -320,13 +319,7 @@ async fn verify(pool: &Pool) -> Result<VerifyReport, StoreError> {
     Ok(report)
 }
 
-impl Handler<Ping> for PgLedgerActor {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { super::ping(&pool).await })
-    }
-}
+super::ping_handler!(PgLedgerActor);
 
 impl Handler<Shutdown> for PgLedgerActor {
     type Result = ();

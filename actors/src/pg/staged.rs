@@ -127,13 +127,13 @@ impl Staged {
 
     /// Writes what the rules wrote, one statement per table, the event counter
     /// last (it is the one row every node's batch locks: held from here to the
-    /// commit, it orders the commits that write events). Answers the last seq
-    /// taken, if any event was written.
+    /// commit, it orders the commits that write events), then notifies the last
+    /// seq taken, if any event was written.
     pub async fn flush(
         self,
         tx: &Transaction<'_>,
         products: &StagedProducts,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<(), StoreError> {
         if !products.written.is_empty() {
             let mut skus = Vec::new();
             let mut names = Vec::new();
@@ -258,7 +258,7 @@ impl Staged {
             .await?;
         }
         if self.events.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let count = int(self.events.len() as u64)?;
         let first: i64 = tx
@@ -299,7 +299,7 @@ impl Staged {
             &[&super::EVENTS_CHANNEL, &last.to_string()],
         )
         .await?;
-        Ok(Some(uint(last)?))
+        Ok(())
     }
 
     async fn flush_orders(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {

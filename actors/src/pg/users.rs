@@ -16,7 +16,6 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::domain::{Timestamp, UserId};
 use crate::limits::{PURGE_BATCH_MAX, PURGE_INTERVAL_SECS, REFRESH_TTL_SECS_MAX};
-use crate::mailbox::{Ping, Stop};
 use crate::store::{StoreError, codec};
 use crate::users::{
     ADMIN_BOOTSTRAPPED, AdminBootstrapped, BootstrapAdmin, CheckAvailable, CreateUser,
@@ -376,18 +375,4 @@ impl Handler<RevokeRefreshToken> for PgUsers {
     }
 }
 
-impl Handler<Ping> for PgUsers {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { super::ping(&pool).await })
-    }
-}
-
-impl Handler<Stop> for PgUsers {
-    type Result = ();
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        actix::ActorContext::stop(ctx);
-        actix::Arbiter::current().stop();
-    }
-}
+super::ping_and_stop!(PgUsers);

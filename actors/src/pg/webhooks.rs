@@ -13,7 +13,6 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::domain::Timestamp;
 use crate::limits::WEBHOOK_ENDPOINTS_MAX;
-use crate::mailbox::{Ping, Stop};
 use crate::store::{StoreError, codec};
 use crate::webhooks::{
     CreateEndpoint, DeleteEndpoint, DeliveryRow, Endpoint, EndpointId, EndpointRow, GetEndpoint,
@@ -287,18 +286,4 @@ impl Handler<ListDeliveries> for PgWebhooks {
     }
 }
 
-impl Handler<Ping> for PgWebhooks {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { super::ping(&pool).await })
-    }
-}
-
-impl Handler<Stop> for PgWebhooks {
-    type Result = ();
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        actix::ActorContext::stop(ctx);
-        actix::Arbiter::current().stop();
-    }
-}
+super::ping_and_stop!(PgWebhooks);
