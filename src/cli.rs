@@ -260,8 +260,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
 
     let services = Services::start(&args.store, &args.pipeline, 1)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let redb_ledger = services.ledger.clone();
     let pipeline = Pipeline {
-        ledger: services.ledger.clone(),
+        ledger: orderflow_actors::room::Room::Redb(services.ledger.clone()),
         currency: services.currency,
         telemetry: services.telemetry.clone(),
         stop: Arc::clone(&stop),
@@ -325,7 +326,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 )?,
             };
             let progress =
-                crate::progress::FileProgress::start(pipeline.ledger.clone(), job.id, name.clone());
+                crate::progress::FileProgress::start(redb_ledger.clone(), job.id, name.clone());
             let outcome = pipeline.run(&rt, job.id);
             drop(progress);
             match outcome? {

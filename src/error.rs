@@ -534,6 +534,9 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "a commit's outcome is unknown");
                 ApiError::outcome_unknown()
             }
+            StoreError::LeaseLost(_) => ApiError::unavailable(
+                "another node runs this import now; nothing was written, retry",
+            ),
             StoreError::Postgres(_) => {
                 tracing::error!(error = %e, "PostgreSQL failed");
                 ApiError::unavailable("the database did not answer; retry shortly")

@@ -201,6 +201,7 @@ impl PgServices {
             },
             telemetry: telemetry.clone(),
             reconnect: Some(url.to_owned()),
+            node: node_name(),
         };
         let (url_owned, p) = (url.to_owned(), pool.clone());
         let retention_days = pipeline.event_retention_days;
@@ -386,4 +387,15 @@ pub async fn bootstrap_admin(
         );
     }
     Ok(())
+}
+
+/// This process's name in the leases of import jobs and inbox claims:
+/// `host/pid/random`, unique per start (a restarted node takes over its old
+/// jobs like any other node, once their lease runs out).
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "node".to_owned());
+    let salt: u32 = rand::random();
+    format!("{host}/{}/{salt:08x}", std::process::id())
 }

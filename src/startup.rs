@@ -63,29 +63,21 @@ impl Application {
             }
         };
         bootstrap_admin(&backend.users(), args.admin_password.clone()).await?;
-        let inbox = match backend.redb() {
-            Some(services) => Some(
-                Inbox::start(
-                    InboxConfig {
-                        root: args.inbox.clone(),
-                        settle: Duration::from_millis(args.settle_ms),
-                        scan_interval: Duration::from_millis(args.scan_interval_ms),
-                        poll: args.inbox_poll,
-                        truncated_wait: Duration::from_secs(args.truncated_wait_secs),
-                    },
-                    services.ledger.clone(),
-                    services.currency,
-                    services.telemetry.clone(),
-                )
-                .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?,
-            ),
-            None => {
-                tracing::warn!(
-                    "on PostgreSQL, this build has no inbox yet: the imports routes answer 501"
-                );
-                None
-            }
-        };
+        let inbox = Some(
+            Inbox::start(
+                InboxConfig {
+                    root: args.inbox.clone(),
+                    settle: Duration::from_millis(args.settle_ms),
+                    scan_interval: Duration::from_millis(args.scan_interval_ms),
+                    poll: args.inbox_poll,
+                    truncated_wait: Duration::from_secs(args.truncated_wait_secs),
+                },
+                backend.ledger(),
+                backend.currency(),
+                backend.telemetry().clone(),
+            )
+            .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?,
+        );
         let deliverer = Deliverer {
             webhooks: backend.webhooks(),
             events: backend.events(),

@@ -46,6 +46,7 @@ async fn main() {
                 row_events: RowEvents::Summary,
                 telemetry: Default::default(),
                 reconnect: None,
+                node: format!("bench-{}", nodes.len()),
             },
         ));
     }

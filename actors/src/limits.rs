@@ -287,3 +287,15 @@ pub const PG_POOL_CONNECTIONS_MAX: usize = 8;
 /// backend) tries to take it, in milliseconds: how long deliveries pause after
 /// the delivering node dies.
 pub const WEBHOOK_LEADER_RETRY_MS: u64 = 1_000;
+
+/// How long a node's lease on an import job or an inbox claim lasts without being
+/// renewed (PostgreSQL's shared inbox), in milliseconds: a node that dies loses its
+/// jobs to another node this long after its last renewal.
+pub const INBOX_LEASE_MS: u64 = 5_000;
+
+/// How often a node renews its leases and looks for jobs and claims whose lease
+/// ran out, in milliseconds.
+pub const INBOX_LEASE_RENEW_MS: u64 = 1_000;
+
+/// Jobs or claims one look for expired leases takes over at most.
+pub const INBOX_TAKEOVER_MAX: i64 = 8;

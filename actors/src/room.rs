@@ -9,7 +9,7 @@
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message};
 
-use crate::mailbox::{AskError, Mailbox};
+use crate::mailbox::{AskError, Mailbox, Slot};
 
 /// A room's mailbox on the backend this node runs.
 pub enum Room<R: Actor, P: Actor> {
@@ -67,11 +67,51 @@ impl<R: Actor, P: Actor> Room<R, P> {
         }
     }
 
+    /// A place in the actor's queue (see [`Mailbox::reserve`]).
+    pub fn reserve(&self) -> Result<RoomSlot<'_, R, P>, AskError> {
+        Ok(match self {
+            Self::Redb(m) => RoomSlot::Redb(m.reserve()?),
+            Self::Postgres(m) => RoomSlot::Postgres(m.reserve()?),
+        })
+    }
+
+    /// The PostgreSQL actor, for what only that backend does.
+    pub fn postgres(&self) -> Option<&Mailbox<P>> {
+        match self {
+            Self::Redb(_) => None,
+            Self::Postgres(m) => Some(m),
+        }
+    }
+
     /// The redb actor, for what only that backend does.
     pub fn redb(&self) -> Option<&Mailbox<R>> {
         match self {
             Self::Redb(m) => Some(m),
             Self::Postgres(_) => None,
+        }
+    }
+}
+
+/// A place in a room's queue, taken by [`Room::reserve`].
+pub enum RoomSlot<'a, R: Actor, P: Actor> {
+    Redb(Slot<'a, R>),
+    Postgres(Slot<'a, P>),
+}
+
+impl<R: Actor, P: Actor> RoomSlot<'_, R, P> {
+    /// See [`Slot::send`].
+    pub async fn send<M>(self, msg: M) -> Result<M::Result, AskError>
+    where
+        R: Handler<M>,
+        R::Context: ToEnvelope<R, M>,
+        P: Handler<M>,
+        P::Context: ToEnvelope<P, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self {
+            Self::Redb(s) => s.send(msg).await,
+            Self::Postgres(s) => s.send(msg).await,
         }
     }
 }

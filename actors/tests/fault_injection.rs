@@ -176,7 +176,7 @@ async fn workload(
             .build()
             .unwrap();
         let pipeline = Pipeline {
-            ledger: mailbox,
+            ledger: orderflow_actors::room::Room::Redb(mailbox),
             currency: Currency::EUR,
             telemetry,
             stop: Arc::new(AtomicBool::new(false)),

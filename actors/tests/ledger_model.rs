@@ -349,6 +349,7 @@ impl Live {
                         row_events: Default::default(),
                         telemetry: Telemetry::default(),
                         reconnect: None,
+                        node: "model".to_owned(),
                     },
                 );
                 let pool = pg::pool(&db.url, 2).unwrap();

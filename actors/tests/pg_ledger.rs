@@ -41,6 +41,7 @@ async fn nodes(url: &str, batch_max: usize) -> Vec<PgLedger> {
                 row_events: RowEvents::Summary,
                 telemetry: Default::default(),
                 reconnect: None,
+                node: format!("test-node-{}", nodes.len()),
             },
         ));
     }
@@ -114,13 +115,14 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     found.sort_unstable();
     assert_eq!(
         found,
-        vec![0, 1, 1, 1],
+        vec![0, SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION],
         "one node applied it, the others found it"
     );
     let mut client = pg::connect(&db.url).await.unwrap();
     assert_eq!(
         count(&client, "SELECT count(*) FROM orderflow_schema").await,
-        1
+        i64::from(SCHEMA_VERSION),
+        "each version applied once"
     );
 
     client

@@ -11,10 +11,9 @@ use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::domain::JobId;
-use orderflow_actors::inbox::jobs::{GetJob, ListJobs, ListRejects, Origin, create_work};
+use orderflow_actors::inbox::jobs::{CreateJob, GetJob, ListJobs, ListRejects, Origin, new_job};
 use orderflow_actors::inbox::naming::check_upload_name;
 use orderflow_actors::inbox::watcher::{AcceptUpload, Enqueue};
-use orderflow_actors::ledger::Transact;
 use orderflow_actors::limits::IMPORT_FILE_BYTES_MAX;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
@@ -128,9 +127,10 @@ pub async fn upload(
     // From here the file is in the pipeline: if the job cannot be created now, the
     // inbox creates it on its next start.
     let job = state
-        .redb_ledger("imports")?
-        .ask_write(Transact {
-            work: create_work(&work, name, Origin::Inbox, None, dry_run),
+        .ledger
+        .ask_write(CreateJob {
+            new: new_job(&work, name, Origin::Inbox, None, dry_run),
+            claim: None,
         })
         .await??;
     state.inbox()?.ask(Enqueue { job: job.id }).await??;
@@ -156,10 +156,7 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state
-        .redb_ledger("imports")?
-        .ask(ListJobs { before, limit })
-        .await??;
+    let page = state.ledger.ask(ListJobs { before, limit }).await??;
     let items = page.items.iter().map(json::job).collect();
     Ok(HttpResponse::Ok().json(json::page(
         items,
@@ -176,7 +173,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_job(&id)?;
     let job = state
-        .redb_ledger("imports")?
+        .ledger
         .ask(GetJob { id })
         .await??
         .ok_or_else(|| ApiError::not_found("no such import job"))?;
@@ -200,7 +197,7 @@ pub async fn rejects(
         return Err(ApiError::validation(errors));
     }
     let page = state
-        .redb_ledger("imports")?
+        .ledger
         .ask(ListRejects {
             job,
             after_line,

@@ -104,13 +104,10 @@ async fn health_and_readiness() {
     r.assert_status(200);
     let r = app.get("/readyz", None).await;
     r.assert_status(200);
-    // The PostgreSQL backend has no inbox yet, so readiness does not wait for one.
-    let expected = if crate::helpers::on_postgres() {
-        json!({"catalog": true, "users": true, "ledger": true})
-    } else {
+    assert_eq!(
+        r.body["checks"],
         json!({"catalog": true, "users": true, "ledger": true, "inbox": true})
-    };
-    assert_eq!(r.body["checks"], expected);
+    );
 }
 
 #[actix_web::test]

@@ -19,6 +19,7 @@
 //! - `inbox`     — dropped files and uploads through the import pipeline
 //! - `lifecycle` — restart, single owner, graceful shutdown, CLI
 //! - `nodes`     — several nodes on one PostgreSQL database acting as one service
+//! - `shared_inbox` — three node processes on one inbox; the loading one killed
 //!
 //! With `ORDERFLOW_TEST_BACKEND=postgres`, `spawn_app` keeps the state in a fresh
 //! PostgreSQL database instead of a redb file (see `helpers`); `.ci/test` runs the
@@ -51,4 +52,5 @@ mod nodes;
 mod operations;
 mod orders;
 mod products;
+mod shared_inbox;
 pub mod webhooks;

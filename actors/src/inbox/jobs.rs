@@ -244,12 +244,213 @@ impl End {
     }
 }
 
+/// Where a job's rows live, as [`advance`] sees them inside one transaction: the
+/// redb job tables ([`JobTables`]) or a PostgreSQL batch's staged job rows
+/// (`crate::pg::jobs`). The state machine is written once, against this.
+pub trait JobRows {
+    fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError>;
+    fn put_job(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError>;
+    /// Keeps one rejected row of a job.
+    fn put_reject(&mut self, id: JobId, line: u64, row: &RejectRow) -> Result<(), StoreError>;
+    /// The completed job that loaded a file with this hash, if any.
+    fn completed_with(&self, sha256: &[u8; 32]) -> Result<Option<JobId>, StoreError>;
+    /// Remembers that job `id` completed loading a file with this hash.
+    fn mark_completed(&mut self, sha256: &[u8; 32], id: JobId) -> Result<(), StoreError>;
+}
+
+/// A job the caller knows exists (it holds its id from an earlier commit); its
+/// absence means the store is damaged.
+fn existing(rows: &impl JobRows, id: JobId) -> Result<JobRow, StoreError> {
+    rows.job(id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))
+}
+
+/// Takes the job one step along its life (see [`Step`]), refusing a step its
+/// status does not allow: that would be a bug or a damaged store, never an input's
+/// fault. Answers the job as it now is.
+pub fn advance(rows: &mut impl JobRows, id: JobId, step: Step<'_>) -> Result<JobRow, StoreError> {
+    let mut row = existing(rows, id)?;
+    let refused = |step: &str, row: &JobRow| {
+        StoreError::Corrupt(format!(
+            "job {}: {step} is not allowed when it is {}",
+            id.0,
+            row.status.as_str()
+        ))
+    };
+    match step {
+        Step::KindRead(ty) => {
+            if row.status != JobStatus::Queued || row.file_type.is_some() {
+                return Err(refused("reading its kind", &row));
+            }
+            row.file_type = Some(ty);
+        }
+        Step::Started { sha256, bytes, at } => {
+            if row.status != JobStatus::Queued || row.sha256.is_some() {
+                return Err(refused("starting", &row));
+            }
+            row.sha256 = Some(sha256);
+            row.bytes = bytes;
+            row.started_at = Some(at);
+            row.status = JobStatus::Running;
+            if let Some(earlier) = rows.completed_with(&sha256)?
+                && earlier != id
+            {
+                row.status = JobStatus::Duplicate;
+                row.duplicate_of = Some(earlier);
+                row.finished_at = Some(at);
+            }
+        }
+        Step::BatchCommitted {
+            records,
+            loaded,
+            bytes_read,
+            rejects,
+            failed_ref_after,
+        } => {
+            if row.status.is_final() {
+                return Err(refused("committing a batch", &row));
+            }
+            row.rows_read += records;
+            row.rows_loaded += loaded;
+            // A restart reads the file again from its start: keep the furthest.
+            row.bytes_read = row.bytes_read.max(bytes_read).min(row.bytes);
+            reject(rows, id, &mut row, rejects)?;
+            row.failed_order_ref = failed_ref_after;
+            row.status = JobStatus::Running;
+        }
+        Step::Finished { end, error, at } => {
+            // Finishing twice (a restart redoing the step) changes nothing.
+            if row.status.is_final() {
+                return Ok(row);
+            }
+            row.status = end.status();
+            if end == End::Completed {
+                row.bytes_read = row.bytes;
+            }
+            row.error = error;
+            row.finished_at = Some(at);
+            row.started_at.get_or_insert(at);
+            if end == End::Completed
+                && !row.dry_run
+                && let Some(sha) = row.sha256
+            {
+                rows.mark_completed(&sha, id)?;
+            }
+        }
+        Step::Named(name) => {
+            if !row.status.is_final() {
+                return Err(refused("naming its file", &row));
+            }
+            row.final_name = Some(name);
+        }
+    }
+    rows.put_job(id, &row)?;
+    Ok(row)
+}
+
+/// Refuses to settle a job that has not ended.
+pub fn check_settle(rows: &impl JobRows, id: JobId) -> Result<(), StoreError> {
+    if existing(rows, id)?.status.is_final() {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "job {} is settled before it ended",
+            id.0
+        )))
+    }
+}
+
+/// Records rejects (the first [`IMPORT_REJECTS_KEPT_MAX`] of a job are kept row by
+/// row; all are counted) and their counts on `row`.
+fn reject(
+    rows: &mut impl JobRows,
+    id: JobId,
+    row: &mut JobRow,
+    rejects: &[Reject],
+) -> Result<(), StoreError> {
+    for r in rejects {
+        if row.rows_rejected < IMPORT_REJECTS_KEPT_MAX {
+            let stored = RejectRow {
+                code: r.code.as_str().to_owned(),
+                reason: r.reason.clone(),
+                raw: r.raw.clone(),
+            };
+            rows.put_reject(id, r.line, &stored)?;
+        }
+        row.rows_rejected += 1;
+        *row.rejects_by_code
+            .entry(r.code.as_str().to_owned())
+            .or_default() += 1;
+    }
+    Ok(())
+}
+
+/// A new queued job's row.
+pub fn new_row(new: NewJob) -> JobRow {
+    let NewJob {
+        file_name,
+        work_path,
+        origin,
+        file_type,
+        dry_run,
+        refused,
+    } = new;
+    JobRow {
+        file_name,
+        work_path,
+        origin,
+        file_type,
+        sha256: None,
+        bytes: 0,
+        status: JobStatus::Queued,
+        dry_run,
+        rows_read: 0,
+        rows_loaded: 0,
+        rows_rejected: 0,
+        rejects_by_code: BTreeMap::new(),
+        failed_order_ref: None,
+        created_at: Timestamp::now(),
+        started_at: None,
+        finished_at: None,
+        error: refused,
+        duplicate_of: None,
+        final_name: None,
+        bytes_read: 0,
+    }
+}
+
 /// The job tables, open in one write transaction.
 pub struct JobTables<'txn> {
     jobs: Table<'txn, u64, &'static [u8]>,
     open: Table<'txn, u64, ()>,
     rejects: Table<'txn, (u64, u64), &'static [u8]>,
     by_sha: Table<'txn, &'static [u8; 32], u64>,
+}
+
+impl JobRows for JobTables<'_> {
+    fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
+        get_record(&self.jobs, id.0)
+    }
+
+    fn put_job(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError> {
+        self.jobs.insert(id.0, codec::encode(row).as_slice())?;
+        Ok(())
+    }
+
+    fn put_reject(&mut self, id: JobId, line: u64, row: &RejectRow) -> Result<(), StoreError> {
+        self.rejects
+            .insert((id.0, line), codec::encode(row).as_slice())?;
+        Ok(())
+    }
+
+    fn completed_with(&self, sha256: &[u8; 32]) -> Result<Option<JobId>, StoreError> {
+        Ok(self.by_sha.get(sha256)?.map(|v| JobId(v.value())))
+    }
+
+    fn mark_completed(&mut self, sha256: &[u8; 32], id: JobId) -> Result<(), StoreError> {
+        self.by_sha.insert(sha256, id.0)?;
+        Ok(())
+    }
 }
 
 impl<'txn> JobTables<'txn> {
@@ -263,145 +464,19 @@ impl<'txn> JobTables<'txn> {
     }
 
     pub fn get(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
-        get_record(&self.jobs, id.0)
+        self.job(id)
     }
 
-    /// A job the caller knows exists (it holds its id from an earlier commit);
-    /// its absence means the store is damaged.
-    fn existing(&self, id: JobId) -> Result<JobRow, StoreError> {
-        self.get(id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished", id.0)))
-    }
-
-    fn put(&mut self, id: JobId, row: &JobRow) -> Result<(), StoreError> {
-        self.jobs.insert(id.0, codec::encode(row).as_slice())?;
-        Ok(())
-    }
-
-    /// Takes the job one step along its life (see [`Step`]), refusing a step its
-    /// status does not allow: that would be a bug or a damaged store, never an
-    /// input's fault. Answers the job as it now is.
+    /// [`advance`] on these tables.
     pub fn advance(&mut self, id: JobId, step: Step<'_>) -> Result<JobRow, StoreError> {
-        let mut row = self.existing(id)?;
-        let refused = |step: &str, row: &JobRow| {
-            StoreError::Corrupt(format!(
-                "job {}: {step} is not allowed when it is {}",
-                id.0,
-                row.status.as_str()
-            ))
-        };
-        match step {
-            Step::KindRead(ty) => {
-                if row.status != JobStatus::Queued || row.file_type.is_some() {
-                    return Err(refused("reading its kind", &row));
-                }
-                row.file_type = Some(ty);
-            }
-            Step::Started { sha256, bytes, at } => {
-                if row.status != JobStatus::Queued || row.sha256.is_some() {
-                    return Err(refused("starting", &row));
-                }
-                row.sha256 = Some(sha256);
-                row.bytes = bytes;
-                row.started_at = Some(at);
-                row.status = JobStatus::Running;
-                if let Some(earlier) = self.completed_with(&sha256)?
-                    && earlier != id
-                {
-                    row.status = JobStatus::Duplicate;
-                    row.duplicate_of = Some(earlier);
-                    row.finished_at = Some(at);
-                }
-            }
-            Step::BatchCommitted {
-                records,
-                loaded,
-                bytes_read,
-                rejects,
-                failed_ref_after,
-            } => {
-                if row.status.is_final() {
-                    return Err(refused("committing a batch", &row));
-                }
-                row.rows_read += records;
-                row.rows_loaded += loaded;
-                // A restart reads the file again from its start: keep the furthest.
-                row.bytes_read = row.bytes_read.max(bytes_read).min(row.bytes);
-                self.reject(id, &mut row, rejects)?;
-                row.failed_order_ref = failed_ref_after;
-                row.status = JobStatus::Running;
-            }
-            Step::Finished { end, error, at } => {
-                // Finishing twice (a restart redoing the step) changes nothing.
-                if row.status.is_final() {
-                    return Ok(row);
-                }
-                row.status = end.status();
-                if end == End::Completed {
-                    row.bytes_read = row.bytes;
-                }
-                row.error = error;
-                row.finished_at = Some(at);
-                row.started_at.get_or_insert(at);
-                if end == End::Completed
-                    && !row.dry_run
-                    && let Some(sha) = row.sha256
-                {
-                    self.by_sha.insert(&sha, id.0)?;
-                }
-            }
-            Step::Named(name) => {
-                if !row.status.is_final() {
-                    return Err(refused("naming its file", &row));
-                }
-                row.final_name = Some(name);
-            }
-        }
-        self.put(id, &row)?;
-        Ok(row)
+        advance(self, id, step)
     }
 
     /// The job is done with: its file moved and its report written (or its summary
     /// printed); a restart no longer looks at it.
     pub fn settle(&mut self, id: JobId) -> Result<(), StoreError> {
-        if !self.existing(id)?.status.is_final() {
-            return Err(StoreError::Corrupt(format!(
-                "job {} is settled before it ended",
-                id.0
-            )));
-        }
+        check_settle(self, id)?;
         self.open.remove(id.0)?;
-        Ok(())
-    }
-
-    /// The completed job that loaded a file with this hash, if any.
-    pub fn completed_with(&self, sha256: &[u8; 32]) -> Result<Option<JobId>, StoreError> {
-        Ok(self.by_sha.get(sha256)?.map(|v| JobId(v.value())))
-    }
-
-    /// Records rejects (the first [`IMPORT_REJECTS_KEPT_MAX`] of a job are kept row
-    /// by row; all are counted) and their counts on `row`.
-    fn reject(
-        &mut self,
-        id: JobId,
-        row: &mut JobRow,
-        rejects: &[Reject],
-    ) -> Result<(), StoreError> {
-        for r in rejects {
-            if row.rows_rejected < IMPORT_REJECTS_KEPT_MAX {
-                let stored = RejectRow {
-                    code: r.code.as_str().to_owned(),
-                    reason: r.reason.clone(),
-                    raw: r.raw.clone(),
-                };
-                self.rejects
-                    .insert((id.0, r.line), codec::encode(&stored).as_slice())?;
-            }
-            row.rows_rejected += 1;
-            *row.rejects_by_code
-                .entry(r.code.as_str().to_owned())
-                .or_default() += 1;
-        }
         Ok(())
     }
 }
@@ -424,55 +499,24 @@ pub struct NewJob {
 /// Creates a queued job for a file; `id` comes from the caller's transaction
 /// (`Book::next_id(counter::NEXT_JOB_ID)` inside the ledger).
 pub fn create(txn: &WriteTransaction, id: JobId, new: NewJob) -> Result<Job, StoreError> {
-    let NewJob {
-        file_name,
-        work_path,
-        origin,
-        file_type,
-        dry_run,
-        refused,
-    } = new;
-    let row = JobRow {
-        file_name,
-        work_path,
-        origin,
-        file_type,
-        sha256: None,
-        bytes: 0,
-        status: JobStatus::Queued,
-        dry_run,
-        rows_read: 0,
-        rows_loaded: 0,
-        rows_rejected: 0,
-        rejects_by_code: BTreeMap::new(),
-        failed_order_ref: None,
-        created_at: Timestamp::now(),
-        started_at: None,
-        finished_at: None,
-        error: refused,
-        duplicate_of: None,
-        final_name: None,
-        bytes_read: 0,
-    };
+    let row = new_row(new);
     let mut tables = JobTables::open(txn)?;
-    tables.put(id, &row)?;
+    tables.put_job(id, &row)?;
     tables.open.insert(id.0, ())?;
     Ok(Job { id, row })
 }
 
-/// The ledger work that creates the job for a file: kind and format come from the
+/// What the job for a file is: kind and format come from the
 /// name (a name without a kind prefix gets its kind from the columns when the job
 /// runs); an unknown format, or a `refused` reason (a file that looked truncated),
 /// makes a job that fails as soon as it runs.
-#[allow(clippy::type_complexity)]
-pub fn create_work(
+pub fn new_job(
     work_path: &std::path::Path,
     file_name: String,
     origin: Origin,
     refused: Option<FileFailure>,
     dry_run: bool,
-) -> Box<dyn for<'a, 'txn> FnOnce(&mut crate::ledger::Tx<'a, 'txn>) -> Result<Job, StoreError> + Send>
-{
+) -> NewJob {
     // Without a kind prefix the pipeline reads the kind from the columns.
     let format = super::naming::format_of(&file_name);
     let ty = match (&format, super::naming::kind_of(&file_name)) {
@@ -484,34 +528,182 @@ pub fn create_work(
         _ => None,
     };
     let error = refused.or_else(|| format.err()).map(|f| f.to_string());
-    let work = work_path.to_string_lossy().into_owned();
+    NewJob {
+        file_name,
+        work_path: work_path.to_string_lossy().into_owned(),
+        origin,
+        file_type: ty,
+        dry_run,
+        refused: error,
+    }
+}
+
+/// The redb ledger work that creates the job of [`new_job`].
+#[allow(clippy::type_complexity)]
+pub fn create_work(
+    new: NewJob,
+) -> Box<dyn for<'a, 'txn> FnOnce(&mut crate::ledger::Tx<'a, 'txn>) -> Result<Job, StoreError> + Send>
+{
     Box::new(move |tx| {
         let id = JobId(
             tx.book
                 .next_id(crate::store::tables::counter::NEXT_JOB_ID)?,
         );
-        create(
-            tx.txn,
-            id,
-            NewJob {
-                file_name,
-                work_path: work,
-                origin,
-                file_type: ty,
-                dry_run,
-                refused: error,
-            },
-        )
+        create(tx.txn, id, new)
     })
 }
 
-// --- Reads, answered by the ledger (which owns the job tables) -------------------
+// --- Messages, answered by the ledger (which owns the job tables) --------------
 
-use actix::{Handler, Message};
+use actix::{Handler, Message, ResponseFuture};
 use redb::ReadableTableMetadata as _;
 
-use crate::ledger::Ledger;
+use super::load::{self, Applied, Batch};
+use crate::events::{EventType, Subject};
+use crate::ledger::{DryRun, Ledger, Transact};
 use crate::store::Page;
+
+/// The event a job's end announces, if `row` ended at `at` (finishing twice, after
+/// a restart, finds the job already final and announces nothing new).
+pub fn end_event(row: &JobRow, at: Timestamp) -> Option<EventType> {
+    if row.finished_at != Some(at) {
+        return None;
+    }
+    match row.status {
+        JobStatus::Completed => Some(EventType::ImportCompleted),
+        JobStatus::Failed => Some(EventType::ImportFailed),
+        JobStatus::Queued | JobStatus::Running | JobStatus::Duplicate => None,
+    }
+}
+
+/// Creates the job for a file. On PostgreSQL the job is leased to this node,
+/// and the inbox claim on `claim` (the file's name in the inbox) ends with it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Job, StoreError>")]
+pub struct CreateJob {
+    pub new: NewJob,
+    pub claim: Option<String>,
+}
+
+impl Handler<CreateJob> for Ledger {
+    type Result = ResponseFuture<Result<Job, StoreError>>;
+    fn handle(&mut self, msg: CreateJob, ctx: &mut Self::Context) -> Self::Result {
+        self.handle(
+            Transact {
+                work: create_work(msg.new),
+            },
+            ctx,
+        )
+    }
+}
+
+/// Takes a job one step (see [`advance`]); a step that ends it commits the job's
+/// `import.completed` or `import.failed` event with it. Not for batches: see
+/// [`LoadBatch`].
+#[derive(Debug, Message)]
+#[rtype(result = "Result<JobRow, StoreError>")]
+pub struct AdvanceJob {
+    pub id: JobId,
+    pub step: Step<'static>,
+}
+
+impl Handler<AdvanceJob> for Ledger {
+    type Result = ResponseFuture<Result<JobRow, StoreError>>;
+    fn handle(&mut self, msg: AdvanceJob, ctx: &mut Self::Context) -> Self::Result {
+        let AdvanceJob { id, step } = msg;
+        let ended_at = match &step {
+            Step::Finished { at, .. } => Some(*at),
+            _ => None,
+        };
+        self.handle(
+            Transact {
+                work: Box::new(move |tx| {
+                    let row = JobTables::open(tx.txn)?.advance(id, step)?;
+                    if let Some(ended) = ended_at
+                        && let Some(kind) = end_event(&row, ended)
+                    {
+                        tx.book
+                            .rows
+                            .outbox
+                            .append(kind, Subject::Job { id }, &row, tx.at)?;
+                    }
+                    Ok(row)
+                }),
+            },
+            ctx,
+        )
+    }
+}
+
+/// Marks a job settled: its file moved and its report written.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct SettleJob {
+    pub id: JobId,
+}
+
+impl Handler<SettleJob> for Ledger {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: SettleJob, ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id;
+        self.handle(
+            Transact {
+                work: Box::new(move |tx| JobTables::open(tx.txn)?.settle(id)),
+            },
+            ctx,
+        )
+    }
+}
+
+/// Applies a batch of a job's rows and records the job's progress past it, in
+/// one transaction (a dry run applies it in a transaction that is abandoned,
+/// then records the progress).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Applied, StoreError>")]
+pub struct LoadBatch {
+    pub id: JobId,
+    pub batch: Batch,
+    pub dry_run: bool,
+}
+
+impl Handler<LoadBatch> for Ledger {
+    type Result = ResponseFuture<Result<Applied, StoreError>>;
+    fn handle(&mut self, msg: LoadBatch, ctx: &mut Self::Context) -> Self::Result {
+        let LoadBatch { id, batch, dry_run } = msg;
+        if !dry_run {
+            return self.handle(
+                Transact {
+                    work: Box::new(move |tx| {
+                        let applied = load::apply(tx, id, batch)?;
+                        load::record_progress(tx, id, &applied)?;
+                        Ok(applied)
+                    }),
+                },
+                ctx,
+            );
+        }
+        let applied = match self.handle(
+            DryRun {
+                work: Box::new(move |tx| load::apply(tx, id, batch)),
+            },
+            ctx,
+        ) {
+            Ok(applied) => applied,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let for_job = applied.clone();
+        let recorded = self.handle(
+            Transact {
+                work: Box::new(move |tx| load::record_progress(tx, id, &for_job)),
+            },
+            ctx,
+        );
+        Box::pin(async move {
+            recorded.await?;
+            Ok(applied)
+        })
+    }
+}
 
 /// One job.
 #[derive(Debug, Message)]

@@ -20,11 +20,14 @@ use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
 use crate::catalog::{ProductDraft, Upsert};
 use crate::domain::{
-    Cents, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel, UserId,
+    Cents, Currency, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel,
+    Timestamp, UserId,
 };
 use crate::events::{EventType, RowEvents, Subject};
 use crate::ledger::Tx;
-use crate::ledger::book::{CheckoutError, OrderRequest, Source, StockError};
+use crate::ledger::book::{CheckoutError, OrderRequest, Rules, Source, StockError};
+use crate::ledger::products::CatalogRows;
+use crate::ledger::rows::LedgerRows;
 use crate::limits::ORDER_LINES_MAX;
 use crate::store::StoreError;
 use crate::store::tables::{USER_EMAILS, USER_NAMES};
@@ -311,7 +314,7 @@ impl Batch {
 }
 
 /// What applying a batch did.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Applied {
     pub records: u64,
     pub loaded: u64,
@@ -320,12 +323,72 @@ pub struct Applied {
     pub failed_ref_after: Option<OrderRef>,
 }
 
-/// Applies a batch inside the ledger's transaction (real, or a dry run's that is
-/// then abandoned). Only a storage error fails it; every row-level problem becomes
-/// a reject.
+/// Where an import finds the customer an order names: the user store's name and
+/// email indexes, read in the batch's transaction.
+pub trait Customers {
+    fn user_of(&self, customer: &Customer) -> Result<Option<UserId>, StoreError>;
+}
+
+/// The redb user indexes, open in the ledger's write transaction.
+struct RedbCustomers<'txn> {
+    names: redb::Table<'txn, &'static str, u64>,
+    emails: redb::Table<'txn, &'static str, u64>,
+}
+
+impl Customers for RedbCustomers<'_> {
+    fn user_of(&self, customer: &Customer) -> Result<Option<UserId>, StoreError> {
+        let found = match customer {
+            Customer::Username(u) => self.names.get(u.folded().as_str())?,
+            Customer::Email(e) => self.emails.get(e.folded().as_str())?,
+        };
+        Ok(found.map(|v| UserId(v.value())))
+    }
+}
+
+/// What a batch is applied to: the catalog's rows and the ledger's rules over
+/// one transaction, on either backend.
+pub struct Target<'a, C, R, U> {
+    pub catalog: &'a mut C,
+    pub rules: &'a mut Rules<R>,
+    pub customers: &'a U,
+    pub currency: Currency,
+    pub at: Timestamp,
+}
+
+/// Applies a batch inside the redb ledger's transaction (real, or a dry run's
+/// that is then abandoned). See [`apply_to`].
 pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, StoreError> {
-    let names = tx.txn.open_table(USER_NAMES)?;
-    let emails = tx.txn.open_table(USER_EMAILS)?;
+    let customers = RedbCustomers {
+        names: tx.txn.open_table(USER_NAMES)?,
+        emails: tx.txn.open_table(USER_EMAILS)?,
+    };
+    apply_to(
+        Target {
+            catalog: &mut *tx.catalog,
+            rules: &mut *tx.book,
+            customers: &customers,
+            currency: tx.currency,
+            at: tx.at,
+        },
+        job,
+        batch,
+    )
+}
+
+/// Applies a batch to `target`. Only a storage error fails it; every row-level
+/// problem becomes a reject.
+pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
+    target: Target<'_, C, R, U>,
+    job: JobId,
+    batch: Batch,
+) -> Result<Applied, StoreError> {
+    let Target {
+        catalog,
+        rules,
+        customers,
+        currency,
+        at,
+    } = target;
     let source = Source::Import(job);
     let mut rejects = Vec::new();
     let mut loaded = 0u64;
@@ -336,14 +399,14 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
         match piece.unit {
             Unit::Product { sku, draft, stock } => {
                 crate::failpoint::hit("load", || draft.name.as_str().to_owned());
-                let (outcome, record) = tx.catalog.upsert_encoded(&sku, draft, tx.at)?;
+                let (outcome, record) = catalog.upsert_encoded(&sku, draft, at)?;
                 if let Some(level) = stock {
-                    tx.book
-                        .set_level(&sku, level, MovementKind::Import, source, tx.at)
+                    rules
+                        .set_level(&sku, level, MovementKind::Import, source, at)
                         .map_err(stock_storage)?;
                 }
-                if tx.book.rows.outbox.row_events() == RowEvents::Rows {
-                    announce_row(tx, sku, stock, outcome, record)?;
+                if rules.rows.row_events() == RowEvents::Rows {
+                    announce_row(rules, sku, stock, outcome, record, at)?;
                 }
                 loaded += 1;
             }
@@ -353,9 +416,9 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                 sku,
                 stock,
             } => {
-                if tx.catalog.get(&sku)?.is_some_and(|p| !p.archived) {
-                    tx.book
-                        .set_level(&sku, stock, MovementKind::Adjustment, source, tx.at)
+                if catalog.product(&sku)?.is_some_and(|p| !p.archived) {
+                    rules
+                        .set_level(&sku, stock, MovementKind::Adjustment, source, at)
                         .map_err(stock_storage)?;
                     loaded += 1;
                 } else {
@@ -372,10 +435,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                 customer,
                 lines,
             } => {
-                let user = match &customer {
-                    Customer::Username(u) => names.get(u.folded().as_str())?.map(|v| v.value()),
-                    Customer::Email(e) => emails.get(e.folded().as_str())?.map(|v| v.value()),
-                };
+                let user = customers.user_of(&customer)?;
                 let refuse = |code: RejectCode, reason: String, rejects: &mut Vec<Reject>| {
                     for l in &lines {
                         rejects.push(Reject {
@@ -411,7 +471,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                         }
                     };
                 let request = OrderRequest {
-                    user: UserId(user),
+                    user,
                     lines: merged,
                     idempotency_key: None,
                     source,
@@ -421,10 +481,7 @@ pub fn apply(tx: &mut Tx<'_, '_>, job: JobId, batch: Batch) -> Result<Applied, S
                         .filter_map(|l| l.unit_price.map(|p| (l.sku.clone(), p)))
                         .collect(),
                 };
-                match tx
-                    .book
-                    .place_order(tx.catalog, &request, tx.currency, tx.at)
-                {
+                match rules.place_order(&*catalog, &request, currency, at) {
                     Ok(_) => loaded += lines.len() as u64,
                     Err(CheckoutError::Store(e)) => return Err(e),
                     Err(e) => {
@@ -472,16 +529,15 @@ pub fn record_progress(
     )
 }
 
-/// The `product.created` or `product.updated` event of an imported row, under
-/// `--import-events rows` (its stock movement announces itself).
 /// The per-row product event of an import (`--import-events rows`), from the
 /// bytes just stored and the level just set: nothing is read back.
-fn announce_row(
-    tx: &mut Tx<'_, '_>,
+fn announce_row<R: LedgerRows>(
+    rules: &mut Rules<R>,
     sku: Sku,
     stock: Option<StockLevel>,
     outcome: Upsert,
     record: Vec<u8>,
+    at: Timestamp,
 ) -> Result<(), StoreError> {
     let kind = match outcome {
         Upsert::Created => EventType::ProductCreated,
@@ -490,13 +546,11 @@ fn announce_row(
     };
     let stock = match stock {
         Some(level) => level.get(),
-        None => tx.book.level(&sku)?.units,
+        None => rules.level(&sku)?.units,
     };
-    tx.book
+    rules
         .rows
-        .outbox
-        .append_encoded(kind, Subject::Product { sku, stock }, record, tx.at)?;
-    Ok(())
+        .append_event(kind, Subject::Product { sku, stock }, record, at)
 }
 
 fn stock_storage(e: StockError) -> StoreError {

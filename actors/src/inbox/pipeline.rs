@@ -12,20 +12,24 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-use super::extract::{self, FileFacts};
+use actix::dev::ToEnvelope;
+use actix::{Actor, Handler, Message};
+
+use super::extract;
 use super::failure::{FileFailure, Stage};
-use super::jobs::{End, Job, JobRow, JobStatus, JobTables, Step};
-use super::load::{self, Applied, Batch, Grouper, Piece};
+use super::jobs::{AdvanceJob, End, Job, JobRow, JobStatus, LoadBatch, Step};
+use super::load::{Applied, Batch, Grouper, Piece};
 use super::naming::{FileType, Kind};
 use super::transform;
-use crate::domain::{Currency, JobId, OrderRef};
-use crate::events::{EventType, Subject};
-use crate::ledger::{DryRun, Ledger, Transact, Tx};
+use crate::domain::{Currency, JobId, OrderRef, Timestamp};
+use crate::ledger::Ledger;
 use crate::limits::{
     IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, JOB_RETRY_BACKOFF_MS,
     JOB_RUN_ATTEMPTS_MAX, LEDGER_BUSY_RETRIES_MAX, PROGRESS_LOG_INTERVAL_MS,
 };
-use crate::mailbox::{AskError, Mailbox};
+use crate::mailbox::AskError;
+use crate::pg::orders::PgLedgerActor;
+use crate::room::Room;
 use crate::store::StoreError;
 use crate::telemetry::{Event, FileFinished, RowsCommitted, Telemetry};
 
@@ -85,7 +89,7 @@ pub enum Outcome {
 /// Everything a job run needs. One job runs at a time, on the caller's thread
 /// (the loader) plus two threads for extract and transform.
 pub struct Pipeline {
-    pub ledger: Mailbox<Ledger>,
+    pub ledger: LedgerRoom,
     pub currency: Currency,
     pub telemetry: Telemetry,
     /// Set to stop after the batch being committed.
@@ -105,48 +109,50 @@ impl StageCell {
     }
 }
 
-type Work<T> = Box<dyn for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, StoreError> + Send>;
+/// The ledger on this node's backend.
+pub type LedgerRoom = Room<Ledger, PgLedgerActor>;
 
 impl Pipeline {
-    /// Commits `work` in the ledger's next batch and waits for the answer however
-    /// long the ledger takes (it always answers after its commit): giving up would
-    /// leave the outcome unknown. A ledger too busy to queue it is asked again.
-    pub fn transact<T: Send + 'static>(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        work: Work<T>,
-    ) -> Result<T, PipelineError> {
-        let slot = self.ledger_slot()?;
-        Ok(rt.block_on(slot.send(Transact { work }))??)
-    }
-
-    /// A place in the ledger's queue, waiting (bounded) while it is full.
-    fn ledger_slot(&self) -> Result<crate::mailbox::Slot<'_, Ledger>, PipelineError> {
+    /// Sends `msg` to the ledger and waits for the answer however long the ledger
+    /// takes (it always answers after its commit): giving up would leave the
+    /// outcome unknown. A ledger too busy to queue it is asked again, a bounded
+    /// number of times.
+    pub fn send<M>(&self, rt: &tokio::runtime::Runtime, msg: M) -> Result<M::Result, PipelineError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        Ledger: Handler<M>,
+        <Ledger as Actor>::Context: ToEnvelope<Ledger, M>,
+        PgLedgerActor: Handler<M>,
+        <PgLedgerActor as Actor>::Context: ToEnvelope<PgLedgerActor, M>,
+    {
         let mut attempt = 0;
-        loop {
+        let slot = loop {
             match self.ledger.reserve() {
-                Ok(slot) => return Ok(slot),
+                Ok(slot) => break slot,
                 Err(AskError::Overloaded(_)) if attempt < LEDGER_BUSY_RETRIES_MAX => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(JOB_RETRY_BACKOFF_MS));
                 }
                 Err(e) => return Err(e.into()),
             }
-        }
-    }
-
-    fn dry_run<T: Send + 'static>(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        work: Work<T>,
-    ) -> Result<T, PipelineError> {
-        let slot = self.ledger_slot()?;
-        Ok(rt.block_on(slot.send(DryRun { work }))??)
+        };
+        Ok(rt.block_on(slot.send(msg))?)
     }
 
     pub fn job(&self, rt: &tokio::runtime::Runtime, id: JobId) -> Result<Job, PipelineError> {
-        rt.block_on(self.ledger.ask(super::jobs::GetJob { id }))??
+        self.send(rt, super::jobs::GetJob { id })??
             .ok_or(PipelineError::Missing(id))
+    }
+
+    /// Takes job `id` one step.
+    pub fn advance(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: JobId,
+        step: Step<'static>,
+    ) -> Result<JobRow, PipelineError> {
+        Ok(self.send(rt, AdvanceJob { id, step })??)
     }
 
     fn finish(
@@ -156,34 +162,14 @@ impl Pipeline {
         end: End,
         error: Option<String>,
     ) -> Result<Outcome, PipelineError> {
-        let row = self.transact(
+        let row = self.advance(
             rt,
-            Box::new(move |tx| {
-                let row = JobTables::open(tx.txn)?.advance(
-                    id,
-                    Step::Finished {
-                        end,
-                        error,
-                        at: tx.at,
-                    },
-                )?;
-                // The job's event commits with its end (finishing twice, after a
-                // restart, finds the job already final and announces nothing new).
-                let kind = match row.status {
-                    JobStatus::Completed => Some(EventType::ImportCompleted),
-                    JobStatus::Failed => Some(EventType::ImportFailed),
-                    JobStatus::Queued | JobStatus::Running | JobStatus::Duplicate => None,
-                };
-                if let Some(kind) = kind
-                    && row.finished_at == Some(tx.at)
-                {
-                    tx.book
-                        .rows
-                        .outbox
-                        .append(kind, Subject::Job { id }, &row, tx.at)?;
-                }
-                Ok(row)
-            }),
+            id,
+            Step::Finished {
+                end,
+                error,
+                at: Timestamp::now(),
+            },
         )?;
         let job = Job { id, row };
         finished(&job).emit(&self.telemetry);
@@ -210,6 +196,13 @@ impl Pipeline {
         for attempt in 1.. {
             let reason = match catch_unwind(AssertUnwindSafe(|| self.run_once(rt, id, &stage))) {
                 Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(PipelineError::Store(StoreError::LeaseLost(_)))) => {
+                    tracing::info!(
+                        job = id.0,
+                        "another node took this import over; it finishes it"
+                    );
+                    return Ok(Outcome::Interrupted);
+                }
                 Ok(Err(e)) if e.is_transient() && attempt < JOB_RUN_ATTEMPTS_MAX => {
                     tracing::warn!(job = id.0, error = %e, attempt, "import step not committed; resuming from the last commit");
                     std::thread::sleep(Duration::from_millis(
@@ -267,7 +260,15 @@ impl Pipeline {
                 Ok(facts) => facts,
                 Err(reason) => return self.fail(rt, id, reason),
             };
-            let row = self.transact(rt, Box::new(move |tx| start(tx, id, facts)))?;
+            let row = self.advance(
+                rt,
+                id,
+                Step::Started {
+                    sha256: facts.sha256,
+                    bytes: facts.bytes,
+                    at: Timestamp::now(),
+                },
+            )?;
             if row.status == JobStatus::Duplicate {
                 let job = Job { id, row };
                 finished(&job).emit(&self.telemetry);
@@ -310,10 +311,7 @@ impl Pipeline {
             Err(reason) => return Ok(Err(reason)),
         };
         let ty = FileType { kind, format, gzip };
-        self.transact(
-            rt,
-            Box::new(move |tx| JobTables::open(tx.txn)?.advance(id, Step::KindRead(ty))),
-        )?;
+        self.advance(rt, id, Step::KindRead(ty))?;
         tracing::info!(
             job = id.0,
             file = name,
@@ -511,32 +509,7 @@ impl Pipeline {
         dry_run: bool,
         batch: Batch,
     ) -> Result<u64, PipelineError> {
-        let applied: Applied = if dry_run {
-            let applied = self.dry_run(rt, Box::new(move |tx| load::apply(tx, id, batch)))?;
-            let (records, loaded) = (applied.records, applied.loaded);
-            let rejects = applied.rejects.clone();
-            let for_job = Applied {
-                records,
-                loaded,
-                bytes_read: applied.bytes_read,
-                rejects,
-                failed_ref_after: applied.failed_ref_after.clone(),
-            };
-            self.transact(
-                rt,
-                Box::new(move |tx| load::record_progress(tx, id, &for_job)),
-            )?;
-            applied
-        } else {
-            self.transact(
-                rt,
-                Box::new(move |tx| {
-                    let applied = load::apply(tx, id, batch)?;
-                    load::record_progress(tx, id, &applied)?;
-                    Ok(applied)
-                }),
-            )?
-        };
+        let applied: Applied = self.send(rt, LoadBatch { id, batch, dry_run })??;
         RowsCommitted {
             kind,
             loaded: applied.loaded,
@@ -551,19 +524,6 @@ enum Streamed {
     Done,
     Broken(FileFailure),
     Stopped,
-}
-
-/// Records the file's hash and size and marks the job running, or a duplicate of
-/// the completed job that loaded the same bytes.
-fn start(tx: &mut Tx<'_, '_>, id: JobId, facts: FileFacts) -> Result<JobRow, StoreError> {
-    JobTables::open(tx.txn)?.advance(
-        id,
-        Step::Started {
-            sha256: facts.sha256,
-            bytes: facts.bytes,
-            at: tx.at,
-        },
-    )
 }
 
 /// The telemetry event of a job that reached its end.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::jobs::{Job, JobStatus, JobTables, ListRejects, Origin, Step};
+use super::jobs::{Job, JobStatus, ListRejects, Origin, SettleJob, Step};
 use super::naming::with_suffix;
 use super::pipeline::{Pipeline, PipelineError};
 use crate::store::StoreError;
@@ -79,13 +79,7 @@ pub fn finalize(
         None => {
             let name = free_name(dest, &job.row.file_name);
             let chosen = name.clone();
-            pipeline.transact(
-                rt,
-                Box::new(move |tx| {
-                    JobTables::open(tx.txn)?.advance(id, Step::Named(chosen))?;
-                    Ok(())
-                }),
-            )?;
+            pipeline.advance(rt, id, Step::Named(chosen))?;
             name
         }
     };
@@ -98,11 +92,14 @@ pub fn finalize(
             w.write_record(["line", "reason", "raw"])?;
             let mut after = None;
             loop {
-                let page = match rt.block_on(pipeline.ledger.ask(ListRejects {
-                    job: id,
-                    after_line: after,
-                    limit: 1000,
-                })) {
+                let page = match pipeline.send(
+                    rt,
+                    ListRejects {
+                        job: id,
+                        after_line: after,
+                        limit: 1000,
+                    },
+                ) {
                     Ok(Ok(Some(page))) => page,
                     Ok(Ok(None)) => break,
                     Ok(Err(e)) => {
@@ -110,7 +107,7 @@ pub fn finalize(
                         break;
                     }
                     Err(e) => {
-                        failure = Some(e.into());
+                        failure = Some(e);
                         break;
                     }
                 };
@@ -150,7 +147,7 @@ fn settle(
     job: Job,
 ) -> Result<(), PipelineError> {
     let id = job.id;
-    pipeline.transact(rt, Box::new(move |tx| JobTables::open(tx.txn)?.settle(id)))
+    Ok(pipeline.send(rt, SettleJob { id })??)
 }
 
 fn io_error(e: std::io::Error) -> PipelineError {

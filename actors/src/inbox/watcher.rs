@@ -28,13 +28,13 @@ use std::ffi::OsString;
 use super::failure::FileFailure;
 use super::jobs::{self, Job, OpenJobs, Origin};
 use super::naming::{escape_name, format_of, safe_name, unclaimable_reason};
-use super::pipeline::{Outcome, Pipeline, PipelineError};
+use super::pipeline::{LedgerRoom, Outcome, Pipeline, PipelineError};
 use super::report::{Dirs, finalize};
 use super::settle::{Park, Seen, Settler};
 use crate::domain::{Currency, JobId};
-use crate::ledger::Ledger;
 use crate::limits::{INBOX_SCAN_DEBOUNCE_MS, INBOX_TRACKED_FILES_MAX, UPLOAD_IDLE_SECS_MAX};
-use crate::mailbox::{AskError, Mailbox};
+use crate::mailbox::AskError;
+use crate::pg::jobs::{ClaimFile, DropClaim, TakeOver};
 use crate::telemetry::{Event, InboxScanned, Telemetry};
 
 /// How the inbox behaves (all from the command line).
@@ -64,6 +64,13 @@ pub enum Task {
     },
     /// A job created elsewhere (an upload).
     Job(JobId),
+    /// A settled file still in the inbox, for a shared inbox (PostgreSQL): the
+    /// runner claims it in the database first, and renames it only if it won.
+    Offered {
+        path: PathBuf,
+        file_name: String,
+        refused: Option<FileFailure>,
+    },
 }
 
 /// The running inbox: its watcher actor and runner thread.
@@ -98,26 +105,34 @@ impl Drop for ClearOnExit {
 impl Inbox {
     /// Creates the folders, queues the recovery of unfinished work, starts the
     /// runner thread and the watcher (on an arbiter of its own).
+    ///
+    /// On PostgreSQL the inbox may be shared by several nodes: files are claimed in
+    /// the database before they are renamed, the working folder holds other nodes'
+    /// files too (so it is not recovered from), and jobs whose node died are taken
+    /// over once their lease runs out (see [`crate::pg::jobs`]).
     pub fn start(
         config: InboxConfig,
-        ledger: Mailbox<Ledger>,
+        ledger: LedgerRoom,
         currency: Currency,
         telemetry: Telemetry,
     ) -> std::io::Result<Self> {
         let dirs = Dirs::new(&config.root);
         dirs.create()?;
+        let shared = ledger.postgres().is_some();
         let (tasks, queue) = sync_channel::<Task>(INBOX_TRACKED_FILES_MAX);
         let queued = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let work_files = list_files(&dirs.work)?
-            .into_iter()
-            .map(|f| dirs.work.join(f.raw))
-            .collect();
+        if !shared {
+            let work_files = list_files(&dirs.work)?
+                .into_iter()
+                .map(|f| dirs.work.join(f.raw))
+                .collect();
+            queued.fetch_add(1, Ordering::AcqRel);
+            tasks
+                .send(Task::Recover { work_files })
+                .expect("the queue was just made");
+        }
         sweep_uploads(&dirs.uploads)?;
-        queued.fetch_add(1, Ordering::AcqRel);
-        tasks
-            .send(Task::Recover { work_files })
-            .expect("the queue was just made");
 
         let pipeline = Pipeline {
             ledger,
@@ -140,7 +155,7 @@ impl Inbox {
         let watcher_dirs = dirs.clone();
         let watcher =
             InboxWatcher::start_in_arbiter(&Arbiter::new().handle(), move |_| InboxWatcher {
-                scanner: Scanner::new(config, watcher_dirs),
+                scanner: Scanner::new(config, watcher_dirs).shared(shared),
                 tasks,
                 queued,
                 telemetry,
@@ -235,6 +250,8 @@ pub struct Scanner {
     /// The raw names of the last listing, by display name.
     raw_names: HashMap<String, OsString>,
     claims: u64,
+    /// A shared inbox: settled files are offered to the runner, not renamed.
+    shared: bool,
 }
 
 /// A file the scanner claimed.
@@ -255,7 +272,21 @@ impl Scanner {
             truncated: HashMap::new(),
             raw_names: HashMap::new(),
             claims: 0,
+            shared: false,
         }
+    }
+
+    /// In a shared inbox, settled files are handed to the runner where they are
+    /// (as [`Claim`]s whose `work_path` is the file in the inbox), and held back
+    /// until they change: the runner claims them in the database and renames
+    /// them only if this node won.
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// A unique name in the working folder that keeps the original name readable.
@@ -313,6 +344,15 @@ impl Scanner {
             Some(reason) => (safe_name(&raw), Some(reason)),
             None => (name.to_owned(), self.refusal(name, &path, now)?),
         };
+        if self.shared {
+            self.settler.park(name, Park::UntilChanged);
+            self.truncated.remove(name);
+            return Some(Claim {
+                work_path: path,
+                file_name,
+                refused,
+            });
+        }
         let work = self.work_path(&file_name);
         if let Err(e) = std::fs::rename(&path, &work) {
             if path.exists() {
@@ -526,15 +566,25 @@ impl InboxWatcher {
             Ok(claims) => {
                 for claim in claims {
                     self.queued.fetch_add(1, Ordering::AcqRel);
-                    let task = Task::Claimed {
-                        work_path: claim.work_path.clone(),
-                        file_name: claim.file_name.clone(),
-                        refused: claim.refused.clone(),
+                    let task = if self.scanner.is_shared() {
+                        Task::Offered {
+                            path: claim.work_path.clone(),
+                            file_name: claim.file_name.clone(),
+                            refused: claim.refused.clone(),
+                        }
+                    } else {
+                        Task::Claimed {
+                            work_path: claim.work_path.clone(),
+                            file_name: claim.file_name.clone(),
+                            refused: claim.refused.clone(),
+                        }
                     };
                     if self.tasks.try_send(task).is_err() {
                         // Cannot happen while `room` is respected; put the file back.
                         self.queued.fetch_sub(1, Ordering::AcqRel);
-                        self.scanner.unclaim(&claim);
+                        if !self.scanner.is_shared() {
+                            self.scanner.unclaim(&claim);
+                        }
                     }
                 }
             }
@@ -565,10 +615,13 @@ pub fn create_job(
     refused: Option<FileFailure>,
     dry_run: bool,
 ) -> Result<Job, PipelineError> {
-    pipeline.transact(
+    Ok(pipeline.send(
         rt,
-        jobs::create_work(work_path, file_name, origin, refused, dry_run),
-    )
+        jobs::CreateJob {
+            new: jobs::new_job(work_path, file_name, origin, refused, dry_run),
+            claim: None,
+        },
+    )??)
 }
 
 /// The runner thread: one job at a time, each run to its end and reported.
@@ -583,14 +636,26 @@ fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<
             return;
         }
     };
+    let mut last_takeover: Option<Instant> = None;
     while !pipeline.stop.load(Ordering::Acquire) {
+        if pipeline.ledger.postgres().is_some()
+            && last_takeover.is_none_or(|t| t.elapsed() >= crate::pg::jobs::renew_every())
+        {
+            last_takeover = Some(Instant::now());
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                take_over(&pipeline, &rt, &dirs);
+            }));
+            if run.is_err() {
+                tracing::error!("taking over imports panicked; the runner goes on");
+            }
+        }
         let task = match queue.recv_timeout(Duration::from_millis(200)) {
             Ok(t) => t,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
         queued.fetch_sub(1, Ordering::AcqRel);
-        if let Task::Claimed { file_name, .. } = &task {
+        if let Task::Claimed { file_name, .. } | Task::Offered { file_name, .. } = &task {
             // Outside the guard below: lets a test kill the runner itself.
             crate::failpoint::hit("runner", || file_name.clone());
         }
@@ -616,6 +681,11 @@ fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<
             )
             .and_then(|job| process(&pipeline, &rt, &dirs, job.id)),
             Task::Job(id) => process(&pipeline, &rt, &dirs, id),
+            Task::Offered {
+                path,
+                file_name,
+                refused,
+            } => offer(&pipeline, &rt, &dirs, &path, file_name, refused),
         }));
         match run {
             Ok(Ok(())) => {}
@@ -626,6 +696,116 @@ fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<
             Err(_) => {
                 tracing::error!("an import task panicked; the runner goes on with the next file");
             }
+        }
+    }
+}
+
+/// A shared inbox's file: claimed in the database, renamed only if this node won
+/// the claim, then its job created (ending the claim) and run.
+fn offer(
+    pipeline: &Pipeline,
+    rt: &tokio::runtime::Runtime,
+    dirs: &Dirs,
+    path: &Path,
+    file_name: String,
+    refused: Option<FileFailure>,
+) -> Result<(), PipelineError> {
+    let Some(pg) = pipeline.ledger.postgres() else {
+        return Ok(());
+    };
+    let Some(raw) = path.file_name() else {
+        return Ok(());
+    };
+    if !path.exists() {
+        return Ok(());
+    }
+    let name = raw.to_string_lossy().into_owned();
+    let work = unique_work_path(dirs, &file_name);
+    let won = rt.block_on(pg.ask(ClaimFile {
+        name: name.clone(),
+        work_path: work.to_string_lossy().into_owned(),
+    }))??;
+    if !won {
+        tracing::debug!(file = %file_name, "another node claimed an inbox file");
+        return Ok(());
+    }
+    if let Err(e) = std::fs::rename(path, &work) {
+        tracing::info!(file = %file_name, error = %e, "a claimed inbox file was gone; claim dropped");
+        rt.block_on(pg.ask(DropClaim { name }))??;
+        return Ok(());
+    }
+    tracing::info!(file = %file_name, "claimed an inbox file");
+    let job = pipeline.send(
+        rt,
+        jobs::CreateJob {
+            new: jobs::new_job(&work, file_name, Origin::Inbox, refused, false),
+            claim: Some(name),
+        },
+    )??;
+    process(pipeline, rt, dirs, job.id)
+}
+
+/// A unique name in the working folder, for a claim made outside the scanner.
+fn unique_work_path(dirs: &Dirs, file_name: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let salt: u16 = rand::random();
+    dirs.work.join(format!("{nanos:x}{salt:04x}-{file_name}"))
+}
+
+/// Takes over, on a shared inbox, what nodes whose lease ran out left: their
+/// open jobs (resumed from the last committed batch) and the files they renamed
+/// but made no job for.
+fn take_over(pipeline: &Pipeline, rt: &tokio::runtime::Runtime, dirs: &Dirs) {
+    let Some(pg) = pipeline.ledger.postgres() else {
+        return;
+    };
+    let taken = match rt.block_on(pg.ask(TakeOver)) {
+        Ok(Ok(taken)) => taken,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot look for imports to take over");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for imports to take over");
+            return;
+        }
+    };
+    for id in taken.jobs {
+        if pipeline.stop.load(Ordering::Acquire) {
+            return;
+        }
+        tracing::info!(job = id.0, "taking over an import whose node stopped");
+        if let Err(e) = process(pipeline, rt, dirs, id) {
+            tracing::error!(job = id.0, error = %e, "a taken-over import could not run");
+        }
+    }
+    for (name, work_path) in taken.claims {
+        let work = PathBuf::from(&work_path);
+        let in_inbox = dirs.root.join(&name);
+        let outcome = if work.exists() {
+            tracing::info!(file = %name, "taking over a claimed file whose node stopped");
+            pipeline
+                .send(
+                    rt,
+                    jobs::CreateJob {
+                        new: jobs::new_job(&work, name.clone(), Origin::Inbox, None, false),
+                        claim: Some(name.clone()),
+                    },
+                )
+                .and_then(|created| Ok(created?))
+                .and_then(|job| process(pipeline, rt, dirs, job.id))
+        } else if in_inbox.exists() {
+            offer(pipeline, rt, dirs, &in_inbox, name.clone(), None)
+        } else {
+            rt.block_on(pg.ask(DropClaim { name: name.clone() }))
+                .map_err(PipelineError::from)
+                .and_then(|dropped| Ok(dropped?))
+        };
+        if let Err(e) = outcome {
+            tracing::error!(file = %name, error = %e, "a taken-over claim could not be finished");
         }
     }
 }
@@ -651,7 +831,7 @@ fn recover(
     dirs: &Dirs,
     work_files: Vec<PathBuf>,
 ) {
-    let open = match rt.block_on(pipeline.ledger.ask(OpenJobs)) {
+    let open = match pipeline.send(rt, OpenJobs) {
         Ok(Ok(open)) => open,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot list unfinished imports; they resume on the next start");

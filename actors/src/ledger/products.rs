@@ -55,9 +55,34 @@ pub trait CatalogRows: ProductRows {
         self.put(sku, &row)?;
         Ok(outcome)
     }
+
+    /// [`Self::upsert`], also answering the record as stored (empty when
+    /// unchanged), for an import's per-row event.
+    fn upsert_encoded(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<(Upsert, Vec<u8>), StoreError> {
+        let outcome = self.upsert(sku, draft, at)?;
+        let record = match (outcome, self.product(sku)?) {
+            (Upsert::Unchanged, _) | (_, None) => Vec::new(),
+            (_, Some(row)) => codec::encode(&row),
+        };
+        Ok((outcome, record))
+    }
 }
 
 impl CatalogRows for CatalogTables<'_> {
+    fn upsert_encoded(
+        &mut self,
+        sku: &Sku,
+        draft: ProductDraft,
+        at: Timestamp,
+    ) -> Result<(Upsert, Vec<u8>), StoreError> {
+        CatalogTables::upsert_encoded(self, sku, draft, at)
+    }
+
     fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
         CatalogTables::put(self, sku, row)
     }

@@ -32,18 +32,24 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
+use super::jobs::{StagedCustomers, StagedJobs};
 use super::staged::{Staged, StagedProducts, int, uint};
 use crate::catalog::{CatalogError, Product, ProductDraft, ProductRow};
+use crate::domain::JobId;
 use crate::domain::{
     Currency, IdempotencyKey, MovementKind, OrderId, OrderRef, OrderStatus, Reason, Sku,
     StockDelta, StockLevel, Timestamp, UserId,
 };
 use crate::events::RowEvents;
+use crate::events::Subject;
+use crate::inbox::jobs::{Job, JobRow, NewJob, Step, advance, end_event};
+use crate::inbox::load::{self, Applied, Batch, Target, Unit};
 use crate::ledger::book::{
     Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
     OrderRow, Placed, Rules, Source, StockError,
 };
 use crate::ledger::products::{self, ProductCommand};
+use crate::ledger::rows::LedgerRows;
 use crate::ledger::rows::ProductRows;
 use crate::store::{StoreError, codec};
 use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
@@ -75,6 +81,50 @@ enum Command {
         StockLevel,
         oneshot::Sender<Result<(), StockError>>,
     ),
+    /// A step of an import job (see [`JobCommand`]).
+    Job(JobCommand, oneshot::Sender<Result<JobAnswer, StoreError>>),
+}
+
+/// What an import job asks of the ledger: the messages of
+/// [`crate::inbox::jobs`], with the same rules as on redb.
+#[derive(Debug)]
+pub enum JobCommand {
+    Create {
+        new: NewJob,
+        claim: Option<String>,
+    },
+    Advance {
+        id: JobId,
+        step: Step<'static>,
+    },
+    Settle {
+        id: JobId,
+    },
+    Load {
+        id: JobId,
+        batch: Batch,
+        dry_run: bool,
+    },
+}
+
+impl JobCommand {
+    fn job(&self) -> Option<JobId> {
+        match self {
+            JobCommand::Create { .. } => None,
+            JobCommand::Advance { id, .. }
+            | JobCommand::Settle { id }
+            | JobCommand::Load { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// What a job command answered.
+#[derive(Debug)]
+pub enum JobAnswer {
+    Created(Job),
+    Row(JobRow),
+    Settled,
+    Loaded(Applied),
 }
 
 /// What a command answered inside the batch, before the commit decides.
@@ -84,6 +134,7 @@ enum Answer {
     Adjust(Result<Movement, StockError>),
     Product(Result<(Product, bool), CatalogError>),
     PutProduct(Result<(), StockError>),
+    Job(Result<JobAnswer, StoreError>),
 }
 
 /// Settings of one node's ledger.
@@ -97,12 +148,15 @@ pub struct Settings {
     /// Where to connect again when the connection is lost (`None`: the ledger
     /// answers every later command with the loss).
     pub reconnect: Option<String>,
+    /// This node's name in the leases of import jobs (unique per process).
+    pub node: String,
 }
 
 /// Where a node's handlers send ledger commands.
 #[derive(Clone)]
 pub struct PgLedger {
     queue: mpsc::UnboundedSender<Command>,
+    node: String,
 }
 
 fn stopped() -> StoreError {
@@ -118,8 +172,22 @@ impl PgLedger {
         );
         // Unbounded here: what may queue is bounded by the ledger's mailbox.
         let (queue, commands) = mpsc::unbounded_channel();
+        let node = settings.node.clone();
         tokio::spawn(run(client, settings, commands));
-        Self { queue }
+        Self { queue, node }
+    }
+
+    /// This node's name in the leases of import jobs.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// A step of an import job.
+    pub fn job(
+        &self,
+        command: JobCommand,
+    ) -> impl Future<Output = Result<JobAnswer, StoreError>> + use<> {
+        self.ask(move |r| Command::Job(command, r), || Err(stopped()))
     }
 
     /// Queues a command at once (so commands run in the order they were sent)
@@ -202,45 +270,75 @@ async fn run(
     settings: Settings,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut batch = Vec::with_capacity(settings.batch_max);
-    while commands.recv_many(&mut batch, settings.batch_max).await > 0 {
-        if client.is_closed() {
-            match reconnect(&settings).await {
-                Some(fresh) => client = fresh,
-                None => {
-                    // No database: the batch is refused at once (503, retryable),
-                    // and the next one tries again after a pause.
-                    let lost = StoreError::Aborted("no connection to PostgreSQL".into());
-                    for command in batch.drain(..) {
-                        answer_one(command, Err(&lost));
-                    }
-                    let pause = Duration::from_millis(crate::limits::PG_RECONNECT_DELAY_MS);
-                    tokio::time::sleep(pause).await;
-                    continue;
+    let mut gathered = Vec::with_capacity(settings.batch_max);
+    while commands.recv_many(&mut gathered, settings.batch_max).await > 0 {
+        // A dry run's load is a batch of its own, whose rules' writes are dropped.
+        let mut rest = gathered.drain(..).peekable();
+        while rest.peek().is_some() {
+            let mut batch = Vec::new();
+            let dry = rest.peek().is_some_and(is_dry_run);
+            if dry {
+                batch.extend(rest.next());
+            } else {
+                while let Some(command) = rest.next_if(|c| !is_dry_run(c)) {
+                    batch.push(command);
                 }
             }
+            commit_batch(&mut client, &settings, batch, dry).await;
         }
-        let started = Instant::now();
-        let outcome = apply(&mut client, &settings, &batch).await;
-        BatchCommitted {
-            commands: batch.len(),
-            seconds: started.elapsed().as_secs_f64(),
-            abandoned: outcome.as_ref().err(),
-        }
-        .emit(&settings.telemetry);
-        match outcome {
-            Ok(answers) => {
-                for (command, answer) in batch.drain(..).zip(answers) {
-                    if let Answer::Place(placed) = &answer {
-                        count(&settings.telemetry, placed);
-                    }
-                    answer_one(command, Ok(answer));
-                }
-            }
-            Err(e) => {
+    }
+}
+
+fn is_dry_run(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Job(JobCommand::Load { dry_run: true, .. }, _)
+    )
+}
+
+/// Commits one batch and answers its callers.
+async fn commit_batch(
+    client: &mut Client,
+    settings: &Settings,
+    mut batch: Vec<Command>,
+    dry: bool,
+) {
+    if client.is_closed() {
+        match reconnect(settings).await {
+            Some(fresh) => *client = fresh,
+            None => {
+                // No database: the batch is refused at once (503, retryable),
+                // and the next one tries again after a pause.
+                let lost = StoreError::Aborted("no connection to PostgreSQL".into());
                 for command in batch.drain(..) {
-                    answer_one(command, Err(&e));
+                    answer_one(command, Err(&lost));
                 }
+                let pause = Duration::from_millis(crate::limits::PG_RECONNECT_DELAY_MS);
+                tokio::time::sleep(pause).await;
+                return;
+            }
+        }
+    }
+    let started = Instant::now();
+    let outcome = apply(client, settings, &mut batch, dry).await;
+    BatchCommitted {
+        commands: batch.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        abandoned: outcome.as_ref().err(),
+    }
+    .emit(&settings.telemetry);
+    match outcome {
+        Ok(answers) => {
+            for (command, answer) in batch.drain(..).zip(answers) {
+                if let Answer::Place(placed) = &answer {
+                    count(&settings.telemetry, placed);
+                }
+                answer_one(command, Ok(answer));
+            }
+        }
+        Err(e) => {
+            for command in batch.drain(..) {
+                answer_one(command, Err(&e));
             }
         }
     }
@@ -288,6 +386,8 @@ fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
         (Command::Adjust(.., r), Ok(Answer::Adjust(a))) => drop(r.send(a)),
         (Command::PutProduct(.., r), Ok(Answer::PutProduct(a))) => drop(r.send(a)),
         (Command::Product(_, r), Ok(Answer::Product(a))) => drop(r.send(a)),
+        (Command::Job(_, r), Ok(Answer::Job(a))) => drop(r.send(a)),
+        (Command::Job(_, r), Err(e)) => drop(r.send(Err(aborted(e)))),
         (Command::Product(_, r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Place(_, r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Change(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
@@ -301,6 +401,9 @@ fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
 #[derive(Default)]
 struct Needs {
     locks: BTreeSet<String>,
+    jobs: BTreeSet<JobId>,
+    shas: Vec<[u8; 32]>,
+    new_jobs: i64,
     orders: BTreeSet<i64>,
     skus: BTreeSet<Sku>,
     keys: Vec<(UserId, IdempotencyKey)>,
@@ -312,11 +415,41 @@ struct Needs {
 async fn apply(
     client: &mut Client,
     settings: &Settings,
-    batch: &[Command],
+    batch: &mut [Command],
+    dry: bool,
 ) -> Result<Vec<Answer>, StoreError> {
     let mut needs = Needs::default();
-    for command in batch {
+    for command in batch.iter() {
         match command {
+            Command::Job(job, _) => {
+                needs.jobs.extend(job.job());
+                match job {
+                    JobCommand::Create { .. } => needs.new_jobs += 1,
+                    JobCommand::Advance {
+                        step: Step::Started { sha256, .. },
+                        ..
+                    } => needs.shas.push(*sha256),
+                    JobCommand::Load { batch, .. } => {
+                        for piece in &batch.pieces {
+                            match &piece.unit {
+                                Unit::Product { sku, .. } | Unit::Inventory { sku, .. } => {
+                                    needs.skus.insert(sku.clone());
+                                }
+                                Unit::Order {
+                                    order_ref, lines, ..
+                                } => {
+                                    needs.skus.extend(lines.iter().map(|l| l.sku.clone()));
+                                    needs.locks.insert(format!("r:{}", order_ref.as_str()));
+                                    needs.refs.push(order_ref.clone());
+                                    needs.new_orders += 1;
+                                }
+                                Unit::Rejected(_) => {}
+                            }
+                        }
+                    }
+                    JobCommand::Advance { .. } | JobCommand::Settle { .. } => {}
+                }
+            }
             Command::Place(request, _) => {
                 needs
                     .skus
@@ -355,6 +488,21 @@ async fn apply(
         )
         .await?;
     }
+    let mut jobs = StagedJobs::new(&settings.node);
+    jobs.read(&tx, &needs.jobs, &needs.shas).await?;
+    let job_ids: Vec<i64> = if needs.new_jobs > 0 {
+        tx.query(
+            "SELECT nextval('job_ids') FROM generate_series(1, $1::int8)",
+            &[&needs.new_jobs],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let mut job_ids = job_ids.into_iter();
     let ids: Vec<i64> = if needs.new_orders > 0 {
         tx.query(
             "SELECT nextval('order_ids') FROM generate_series(1, $1::int8)",
@@ -468,12 +616,46 @@ async fn apply(
         }
     }
 
+    let customers = StagedCustomers::read(
+        &tx,
+        batch.iter().filter_map(|c| match c {
+            Command::Job(JobCommand::Load { batch, .. }, _) => Some(batch),
+            _ => None,
+        }),
+    )
+    .await?;
+
     let mut rules = Rules { rows: staged };
     let at = Timestamp::now();
     let mut answers = Vec::with_capacity(batch.len());
     let mut in_flight = HashSet::new();
-    for command in batch {
+    for command in batch.iter_mut() {
         let answer = match command {
+            Command::Job(job, _) => {
+                // A panic in an import's rules (a bug, or a test's failure point)
+                // abandons the batch, as on redb, and never the ledger's task.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_job(
+                        job,
+                        &mut jobs,
+                        &mut job_ids,
+                        &mut rules,
+                        &mut products,
+                        &customers,
+                        settings.currency,
+                        at,
+                    )
+                }));
+                match run {
+                    Ok(answer) => Answer::Job(answer),
+                    Err(_) => {
+                        tracing::error!("an import batch panicked in the ledger; it was abandoned");
+                        return Err(StoreError::Aborted(
+                            "the import batch failed inside the ledger".into(),
+                        ));
+                    }
+                }
+            }
             Command::Place(request, _) => {
                 let repeated = request
                     .idempotency_key
@@ -513,7 +695,10 @@ async fn apply(
         }
         answers.push(answer);
     }
-    rules.rows.flush(&tx, &products).await?;
+    jobs.flush(&tx).await?;
+    if !dry {
+        rules.rows.flush(&tx, &products).await?;
+    }
     // A failure here may come after the server committed (the connection lost
     // with the answer): the callers must not be told that nothing was written.
     tx.commit().await.map_err(|e| {
@@ -524,6 +709,86 @@ async fn apply(
         }
     })?;
     Ok(answers)
+}
+
+/// One import job command, on the rows the batch read: the job's state machine
+/// and the loader's rules are the redb backend's.
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    command: &mut JobCommand,
+    jobs: &mut StagedJobs,
+    ids: &mut impl Iterator<Item = i64>,
+    rules: &mut Rules<Staged>,
+    products: &mut StagedProducts,
+    customers: &StagedCustomers,
+    currency: Currency,
+    at: Timestamp,
+) -> Result<JobAnswer, StoreError> {
+    if let Some(id) = command.job() {
+        jobs.fence(id)?;
+    }
+    match command {
+        JobCommand::Create { new, claim } => {
+            let id = ids
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("no job id was drawn for this batch".into()))?;
+            Ok(JobAnswer::Created(jobs.create(
+                JobId(uint(id)?),
+                new.clone(),
+                claim.take(),
+            )))
+        }
+        JobCommand::Advance { id, step } => {
+            let id = *id;
+            let ended_at = match step {
+                Step::Finished { at, .. } => Some(*at),
+                _ => None,
+            };
+            let step = std::mem::replace(step, Step::Named(String::new()));
+            let row = advance(jobs, id, step)?;
+            if let Some(ended) = ended_at
+                && let Some(kind) = end_event(&row, ended)
+            {
+                rules
+                    .rows
+                    .append_event(kind, Subject::Job { id }, codec::encode(&row), at)?;
+            }
+            Ok(JobAnswer::Row(row))
+        }
+        JobCommand::Settle { id } => {
+            jobs.settle(*id)?;
+            Ok(JobAnswer::Settled)
+        }
+        JobCommand::Load { id, batch, .. } => {
+            let id = *id;
+            let applied = load::apply_to(
+                Target {
+                    catalog: products,
+                    rules,
+                    customers,
+                    currency,
+                    at,
+                },
+                id,
+                std::mem::take(batch),
+            )?;
+            advance(
+                jobs,
+                id,
+                Step::BatchCommitted {
+                    records: applied.records,
+                    loaded: applied.loaded,
+                    bytes_read: applied.bytes_read,
+                    rejects: &applied.rejects,
+                    failed_ref_after: applied
+                        .failed_ref_after
+                        .as_ref()
+                        .map(|r| r.as_str().to_owned()),
+                },
+            )?;
+            Ok(JobAnswer::Loaded(applied))
+        }
+    }
 }
 
 fn put_product(
@@ -550,6 +815,9 @@ fn storage_failure(answer: &Answer) -> Option<String> {
         | Answer::Adjust(Err(StockError::Store(e)))
         | Answer::PutProduct(Err(StockError::Store(e)))
         | Answer::Product(Err(CatalogError::Store(e))) => Some(e.to_string()),
+        // A job another node took over is refused alone; the batch goes on.
+        Answer::Job(Err(StoreError::LeaseLost(_))) => None,
+        Answer::Job(Err(e)) => Some(e.to_string()),
         _ => None,
     }
 }

@@ -46,6 +46,7 @@ pub(crate) use {ping_and_stop, ping_handler};
 pub mod apikeys;
 pub mod catalog;
 pub mod events;
+pub mod jobs;
 pub mod ledger;
 pub mod orders;
 pub mod schema;

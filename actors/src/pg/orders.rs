@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, ResponseFuture};
 
-use super::ledger::PgLedger;
+use super::ledger::{JobAnswer, JobCommand, PgLedger};
 use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::{CatalogError, Product};
 use crate::domain::{OrderId, Timestamp};
+use crate::inbox::jobs::{AdvanceJob, CreateJob, Job, JobRow, LoadBatch, SettleJob};
+use crate::inbox::load::Applied;
 use crate::ledger::book::{
     CheckoutError, Movement, MovementRow, Order, OrderError, OrderRow, Placed, StockError,
 };
@@ -32,14 +34,18 @@ use crate::store::{Page, StoreError, codec};
 /// The ledger of one node on PostgreSQL.
 pub struct PgLedgerActor {
     ledger: PgLedger,
-    pool: Pool,
+    pub(super) pool: Pool,
     /// `--event-retention-days`.
     retention_days: u64,
+    /// This node's name in the leases of import jobs and inbox claims (the
+    /// ledger's own, [`PgLedger::node`]).
+    pub(super) node: String,
 }
 
 impl PgLedgerActor {
     pub fn new(ledger: PgLedger, pool: Pool) -> Self {
         Self {
+            node: ledger.node().to_owned(),
             ledger,
             pool,
             retention_days: EVENT_RETENTION_DAYS_DEFAULT,
@@ -58,6 +64,16 @@ impl Actor for PgLedgerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Keep this node's import jobs and inbox claims leased while it lives.
+        ctx.run_interval(super::jobs::renew_every(), |act, ctx| {
+            let pool = act.pool.clone();
+            let node = act.node.clone();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                if let Err(e) = super::jobs::renew_leases(&pool, &node).await {
+                    tracing::warn!(error = %e, "could not renew the import leases");
+                }
+            }));
+        });
         // Forget idempotency keys past their time and events past the retention,
         // a bounded number at a time (every node does; the purge is idempotent).
         ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
@@ -328,4 +344,70 @@ impl Handler<Shutdown> for PgLedgerActor {
         // once every handle to it is gone.
         ctx.stop();
     }
+}
+
+impl Handler<CreateJob> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Job, StoreError>>;
+    fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
+        let answer = self.ledger.job(JobCommand::Create {
+            new: msg.new,
+            claim: msg.claim,
+        });
+        Box::pin(async move {
+            match answer.await? {
+                JobAnswer::Created(job) => Ok(job),
+                _ => Err(mismatched()),
+            }
+        })
+    }
+}
+
+impl Handler<AdvanceJob> for PgLedgerActor {
+    type Result = ResponseFuture<Result<JobRow, StoreError>>;
+    fn handle(&mut self, msg: AdvanceJob, _: &mut Self::Context) -> Self::Result {
+        let answer = self.ledger.job(JobCommand::Advance {
+            id: msg.id,
+            step: msg.step,
+        });
+        Box::pin(async move {
+            match answer.await? {
+                JobAnswer::Row(row) => Ok(row),
+                _ => Err(mismatched()),
+            }
+        })
+    }
+}
+
+impl Handler<SettleJob> for PgLedgerActor {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: SettleJob, _: &mut Self::Context) -> Self::Result {
+        let answer = self.ledger.job(JobCommand::Settle { id: msg.id });
+        Box::pin(async move {
+            match answer.await? {
+                JobAnswer::Settled => Ok(()),
+                _ => Err(mismatched()),
+            }
+        })
+    }
+}
+
+impl Handler<LoadBatch> for PgLedgerActor {
+    type Result = ResponseFuture<Result<Applied, StoreError>>;
+    fn handle(&mut self, msg: LoadBatch, _: &mut Self::Context) -> Self::Result {
+        let answer = self.ledger.job(JobCommand::Load {
+            id: msg.id,
+            batch: msg.batch,
+            dry_run: msg.dry_run,
+        });
+        Box::pin(async move {
+            match answer.await? {
+                JobAnswer::Loaded(applied) => Ok(applied),
+                _ => Err(mismatched()),
+            }
+        })
+    }
+}
+
+fn mismatched() -> StoreError {
+    StoreError::Corrupt("the ledger answered a job command with another's answer".into())
 }

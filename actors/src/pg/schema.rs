@@ -14,13 +14,42 @@ use tokio_postgres::Client;
 use crate::store::StoreError;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock migrations hold ("orderflo" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6f72_6465_7266_6c6f;
 
 /// Each version's statements, in order; a version is applied in one transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+
+/// Imports and the shared inbox: jobs (with the lease of the node running one),
+/// their kept rejects, the hashes of completed loads, and the claims that decide
+/// which node takes an inbox file.
+const V2: &str = "
+CREATE SEQUENCE job_ids;
+CREATE TABLE jobs (
+    id bigint PRIMARY KEY,
+    record bytea NOT NULL,
+    open boolean NOT NULL,
+    inbox boolean NOT NULL,
+    lease_node text,
+    lease_until timestamptz
+);
+CREATE INDEX jobs_open ON jobs (id) WHERE open;
+CREATE TABLE job_rejects (
+    job bigint NOT NULL REFERENCES jobs (id),
+    line bigint NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (job, line)
+);
+CREATE TABLE job_shas (sha256 bytea PRIMARY KEY, job bigint NOT NULL);
+CREATE TABLE inbox_claims (
+    name text COLLATE \"C\" PRIMARY KEY,
+    work_path text NOT NULL,
+    node text NOT NULL,
+    lease_until timestamptz NOT NULL
+);
+";
 
 const V1: &str = "
 CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);

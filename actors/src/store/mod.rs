@@ -43,6 +43,10 @@ pub enum StoreError {
     /// or may not have taken effect.
     #[error("the commit's outcome is unknown: {0}")]
     OutcomeUnknown(String),
+    /// Another node holds the lease on this import job (PostgreSQL's shared
+    /// inbox): it runs the job now, and nothing was written here.
+    #[error("another node runs import job {0} now")]
+    LeaseLost(u64),
 }
 
 macro_rules! redb_error_from {
