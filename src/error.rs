@@ -322,7 +322,11 @@ impl ApiError {
             StatusCode::NOT_IMPLEMENTED,
             "not-on-this-backend",
             "Not available on this backend",
-            format!("{what} are not available on the PostgreSQL backend yet"),
+            format!(
+                "{what} are not taken by orderflow on the PostgreSQL backend: back the \
+                 database up with PostgreSQL's own tools (pg_basebackup for the cluster, \
+                 pg_dump for one database)"
+            ),
         )
     }
 

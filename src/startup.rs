@@ -34,7 +34,7 @@ pub struct Application {
     address: SocketAddr,
     backend: Backend,
     /// The inbox (the embedded backend only, so far).
-    inbox: Option<Inbox>,
+    inbox: Inbox,
     deliverer: Deliverer,
     /// `<data-dir>/control.sock` (see `control`); `None` when it could not be bound.
     control: Option<tokio::net::UnixListener>,
@@ -63,21 +63,19 @@ impl Application {
             }
         };
         bootstrap_admin(&backend.users(), args.admin_password.clone()).await?;
-        let inbox = Some(
-            Inbox::start(
-                InboxConfig {
-                    root: args.inbox.clone(),
-                    settle: Duration::from_millis(args.settle_ms),
-                    scan_interval: Duration::from_millis(args.scan_interval_ms),
-                    poll: args.inbox_poll,
-                    truncated_wait: Duration::from_secs(args.truncated_wait_secs),
-                },
-                backend.ledger(),
-                backend.currency(),
-                backend.telemetry().clone(),
-            )
-            .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?,
-        );
+        let inbox = Inbox::start(
+            InboxConfig {
+                root: args.inbox.clone(),
+                settle: Duration::from_millis(args.settle_ms),
+                scan_interval: Duration::from_millis(args.scan_interval_ms),
+                poll: args.inbox_poll,
+                truncated_wait: Duration::from_secs(args.truncated_wait_secs),
+            },
+            backend.ledger(),
+            backend.currency(),
+            backend.telemetry().clone(),
+        )
+        .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?;
         let deliverer = Deliverer {
             webhooks: backend.webhooks(),
             events: backend.events(),
@@ -115,16 +113,9 @@ impl Application {
             throttle: LoginThrottle::default(),
             register_throttle: RegisterThrottle::new(args.registrations_per_client_max),
             metrics: Metrics::new(backend.telemetry().clone()),
-            inbox: inbox.as_ref().map(|inbox| {
-                (
-                    Mailbox::new(inbox.watcher.clone(), "inbox", INBOX_INFLIGHT_MAX, timeout),
-                    inbox.runner_alive(),
-                )
-            }),
-            uploads: inbox.as_ref().map_or_else(
-                || args.inbox.join(".uploads"),
-                |inbox| inbox.dirs.uploads.clone(),
-            ),
+            inbox: Mailbox::new(inbox.watcher.clone(), "inbox", INBOX_INFLIGHT_MAX, timeout),
+            inbox_runner: inbox.runner_alive(),
+            uploads: inbox.dirs.uploads.clone(),
         });
         let workers = args
             .workers
@@ -229,10 +220,8 @@ impl Application {
             let _ =
                 std::fs::remove_file(services.store.path().with_file_name(control::SOCKET_NAME));
         }
-        if let Some(inbox) = self.inbox {
-            tracing::info!("shutting down: finishing the import batch in progress");
-            inbox.shutdown().await;
-        }
+        tracing::info!("shutting down: finishing the import batch in progress");
+        self.inbox.shutdown().await;
         self.backend.shutdown().await;
         tracing::info!("stopped");
         Ok(())

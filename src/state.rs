@@ -54,9 +54,10 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub register_throttle: RegisterThrottle,
     pub metrics: Arc<Metrics>,
-    /// The inbox: its watcher, which takes uploads into the pipeline, and whether
-    /// its job runner is still alive (for readiness).
-    pub inbox: Option<(Mailbox<InboxWatcher>, RunnerAlive)>,
+    /// The inbox's watcher, which takes uploads into the pipeline.
+    pub inbox: Mailbox<InboxWatcher>,
+    /// Whether the inbox's job runner is still alive (for readiness).
+    pub inbox_runner: RunnerAlive,
     /// Where uploads are streamed before they are taken.
     pub uploads: PathBuf,
 }
@@ -67,14 +68,7 @@ fn not_here(what: &str) -> ApiError {
 }
 
 impl AppState {
-    pub fn inbox(&self) -> Result<&Mailbox<InboxWatcher>, ApiError> {
-        self.inbox
-            .as_ref()
-            .map(|(watcher, _)| watcher)
-            .ok_or_else(|| not_here("imports"))
-    }
-
-    /// The redb ledger, for imports and backups.
+    /// The redb ledger, for backups.
     pub fn redb_ledger(&self, what: &str) -> Result<&Mailbox<Ledger>, ApiError> {
         self.ledger.redb().ok_or_else(|| not_here(what))
     }

@@ -65,9 +65,6 @@ pub async fn upload(
     let Some(name) = name.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    // Before reading a byte: a backend without an inbox takes no upload.
-    state.inbox()?;
-
     let random: [u8; 12] = rand::random();
     let temp = state.uploads.join(format!(
         "{}.part",
@@ -107,7 +104,7 @@ pub async fn upload(
     }
 
     let work = match state
-        .inbox()?
+        .inbox
         .ask(AcceptUpload {
             temp_path: temp.clone(),
             file_name: name.clone(),
@@ -133,7 +130,7 @@ pub async fn upload(
             claim: None,
         })
         .await??;
-    state.inbox()?.ask(Enqueue { job: job.id }).await??;
+    state.inbox.ask(Enqueue { job: job.id }).await??;
     tracing::info!(job = job.id.0, bytes = received, dry_run, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/v1/imports/{}", job.id.0)))

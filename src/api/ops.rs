@@ -56,15 +56,10 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "The database reads and every actor answers", body = Object),
         (status = 503, description = "Not ready; `checks` says what failed", content_type = "application/problem+json", body = crate::error::Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // The inbox is ready when its watcher answers and its job runner runs.
     let inbox = async {
-        match &state.inbox {
-            // The inbox is ready when its watcher answers and its job runner runs.
-            Some((watcher, runner)) => {
-                let answer = tokio::time::timeout(READY_TIMEOUT, watcher.ask(Ping)).await;
-                Some(matches!(answer, Ok(Ok(Ok(())))) && runner.get())
-            }
-            None => None,
-        }
+        let answer = tokio::time::timeout(READY_TIMEOUT, state.inbox.ask(Ping)).await;
+        matches!(answer, Ok(Ok(Ok(())))) && state.inbox_runner.get()
     };
     let (catalog, users, ledger, inbox) = tokio::join!(
         tokio::time::timeout(READY_TIMEOUT, state.catalog.ask(Ping)),
@@ -73,10 +68,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         inbox,
     );
     let ok = |r: Result<Result<Result<(), _>, _>, _>| matches!(r, Ok(Ok(Ok(()))));
-    let mut checks = json!({"catalog": ok(catalog), "users": ok(users), "ledger": ok(ledger)});
-    if let Some(inbox) = inbox {
-        checks["inbox"] = json!(inbox);
-    }
+    let checks =
+        json!({"catalog": ok(catalog), "users": ok(users), "ledger": ok(ledger), "inbox": inbox});
     if checks
         .as_object()
         .is_some_and(|c| c.values().all(|v| v == true))
@@ -95,7 +88,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ("catalog", state.catalog.depth()),
         ("users", state.users.depth()),
         ("ledger", state.ledger.depth()),
-        ("inbox", state.inbox().map_or(0, |m| m.depth())),
+        ("inbox", state.inbox.depth()),
     ] {
         m.mailbox_depth
             .get_or_create(&ActorLabels { actor })
