@@ -15,10 +15,13 @@ use orderflow_actors::events::EventType;
 use orderflow_actors::events::RowEvents;
 use orderflow_actors::events::reader::ListEvents;
 use orderflow_actors::events::{Event, TypeFilter};
+use orderflow_actors::inbox::jobs::{JobRow, Origin, new_job};
+use orderflow_actors::inbox::load::{Batch, Piece, Unit};
 use orderflow_actors::ledger::book::{Caller, CheckoutError, OrderRequest, Source};
-use orderflow_actors::pg::ledger::{PgLedger, Settings};
+use orderflow_actors::pg::ledger::{JobAnswer, JobCommand, PgLedger, Settings};
 use orderflow_actors::pg::schema::{self, MigrateError, SCHEMA_VERSION};
 use orderflow_actors::pg::{self, events::list};
+use orderflow_actors::store::{StoreError, codec};
 use support::pg::database;
 
 const NODES: usize = 3;
@@ -441,4 +444,94 @@ async fn purges_forget_old_keys_and_events_and_the_feed_says_expired_before_them
     let empty = list(&client, all(None)).await.unwrap();
     assert!(empty.items.is_empty());
     assert!(list(&client, all(Some(2))).await.is_err());
+}
+
+/// A products batch of `names`, as the loader cuts it.
+fn products_batch(names: &[&str]) -> Batch {
+    Batch {
+        pieces: names
+            .iter()
+            .map(|n| Piece {
+                unit: Unit::Product {
+                    sku: sku(n),
+                    draft: ProductDraft {
+                        name: ProductName::parse(&format!("Imported {n}")).unwrap(),
+                        category: Category::uncategorized(),
+                        description: None,
+                        price: Cents::new(100).unwrap(),
+                    },
+                    stock: Some(StockLevel::new(5).unwrap()),
+                },
+                records: 1,
+                failed_ref_after: None,
+            })
+            .collect(),
+        bytes_read: 0,
+    }
+}
+
+fn loaded(answer: Result<JobAnswer, StoreError>) -> Result<u64, StoreError> {
+    match answer? {
+        JobAnswer::Loaded(applied) => Ok(applied.loaded),
+        other => panic!("a load answered {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_lease_on_a_job_writes_nothing_more_for_it() {
+    let db = database().await;
+    let nodes = nodes(&db.url, 64).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let created = a
+        .job(JobCommand::Create {
+            new: new_job(
+                std::path::Path::new("/inbox/.work/x-products_a.csv"),
+                "products_a.csv".into(),
+                Origin::Inbox,
+                None,
+                false,
+            ),
+            claim: None,
+        })
+        .await
+        .unwrap();
+    let JobAnswer::Created(job) = created else {
+        panic!("{created:?}")
+    };
+    let load = |node: &PgLedger, names: &[&str]| {
+        node.job(JobCommand::Load {
+            id: job.id,
+            batch: products_batch(names),
+            dry_run: false,
+        })
+    };
+    // The holder loads; another node is refused, and writes nothing.
+    assert_eq!(loaded(load(a, &["L1", "L2"]).await).unwrap(), 2);
+    let refused = loaded(load(b, &["L3"]).await).unwrap_err();
+    assert!(
+        matches!(refused, StoreError::LeaseLost(id) if id == job.id.0),
+        "{refused}"
+    );
+    // Another node takes the job over (its lease ran out): the old holder is
+    // fenced off, the new one goes on from the committed position.
+    let client = pg::connect(&db.url).await.unwrap();
+    client
+        .execute("UPDATE jobs SET lease_node = 'test-node-1'", &[])
+        .await
+        .unwrap();
+    let refused = loaded(load(a, &["L4"]).await).unwrap_err();
+    assert!(matches!(refused, StoreError::LeaseLost(_)), "{refused}");
+    assert_eq!(loaded(load(b, &["L5"]).await).unwrap(), 1);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM products").await,
+        3,
+        "L1, L2 and L5; nothing of the refused batches"
+    );
+    let rows_read: Vec<u8> = client
+        .query_one("SELECT record FROM jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let row: JobRow = codec::decode(&rows_read).unwrap();
+    assert_eq!((row.rows_read, row.rows_loaded), (3, 3));
 }
