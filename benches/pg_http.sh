@@ -10,7 +10,9 @@
 #   - checkout, three nodes on one database: three goose drivers at once, one per
 #     node, USERS/3 clients each (all on this machine's cores);
 #   - GET /api/v1/products/{sku}: the PostgreSQL node vs a redb node with the same
-#     catalog (wrk, 3 alternating rounds of 5 s).
+#     catalog (wrk, 3 alternating rounds of 5 s);
+#   - products ingest (INGEST_ROWS rows dropped into the inbox): the PostgreSQL
+#     node vs the redb node, one after the other.
 # PostgreSQL runs as a primary with a synchronous standby (.ci/services/postgres.sh).
 # Not a CI step (timings). `BACKEND=postgres bash benches/run.sh` runs this.
 #
@@ -18,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECS=${SECS:-20}; USERS=${USERS:-64}
+SECS=${SECS:-20}; USERS=${USERS:-64}; INGEST_ROWS=${INGEST_ROWS:-200000}
 OUT=$ROOT/target/bench-report/postgres
 rm -rf "$OUT"; mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -109,6 +111,14 @@ VERIFY=$(curl -fsS -H "Authorization: Bearer $(curl -fsS -H 'content-type: appli
   -d "{\"username\":\"admin\",\"password\":\"$ORDERFLOW_ADMIN_PASSWORD\"}" "${NODES[1]}/api/v1/auth/login" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')" "${NODES[1]}/api/v1/admin/ledger/verify")
 
+kill "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+echo "== products ingest, $INGEST_ROWS rows into an empty catalog: PostgreSQL node, then redb node"
+"${PSQL[@]}" -c "CREATE DATABASE ingest"
+start ingest-pg --postgres "$(db_url ingest)"
+"$BIN/loadgen" ingest --label pg-ingest --host "$URL" --rows "$INGEST_ROWS" --inbox "$WORK/ingest-pg/inbox" --report-dir "$OUT"
+start ingest-redb
+"$BIN/loadgen" ingest --label redb-ingest --host "$URL" --rows "$INGEST_ROWS" --inbox "$WORK/ingest-redb/inbox" --report-dir "$OUT"
+
 python3 - "$WORK/get.jsonl" "$ONE" "$TPS" "$THREE" "$VERIFY" "$USERS" "$OUT" <<'PY'
 import json, os, statistics, sys
 get_file, one, tps, three, verify, users, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
@@ -116,12 +126,17 @@ rows = [json.loads(l) for l in open(get_file)]
 rps = lambda side: statistics.median(r["r"]["requests"] / r["r"]["seconds"] for r in rows if r["side"] == side)
 errors = sum(r["r"]["errors"] for r in rows)
 pg, redb = rps("postgres"), rps("redb")
+ingest = {side: json.load(open(os.path.join(out, f"{side}-ingest.json"))) for side in ("pg", "redb")}
+pg_rows, redb_rows = (ingest[s]["rows_per_second_drop_to_done"] for s in ("pg", "redb"))
 summary = {"checkout_1_node": one, "pgbench_tps": tps, "ratio_vs_pgbench": round(one / tps, 2),
            "checkout_3_nodes": three, "ratio_3_vs_1": round(three / one, 2),
            "get_postgres_rps": round(pg), "get_redb_rps": round(redb), "get_ratio": round(pg / redb, 2),
-           "get_errors": errors, "verify_problems_after_3_nodes": len(verify["problems"])}
+           "get_errors": errors, "verify_problems_after_3_nodes": len(verify["problems"]),
+           "ingest_rows": ingest["pg"]["rows"], "ingest_postgres_rows_per_s": round(pg_rows),
+           "ingest_redb_rows_per_s": round(redb_rows), "ingest_ratio": round(pg_rows / redb_rows, 2)}
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(f"| checkout over HTTP, 1 node on PostgreSQL, {users} clients | **{one:,.0f} durable orders/s** vs pgbench {tps:,.0f} tps = **{one/tps:.1f}x** | >= 3x |")
 print(f"| checkout, 3 nodes on one database | {three:,.0f} orders/s = **{three/one:.2f}x** of one node (verify: {len(verify['problems'])} problems) | |")
 print(f"| GET /api/v1/products/{{sku}} | PostgreSQL {pg:,.0f} req/s vs redb {redb:,.0f} req/s = **{pg/redb:.2f}x** ({errors} errors) | |")
+print(f"| products ingest, {ingest['pg']['rows']:,} rows dropped in the inbox | PostgreSQL {pg_rows:,.0f} rows/s vs redb {redb_rows:,.0f} rows/s = **{pg_rows/redb_rows:.2f}x** | |")
 PY
