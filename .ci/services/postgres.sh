@@ -8,11 +8,13 @@
 #       prints the lines to eval: ORDERFLOW_TEST_PG_URL (both hosts,
 #       target_session_attrs=read-write), ORDERFLOW_TEST_PG_PRIMARY, ..._STANDBY
 #   bash .ci/services/postgres.sh stop DIR
+#   bash .ci/services/postgres.sh kill-primary DIR   # the primary dies (-m immediate)
+#   bash .ci/services/postgres.sh promote DIR        # the standby becomes the primary
 #
 # The standby is made synchronous (synchronous_standby_names) only once it streams:
 # before that, every commit on the primary would wait for it.
 set -euo pipefail
-CMD=${1:?usage: postgres.sh start|stop DIR [PRIMARY_PORT] [STANDBY_PORT]}
+CMD=${1:?usage: postgres.sh start|stop|kill-primary|promote DIR [PRIMARY_PORT] [STANDBY_PORT]}
 DIR=$(realpath -m "${2:?usage: postgres.sh start|stop DIR}")
 P1=${3:-55432}; P2=${4:-55433}
 BIN=/usr/lib/postgresql/15/bin
@@ -23,6 +25,14 @@ stop)
   for node in standby primary; do
     [ -f "$DIR/$node/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$DIR/$node" -m fast -w stop >/dev/null || true
   done
+  exit 0
+  ;;
+kill-primary)
+  as_pg "$BIN/pg_ctl" -D "$DIR/primary" -m immediate -w stop >/dev/null
+  exit 0
+  ;;
+promote)
+  as_pg "$BIN/pg_ctl" -D "$DIR/standby" -w promote >/dev/null
   exit 0
   ;;
 start) ;;

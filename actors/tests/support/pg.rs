@@ -23,7 +23,7 @@ impl Drop for Server {
         let _ = Command::new("bash")
             .arg(script())
             .arg("stop")
-            .arg(self.dir.path())
+            .arg(self.dir.path().join("pg"))
             .status();
     }
 }
@@ -45,6 +45,67 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A primary and a synchronous standby of a test's own (a failover test kills
+/// the primary and promotes the standby, so it cannot share the run's server).
+#[allow(dead_code)] // only the failover tests use it
+pub struct Cluster {
+    /// Both hosts, `target_session_attrs=read-write`: whichever is the primary.
+    pub url: String,
+    /// The standby alone (the primary once promoted).
+    pub standby_url: String,
+    server: Server,
+}
+
+#[allow(dead_code)] // only the failover tests use it
+impl Cluster {
+    pub fn start() -> Self {
+        let (url, server) = start_server();
+        let standby_url = url
+            .split_once("://")
+            .and_then(|(scheme, rest)| {
+                let (hosts, path) = rest.split_once('/')?;
+                let (user, hosts) = hosts.split_once('@')?;
+                let standby = hosts.split(',').nth(1)?;
+                let path = path.split('?').next()?;
+                Some(format!("{scheme}://{user}@{standby}/{path}"))
+            })
+            .expect("the URL names two hosts");
+        Self {
+            url,
+            standby_url,
+            server,
+        }
+    }
+
+    /// The cluster's own database, for nodes (the cluster outlives them).
+    pub fn database(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            _server: None,
+        }
+    }
+
+    fn run(&self, command: &str) {
+        let status = Command::new("bash")
+            .arg(script())
+            .arg(command)
+            .arg(self.server.dir.path().join("pg"))
+            .status()
+            .expect("run .ci/services/postgres.sh");
+        assert!(status.success(), "postgres.sh {command} failed");
+    }
+
+    /// The primary dies at once (`pg_ctl -m immediate stop`).
+    pub fn kill_primary(&self) {
+        self.run("kill-primary");
+    }
+
+    /// The standby becomes the primary (`pg_ctl promote`).
+    pub fn promote(&self) {
+        self.run("promote");
+    }
 }
 
 fn start_server() -> (String, Server) {
