@@ -535,3 +535,119 @@ async fn a_node_that_lost_its_lease_on_a_job_writes_nothing_more_for_it() {
     let row: JobRow = codec::decode(&rows_read).unwrap();
     assert_eq!((row.rows_read, row.rows_loaded), (3, 3));
 }
+
+/// A TCP proxy to PostgreSQL that, once armed, passes a transaction's `COMMIT` on
+/// and then cuts the connection before the server's answer comes back: the
+/// commit happens, the client never hears of it.
+async fn commit_cutting_proxy(
+    upstream: u16,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let armed = Arc::new(AtomicBool::new(false));
+    let arm = Arc::clone(&armed);
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                .await
+                .unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let cut = Arc::new(AtomicBool::new(false));
+            let (cut_up, armed) = (Arc::clone(&cut), Arc::clone(&arm));
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+                    if commit && armed.swap(false, Ordering::AcqRel) {
+                        cut_up.store(true, Ordering::Release);
+                    }
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    if cut_up.load(Ordering::Acquire) {
+                        // Let the server take the COMMIT, then drop both sides.
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        return;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if cut.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, armed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_unknown_and_a_keyed_retry_returns_its_order() {
+    let db = database().await;
+    let client = migrated(&db.url).await;
+    let primary: i32 = client
+        .query_one("SELECT inet_server_port()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let name: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let (port, armed) = commit_cutting_proxy(u16::try_from(primary).unwrap()).await;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{name}");
+    let node = PgLedger::start(
+        pg::connect(&url).await.unwrap(),
+        Settings {
+            currency: Currency::EUR,
+            batch_max: 64,
+            row_events: RowEvents::Summary,
+            telemetry: Default::default(),
+            reconnect: Some(url.clone()),
+            node: "cut".into(),
+        },
+    );
+    stock_product(&node, "U1", 10).await;
+
+    armed.store(true, std::sync::atomic::Ordering::Release);
+    let first = node.place_order(order(1, "U1", Some("unknown-1"))).await;
+    assert!(
+        matches!(
+            first,
+            Err(CheckoutError::Store(StoreError::OutcomeUnknown(_)))
+        ),
+        "a commit whose answer was lost is neither done nor failed: {first:?}"
+    );
+    // The retry with the same key (the ledger connects again by itself) finds
+    // the order the lost commit made.
+    let retry = node
+        .place_order(order(1, "U1", Some("unknown-1")))
+        .await
+        .unwrap();
+    assert!(retry.replayed, "the first attempt had committed");
+    assert_eq!(count(&client, "SELECT count(*) FROM orders").await, 1);
+    assert_eq!(
+        count(&client, "SELECT units::int8 FROM stock WHERE sku = 'U1'").await,
+        9
+    );
+}

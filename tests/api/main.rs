@@ -12,6 +12,7 @@
 //! - `products`  — catalog reads and admin writes
 //! - `webhooks`  — SSRF guard, signed deliveries, retries, disable and resume
 //! - `errors`    — problem+json for every kind of bad request
+//! - `failover`  — three nodes while the PostgreSQL primary dies and the standby is promoted
 //! - `hardening` — regressions: hostile files and clients that once broke things
 //! - `operations` — metrics, readiness, header limits, overload
 //! - `orders`    — checkout, races, idempotency, lifecycle
@@ -44,6 +45,7 @@ mod console;
 mod crash;
 mod errors;
 mod events;
+mod failover;
 mod hardening;
 mod hostile;
 mod inbox;

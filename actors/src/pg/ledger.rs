@@ -340,8 +340,33 @@ async fn commit_batch(
             for command in batch.drain(..) {
                 answer_one(command, Err(&e));
             }
+            if not_the_primary(&e) {
+                // The server is (or became) read-only or is shutting down: look for
+                // the primary now (`target_session_attrs=read-write` skips standbys).
+                if let Some(fresh) = reconnect(settings).await {
+                    *client = fresh;
+                }
+            }
         }
     }
+}
+
+/// An error that says this connection's server is not a primary that can take
+/// the ledger's writes (a standby, a demoted primary, a server shutting down).
+fn not_the_primary(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    let StoreError::Postgres(e) = e else {
+        return false;
+    };
+    e.code().is_some_and(|code| {
+        [
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code)
+    })
 }
 
 /// A new connection for the ledger, if it may and can have one.
