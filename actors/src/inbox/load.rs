@@ -313,6 +313,22 @@ impl Batch {
     }
 }
 
+impl Applied {
+    /// The job's step past this batch: its read position, counts and rejects.
+    pub fn step(&self) -> Step<'_> {
+        Step::BatchCommitted {
+            records: self.records,
+            loaded: self.loaded,
+            bytes_read: self.bytes_read,
+            rejects: &self.rejects,
+            failed_ref_after: self
+                .failed_ref_after
+                .as_ref()
+                .map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
 /// What applying a batch did.
 #[derive(Debug, Default, Clone)]
 pub struct Applied {
@@ -514,19 +530,7 @@ pub fn record_progress(
     job: JobId,
     applied: &Applied,
 ) -> Result<JobRow, StoreError> {
-    JobTables::open(tx.txn)?.advance(
-        job,
-        Step::BatchCommitted {
-            records: applied.records,
-            loaded: applied.loaded,
-            bytes_read: applied.bytes_read,
-            rejects: &applied.rejects,
-            failed_ref_after: applied
-                .failed_ref_after
-                .as_ref()
-                .map(|r| r.as_str().to_owned()),
-        },
-    )
+    JobTables::open(tx.txn)?.advance(job, applied.step())
 }
 
 /// The per-row product event of an import (`--import-events rows`), from the

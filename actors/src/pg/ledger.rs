@@ -351,6 +351,26 @@ async fn commit_batch(
     }
 }
 
+/// `n` new values of the sequence `sequence`, in one statement.
+async fn draw_ids(
+    tx: &tokio_postgres::Transaction<'_>,
+    sequence: &'static str,
+    n: i64,
+) -> Result<Vec<i64>, StoreError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(tx
+        .query(
+            &format!("SELECT nextval('{sequence}') FROM generate_series(1, $1::int8)"),
+            &[&n],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// An error that says this connection's server is not a primary that can take
 /// the ledger's writes (a standby, a demoted primary, a server shutting down).
 fn not_the_primary(e: &StoreError) -> bool {
@@ -515,31 +535,8 @@ async fn apply(
     }
     let mut jobs = StagedJobs::new(&settings.node);
     jobs.read(&tx, &needs.jobs, &needs.shas).await?;
-    let job_ids: Vec<i64> = if needs.new_jobs > 0 {
-        tx.query(
-            "SELECT nextval('job_ids') FROM generate_series(1, $1::int8)",
-            &[&needs.new_jobs],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    } else {
-        Vec::new()
-    };
-    let mut job_ids = job_ids.into_iter();
-    let ids: Vec<i64> = if needs.new_orders > 0 {
-        tx.query(
-            "SELECT nextval('order_ids') FROM generate_series(1, $1::int8)",
-            &[&needs.new_orders],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    } else {
-        Vec::new()
-    };
+    let mut job_ids = draw_ids(&tx, "job_ids", needs.new_jobs).await?.into_iter();
+    let ids = draw_ids(&tx, "order_ids", needs.new_orders).await?;
     let mut staged = Staged::new(settings.row_events, ids);
     if !needs.orders.is_empty() {
         let wanted: Vec<i64> = needs.orders.iter().copied().collect();
@@ -797,20 +794,7 @@ fn run_job(
                 id,
                 std::mem::take(batch),
             )?;
-            advance(
-                jobs,
-                id,
-                Step::BatchCommitted {
-                    records: applied.records,
-                    loaded: applied.loaded,
-                    bytes_read: applied.bytes_read,
-                    rejects: &applied.rejects,
-                    failed_ref_after: applied
-                        .failed_ref_after
-                        .as_ref()
-                        .map(|r| r.as_str().to_owned()),
-                },
-            )?;
+            advance(jobs, id, applied.step())?;
             Ok(JobAnswer::Loaded(applied))
         }
     }

@@ -346,18 +346,31 @@ impl Handler<Shutdown> for PgLedgerActor {
     }
 }
 
+/// Sends an import job's command to this node's ledger and takes the answer it
+/// expects (another kind of answer would be the ledger's bug).
+fn job_command<T: Send + 'static>(
+    ledger: &PgLedger,
+    command: JobCommand,
+    expected: fn(JobAnswer) -> Option<T>,
+) -> ResponseFuture<Result<T, StoreError>> {
+    let answer = ledger.job(command);
+    Box::pin(async move {
+        expected(answer.await?).ok_or_else(|| {
+            StoreError::Corrupt("the ledger answered a job command with another's answer".into())
+        })
+    })
+}
+
 impl Handler<CreateJob> for PgLedgerActor {
     type Result = ResponseFuture<Result<Job, StoreError>>;
     fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
-        let answer = self.ledger.job(JobCommand::Create {
+        let command = JobCommand::Create {
             new: msg.new,
             claim: msg.claim,
-        });
-        Box::pin(async move {
-            match answer.await? {
-                JobAnswer::Created(job) => Ok(job),
-                _ => Err(mismatched()),
-            }
+        };
+        job_command(&self.ledger, command, |a| match a {
+            JobAnswer::Created(job) => Some(job),
+            _ => None,
         })
     }
 }
@@ -365,15 +378,13 @@ impl Handler<CreateJob> for PgLedgerActor {
 impl Handler<AdvanceJob> for PgLedgerActor {
     type Result = ResponseFuture<Result<JobRow, StoreError>>;
     fn handle(&mut self, msg: AdvanceJob, _: &mut Self::Context) -> Self::Result {
-        let answer = self.ledger.job(JobCommand::Advance {
+        let command = JobCommand::Advance {
             id: msg.id,
             step: msg.step,
-        });
-        Box::pin(async move {
-            match answer.await? {
-                JobAnswer::Row(row) => Ok(row),
-                _ => Err(mismatched()),
-            }
+        };
+        job_command(&self.ledger, command, |a| match a {
+            JobAnswer::Row(row) => Some(row),
+            _ => None,
         })
     }
 }
@@ -381,12 +392,10 @@ impl Handler<AdvanceJob> for PgLedgerActor {
 impl Handler<SettleJob> for PgLedgerActor {
     type Result = ResponseFuture<Result<(), StoreError>>;
     fn handle(&mut self, msg: SettleJob, _: &mut Self::Context) -> Self::Result {
-        let answer = self.ledger.job(JobCommand::Settle { id: msg.id });
-        Box::pin(async move {
-            match answer.await? {
-                JobAnswer::Settled => Ok(()),
-                _ => Err(mismatched()),
-            }
+        let command = JobCommand::Settle { id: msg.id };
+        job_command(&self.ledger, command, |a| match a {
+            JobAnswer::Settled => Some(()),
+            _ => None,
         })
     }
 }
@@ -394,20 +403,14 @@ impl Handler<SettleJob> for PgLedgerActor {
 impl Handler<LoadBatch> for PgLedgerActor {
     type Result = ResponseFuture<Result<Applied, StoreError>>;
     fn handle(&mut self, msg: LoadBatch, _: &mut Self::Context) -> Self::Result {
-        let answer = self.ledger.job(JobCommand::Load {
+        let command = JobCommand::Load {
             id: msg.id,
             batch: msg.batch,
             dry_run: msg.dry_run,
-        });
-        Box::pin(async move {
-            match answer.await? {
-                JobAnswer::Loaded(applied) => Ok(applied),
-                _ => Err(mismatched()),
-            }
+        };
+        job_command(&self.ledger, command, |a| match a {
+            JobAnswer::Loaded(applied) => Some(applied),
+            _ => None,
         })
     }
-}
-
-fn mismatched() -> StoreError {
-    StoreError::Corrupt("the ledger answered a job command with another's answer".into())
 }
