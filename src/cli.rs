@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::init(&args.store.log, args.store.log_format)?;
             actix::System::new().block_on(async move {
                 let stop = shutdown_signal();
-                let app = Application::build(args).await?;
+                let app = Application::build(*args).await?;
                 app.run_until(stop).await
             })?;
             Ok(ExitCode::SUCCESS)

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use orderflow_actors::limits::{
     ACTOR_REPLY_TIMEOUT_MS, COMMIT_BATCH_DEFAULT, COMMIT_BATCH_MAX, EVENT_RETENTION_DAYS_DEFAULT,
     EVENT_RETENTION_DAYS_MAX, HTTP_SHUTDOWN_GRACE_SECS, LEDGER_INFLIGHT_MAX,
-    LEDGER_WRITE_TIMEOUT_MS, REFRESH_TTL_SECS_MAX, REGISTRATIONS_PER_CLIENT_DEFAULT,
-    WEBHOOK_CONCURRENCY_DEFAULT, WEBHOOK_RETRY_UNIT_MS_DEFAULT,
+    LEDGER_WRITE_TIMEOUT_MS, NATS_REPLICAS_MAX, REFRESH_TTL_SECS_MAX,
+    REGISTRATIONS_PER_CLIENT_DEFAULT, WEBHOOK_CONCURRENCY_DEFAULT, WEBHOOK_RETRY_UNIT_MS_DEFAULT,
 };
 
 #[derive(Debug, Parser)]
@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything: the HTTP API, the actors and the inbox watcher.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run files through the import pipeline once, without the server; exit 0 only if
     /// every file completed.
     Ingest(IngestArgs),
@@ -214,6 +214,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERFLOW_WEBHOOK_CONCURRENCY", default_value_t = WEBHOOK_CONCURRENCY_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub webhook_concurrency: u64,
+    /// Also publish every event to NATS JetStream: one or more server URLs,
+    /// comma-separated (stream ORDERFLOW_EVENTS, subjects orderflow.events.<type>).
+    #[arg(long, env = "ORDERFLOW_EVENTS_NATS")]
+    pub events_nats: Option<String>,
+    /// Copies of the ORDERFLOW_EVENTS stream when the relay creates it (1 to 5;
+    /// 3 on a three-server cluster).
+    #[arg(long, env = "ORDERFLOW_EVENTS_NATS_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=NATS_REPLICAS_MAX))]
+    pub events_nats_replicas: u64,
     /// The unit of the webhook retry schedule, in milliseconds: retries come after
     /// 1, 6, 24, 120, 360, 720 units, then every 2,160, for 51,840 units (the
     /// default 5,000 gives 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, every 3 h, 3 days).

@@ -24,6 +24,7 @@ use crate::auth::throttle::{LoginThrottle, RegisterThrottle};
 use crate::config::ServeArgs;
 use crate::control;
 use crate::metrics::Metrics;
+use crate::relay::Relay;
 use crate::services::{Backend, PgServices, Services, bootstrap_admin};
 use crate::state::AppState;
 use crate::webhooks::deliverer::{self, Deliverer};
@@ -33,9 +34,11 @@ pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
     backend: Backend,
-    /// The inbox (the embedded backend only, so far).
+    /// The inbox (shared between nodes on PostgreSQL).
     inbox: Inbox,
     deliverer: Deliverer,
+    /// `--events-nats`: the relay of events to NATS JetStream.
+    relay: Option<Relay>,
     /// `<data-dir>/control.sock` (see `control`); `None` when it could not be bound.
     control: Option<tokio::net::UnixListener>,
 }
@@ -91,6 +94,19 @@ impl Application {
             concurrency: usize::try_from(args.webhook_concurrency).unwrap_or(1),
             retry_unit: Duration::from_millis(args.webhook_retry_unit_ms),
         };
+
+        let relay = args.events_nats.clone().map(|url| Relay {
+            url,
+            replicas: usize::try_from(args.events_nats_replicas).unwrap_or(1),
+            events: backend.events(),
+            leader_lock: match &backend {
+                Backend::Redb(_) => None,
+                Backend::Postgres(s) => Some(s.url.clone()),
+            },
+            newest: backend.newest_event(),
+            currency: backend.currency(),
+            telemetry: backend.telemetry().clone(),
+        });
 
         let listener = TcpListener::bind(args.bind)
             .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -158,6 +174,7 @@ impl Application {
             backend,
             inbox,
             deliverer,
+            relay,
             control,
         })
     }
@@ -190,6 +207,10 @@ impl Application {
                 });
             });
         }
+        let stop_relay = Arc::new(Notify::new());
+        let relaying = self
+            .relay
+            .map(|relay| actix_web::rt::spawn(relay.run(Arc::clone(&stop_relay))));
         let stop_control = Rc::new(Notify::new());
         let control = match (self.control, self.backend.redb()) {
             (Some(listener), Some(services)) => Some(actix_web::rt::spawn(control::serve(
@@ -213,6 +234,11 @@ impl Application {
         // A delivery cut here is redone after the restart: its cursor had not moved.
         stop_deliveries.notify_one();
         let _ = deliveries.await;
+        if let Some(relaying) = relaying {
+            // What it did not publish yet, the next start publishes.
+            stop_relay.notify_one();
+            let _ = relaying.await;
+        }
         delivery_thread.stop();
         if let (Some(control), Some(services)) = (control, self.backend.redb()) {
             stop_control.notify_one();

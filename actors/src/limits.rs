@@ -288,6 +288,17 @@ pub const PG_POOL_CONNECTIONS_MAX: usize = 8;
 /// the delivering node dies.
 pub const WEBHOOK_LEADER_RETRY_MS: u64 = 1_000;
 
+/// Events the NATS relay reads from the outbox at a time (`--events-nats`).
+pub const NATS_RELAY_PAGE_MAX: usize = 256;
+
+/// How long the NATS relay waits before connecting again, and at most between two
+/// looks at the outbox when no commit woke it, in milliseconds.
+pub const NATS_RETRY_MS: u64 = 500;
+
+/// Copies of the `ORDERFLOW_EVENTS` stream at most (`--events-nats-replicas`;
+/// JetStream's own limit).
+pub const NATS_REPLICAS_MAX: u64 = 5;
+
 /// How long a node's lease on an import job or an inbox claim lasts without being
 /// renewed (PostgreSQL's shared inbox), in milliseconds: a node that dies loses its
 /// jobs to another node this long after its last renewal.

@@ -204,6 +204,22 @@ impl Event for WebhookLag {
     }
 }
 
+/// The NATS relay published events up to `seq`; `newest` is the newest committed.
+#[derive(Debug)]
+pub struct NatsRelayed {
+    pub seq: u64,
+    pub newest: u64,
+}
+
+impl Event for NatsRelayed {
+    fn emit(self, t: &Telemetry) {
+        t.nats_relay_lag_events
+            .set(i64::try_from(self.newest.saturating_sub(self.seq)).unwrap_or(i64::MAX));
+        t.nats_relayed_seq
+            .set(i64::try_from(self.seq).unwrap_or(i64::MAX));
+    }
+}
+
 /// Every domain metric, shared by the actors and the pipeline. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Telemetry(Arc<Metrics>);
@@ -222,6 +238,8 @@ pub struct Metrics {
     pub webhook_deliveries: Family<OutcomeLabel, Counter>,
     pub webhook_lag_events: Family<EndpointLabel, Gauge>,
     pub webhook_oldest_undelivered_seconds: Family<EndpointLabel, Gauge>,
+    pub nats_relay_lag_events: Gauge,
+    pub nats_relayed_seq: Gauge,
 }
 
 impl Default for Telemetry {
@@ -239,6 +257,8 @@ impl Default for Telemetry {
             webhook_deliveries: Family::default(),
             webhook_lag_events: Family::default(),
             webhook_oldest_undelivered_seconds: Family::default(),
+            nats_relay_lag_events: Gauge::default(),
+            nats_relayed_seq: Gauge::default(),
         }))
     }
 }
@@ -268,6 +288,16 @@ impl Telemetry {
             "webhook_oldest_undelivered_seconds",
             "Age of the oldest event a webhook endpoint has not received",
             m.webhook_oldest_undelivered_seconds.clone(),
+        );
+        registry.register(
+            "nats_relay_lag_events",
+            "Events committed but not yet in the NATS stream (on the relaying node)",
+            m.nats_relay_lag_events.clone(),
+        );
+        registry.register(
+            "nats_relayed_seq",
+            "Seq of the last event this node's relay put in the NATS stream",
+            m.nats_relayed_seq.clone(),
         );
         registry.register(
             "orders_placed",

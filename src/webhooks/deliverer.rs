@@ -24,12 +24,12 @@ use crate::api::json;
 use orderflow_actors::domain::{Currency, Timestamp};
 use orderflow_actors::events::{Event, EventsError, EventsReader, ListEvents, TypeFilter};
 use orderflow_actors::limits::{
-    WEBHOOK_ATTEMPT_TIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_LEADER_RETRY_MS,
-    WEBHOOK_POLL_MS, WEBHOOK_PREFETCH_EVENTS, WEBHOOK_RECORD_BATCH_MAX, WEBHOOK_RECORD_BATCH_MS,
+    WEBHOOK_ATTEMPT_TIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_POLL_MS,
+    WEBHOOK_PREFETCH_EVENTS, WEBHOOK_RECORD_BATCH_MAX, WEBHOOK_RECORD_BATCH_MS,
     WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS, WEBHOOK_RETRY_UNITS,
     WEBHOOK_RUN_EVENTS_MAX,
 };
-use orderflow_actors::pg::{self, events::PgEvents, webhooks::DELIVERY_LOCK, webhooks::PgWebhooks};
+use orderflow_actors::pg::{events::PgEvents, webhooks::DELIVERY_LOCK, webhooks::PgWebhooks};
 use orderflow_actors::room::Room;
 use orderflow_actors::telemetry::{Event as _, Telemetry, WebhookAttempted, WebhookLag};
 use orderflow_actors::webhooks::{
@@ -115,42 +115,11 @@ impl Deliverer {
     /// Delivers until `stop` fires; on PostgreSQL, only while this node holds the
     /// delivery lock (another node takes it over when this one's connection goes).
     pub async fn run(self, stop: Arc<Notify>) {
-        let Some(url) = self.leader_lock.clone() else {
-            return self.deliver(stop).await;
-        };
-        let retry = Duration::from_millis(WEBHOOK_LEADER_RETRY_MS);
-        loop {
-            let held = match pg::try_lock(&url, DELIVERY_LOCK).await {
-                Ok(held) => held,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhooks: the delivery lock is out of reach");
-                    None
-                }
-            };
-            let Some(held) = held else {
-                tokio::select! {
-                    () = stop.notified() => return,
-                    () = tokio::time::sleep(retry) => continue,
-                }
-            };
-            tracing::info!("webhooks: this node delivers");
-            let inner = Arc::new(Notify::new());
-            let run = self.clone().deliver(Arc::clone(&inner));
-            tokio::pin!(run);
-            tokio::select! {
-                () = &mut run => return,
-                () = stop.notified() => {
-                    inner.notify_one();
-                    run.await;
-                    return;
-                }
-                _ = held.lost => {
-                    tracing::warn!("webhooks: the delivery lock was lost; delivering stops here");
-                    inner.notify_one();
-                    run.await;
-                }
-            }
-        }
+        let lock = self.leader_lock.clone();
+        crate::leader::while_leading(lock, DELIVERY_LOCK, "webhooks", stop, move |inner| {
+            self.clone().deliver(inner)
+        })
+        .await;
     }
 
     /// Delivers until `stop` fires.

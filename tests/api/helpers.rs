@@ -76,6 +76,8 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
         catalog_threads: 2,
         shutdown_grace_secs: 5,
         webhook_allow_private: false,
+        events_nats: None,
+        events_nats_replicas: 1,
         webhook_concurrency: 16,
         webhook_retry_unit_ms: 5_000,
         postgres: None,
