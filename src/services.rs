@@ -192,6 +192,7 @@ impl PgServices {
         actix_web::rt::spawn(pg::follow_events(url.to_owned(), notify));
 
         let pool = pg::pool(url, PG_POOL_CONNECTIONS_MAX)?;
+        actix_web::rt::spawn(pg::follow_primary(&pool));
         let settings = pg::ledger::Settings {
             currency,
             batch_max: commit_batch_max.max(1),

@@ -279,6 +279,10 @@ pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;
 /// connection again (milliseconds).
 pub const PG_RECONNECT_DELAY_MS: u64 = 500;
 
+/// How often a node checks that its PostgreSQL pool still leads to the primary
+/// (a server that takes writes), in milliseconds.
+pub const PG_PRIMARY_CHECK_MS: u64 = 1_000;
+
 /// Connections in a node's PostgreSQL pool (its readers and account writes; the
 /// ledger and the events listener have one each besides).
 pub const PG_POOL_CONNECTIONS_MAX: usize = 8;

@@ -240,3 +240,78 @@ async fn three_nodes_survive_the_loss_of_the_primary_without_losing_an_acknowled
         one_failover(run).await;
     }
 }
+
+#[actix_web::test]
+async fn nodes_leave_a_primary_that_turned_read_only_for_the_promoted_standby() {
+    let cluster = Cluster::start();
+    let db = Arc::new(cluster.database());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(spawn_node(Some(Arc::clone(&db)), |_| {}).await);
+    }
+    nodes[0].create_product("FO-1", 100, STOCK).await;
+    let buyer = nodes[0].customer("ro-buyer").await.1;
+    for node in &nodes {
+        node.checkout(&buyer, json!([{"sku": "FO-1", "quantity": 1}]), None)
+            .await
+            .assert_status(201);
+    }
+    // The primary stops taking writes but keeps every connection open (as a
+    // demoted primary would), and the standby is promoted.
+    let old = orderflow_actors::pg::connect(&cluster.primary_url)
+        .await
+        .unwrap();
+    for statement in [
+        "ALTER SYSTEM SET default_transaction_read_only = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        old.batch_execute(statement).await.unwrap();
+    }
+    let cluster = Arc::new(cluster);
+    let c = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || c.promote())
+        .await
+        .unwrap();
+    let promoted = Instant::now();
+    // Every node takes checkouts (its ledger) and registrations (its pool) again,
+    // by itself, on the promoted standby.
+    for (n, node) in nodes.iter().enumerate() {
+        let mut i = 0;
+        loop {
+            i += 1;
+            let order = node
+                .checkout(&buyer, json!([{"sku": "FO-1", "quantity": 1}]), None)
+                .await;
+            let account = node.register(&format!("ro{n}x{i}")).await;
+            if order.status == 201 && account.status == 201 {
+                break;
+            }
+            for r in [&order, &account] {
+                assert!(
+                    [201, 503].contains(&r.status.as_u16()),
+                    "only 201 or 503 meanwhile: {} {}",
+                    r.status,
+                    r.body
+                );
+            }
+            assert!(
+                promoted.elapsed() < BACK_LIMIT,
+                "a node stayed on the read-only server: {} {} / {} {}",
+                order.status,
+                order.body,
+                account.status,
+                account.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let new = orderflow_actors::pg::connect(&cluster.standby_url)
+        .await
+        .unwrap();
+    let orders: i64 = new
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(orders >= 4, "the later orders are on the promoted standby");
+}

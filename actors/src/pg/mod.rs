@@ -108,6 +108,44 @@ pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError
     })
 }
 
+/// Keeps the pool on the primary: every [`PG_PRIMARY_CHECK_MS`] it asks one of its
+/// connections whether its server takes writes, and if not (a standby, or a
+/// demoted primary that kept its connections open) drops every idle connection,
+/// so the next ones are opened where `target_session_attrs=read-write` finds the
+/// primary. Closed connections the pool replaces by itself. Ends when the pool
+/// is gone (the node stopped).
+pub fn follow_primary(pool: &Pool) -> impl Future<Output = ()> + use<> {
+    use crate::limits::PG_PRIMARY_CHECK_MS;
+    let weak = pool.weak();
+    async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(PG_PRIMARY_CHECK_MS)).await;
+            let Some(pool) = weak.upgrade() else {
+                return;
+            };
+            let Ok(db) = client(&pool).await else {
+                continue;
+            };
+            let read_only = db
+                .query_one(
+                    "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
+                    &[],
+                )
+                .await
+                .is_ok_and(|r| r.get::<_, bool>(0));
+            if read_only {
+                // This connection leaves the pool for good, and so do the idle others.
+                drop(deadpool_postgres::Object::take(db));
+                let dropped = pool.retain(|_, _| false).removed.len() + 1;
+                tracing::warn!(
+                    connections = dropped,
+                    "the pool's server does not take writes; its connections were dropped"
+                );
+            }
+        }
+    }
+}
+
 /// Runs `make` on an arbiter (thread) of its own and answers what it made: what it
 /// spawns (a connection's task, an actor) lives on that thread.
 pub async fn on_own_thread<T, F, Fut>(make: F) -> Result<T, StoreError>

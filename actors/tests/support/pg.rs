@@ -55,6 +55,8 @@ pub struct Cluster {
     pub url: String,
     /// The standby alone (the primary once promoted).
     pub standby_url: String,
+    /// The first primary alone.
+    pub primary_url: String,
     server: Server,
 }
 
@@ -62,19 +64,21 @@ pub struct Cluster {
 impl Cluster {
     pub fn start() -> Self {
         let (url, server) = start_server();
-        let standby_url = url
-            .split_once("://")
-            .and_then(|(scheme, rest)| {
-                let (hosts, path) = rest.split_once('/')?;
-                let (user, hosts) = hosts.split_once('@')?;
-                let standby = hosts.split(',').nth(1)?;
-                let path = path.split('?').next()?;
-                Some(format!("{scheme}://{user}@{standby}/{path}"))
-            })
-            .expect("the URL names two hosts");
+        let host = |n: usize| {
+            url.split_once("://")
+                .and_then(|(scheme, rest)| {
+                    let (hosts, path) = rest.split_once('/')?;
+                    let (user, hosts) = hosts.split_once('@')?;
+                    let host = hosts.split(',').nth(n)?;
+                    let path = path.split('?').next()?;
+                    Some(format!("{scheme}://{user}@{host}/{path}"))
+                })
+                .expect("the URL names two hosts")
+        };
         Self {
+            standby_url: host(1),
+            primary_url: host(0),
             url,
-            standby_url,
             server,
         }
     }
