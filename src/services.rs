@@ -327,6 +327,16 @@ impl Backend {
     }
 
     /// The embedded store's actors, when this node runs on it.
+    /// Where work that one node at a time does (webhook deliveries, the NATS
+    /// relay) takes its lock: the database on PostgreSQL; `None` on redb, where a
+    /// node is alone.
+    pub fn leader_lock(&self) -> Option<String> {
+        match self {
+            Backend::Redb(_) => None,
+            Backend::Postgres(s) => Some(s.url.clone()),
+        }
+    }
+
     pub fn redb(&self) -> Option<&Services> {
         match self {
             Self::Redb(s) => Some(s),

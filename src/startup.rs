@@ -82,10 +82,7 @@ impl Application {
         let deliverer = Deliverer {
             webhooks: backend.webhooks(),
             events: backend.events(),
-            leader_lock: match &backend {
-                Backend::Redb(_) => None,
-                Backend::Postgres(s) => Some(s.url.clone()),
-            },
+            leader_lock: backend.leader_lock(),
             newest: backend.newest_event(),
             currency: backend.currency(),
             telemetry: backend.telemetry().clone(),
@@ -99,10 +96,7 @@ impl Application {
             url,
             replicas: usize::try_from(args.events_nats_replicas).unwrap_or(1),
             events: backend.events(),
-            leader_lock: match &backend {
-                Backend::Redb(_) => None,
-                Backend::Postgres(s) => Some(s.url.clone()),
-            },
+            leader_lock: backend.leader_lock(),
             newest: backend.newest_event(),
             currency: backend.currency(),
             telemetry: backend.telemetry().clone(),
