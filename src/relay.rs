@@ -167,10 +167,12 @@ impl Relay {
             }
             .emit(&self.telemetry);
             if page.items.is_empty() {
-                // Caught up: wait for the next commit (or look again in a while).
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(NATS_RETRY_MS), newest.changed())
-                        .await;
+                // Caught up: wait for the next commit, or look again in a while
+                // (also when the commit notices are gone, so this never spins).
+                let pause = Duration::from_millis(NATS_RETRY_MS);
+                if let Ok(Err(_)) = tokio::time::timeout(pause, newest.changed()).await {
+                    tokio::time::sleep(pause).await;
+                }
             }
         }
     }
