@@ -35,6 +35,7 @@ fn csv() -> Vec<u8> {
     let args = GenArgs {
         kind: GenKind::Products,
         count: ROWS,
+        first: 1,
         dirty: 1.0,
         seed: 1,
         format: GenFormat::Csv,

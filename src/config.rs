@@ -289,6 +289,11 @@ pub struct GenArgs {
     /// Rows to write.
     #[arg(long)]
     pub count: u64,
+    /// For products: the number of the first row, which names its SKU (`P-000001`
+    /// for 1). A file starting past an earlier file's last row adds new products to
+    /// the catalog that file loaded.
+    #[arg(long, default_value_t = 1)]
+    pub first: u64,
     /// Percentage of rows that are deliberately bad (every kind the pipeline rejects).
     #[arg(long, default_value_t = 0.0)]
     pub dirty: f64,

@@ -150,7 +150,8 @@ pub fn generate(args: &GenArgs, out: impl Write) -> io::Result<u64> {
             const COLUMNS: [&str; 6] = ["sku", "name", "category", "price", "stock", "description"];
             let mut w = Writer::start(out, args.format, &COLUMNS)?;
             let mut bad = 0usize;
-            for i in 1..=args.count {
+            let first = args.first.max(1);
+            for i in first..first.saturating_add(args.count) {
                 let name = format!(
                     "{} {} {}",
                     ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
@@ -259,6 +260,7 @@ mod tests {
         GenArgs {
             kind,
             count: 200,
+            first: 1,
             dirty,
             seed,
             format,
@@ -282,6 +284,20 @@ mod tests {
             run(&a),
             run(&args(GenKind::Products, GenFormat::Csv, 5.0, 8))
         );
+    }
+
+    #[test]
+    fn products_start_at_the_first_row_asked_for() {
+        let mut a = args(GenKind::Products, GenFormat::Csv, 0.0, 1);
+        a.count = 3;
+        a.first = 1_000_001;
+        let out = run(&a);
+        let skus: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        assert_eq!(skus, ["P-1000001", "P-1000002", "P-1000003"]);
     }
 
     #[test]

@@ -296,6 +296,7 @@ async fn ensure_catalog(
         &orderflow::config::GenArgs {
             kind: orderflow::config::GenKind::Products,
             count: args.products,
+            first: 1,
             dirty: 0.0,
             seed: 1,
             format: orderflow::config::GenFormat::Csv,
@@ -390,6 +391,7 @@ async fn ingest(args: &Args, client: &reqwest::Client, admin: &str) -> anyhow_fr
         &orderflow::config::GenArgs {
             kind: orderflow::config::GenKind::Products,
             count: args.rows,
+            first: 1,
             dirty: 1.0,
             seed: 11,
             format: orderflow::config::GenFormat::Csv,

@@ -1,0 +1,508 @@
+//! Model-based test of the catalog's listings: random imports (many upserts in one
+//! batch transaction, as the inbox loader writes them), API writes (create, replace,
+//! patch, archive) and restarts run against the real ledger and catalog actors and
+//! against a plain in-memory model. After every step, every query of the case —
+//! each sort, filters, page sizes, followed cursor by cursor to the end — must list
+//! exactly what the model lists, and the category counts must agree.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::Actor;
+use proptest::prelude::*;
+
+use orderflow_actors::catalog::{
+    Catalog, CatalogError, ListCategories, ListCursor, ListProducts, ProductDraft, ProductPatch,
+    ProductQuery, ProductSort,
+};
+use orderflow_actors::domain::{
+    Category, Cents, Currency, MovementKind, ProductName, Sku, StockLevel, Timestamp,
+};
+use orderflow_actors::ledger::book::Source;
+use orderflow_actors::ledger::{
+    self, ArchiveProduct, CreateProduct, Ledger, PatchProduct, ReplaceProduct, Transact,
+};
+use orderflow_actors::store::{Store, StoreError};
+use orderflow_actors::telemetry::Telemetry;
+
+const SKUS: usize = 10;
+const NAMES: [&str; 7] = [
+    "apple",
+    "Apple",
+    "banana",
+    "Cherry",
+    "cherry pie",
+    "date",
+    "Éclair",
+];
+const CATEGORIES: [&str; 3] = ["Tools", "toys", "Garden"];
+const PRICES: [u64; 5] = [100, 250, 250, 999, 5_000];
+
+fn sku(i: usize) -> Sku {
+    Sku::parse(&format!("P{i:02}")).unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fields {
+    name: usize,
+    category: usize,
+    price: u64,
+}
+
+impl Fields {
+    fn draft(&self) -> ProductDraft {
+        ProductDraft {
+            name: ProductName::parse(NAMES[self.name]).unwrap(),
+            category: Category::parse(CATEGORIES[self.category]).unwrap(),
+            description: None,
+            price: Cents::new(i64::try_from(self.price).unwrap()).unwrap(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Upserts in one transaction, in order (a SKU may come twice).
+    Import(Vec<(usize, Fields, Option<u64>)>),
+    Create(usize, Fields, Option<u64>),
+    Replace(usize, Fields, Option<u64>),
+    Patch {
+        sku: usize,
+        name: Option<usize>,
+        category: Option<usize>,
+        price: Option<u64>,
+    },
+    Archive(usize),
+    Reopen,
+}
+
+fn fields() -> impl Strategy<Value = Fields> {
+    (
+        0..NAMES.len(),
+        0..CATEGORIES.len(),
+        prop::sample::select(PRICES.to_vec()),
+    )
+        .prop_map(|(name, category, price)| Fields {
+            name,
+            category,
+            price,
+        })
+}
+
+fn stock() -> impl Strategy<Value = Option<u64>> {
+    prop::option::of(prop::sample::select(vec![0u64, 1, 5, 40]))
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => prop::collection::vec((0..SKUS, fields(), stock()), 1..12).prop_map(Step::Import),
+        2 => (0..SKUS, fields(), stock()).prop_map(|(s, f, st)| Step::Create(s, f, st)),
+        2 => (0..SKUS, fields(), stock()).prop_map(|(s, f, st)| Step::Replace(s, f, st)),
+        2 => (
+            0..SKUS,
+            prop::option::of(0..NAMES.len()),
+            prop::option::of(0..CATEGORIES.len()),
+            prop::option::of(prop::sample::select(PRICES.to_vec())),
+        )
+            .prop_map(|(sku, name, category, price)| Step::Patch { sku, name, category, price }),
+        2 => (0..SKUS).prop_map(Step::Archive),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+fn query() -> impl Strategy<Value = ProductQuery> {
+    (
+        prop::sample::select(vec![
+            ProductSort::Sku,
+            ProductSort::PriceAsc,
+            ProductSort::PriceDesc,
+            ProductSort::Name,
+        ]),
+        1usize..5,
+        prop::option::of(0..CATEGORIES.len()),
+        prop::option::of(prop::sample::select(vec!["an", "pie", "ch", "a", "é"])),
+        prop::option::of(prop::sample::select(PRICES.to_vec())),
+        prop::option::of(prop::sample::select(PRICES.to_vec())),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(vec![0u64, 5])),
+    )
+        .prop_map(
+            |(sort, limit, category, contains, min, max, in_stock, max_stock)| ProductQuery {
+                limit,
+                after: None,
+                category: category.map(|c| CATEGORIES[c].to_lowercase()),
+                name_contains: contains.map(str::to_owned),
+                min_price: min,
+                max_price: max,
+                in_stock,
+                max_stock,
+                sort,
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+struct ModelProduct {
+    fields: Fields,
+    archived: bool,
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    products: BTreeMap<usize, ModelProduct>,
+    stock: BTreeMap<usize, u64>,
+}
+
+/// A listed product as both sides show it.
+type Listed = (String, String, String, u64, u64);
+
+impl Model {
+    fn upsert(&mut self, sku: usize, fields: &Fields, stock: Option<u64>) {
+        self.products.insert(
+            sku,
+            ModelProduct {
+                fields: fields.clone(),
+                archived: false,
+            },
+        );
+        if let Some(level) = stock {
+            self.stock.insert(sku, level);
+        }
+    }
+
+    fn active(&mut self, sku: usize) -> Option<&mut ModelProduct> {
+        self.products.get_mut(&sku).filter(|p| !p.archived)
+    }
+
+    fn list(&self, q: &ProductQuery) -> Vec<Listed> {
+        let mut rows: Vec<Listed> = self
+            .products
+            .iter()
+            .filter(|(_, p)| !p.archived)
+            .map(|(s, p)| {
+                (
+                    sku(*s).as_str().to_owned(),
+                    NAMES[p.fields.name].to_owned(),
+                    CATEGORIES[p.fields.category].to_owned(),
+                    p.fields.price,
+                    self.stock.get(s).copied().unwrap_or(0),
+                )
+            })
+            .filter(|(_, name, category, price, stock)| {
+                q.category
+                    .as_ref()
+                    .is_none_or(|c| category.to_lowercase() == *c)
+                    && q.name_contains
+                        .as_ref()
+                        .is_none_or(|t| name.to_lowercase().contains(t.as_str()))
+                    && q.min_price.is_none_or(|m| *price >= m)
+                    && q.max_price.is_none_or(|m| *price <= m)
+                    && (!q.in_stock || *stock > 0)
+                    && q.max_stock.is_none_or(|m| *stock <= m)
+            })
+            .collect();
+        match q.sort {
+            ProductSort::Sku => rows.sort_by(|a, b| a.0.cmp(&b.0)),
+            ProductSort::PriceAsc => rows.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0))),
+            ProductSort::PriceDesc => rows.sort_by(|a, b| (b.3, &b.0).cmp(&(a.3, &a.0))),
+            ProductSort::Name => {
+                rows.sort_by(|a, b| (a.1.to_lowercase(), &a.0).cmp(&(b.1.to_lowercase(), &b.0)));
+            }
+        }
+        rows
+    }
+
+    fn categories(&self) -> Vec<(String, u64)> {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for p in self.products.values().filter(|p| !p.archived) {
+            *counts
+                .entry(CATEGORIES[p.fields.category].to_owned())
+                .or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+}
+
+struct Live {
+    store: Store,
+    catalog: actix::Addr<Catalog>,
+    ledger: actix::Addr<Ledger>,
+}
+
+impl Live {
+    fn start(dir: &std::path::Path) -> Self {
+        let store = Store::open(dir).unwrap();
+        Self {
+            catalog: Catalog::new(store.clone()).start(),
+            ledger: Ledger::new(store.clone(), Currency::EUR, 64, Telemetry::default()).start(),
+            store,
+        }
+    }
+
+    async fn stop(self) {
+        self.ledger.send(ledger::Shutdown).await.unwrap();
+        let Live {
+            store,
+            catalog,
+            ledger,
+        } = self;
+        drop((catalog, ledger));
+        for _ in 0..500 {
+            if store.handle_count() == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("actors did not release the store");
+    }
+
+    /// Every page of `query`, cursor after cursor.
+    async fn list(&self, query: &ProductQuery) -> Vec<Listed> {
+        let mut q = query.clone();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let page = self
+                .catalog
+                .send(ListProducts { query: q.clone() })
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(page.items.len() <= q.limit, "a page longer than its limit");
+            out.extend(page.items.into_iter().map(|p| {
+                (
+                    p.sku.as_str().to_owned(),
+                    p.row.name.as_str().to_owned(),
+                    p.row.category.as_str().to_owned(),
+                    p.row.price.get(),
+                    p.stock,
+                )
+            }));
+            match page.next {
+                Some(cursor) => q.after = Some(cursor),
+                None => return out,
+            }
+        }
+        panic!("more than 100 pages for at most {SKUS} products");
+    }
+
+    async fn categories(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .catalog
+                .send(ListCategories { after, limit: 2 })
+                .await
+                .unwrap()
+                .unwrap();
+            out.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return out,
+            }
+        }
+    }
+}
+
+fn level(units: u64) -> StockLevel {
+    StockLevel::new(i64::try_from(units).unwrap()).unwrap()
+}
+
+async fn apply(live: &Live, model: &mut Model, step: Step) {
+    match step {
+        Step::Import(rows) => {
+            for (s, f, st) in &rows {
+                model.upsert(*s, f, *st);
+            }
+            live.ledger
+                .send(Transact {
+                    work: Box::new(move |tx| {
+                        for (s, f, st) in rows {
+                            tx.catalog.upsert(&sku(s), f.draft(), tx.at)?;
+                            if let Some(units) = st {
+                                tx.book
+                                    .set_level(
+                                        &sku(s),
+                                        level(units),
+                                        MovementKind::Adjustment,
+                                        Source::Api,
+                                        Timestamp::now(),
+                                    )
+                                    .map_err(|e| StoreError::Aborted(e.to_string()))?;
+                            }
+                        }
+                        Ok(())
+                    }),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        Step::Create(s, f, st) => {
+            let expected_exists = model.products.contains_key(&s);
+            let answer = live
+                .ledger
+                .send(CreateProduct {
+                    sku: sku(s),
+                    draft: f.draft(),
+                    stock: st.map(level),
+                })
+                .await
+                .unwrap();
+            match answer {
+                Ok(_) => {
+                    assert!(!expected_exists, "created over an existing SKU");
+                    model.upsert(s, &f, st);
+                }
+                Err(CatalogError::Exists(_)) => assert!(expected_exists, "refused a new SKU"),
+                Err(e) => panic!("create: {e}"),
+            }
+        }
+        Step::Replace(s, f, st) => {
+            let created = live
+                .ledger
+                .send(ReplaceProduct {
+                    sku: sku(s),
+                    draft: f.draft(),
+                    stock: st.map(level),
+                })
+                .await
+                .unwrap()
+                .unwrap()
+                .1;
+            assert_eq!(created, !model.products.contains_key(&s));
+            model.upsert(s, &f, st);
+        }
+        Step::Patch {
+            sku: s,
+            name,
+            category,
+            price,
+        } => {
+            let answer = live
+                .ledger
+                .send(PatchProduct {
+                    sku: sku(s),
+                    patch: ProductPatch {
+                        name: name.map(|n| ProductName::parse(NAMES[n]).unwrap()),
+                        category: category.map(|c| Category::parse(CATEGORIES[c]).unwrap()),
+                        description: None,
+                        price: price.map(|p| Cents::new(i64::try_from(p).unwrap()).unwrap()),
+                    },
+                })
+                .await
+                .unwrap();
+            match (model.active(s), answer) {
+                (Some(p), Ok(_)) => {
+                    if let Some(n) = name {
+                        p.fields.name = n;
+                    }
+                    if let Some(c) = category {
+                        p.fields.category = c;
+                    }
+                    if let Some(pr) = price {
+                        p.fields.price = pr;
+                    }
+                }
+                (None, Err(CatalogError::NotFound(_))) => {}
+                (expected, answer) => panic!("patch: model {expected:?}, ledger {answer:?}"),
+            }
+        }
+        Step::Archive(s) => {
+            let answer = live
+                .ledger
+                .send(ArchiveProduct { sku: sku(s) })
+                .await
+                .unwrap();
+            match (model.active(s), answer) {
+                (Some(p), Ok(())) => p.archived = true,
+                (None, Err(CatalogError::NotFound(_))) => {}
+                (expected, answer) => panic!("archive: model {expected:?}, ledger {answer:?}"),
+            }
+        }
+        Step::Reopen => unreachable!("handled by the caller"),
+    }
+}
+
+fn run(steps: Vec<Step>, queries: Vec<ProductQuery>) {
+    actix::System::new().block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::default();
+        let mut live = Live::start(dir.path());
+        for (n, step) in steps.into_iter().enumerate() {
+            let described = format!("{step:?}");
+            if let Step::Reopen = step {
+                live.stop().await;
+                live = Live::start(dir.path());
+            } else {
+                apply(&live, &mut model, step).await;
+            }
+            for q in &queries {
+                assert_eq!(
+                    live.list(q).await,
+                    model.list(q),
+                    "step {n} ({described}), query {q:?}"
+                );
+            }
+            assert_eq!(
+                live.categories().await,
+                model.categories(),
+                "categories after step {n} ({described})"
+            );
+        }
+        live.stop().await;
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn listings_agree_with_the_model(
+        steps in prop::collection::vec(step(), 1..30),
+        queries in prop::collection::vec(query(), 4..10),
+    ) {
+        run(steps, queries);
+    }
+}
+
+/// A cursor of one sort is refused by another, on every pair of sorts.
+#[test]
+fn a_cursor_of_another_sort_is_refused() {
+    actix::System::new().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let live = Live::start(dir.path());
+        let cursors = [
+            (ProductSort::Sku, ListCursor::Sku("P00".into())),
+            (ProductSort::PriceAsc, ListCursor::Price(1, "P00".into())),
+            (
+                ProductSort::Name,
+                ListCursor::Name("a".into(), "P00".into()),
+            ),
+        ];
+        for (sort, _) in &cursors {
+            for (own, cursor) in &cursors {
+                let same = own == sort
+                    || matches!((own, sort), (ProductSort::PriceAsc, ProductSort::PriceDesc));
+                let answer = live
+                    .catalog
+                    .send(ListProducts {
+                        query: ProductQuery {
+                            limit: 3,
+                            after: Some(cursor.clone()),
+                            sort: *sort,
+                            ..ProductQuery::default()
+                        },
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    matches!(answer, Err(CatalogError::CursorMismatch)),
+                    !same,
+                    "sort {sort:?}, cursor {cursor:?}"
+                );
+            }
+        }
+        live.stop().await;
+    });
+}
