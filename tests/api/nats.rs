@@ -12,14 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_PASSWORD, ChildServer, blocking_call, blocking_login};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::pg::free_port;
 
 /// A GET's body as text (these tests run outside an async runtime).
 fn get_text(url: &str) -> Option<String> {

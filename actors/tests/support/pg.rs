@@ -39,7 +39,8 @@ fn script() -> PathBuf {
         .expect("the repository's .ci/services/postgres.sh")
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now, on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
