@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use orderflow_actors::apikeys::ApiKeys;
-use orderflow_actors::catalog::Catalog;
+use orderflow_actors::catalog::{Catalog, ProductCache};
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
 use orderflow_actors::events::{self, EventsReader, RowEvents};
 use orderflow_actors::ledger::{self, EventsConfig, Ledger};
@@ -49,6 +49,8 @@ pub struct Services {
     pub webhooks: Mailbox<Webhooks>,
     /// The newest committed event's seq, updated by the ledger after each commit.
     pub newest_event: watch::Receiver<u64>,
+    /// Recently read products' response bytes; the ledger forgets what it commits.
+    pub product_cache: ProductCache,
 }
 
 impl Services {
@@ -72,7 +74,9 @@ impl Services {
         let s = store.clone();
         let users = start_pool(1, move || UserStore::new(s.clone()));
         let (notify, newest_event) = watch::channel(events::reader::newest_seq(&store)?);
+        let product_cache = ProductCache::default();
         let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone())
+            .with_product_cache(product_cache.clone())
             .with_events(EventsConfig {
                 row_events: match pipeline.import_events {
                     ImportEvents::Summary => RowEvents::Summary,
@@ -106,6 +110,7 @@ impl Services {
             api_keys: Mailbox::pool(api_keys, "api_keys", API_KEYS_INFLIGHT_MAX, timeout),
             webhooks: Mailbox::pool(webhooks, "webhooks", WEBHOOKS_INFLIGHT_MAX, timeout),
             newest_event,
+            product_cache,
         })
     }
 
@@ -280,6 +285,16 @@ impl Backend {
         match self {
             Self::Redb(s) => &s.telemetry,
             Self::Postgres(s) => &s.telemetry,
+        }
+    }
+
+    /// The product read cache: on redb, where this node's ledger is the only
+    /// writer and forgets what it commits. On PostgreSQL other nodes write too,
+    /// so every read goes to the database.
+    pub fn product_cache(&self) -> Option<ProductCache> {
+        match self {
+            Self::Redb(s) => Some(s.product_cache.clone()),
+            Self::Postgres(_) => None,
         }
     }
 

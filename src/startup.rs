@@ -109,6 +109,7 @@ impl Application {
         let state = web::Data::new(AppState {
             openapi: api::openapi::spec(),
             catalog: backend.catalog(),
+            product_cache: backend.product_cache(),
             users: backend.users(),
             ledger: backend.ledger(),
             events: backend.events(),

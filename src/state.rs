@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use orderflow_actors::apikeys::ApiKeys;
-use orderflow_actors::catalog::Catalog;
+use orderflow_actors::catalog::{Catalog, ProductCache};
 use orderflow_actors::domain::Currency;
 use orderflow_actors::events::EventsReader;
 use orderflow_actors::inbox::watcher::{InboxWatcher, RunnerAlive};
@@ -37,6 +37,9 @@ pub struct AppState {
     /// The OpenAPI document, built once at start-up.
     pub openapi: &'static str,
     pub catalog: Room<Catalog, PgCatalog>,
+    /// Products' response bytes as last sent (redb only; see
+    /// `orderflow_actors::catalog::cache`).
+    pub product_cache: Option<ProductCache>,
     pub users: Room<UserStore, PgUsers>,
     pub ledger: Room<Ledger, PgLedgerActor>,
     pub events: Room<EventsReader, PgEvents>,

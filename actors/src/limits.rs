@@ -59,6 +59,12 @@ pub const PAGE_ITEMS_DEFAULT: usize = 50;
 /// bound is returned short, with a cursor to continue, so one request never scans
 /// the whole catalog.
 pub const LIST_SCAN_ROWS_MAX: usize = 20_000;
+/// Products whose response bytes the read cache keeps at most (about 0.5 KiB
+/// each: a few MiB). See `catalog::cache`.
+pub const PRODUCT_CACHE_ENTRIES_MAX: usize = 16_384;
+/// SKUs one commit may change before the read cache is emptied whole instead of
+/// SKU by SKU (an import batch changes thousands).
+pub const PRODUCT_CACHE_TOUCHED_MAX: usize = 1_024;
 
 /// Most messages waiting for or being handled by one actor; beyond it callers get 503.
 pub const CATALOG_INFLIGHT_MAX: usize = 4_096;

@@ -149,10 +149,32 @@ pub async fn get(
     sku: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let sku = path_sku(&sku)?;
+    // A hit is answered here, without the catalog's pool; a miss reads and keeps
+    // the bytes unless the ledger changed this product meanwhile (the stamp).
+    let stamp = match state.product_cache.as_ref().map(|c| c.get(&sku)) {
+        Some(Ok(bytes)) => return Ok(json_bytes(bytes)),
+        Some(Err(stamp)) => Some(stamp),
+        None => None,
+    };
     match state.catalog.ask(GetProduct { sku: sku.clone() }).await?? {
-        Some(p) => Ok(HttpResponse::Ok().json(json::product(&p, &state.currency))),
+        Some(p) => {
+            let bytes = web::Bytes::from(
+                serde_json::to_vec(&json::product(&p, &state.currency))
+                    .map_err(|e| ApiError::internal(format!("encoding a product: {e}")))?,
+            );
+            if let (Some(cache), Some(stamp)) = (&state.product_cache, stamp) {
+                cache.put(&sku, stamp, bytes.clone());
+            }
+            Ok(json_bytes(bytes))
+        }
         None => Err(ApiError::not_found(format!("no product with SKU {sku}"))),
     }
+}
+
+fn json_bytes(bytes: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(bytes)
 }
 
 #[utoipa::path(get, operation_id = "products_categories", path = "/api/v1/categories", tag = "catalog",

@@ -4,7 +4,9 @@
 //!   listing indexes and category counts in step with the rows;
 //! - [`query`]: reads on a snapshot (one product, filtered and sorted lists,
 //!   categories);
-//! - [`actor`]: the catalog actor, a pool of readers.
+//! - [`actor`]: the catalog actor, a pool of readers;
+//! - [`cache`]: recently read products' response bytes, forgotten by the
+//!   ledger's commits.
 //!
 //! Stock is not part of a product row: it belongs to the ledger, and a product is
 //! shown with the stock level read from the ledger's table in the same read
@@ -13,6 +15,7 @@
 //! the catalog itself never writes, and never imports the ledger.
 
 pub mod actor;
+pub mod cache;
 pub mod query;
 pub mod tables;
 
@@ -22,6 +25,7 @@ use crate::domain::{Category, Cents, Description, ProductName, Sku, Timestamp};
 use crate::store::{Record, StoreError};
 
 pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
+pub use cache::{ProductCache, Touched};
 pub use query::{list_products, read_product};
 pub use tables::{CatalogTables, Upsert};
 

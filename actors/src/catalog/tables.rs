@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+use super::cache::Touched;
 use super::{ProductDraft, ProductRow};
 use crate::domain::{ProductName, Sku, Timestamp};
 use crate::store::tables::{CATEGORIES, PRODUCTS, PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE};
@@ -27,6 +28,8 @@ pub struct CatalogTables<'txn> {
     /// (lower-case name, sku) → present after this transaction?
     name_changes: BTreeMap<(String, String), bool>,
     category_changes: BTreeMap<String, i64>,
+    /// SKUs whose row this transaction wrote (for the read cache).
+    touched: Touched,
 }
 
 /// What an upsert did.
@@ -47,6 +50,7 @@ impl<'txn> CatalogTables<'txn> {
             price_changes: BTreeMap::new(),
             name_changes: BTreeMap::new(),
             category_changes: BTreeMap::new(),
+            touched: Touched::default(),
         })
     }
 
@@ -79,6 +83,11 @@ impl<'txn> CatalogTables<'txn> {
         Ok(())
     }
 
+    /// The SKUs whose row was written so far, leaving none.
+    pub fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
+    }
+
     pub fn get(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError> {
         match self.products.get(sku.as_str())? {
             Some(v) => Ok(Some(codec::decode(v.value())?)),
@@ -103,6 +112,7 @@ impl<'txn> CatalogTables<'txn> {
     ) -> Result<Vec<u8>, StoreError> {
         let encoded = codec::encode(row);
         self.products.insert(sku.as_str(), encoded.as_slice())?;
+        self.touched.note(sku);
         if let Some(prev) = previous.filter(|p| !p.archived) {
             self.price_changes
                 .insert((prev.price.get(), sku.as_str().to_owned()), false);

@@ -48,6 +48,7 @@ use actix::prelude::*;
 use redb::ReadableDatabase;
 use tokio::sync::{oneshot, watch};
 
+use crate::catalog::ProductCache;
 use crate::domain::{
     Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId,
 };
@@ -110,6 +111,8 @@ pub struct Ledger {
     /// (user, key) of keyed checkouts queued but not yet committed: a second request
     /// with the same key meanwhile is "still in flight" (409).
     keys_in_flight: HashSet<(UserId, IdempotencyKey)>,
+    /// The catalog's read cache, whose entries each commit's changes make stale.
+    product_cache: ProductCache,
 }
 
 impl Ledger {
@@ -124,7 +127,16 @@ impl Ledger {
             queue: Vec::new(),
             flush_scheduled: false,
             keys_in_flight: HashSet::new(),
+            product_cache: ProductCache::default(),
         }
+    }
+
+    /// The ledger that, after each commit and before answering its writers,
+    /// forgets in `cache` every product whose row or stock the commit wrote (the
+    /// default: a cache of its own that nobody reads).
+    pub fn with_product_cache(mut self, cache: ProductCache) -> Self {
+        self.product_cache = cache;
+        self
     }
 
     /// The ledger with these event settings (the default: row events off, 30 days
@@ -177,39 +189,53 @@ impl Ledger {
 
     fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
         let txn = self.store.db().begin_write()?;
-        let (poisoned, newest) = tx::within(&txn, self.currency, self.events.row_events, |tx| {
-            let mut poisoned = false;
-            for work in batch {
-                if poisoned {
-                    // Nothing after a storage error is attempted; its caller is told
-                    // the batch was abandoned.
-                    responders.push(Box::new(|_| {}));
-                    continue;
-                }
-                // A command that panics must not take the ledger (and every later
-                // checkout) with it: the batch is abandoned as for a storage error,
-                // and that command's caller, whose reply went with it, is told the
-                // ledger did not answer.
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tx))) {
-                    Ok((respond, failed)) => {
-                        responders.push(respond);
-                        poisoned |= failed;
+        let (poisoned, newest, touched) =
+            tx::within(&txn, self.currency, self.events.row_events, |tx| {
+                let mut poisoned = false;
+                for work in batch {
+                    if poisoned {
+                        // Nothing after a storage error is attempted; its caller is told
+                        // the batch was abandoned.
+                        responders.push(Box::new(|_| {}));
+                        continue;
                     }
-                    Err(_) => {
-                        tracing::error!("a ledger command panicked; its batch is abandoned");
-                        poisoned = true;
+                    // A command that panics must not take the ledger (and every later
+                    // checkout) with it: the batch is abandoned as for a storage error,
+                    // and that command's caller, whose reply went with it, is told the
+                    // ledger did not answer.
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tx))) {
+                        Ok((respond, failed)) => {
+                            responders.push(respond);
+                            poisoned |= failed;
+                        }
+                        Err(_) => {
+                            tracing::error!("a ledger command panicked; its batch is abandoned");
+                            poisoned = true;
+                        }
                     }
                 }
-            }
-            ((poisoned, tx.book.rows.outbox.last_appended()), !poisoned)
-        })?;
+                let touched = tx
+                    .catalog
+                    .take_touched()
+                    .and(std::mem::take(&mut tx.book.rows.touched));
+                (
+                    (poisoned, tx.book.rows.outbox.last_appended(), touched),
+                    !poisoned,
+                )
+            })?;
         if poisoned {
             txn.abort()?;
             return Err(StoreError::Aborted(
                 "a command in the batch failed to write".into(),
             ));
         }
-        txn.commit()?;
+        let committed = txn.commit();
+        // Forgotten even when the commit reports an error: what it wrote may still
+        // have become visible, and forgetting is never wrong.
+        if !touched.is_empty() {
+            self.product_cache.forget(touched);
+        }
+        committed?;
         if let Some(seq) = newest {
             self.events.notify.send_replace(seq);
         }

@@ -11,6 +11,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::book::{IdempotencyRow, Level, MovementRow, OrderRow};
+use crate::catalog::cache::Touched;
 use crate::catalog::{CatalogTables, ProductRow};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, Outbox, RowEvents, Subject};
@@ -83,6 +84,8 @@ pub struct RedbRows<'txn> {
     order_refs: Table<'txn, &'static str, u64>,
     /// The events of this transaction's changes, written beside them.
     pub outbox: Outbox<'txn>,
+    /// SKUs whose stock level this transaction wrote (for the read cache).
+    pub touched: Touched,
 }
 
 impl<'txn> RedbRows<'txn> {
@@ -97,6 +100,7 @@ impl<'txn> RedbRows<'txn> {
             idempotency_expiry: txn.open_table(tables::IDEMPOTENCY_EXPIRY)?,
             order_refs: txn.open_table(tables::ORDER_REFS)?,
             outbox: Outbox::open(txn, row_events)?,
+            touched: Touched::default(),
         })
     }
 
@@ -120,6 +124,7 @@ impl LedgerRows for RedbRows<'_> {
         self.movements
             .insert((sku.as_str(), seq), codec::encode(row).as_slice())?;
         self.stock.insert(sku.as_str(), (row.stock_after, seq))?;
+        self.touched.note(sku);
         Ok(())
     }
 
