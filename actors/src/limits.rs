@@ -183,8 +183,11 @@ pub const REGISTRATION_HASHES_INFLIGHT_MAX: usize = 32;
 pub const JWT_LEEWAY_SECS: u64 = 5;
 /// Shortest `ORDERFLOW_JWT_SECRET`, in bytes.
 pub const JWT_SECRET_BYTES_MIN: usize = 32;
-/// Log lines buffered for the writer thread; beyond it lines are dropped, not queued.
-pub const LOG_LINES_BUFFERED_MAX: usize = 65_536;
+/// Bytes of log lines gathered for the writer thread; beyond it lines are dropped
+/// (and counted), not queued. About 20,000 access-log lines.
+pub const LOG_BUFFER_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// How often the writer thread writes the gathered log lines, in milliseconds.
+pub const LOG_FLUSH_INTERVAL_MS: u64 = 20;
 /// Threads that hash passwords (argon2id needs 19 MiB each while it runs).
 pub const PASSWORD_HASH_THREADS: usize = 2;
 /// Password hashes waiting for a thread; beyond it logins and registrations get 503.
