@@ -50,6 +50,8 @@ fn seed(store: &Store) {
             )
             .unwrap();
         }
+        // The listing indexes and category counts, as the service writes them.
+        catalog.flush().unwrap();
     }
     txn.commit().unwrap();
 }

@@ -10,6 +10,7 @@
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
+//! - `product_cache` — every acknowledged write shows in the next read of a hot product
 //! - `webhooks`  — SSRF guard, signed deliveries, retries, disable and resume
 //! - `errors`    — problem+json for every kind of bad request
 //! - `failover`  — three nodes while the PostgreSQL primary dies and the standby is promoted
@@ -55,6 +56,7 @@ mod nats;
 mod nodes;
 mod operations;
 mod orders;
+mod product_cache;
 mod products;
 mod shared_inbox;
 pub mod webhooks;
