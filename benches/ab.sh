@@ -8,6 +8,10 @@
 #   EXTRA_B="--webhook-allow-private" bash benches/ab.sh A B   # flags for B's server
 #   HOOK_B=1 bash benches/ab.sh A B   # B's checkout server has one webhook endpoint
 #                                     # (all events) on a local receiver
+#   WHAT=reads bash benches/ab.sh A B # instead: GET by SKU on both servers side by
+#                                     # side and the bare handler (wrk, rounds of
+#                                     # bare / A / B), then checkout with wrk on 8
+#                                     # hot SKUs (rounds of A / B)
 #
 # Prints one line per round and the medians; writes target/bench-report/ab.json.
 set -euo pipefail
@@ -15,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 A=${1:?usage: ab.sh REV_A REV_B}; B=${2:?usage: ab.sh REV_A REV_B}
 ROUNDS=${ROUNDS:-3}; SECS=${SECS:-15}; USERS=${USERS:-64}; INGEST_ROWS=${INGEST_ROWS:-1000000}
-EXTRA_A=${EXTRA_A:-}; EXTRA_B=${EXTRA_B:-}; HOOK_B=${HOOK_B:-}
+EXTRA_A=${EXTRA_A:-}; EXTRA_B=${EXTRA_B:-}; HOOK_B=${HOOK_B:-}; WHAT=${WHAT:-load}
 [ -n "$HOOK_B" ] && EXTRA_B="$EXTRA_B --webhook-allow-private"
 WORK=$(mktemp -d)
 cleanup() {
@@ -53,7 +57,45 @@ start() {  # $1 side, $2 name
 stop() { kill -TERM "$PID"; wait "$PID" || true; }
 
 : > "$WORK/ab.jsonl"
+if [ "$WHAT" = reads ]; then
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  login() { curl -fsS -X POST "$1/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"$2\",\"password\":\"$3\"}" | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])'; }
+  rate() {  # $1 side, $2 what; wrk's RESULT line on stdin
+    grep '^RESULT' | sed 's/^RESULT //' | python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'side':'$1','what':'$2','per_s':r['requests']/r['seconds'],'p99_ms':r['p99_ms'],'errors':r['errors']}))" >> "$WORK/ab.jsonl"
+  }
+  declare -A BASE TOKEN
+  HOT=WRK-1,WRK-2,WRK-3,WRK-4,WRK-5,WRK-6,WRK-7,WRK-8
+  for side in A B; do
+    start "$side" "reads-$side"
+    BASE[$side]=$URL
+    ADMIN=$(login "$URL" admin "$ORDERFLOW_ADMIN_PASSWORD")
+    for sku in P-000001 ${HOT//,/ }; do
+      curl -fsS -o /dev/null -X POST "$URL/api/v1/products" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+        -d "{\"sku\":\"$sku\",\"name\":\"Product $sku\",\"category\":\"Bench\",\"price_cents\":1999,\"stock\":1000000000}"
+    done
+    curl -fsS -o /dev/null -X POST "$URL/api/v1/auth/register" -H 'content-type: application/json' \
+      -d '{"username":"wrk-buyer","email":"wrk-buyer@example.com","password":"wrk-buyer-pw"}'
+    TOKEN[$side]=$(login "$URL" wrk-buyer wrk-buyer-pw)
+  done
+  curl -fsS "${BASE[B]}/api/v1/products/P-000001" > "$WORK/body.json"
+  "$CARGO_TARGET_DIR/release/baseline" --bind 127.0.0.1:18093 --body-file "$WORK/body.json" --workers 2 2>/dev/null &
+  sleep 0.5
+  for round in $(seq "$ROUNDS"); do
+    wrk -t1 -c"$USERS" -d5s -s benches/scripts/get.lua http://127.0.0.1:18093/product | rate bare get
+    for side in A B; do
+      wrk -t1 -c"$USERS" -d5s -s benches/scripts/get.lua "${BASE[$side]}/api/v1/products/P-000001" | rate "$side" get
+    done
+  done
+  for round in $(seq "$ROUNDS"); do
+    for side in A B; do
+      TOKEN=${TOKEN[$side]} HOT_SKUS=$HOT wrk -t1 -c"$USERS" -d5s -s benches/scripts/checkout.lua \
+        "${BASE[$side]}/api/v1/orders" | rate "$side" checkout-wrk
+    done
+  done
+fi
 for round in $(seq "$ROUNDS"); do
+  [ "$WHAT" = reads ] && break
   for side in A B; do
     start "$side" "co-$side-$round"
     if [ "$side" = B ] && [ -n "$HOOK_B" ]; then
@@ -82,13 +124,22 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 a, b, out = sys.argv[2], sys.argv[3], sys.argv[4]
 summary = {"a": a, "b": b, "rounds": rows}
-for what in ["checkout", "ingest"]:
+for what in ["checkout", "ingest", "get", "checkout-wrk"]:
     va = [r["per_s"] for r in rows if r["what"] == what and r["side"] == "A"]
     vb = [r["per_s"] for r in rows if r["what"] == what and r["side"] == "B"]
+    if not va:
+        continue
     ma, mb = statistics.median(va), statistics.median(vb)
     summary[what] = {"a": va, "b": vb, "median_a": ma, "median_b": mb, "ratio_b_to_a": round(mb / ma, 3)}
-    unit = "orders/s" if what == "checkout" else "rows/s"
+    unit = "rows/s" if what == "ingest" else "req/s" if what == "get" else "orders/s"
     print(f"{what}: A {', '.join(f'{v:,.0f}' for v in va)} | B {', '.join(f'{v:,.0f}' for v in vb)} {unit}; medians {ma:,.0f} vs {mb:,.0f} = {mb/ma:.3f}x")
+    bare = [r["per_s"] for r in rows if r["what"] == what and r["side"] == "bare"]
+    if bare:
+        # Each round's ratio to the bare handler measured just before it.
+        ratio = lambda side: statistics.median(x / y for x, y in zip([r["per_s"] for r in rows if r["what"] == what and r["side"] == side], bare))
+        summary[what]["bare"] = bare
+        summary[what]["ratio_to_bare_a"], summary[what]["ratio_to_bare_b"] = round(ratio("A"), 3), round(ratio("B"), 3)
+        print(f"{what}: bare handler {', '.join(f'{v:,.0f}' for v in bare)} req/s; median ratio to it A {ratio('A'):.2f}x, B {ratio('B'):.2f}x")
 errors = sum(r["errors"] for r in rows)
 print(f"errors: {errors}")
 json.dump(summary, open(out, "w"), indent=2)
