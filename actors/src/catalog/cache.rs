@@ -132,7 +132,7 @@ impl ProductCache {
         }
     }
 
-    /// Entries held now (for tests and the metric).
+    /// Entries held now.
     pub fn len(&self) -> usize {
         (0..SHARDS).map(|s| self.lock(s).entries.len()).sum()
     }
