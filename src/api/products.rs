@@ -151,9 +151,9 @@ pub async fn get(
     let sku = path_sku(&sku)?;
     // A hit is answered here, without the catalog's pool; a miss reads and keeps
     // the bytes unless the ledger changed this product meanwhile (the stamp).
-    let stamp = match state.product_cache.as_ref().map(|c| c.get(&sku)) {
-        Some(Ok(bytes)) => return Ok(json_bytes(bytes)),
-        Some(Err(stamp)) => Some(stamp),
+    let miss = match state.product_cache.as_ref().map(|c| (c, c.get(&sku))) {
+        Some((_, Ok(bytes))) => return Ok(json_bytes(bytes)),
+        Some((cache, Err(stamp))) => Some((cache, stamp)),
         None => None,
     };
     match state.catalog.ask(GetProduct { sku: sku.clone() }).await?? {
@@ -162,7 +162,7 @@ pub async fn get(
                 serde_json::to_vec(&json::product(&p, &state.currency))
                     .map_err(|e| ApiError::internal(format!("encoding a product: {e}")))?,
             );
-            if let (Some(cache), Some(stamp)) = (&state.product_cache, stamp) {
+            if let Some((cache, stamp)) = miss {
                 cache.put(&sku, stamp, bytes.clone());
             }
             Ok(json_bytes(bytes))
