@@ -140,15 +140,14 @@ pub async fn observe(
         .and_then(crate::api::routes::template)
         .unwrap_or("unmatched");
     let elapsed = started.elapsed();
-    tracing::info!(
-        parent: &span,
-        method = %method,
-        path = %res.request().path(),
-        route = %route,
-        status = status.as_u16(),
-        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        "request"
-    );
+    crate::logging::access(&crate::logging::Access {
+        request_id: &id,
+        method: method.as_str(),
+        path: res.request().path(),
+        route,
+        status: status.as_u16(),
+        latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+    });
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         let m = &state.metrics;
         let method = method_label(&method);

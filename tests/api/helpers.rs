@@ -504,7 +504,8 @@ impl ChildServer {
                 if !sent && let Some(at) = line.find("listening on http://") {
                     let addr: String = line[at + "listening on http://".len()..]
                         .chars()
-                        .take_while(|c| !c.is_whitespace())
+                        // A JSON log line ends the address with a quote.
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
                         .collect();
                     let _ = tx.send(addr);
                     sent = true;
