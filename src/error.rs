@@ -30,8 +30,21 @@ use orderflow_actors::webhooks::WebhookError;
 
 tokio::task_local! {
     /// The id of the request being served, set by the request-id middleware so that
-    /// problem bodies can repeat it.
+    /// problem bodies and log lines can repeat it.
     pub static REQUEST_ID: String;
+}
+
+/// The current request's id as a log field: `tracing::info!(request_id = %RequestId, ..)`.
+/// Written only when the line is (no per-request span to open and close); `-` outside
+/// a request.
+pub struct RequestId;
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        REQUEST_ID
+            .try_with(|id| f.write_str(id))
+            .unwrap_or_else(|_| f.write_str("-"))
+    }
 }
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -341,7 +354,7 @@ impl ApiError {
 
     /// 500. `cause` is logged, never shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        tracing::error!(request_id = %RequestId, error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -509,7 +522,7 @@ pub mod responses {
 
 impl From<AskError> for ApiError {
     fn from(e: AskError) -> Self {
-        tracing::warn!(error = %e, "actor unavailable");
+        tracing::warn!(request_id = %RequestId, error = %e, "actor unavailable");
         match e {
             AskError::Overloaded(_) => {
                 ApiError::unavailable("the service is at capacity; retry shortly")
@@ -529,20 +542,20 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Aborted(_) => {
-                tracing::error!(error = %e, "transaction abandoned");
+                tracing::error!(request_id = %RequestId, error = %e, "transaction abandoned");
                 ApiError::unavailable(
                     "the change could not be committed; nothing was written, retry",
                 )
             }
             StoreError::OutcomeUnknown(_) => {
-                tracing::error!(error = %e, "a commit's outcome is unknown");
+                tracing::error!(request_id = %RequestId, error = %e, "a commit's outcome is unknown");
                 ApiError::outcome_unknown()
             }
             StoreError::LeaseLost(_) => ApiError::unavailable(
                 "another node runs this import now; nothing was written, retry",
             ),
             StoreError::Postgres(_) => {
-                tracing::error!(error = %e, "PostgreSQL failed");
+                tracing::error!(request_id = %RequestId, error = %e, "PostgreSQL failed");
                 ApiError::unavailable("the database did not answer; retry shortly")
             }
             StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {

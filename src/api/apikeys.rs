@@ -165,7 +165,7 @@ pub async fn create(
             hash: key_hash(&key),
         })
         .await??;
-    tracing::info!(key = created.id.0, "API key created");
+    tracing::info!(request_id = %crate::error::RequestId, key = created.id.0, "API key created");
     Ok(HttpResponse::Created().json(NewApiKeyJson {
         id: created.id.0,
         name: created.row.name.as_str().to_owned(),
@@ -199,7 +199,7 @@ pub async fn revoke(
         .map(ApiKeyId)
         .map_err(|_| ApiError::not_found("no API key with that id"))?;
     state.api_keys.ask(RevokeApiKey { id }).await??;
-    tracing::info!(key = id.0, "API key revoked");
+    tracing::info!(request_id = %crate::error::RequestId, key = id.0, "API key revoked");
     Ok(HttpResponse::NoContent().finish())
 }
 

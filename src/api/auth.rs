@@ -129,7 +129,7 @@ pub async fn register(
             role: Role::Customer,
         })
         .await??;
-    tracing::info!(user = user.id.0, "user registered");
+    tracing::info!(request_id = %crate::error::RequestId, user = user.id.0, "user registered");
     Ok(HttpResponse::Created().json(json::user(&user)))
 }
 

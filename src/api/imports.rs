@@ -131,7 +131,7 @@ pub async fn upload(
         })
         .await??;
     state.inbox.ask(Enqueue { job: job.id }).await??;
-    tracing::info!(job = job.id.0, bytes = received, dry_run, "upload accepted");
+    tracing::info!(request_id = %crate::error::RequestId, job = job.id.0, bytes = received, dry_run, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/v1/imports/{}", job.id.0)))
         .json(json::UploadAccepted {

@@ -245,7 +245,7 @@ pub async fn create(
             cursor: *state.newest_event.borrow(),
         })
         .await??;
-    tracing::info!(endpoint = endpoint.id.0, url = %endpoint.row.url, "webhook endpoint registered");
+    tracing::info!(request_id = %crate::error::RequestId, endpoint = endpoint.id.0, url = %endpoint.row.url, "webhook endpoint registered");
     Ok(HttpResponse::Created().json(EndpointWithSecretJson {
         endpoint: shown(&endpoint),
         secret: sign::show_secret(&secret),

@@ -388,19 +388,28 @@ fn gen_is_deterministic_and_every_command_has_help() {
 
 /// One GET with a request id of our choosing, outside an async runtime.
 fn get_with_request_id(base: &str, path: &str, request_id: &str) -> u16 {
+    send_with_request_id(base, reqwest::Method::GET, path, None, request_id)
+}
+
+fn send_with_request_id(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    request_id: &str,
+) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{base}{path}"))
-            .header("x-request-id", request_id)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{base}{path}"))
+            .header("x-request-id", request_id);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap().status().as_u16()
     })
 }
 
@@ -483,4 +492,37 @@ fn every_request_has_one_access_line_in_the_chosen_format_and_the_filter_silence
     let log = log.lock().unwrap();
     assert!(log.iter().any(|l| l.ends_with("stopped")), "{log:?}");
     assert!(!log.iter().any(|l| l.contains("trace-quiet-1")), "{log:?}");
+}
+
+#[test]
+fn a_line_logged_while_a_request_is_served_carries_its_request_id() {
+    let data = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let register = |server: &ChildServer, name: &str, request_id: &str| {
+        send_with_request_id(
+            &server.base,
+            reqwest::Method::POST,
+            "/api/v1/auth/register",
+            Some(json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": "password-123",
+            })),
+            request_id,
+        )
+    };
+
+    let server = ChildServer::start(data.path(), inbox.path(), &[]);
+    assert_eq!(register(&server, "logged-text", "reg-text-1"), 201);
+    let line = log_line(&server, "user registered").expect("the registration line");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("request_id=reg-text-1"), "{line}");
+    assert!(server.terminate().success());
+
+    let server = ChildServer::start(data.path(), inbox.path(), &["--log-format", "json"]);
+    assert_eq!(register(&server, "logged-json", "reg-json-1"), 201);
+    let line = log_line(&server, "user registered").expect("the registration line");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["request_id"], "reg-json-1", "{line}");
+    assert!(server.terminate().success());
 }
