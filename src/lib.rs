@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod datagen;
 pub mod error;
+pub mod follow;
 pub mod leader;
 pub mod logging;
 pub mod metrics;

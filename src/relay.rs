@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use orderflow_actors::domain::Currency;
-use orderflow_actors::events::reader::{EventsError, ListEvents};
 use orderflow_actors::events::{EventsReader, TypeFilter};
 use orderflow_actors::limits::{NATS_RELAY_PAGE_MAX, NATS_RETRY_MS};
 use orderflow_actors::pg::events::PgEvents;
@@ -32,6 +31,7 @@ use orderflow_actors::telemetry::{Event as _, NatsRelayed, Telemetry};
 use tokio::sync::{Notify, watch};
 
 use crate::api::json;
+use crate::follow::{Next, next_after};
 use crate::leader::while_leading;
 
 /// The stream the relay publishes to.
@@ -116,27 +116,19 @@ impl Relay {
         tracing::info!(after = position, "events relay: publishing");
         let mut newest = self.newest.clone();
         loop {
-            let page = self
-                .events
-                .ask(ListEvents {
-                    after: Some(position),
-                    filter: TypeFilter::All,
-                    limit: NATS_RELAY_PAGE_MAX,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            let page = match page {
-                Ok(page) => page,
-                Err(EventsError::Expired { purged_through, .. }) => {
+            let next =
+                next_after(&self.events, position, TypeFilter::All, NATS_RELAY_PAGE_MAX).await?;
+            let page = match next {
+                Next::Page(page) => page,
+                Next::Purged { through } => {
                     tracing::warn!(
                         after = position,
-                        purged_through,
+                        purged_through = through,
                         "events relay: events were purged before they were relayed; going on after them"
                     );
-                    position = purged_through;
+                    position = through;
                     continue;
                 }
-                Err(e) => return Err(e.to_string()),
             };
             for event in &page.items {
                 let body = json::event(event, &self.currency)

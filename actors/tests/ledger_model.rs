@@ -12,7 +12,6 @@
 )]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 use actix::Actor;
 use proptest::prelude::*;
@@ -372,16 +371,9 @@ impl Live {
             client,
         } = self;
         drop((catalog, ledger, client));
-        let Some(store) = store else {
-            return;
-        };
-        for _ in 0..500 {
-            if store.handle_count() == 1 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if let Some(store) = store {
+            support::until_released(store).await;
         }
-        panic!("actors did not release the store");
     }
 
     fn request(op: &LedgerOp, orders: &[u64]) -> Request {

@@ -6,7 +6,6 @@
 //! exactly what the model lists, and the category counts must agree.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use actix::Actor;
 use proptest::prelude::*;
@@ -24,6 +23,9 @@ use orderflow_actors::ledger::{
 };
 use orderflow_actors::store::{Store, StoreError};
 use orderflow_actors::telemetry::Telemetry;
+
+#[allow(dead_code)] // this binary uses the store helpers, not PostgreSQL
+mod support;
 
 const SKUS: usize = 10;
 const NAMES: [&str; 7] = [
@@ -247,13 +249,7 @@ impl Live {
             ledger,
         } = self;
         drop((catalog, ledger));
-        for _ in 0..500 {
-            if store.handle_count() == 1 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        panic!("actors did not release the store");
+        support::until_released(store).await;
     }
 
     /// Every page of `query`, cursor after cursor.

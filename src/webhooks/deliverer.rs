@@ -21,8 +21,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 use super::guard::{self, GuardedResolver};
 use super::sign;
 use crate::api::json;
+use crate::follow::{Next, next_after};
 use orderflow_actors::domain::{Currency, Timestamp};
-use orderflow_actors::events::{Event, EventsError, EventsReader, ListEvents, TypeFilter};
+use orderflow_actors::events::{Event, EventsReader, TypeFilter};
 use orderflow_actors::limits::{
     WEBHOOK_ATTEMPT_TIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_POLL_MS,
     WEBHOOK_PREFETCH_EVENTS, WEBHOOK_RECORD_BATCH_MAX, WEBHOOK_RECORD_BATCH_MS,
@@ -229,26 +230,23 @@ impl Deliverer {
         while sent < WEBHOOK_RUN_EVENTS_MAX {
             // The reader scans for the events the endpoint wants (bounded), and
             // decodes only those in full.
-            let page = self
-                .events
-                .ask(ListEvents {
-                    after: Some(endpoint.row.cursor),
-                    filter: TypeFilter::AnyOf(endpoint.row.events.clone()),
-                    limit: WEBHOOK_PREFETCH_EVENTS,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            let page = match page {
-                Ok(page) => page,
-                Err(EventsError::Expired { purged_through, .. }) => {
+            let next = next_after(
+                &self.events,
+                endpoint.row.cursor,
+                TypeFilter::AnyOf(endpoint.row.events.clone()),
+                WEBHOOK_PREFETCH_EVENTS,
+            )
+            .await?;
+            let page = match next {
+                Next::Page(page) => page,
+                Next::Purged { through } => {
                     tracing::warn!(
                         endpoint = endpoint.id.0,
-                        purged_through,
+                        purged_through = through,
                         "webhook endpoint fell behind the event retention; it resumes with the oldest kept event"
                     );
-                    return Ok(Some(purged_through));
+                    return Ok(Some(through));
                 }
-                Err(e) => return Err(e.to_string()),
             };
             if page.items.is_empty() {
                 // Caught up, or only unwanted events were scanned: move past them.
