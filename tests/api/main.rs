@@ -20,6 +20,7 @@
 //! - `hostile`   — forged tokens, smuggled fields, hostile strings and numbers
 //! - `inbox`     — dropped files and uploads through the import pipeline
 //! - `lifecycle` — restart, single owner, graceful shutdown, CLI
+//! - `logs`      — access lines, formats, filters, the request id on every line
 //! - `nats`      — events to a three-server NATS JetStream cluster, leader and node killed
 //! - `nodes`     — several nodes on one PostgreSQL database acting as one service
 //! - `shared_inbox` — three node processes on one inbox; the loading one killed
@@ -52,6 +53,7 @@ mod hardening;
 mod hostile;
 mod inbox;
 mod lifecycle;
+mod logs;
 mod nats;
 mod nodes;
 mod operations;
