@@ -183,6 +183,9 @@ pub const REGISTRATION_HASHES_INFLIGHT_MAX: usize = 32;
 pub const JWT_LEEWAY_SECS: u64 = 5;
 /// Shortest `ORDERFLOW_JWT_SECRET`, in bytes.
 pub const JWT_SECRET_BYTES_MIN: usize = 32;
+/// Access tokens whose signature each HTTP worker thread remembers having checked
+/// (about 300 bytes each). Past it the expired ones go, then all of them.
+pub const JWT_VERIFIED_CACHE_ENTRIES: usize = 4096;
 /// Bytes of log lines gathered for the writer thread; beyond it lines are dropped
 /// (and counted), not queued. About 20,000 access-log lines.
 pub const LOG_BUFFER_BYTES_MAX: usize = 4 * 1024 * 1024;

@@ -4,16 +4,32 @@
 //! included) is refused before its signature is looked at. `typ` must be `JWT`,
 //! `iss` must be ours, `exp` and `nbf` are enforced with a small leeway, and `sub`,
 //! `role`, `iat` and `exp` must all be present.
+//!
+//! # Checked once per worker
+//!
+//! Checking a token (two base64 decodes, two JSON parses, an HMAC) was about a
+//! tenth of an HTTP worker's time per checkout, and a client sends the same token
+//! with every request until it expires. So each worker thread remembers the tokens
+//! it has checked, by their exact text, with who they name and when they stop
+//! being valid; a token seen again is only checked against the clock. Only tokens
+//! that passed the full check are remembered, under the [`JwtKeys`] that checked
+//! them (a process can hold several, as the tests do), and at most
+//! [`JWT_VERIFIED_CACHE_ENTRIES`] per thread. Access tokens are not revocable
+//! (they are short-lived; refresh tokens are the revocable part), so remembering
+//! one changes no answer.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use orderflow_actors::domain::{Role, UserId};
-use orderflow_actors::limits::{JWT_LEEWAY_SECS, JWT_SECRET_BYTES_MIN};
+use orderflow_actors::limits::{JWT_LEEWAY_SECS, JWT_SECRET_BYTES_MIN, JWT_VERIFIED_CACHE_ENTRIES};
 
 pub const ISSUER: &str = "orderflow";
 /// File in the data directory that keeps a generated secret across restarts.
@@ -42,6 +58,57 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: u64,
+    /// Which keys these are, for the per-thread memory of checked tokens (clones
+    /// share it: they hold the same secret).
+    id: u64,
+}
+
+/// A token that passed the full check: who it names and its validity window.
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    identity: Identity,
+    nbf: u64,
+    exp: u64,
+}
+
+impl Checked {
+    /// The same clock rule as the full check: `exp` and `nbf`, each with the leeway.
+    fn valid_at(&self, now: u64) -> bool {
+        self.exp.saturating_add(JWT_LEEWAY_SECS) >= now
+            && self.nbf <= now.saturating_add(JWT_LEEWAY_SECS)
+    }
+}
+
+static NEXT_KEYS_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Per [`JwtKeys::id`], the tokens this thread has checked, by their text.
+    static CHECKED: RefCell<HashMap<u64, HashMap<Box<str>, Checked>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Remembers `checked` for `token` under the keys `id`, within the bound.
+fn remember(id: u64, token: &str, checked: Checked, now: u64) {
+    CHECKED.with(|all| {
+        let mut all = all.borrow_mut();
+        if !all.contains_key(&id) && all.len() >= 4 {
+            // Keys come and go only in tests (one server per test, many per process).
+            all.clear();
+        }
+        let tokens = all.entry(id).or_default();
+        if tokens.len() >= JWT_VERIFIED_CACHE_ENTRIES {
+            tokens.retain(|_, c| c.valid_at(now));
+            if tokens.len() >= JWT_VERIFIED_CACHE_ENTRIES {
+                tokens.clear();
+            }
+        }
+        tokens.insert(token.into(), checked);
+    });
+}
+
+/// What this thread remembers of `token` under the keys `id`.
+fn recall(id: u64, token: &str) -> Option<Checked> {
+    CHECKED.with(|all| all.borrow().get(&id)?.get(token).copied())
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -112,6 +179,7 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl_secs,
+            id: NEXT_KEYS_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -137,6 +205,27 @@ impl JwtKeys {
 
     /// Checks a token; `None` for anything not issued by us and still valid.
     pub fn verify(&self, token: &str) -> Option<Identity> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`Self::verify`] at the clock reading `now` (seconds since the epoch).
+    fn verify_at(&self, token: &str, now: u64) -> Option<Identity> {
+        if let Some(checked) = recall(self.id, token) {
+            return checked.valid_at(now).then_some(checked.identity);
+        }
+        let checked = self.check(token)?;
+        remember(self.id, token, checked, now);
+        checked.valid_at(now).then_some(checked.identity)
+    }
+
+    /// [`Self::verify`] without the per-thread memory: what a token's first request
+    /// on a worker pays (for the `auth` bench).
+    pub fn verify_uncached(&self, token: &str) -> Option<Identity> {
+        self.check(token).map(|checked| checked.identity)
+    }
+
+    /// The full check: header, signature, claims and clock.
+    fn check(&self, token: &str) -> Option<Checked> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
             return None;
@@ -144,7 +233,11 @@ impl JwtKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let user = UserId(data.claims.sub.parse().ok()?);
         let role = Role::parse(&data.claims.role)?;
-        Some(Identity { user, role })
+        Some(Checked {
+            identity: Identity { user, role },
+            nbf: data.claims.nbf,
+            exp: data.claims.exp,
+        })
     }
 }
 
@@ -236,6 +329,58 @@ mod tests {
         // Garbage.
         for junk in ["", "a.b.c", "....", "x", "eyJ.eyJ.sig"] {
             assert_eq!(keys.verify(junk), None);
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_held_to_the_clock() {
+        let keys = JwtKeys::new(SECRET, 60);
+        let token = keys.issue(UserId(7), Role::Customer);
+        let now = jsonwebtoken::get_current_timestamp();
+        let who = Some(Identity {
+            user: UserId(7),
+            role: Role::Customer,
+        });
+        assert_eq!(keys.verify_at(&token, now), who);
+        assert!(recall(keys.id, &token).is_some(), "remembered");
+        // Within the leeway after `exp`, then past it; before `nbf` beyond the leeway.
+        assert_eq!(keys.verify_at(&token, now + 60 + JWT_LEEWAY_SECS - 1), who);
+        assert_eq!(keys.verify_at(&token, now + 60 + JWT_LEEWAY_SECS + 2), None);
+        assert_eq!(keys.verify_at(&token, now - JWT_LEEWAY_SECS - 2), None);
+        assert_eq!(keys.verify_at(&token, now), who, "still remembered");
+    }
+
+    #[test]
+    fn a_token_is_remembered_only_under_the_keys_that_checked_it() {
+        let ours = JwtKeys::new(SECRET, 60);
+        let theirs = JwtKeys::new(b"another-key-another-key-another!", 60);
+        let token = ours.issue(UserId(7), Role::Admin);
+        assert!(ours.verify(&token).is_some());
+        assert!(
+            ours.clone().verify(&token).is_some(),
+            "a clone holds the same secret"
+        );
+        assert_eq!(theirs.verify(&token), None);
+        // A token that failed is not remembered either.
+        let forged = forge(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &claims(jsonwebtoken::get_current_timestamp()),
+            b"another-key-another-key-another!",
+        );
+        assert_eq!(ours.verify(&forged), None);
+        assert!(recall(ours.id, &forged).is_none());
+        assert!(theirs.verify(&forged).is_some());
+        assert_eq!(ours.verify(&forged), None, "still refused by ours");
+    }
+
+    #[test]
+    fn the_memory_of_checked_tokens_is_bounded() {
+        let keys = JwtKeys::new(SECRET, 60);
+        for user in 0..(JWT_VERIFIED_CACHE_ENTRIES as u64 + 100) {
+            let token = keys.issue(UserId(user), Role::Customer);
+            assert!(keys.verify(&token).is_some());
+            let held = CHECKED.with(|all| all.borrow().get(&keys.id).map_or(0, HashMap::len));
+            assert!(held <= JWT_VERIFIED_CACHE_ENTRIES, "{held} remembered");
         }
     }
 
