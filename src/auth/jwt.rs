@@ -66,6 +66,8 @@ pub struct JwtKeys {
 /// A token that passed the full check: who it names and its validity window.
 #[derive(Debug, Clone, Copy)]
 struct Checked {
+    /// The [`JwtKeys::id`] that checked it.
+    keys: u64,
     identity: Identity,
     nbf: u64,
     exp: u64,
@@ -82,20 +84,14 @@ impl Checked {
 static NEXT_KEYS_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// Per [`JwtKeys::id`], the tokens this thread has checked, by their text.
-    static CHECKED: RefCell<HashMap<u64, HashMap<Box<str>, Checked>>> =
-        RefCell::new(HashMap::new());
+    /// The tokens this thread has checked, by their text.
+    static CHECKED: RefCell<HashMap<Box<str>, Checked>> = RefCell::new(HashMap::new());
 }
 
-/// Remembers `checked` for `token` under the keys `id`, within the bound.
-fn remember(id: u64, token: &str, checked: Checked, now: u64) {
-    CHECKED.with(|all| {
-        let mut all = all.borrow_mut();
-        if !all.contains_key(&id) && all.len() >= 4 {
-            // Keys come and go only in tests (one server per test, many per process).
-            all.clear();
-        }
-        let tokens = all.entry(id).or_default();
+/// Remembers `checked` for `token`, within the bound.
+fn remember(token: &str, checked: Checked, now: u64) {
+    CHECKED.with(|tokens| {
+        let mut tokens = tokens.borrow_mut();
         if tokens.len() >= JWT_VERIFIED_CACHE_ENTRIES {
             tokens.retain(|_, c| c.valid_at(now));
             if tokens.len() >= JWT_VERIFIED_CACHE_ENTRIES {
@@ -106,9 +102,9 @@ fn remember(id: u64, token: &str, checked: Checked, now: u64) {
     });
 }
 
-/// What this thread remembers of `token` under the keys `id`.
+/// What this thread remembers of `token` as checked by the keys `id`.
 fn recall(id: u64, token: &str) -> Option<Checked> {
-    CHECKED.with(|all| all.borrow().get(&id)?.get(token).copied())
+    CHECKED.with(|tokens| tokens.borrow().get(token).copied().filter(|c| c.keys == id))
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -214,7 +210,7 @@ impl JwtKeys {
             return checked.valid_at(now).then_some(checked.identity);
         }
         let checked = self.check(token)?;
-        remember(self.id, token, checked, now);
+        remember(token, checked, now);
         checked.valid_at(now).then_some(checked.identity)
     }
 
@@ -234,6 +230,7 @@ impl JwtKeys {
         let user = UserId(data.claims.sub.parse().ok()?);
         let role = Role::parse(&data.claims.role)?;
         Some(Checked {
+            keys: self.id,
             identity: Identity { user, role },
             nbf: data.claims.nbf,
             exp: data.claims.exp,
@@ -379,7 +376,7 @@ mod tests {
         for user in 0..(JWT_VERIFIED_CACHE_ENTRIES as u64 + 100) {
             let token = keys.issue(UserId(user), Role::Customer);
             assert!(keys.verify(&token).is_some());
-            let held = CHECKED.with(|all| all.borrow().get(&keys.id).map_or(0, HashMap::len));
+            let held = CHECKED.with(|tokens| tokens.borrow().len());
             assert!(held <= JWT_VERIFIED_CACHE_ENTRIES, "{held} remembered");
         }
     }
