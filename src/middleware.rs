@@ -27,7 +27,6 @@ use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE, REQUEST_ID};
-use crate::metrics::{RequestLabels, RouteLabels};
 use crate::state::AppState;
 use orderflow_actors::limits::{HTTP_HEAD_BYTES_MAX, REQUEST_ID_BYTES_MAX};
 
@@ -46,15 +45,33 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .unwrap_or_else(new_request_id)
 }
 
+/// A fresh request id: 32 hex digits. Each HTTP worker thread numbers its requests
+/// and scrambles the number with two keys it drew at random once (a bijection, so
+/// no two ids of one thread are equal, and ids of two threads collide with odds of
+/// 2^-64). It needs no secrecy, only uniqueness: drawing 16 random bytes for every
+/// request, then pushing 32 chars one by one, was 1.2 % of a cached GET's samples.
 fn new_request_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes: [u8; 16] = rand::random();
-    let mut id = String::with_capacity(32);
-    for b in bytes {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    thread_local! {
+        static IDS: std::cell::Cell<(u64, u64, u64)> =
+            std::cell::Cell::new((rand::random(), rand::random(), 0));
     }
-    id
+    let (k1, k2, n) = IDS.get();
+    IDS.set((k1, k2, n.wrapping_add(1)));
+    let mut out = [0u8; 32];
+    let halves = [scramble(n ^ k1), scramble(n ^ k2)];
+    for (i, b) in halves.iter().flat_map(|h| h.to_be_bytes()).enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// splitmix64's finaliser: a bijection of `u64` that spreads every input bit.
+fn scramble(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Whether the request sends credentials or asks for tokens: its response must not
@@ -147,18 +164,40 @@ pub async fn observe(
         latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
     });
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-        let m = &state.metrics;
-        let method = method_label(&method);
-        m.http_latency
-            .get_or_create(&RouteLabels { method, route })
-            .observe(elapsed.as_secs_f64());
-        m.http_requests
-            .get_or_create(&RequestLabels {
-                method,
-                route,
-                status: status.as_u16(),
-            })
-            .inc();
+        state
+            .metrics
+            .observe_request(method_label(&method), route, status.as_u16(), elapsed);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_request_ids_are_32_hex_digits_and_never_repeat() {
+        let mut seen = std::collections::HashSet::new();
+        let mine: Vec<String> = (0..20_000).map(|_| new_request_id()).collect();
+        let other: Vec<String> =
+            std::thread::spawn(|| (0..20_000).map(|_| new_request_id()).collect())
+                .join()
+                .unwrap();
+        for id in mine.into_iter().chain(other) {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
+            );
+            assert!(seen.insert(id.clone()), "{id} given twice");
+        }
+    }
+
+    #[test]
+    fn scramble_is_a_bijection_on_a_sample() {
+        let outs: std::collections::HashSet<u64> = (0..100_000u64).map(scramble).collect();
+        assert_eq!(outs.len(), 100_000);
+        assert_ne!(scramble(1), 1);
+    }
 }

@@ -159,6 +159,9 @@ pub const HTTP_CONNECTIONS_PER_WORKER_MAX: usize = 10_000;
 pub const HTTP_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Longest accepted client `X-Request-Id`, in bytes (longer ones are replaced).
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
+/// (method, route, status) series whose metric handles each HTTP worker thread keeps,
+/// so that counting a request takes no shared lock. Past it, it starts afresh.
+pub const HTTP_METRIC_HANDLES_PER_THREAD_MAX: usize = 1024;
 /// Failed logins from one client address (against any accounts) before it is
 /// throttled; an attempt counts as failed from before its hash until it succeeds.
 pub const LOGIN_FAILURES_MAX: u32 = 10;

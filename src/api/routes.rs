@@ -25,14 +25,27 @@ pub struct Routes {
 /// no second match of its path.
 static TEMPLATES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
+thread_local! {
+    /// The templates this thread has looked up: after the first request of each
+    /// route, a lookup takes no lock both HTTP workers share.
+    static SEEN: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The interned template of a matched resource name.
 pub fn template(name: &str) -> Option<&'static str> {
-    TEMPLATES
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .copied()
-        .find(|t| *t == name)
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(found) = seen.iter().copied().find(|t| *t == name) {
+            return Some(found);
+        }
+        let found = TEMPLATES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .find(|t| *t == name)?;
+        seen.push(found);
+        Some(found)
+    })
 }
 
 fn intern(template: String) -> &'static str {
