@@ -11,7 +11,11 @@
 #   WHAT=reads bash benches/ab.sh A B # instead: GET by SKU on both servers side by
 #                                     # side and the bare handler (wrk, rounds of
 #                                     # bare / A / B), then checkout with wrk on 8
-#                                     # hot SKUs (rounds of A / B)
+#                                     # hot SKUs (rounds of A / B); with each
+#                                     # server's CPU time per request
+#   BIN_B=/tmp/orderflow-exp bash benches/ab.sh HEAD exp   # a side from a binary
+#                                     # already built (BIN_A likewise): the rev
+#                                     # argument is then only its label
 #
 # Prints one line per round and the medians; writes target/bench-report/ab.json.
 set -euo pipefail
@@ -35,6 +39,12 @@ cargo build --release -q -p orderflow-bench
 mkdir -p "$WORK/bin"; cp "$CARGO_TARGET_DIR/release/loadgen" "$WORK/bin/loadgen"
 for side in A B; do
   rev=$([ "$side" = A ] && echo "$A" || echo "$B")
+  prebuilt=$([ "$side" = A ] && echo "${BIN_A:-}" || echo "${BIN_B:-}")
+  if [ -n "$prebuilt" ]; then
+    echo "== $side = $rev: $prebuilt (already built)"
+    cp "$prebuilt" "$WORK/bin/orderflow-$side"
+    continue
+  fi
   echo "== build $side = $rev ($(git rev-parse --short "$rev"))"
   git worktree add -q --detach "$WORK/src-$side" "$rev"
   (cd "$WORK/src-$side" && cargo build --release -q -p orderflow)
@@ -61,14 +71,22 @@ if [ "$WHAT" = reads ]; then
   command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
   login() { curl -fsS -X POST "$1/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"username\":\"$2\",\"password\":\"$3\"}" | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])'; }
-  rate() {  # $1 side, $2 what; wrk's RESULT line on stdin
-    grep '^RESULT' | sed 's/^RESULT //' | python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'side':'$1','what':'$2','per_s':r['requests']/r['seconds'],'p99_ms':r['p99_ms'],'errors':r['errors']}))" >> "$WORK/ab.jsonl"
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  # $1 side, $2 what, then wrk's arguments: one round, with the CPU time (user +
+  # system, all threads) the side's server spent per request meanwhile.
+  rate() {
+    local side=$1 what=$2 c0 c1 line; shift 2
+    c0=$(cpu_ticks "${SPID[$side]}")
+    line=$(wrk "$@" | grep '^RESULT' | sed 's/^RESULT //')
+    c1=$(cpu_ticks "${SPID[$side]}")
+    python3 -c "import json,os,sys; r=json.loads(sys.argv[1]); print(json.dumps({'side':'$side','what':'$what','per_s':r['requests']/r['seconds'],'p99_ms':r['p99_ms'],'errors':r['errors'],'cpu_us':round(($c1-$c0)*1e6/os.sysconf('SC_CLK_TCK')/max(r['requests'],1),1)}))" "$line" >> "$WORK/ab.jsonl"
   }
-  declare -A BASE TOKEN
+  declare -A BASE TOKEN SPID
   HOT=WRK-1,WRK-2,WRK-3,WRK-4,WRK-5,WRK-6,WRK-7,WRK-8
   for side in A B; do
     start "$side" "reads-$side"
     BASE[$side]=$URL
+    SPID[$side]=$PID
     ADMIN=$(login "$URL" admin "$ORDERFLOW_ADMIN_PASSWORD")
     for sku in P-000001 ${HOT//,/ }; do
       curl -fsS -o /dev/null -X POST "$URL/api/v1/products" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
@@ -80,18 +98,21 @@ if [ "$WHAT" = reads ]; then
   done
   curl -fsS "${BASE[B]}/api/v1/products/P-000001" > "$WORK/body.json"
   "$CARGO_TARGET_DIR/release/baseline" --bind 127.0.0.1:18093 --body-file "$WORK/body.json" --workers 2 2>/dev/null &
+  SPID[bare]=$!
   sleep 0.5
   for round in $(seq "$ROUNDS"); do
-    wrk -t1 -c"$USERS" -d5s -s benches/scripts/get.lua http://127.0.0.1:18093/product | rate bare get
+    rate bare get -t1 -c"$USERS" -d5s -s benches/scripts/get.lua http://127.0.0.1:18093/product
     for side in A B; do
-      wrk -t1 -c"$USERS" -d5s -s benches/scripts/get.lua "${BASE[$side]}/api/v1/products/P-000001" | rate "$side" get
+      rate "$side" get -t1 -c"$USERS" -d5s -s benches/scripts/get.lua "${BASE[$side]}/api/v1/products/P-000001"
     done
+    tail -3 "$WORK/ab.jsonl"
   done
   for round in $(seq "$ROUNDS"); do
     for side in A B; do
-      TOKEN=${TOKEN[$side]} HOT_SKUS=$HOT wrk -t1 -c"$USERS" -d5s -s benches/scripts/checkout.lua \
-        "${BASE[$side]}/api/v1/orders" | rate "$side" checkout-wrk
+      TOKEN=${TOKEN[$side]} HOT_SKUS=$HOT rate "$side" checkout-wrk -t1 -c"$USERS" -d5s \
+        -s benches/scripts/checkout.lua "${BASE[$side]}/api/v1/orders"
     done
+    tail -2 "$WORK/ab.jsonl"
   done
 fi
 for round in $(seq "$ROUNDS"); do
@@ -133,6 +154,11 @@ for what in ["checkout", "ingest", "get", "checkout-wrk"]:
     summary[what] = {"a": va, "b": vb, "median_a": ma, "median_b": mb, "ratio_b_to_a": round(mb / ma, 3)}
     unit = "rows/s" if what == "ingest" else "req/s" if what == "get" else "orders/s"
     print(f"{what}: A {', '.join(f'{v:,.0f}' for v in va)} | B {', '.join(f'{v:,.0f}' for v in vb)} {unit}; medians {ma:,.0f} vs {mb:,.0f} = {mb/ma:.3f}x")
+    cpu = {side: [r["cpu_us"] for r in rows if r["what"] == what and r["side"] == side and "cpu_us" in r] for side in ["bare", "A", "B"]}
+    if cpu["A"]:
+        summary[what]["cpu_us_per_request"] = cpu
+        medians = {side: statistics.median(v) for side, v in cpu.items() if v}
+        print(f"{what}: server CPU per request, medians " + ", ".join(f"{side} {m:.1f} us" for side, m in medians.items()) + f"; B/A {medians['B'] / medians['A']:.3f}x")
     bare = [r["per_s"] for r in rows if r["what"] == what and r["side"] == "bare"]
     if bare:
         # Each round's ratio to the bare handler measured just before it.
