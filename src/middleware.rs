@@ -48,23 +48,17 @@ fn request_id_of(req: &ServiceRequest) -> String {
 /// A fresh request id: 32 hex digits. Each HTTP worker thread numbers its requests
 /// and scrambles the number with two keys it drew at random once (a bijection, so
 /// no two ids of one thread are equal, and ids of two threads collide with odds of
-/// 2^-64). It needs no secrecy, only uniqueness: drawing 16 random bytes for every
-/// request, then pushing 32 chars one by one, was 1.2 % of a cached GET's samples.
+/// 2^-64). It needs no secrecy, only uniqueness: with 16 random bytes drawn from
+/// `rand` for every request, `request_id_of` was 1.2 % of a cached GET's samples.
 fn new_request_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     thread_local! {
         static IDS: std::cell::Cell<(u64, u64, u64)> =
             std::cell::Cell::new((rand::random(), rand::random(), 0));
     }
     let (k1, k2, n) = IDS.get();
     IDS.set((k1, k2, n.wrapping_add(1)));
-    let mut out = [0u8; 32];
-    let halves = [scramble(n ^ k1), scramble(n ^ k2)];
-    for (i, b) in halves.iter().flat_map(|h| h.to_be_bytes()).enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let id = u128::from(scramble(n ^ k1)) << 64 | u128::from(scramble(n ^ k2));
+    orderflow_actors::text::hex(&id.to_be_bytes())
 }
 
 /// splitmix64's finaliser: a bijection of `u64` that spreads every input bit.

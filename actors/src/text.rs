@@ -7,7 +7,20 @@
 
 /// Bytes as lower-case hex (hashes, random ids).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends `bytes` to `out` as lower-case hex, two digits a byte, without `format!`
+/// (request ids and event ids are written on hot paths).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
 }
 
 /// The longest prefix of `text` that is at most `max_bytes` long and ends on a
@@ -33,6 +46,17 @@ pub fn cut_owned(mut text: String, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), expected);
+        let mut out = String::from("evt_");
+        push_hex(&mut out, &[0x00, 0xab, 0xff]);
+        assert_eq!(out, "evt_00abff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn never_splits_a_character_and_keeps_what_fits() {

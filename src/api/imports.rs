@@ -66,13 +66,9 @@ pub async fn upload(
         return Err(ApiError::validation(errors));
     };
     let random: [u8; 12] = rand::random();
-    let temp = state.uploads.join(format!(
-        "{}.part",
-        random
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
+    let temp = state
+        .uploads
+        .join(format!("{}.part", orderflow_actors::text::hex(&random)));
     let mut file = tokio::fs::File::create(&temp)
         .await
         .map_err(ApiError::internal)?;

@@ -197,9 +197,7 @@ impl Event {
     pub fn id(&self) -> String {
         let mut id = String::with_capacity(36);
         id.push_str("evt_");
-        for b in self.row.id {
-            id.push_str(&format!("{b:02x}"));
-        }
+        crate::text::push_hex(&mut id, &self.row.id);
         id
     }
 }
