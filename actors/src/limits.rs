@@ -110,6 +110,20 @@ pub const DB_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// the cost is that a crash redoes up to this many rows and a checkout arriving
 /// during an import waits for the batch's commit.
 pub const IMPORT_BATCH_ROWS_MAX: usize = 32_768;
+/// Bytes of encoded entries after which a listing block is closed (see
+/// `catalog::listing`): a few hundred entries, small enough that a listing read
+/// decodes little beyond what it shows, large enough that a run is few blocks.
+pub const LISTING_BLOCK_BYTES_MAX: usize = 4_096;
+/// Runs of one level a listing merge takes at once, and the ratio of one level's
+/// run size to the next: each entry is rewritten once per level it passes.
+pub const LISTING_MERGE_FANOUT: usize = 4;
+/// Source entries a transaction merges per listing change it writes. Above the
+/// number of levels an entry passes (a 32,768-row batch's run is level 7, a
+/// 14M-row catalog level 11), so merges keep up with writes.
+pub const LISTING_MERGE_ENTRIES_PER_CHANGE: u64 = 8;
+/// Source entries a transaction that changes listings merges at least, so small
+/// writes (the API's) finish the merges they start.
+pub const LISTING_MERGE_ENTRIES_MIN: u64 = 16_384;
 /// Records passed between pipeline stages in one message.
 pub const IMPORT_CHUNK_ROWS: usize = 1_024;
 /// Chunks waiting in each channel between stages (so at most this many times

@@ -1,7 +1,7 @@
 //! The catalog: product rows, their listing indexes, and the reads that serve them.
 //!
 //! - [`tables`]: the product tables inside one write transaction, keeping the
-//!   listing indexes and category counts in step with the rows;
+//!   listing indexes (`store::listing`) and category counts in step with the rows;
 //! - [`query`]: reads on a snapshot (one product, filtered and sorted lists,
 //!   categories);
 //! - [`actor`]: the catalog actor, a pool of readers;

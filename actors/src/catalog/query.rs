@@ -8,7 +8,8 @@ use super::tables::name_key;
 use super::{CatalogError, ListCursor, Product, ProductQuery, ProductRow, ProductSort};
 use crate::domain::Sku;
 use crate::limits::LIST_SCAN_ROWS_MAX;
-use crate::store::tables::{CATEGORIES, PRODUCTS, PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE, STOCK};
+use crate::store::listing::{self, Direction, Index, ListingScan, ListingTables};
+use crate::store::tables::{CATEGORIES, PRODUCTS, STOCK};
 use crate::store::{Page, StoreError, codec};
 
 /// Reads one product with its stock from a read snapshot; archived ones are hidden.
@@ -61,9 +62,13 @@ pub fn list_products(
                     let (k, v) = entry.map_err(StoreError::from)?;
                     let sku = k.value();
                     let row: ProductRow = codec::decode(v.value()).map_err(StoreError::from)?;
-                    lister.offer(sku, Some(row), &products, || {
-                        ListCursor::Sku(sku.to_owned())
-                    })
+                    lister.offer(
+                        sku,
+                        Some(row),
+                        |_| true,
+                        &products,
+                        || ListCursor::Sku(sku.to_owned()),
+                    )
                 },
             )?
         }
@@ -71,52 +76,72 @@ pub fn list_products(
             ProductSort::PriceAsc | ProductSort::PriceDesc,
             after @ (None | Some(ListCursor::Price(..))),
         ) => {
-            let by_price = txn.open_table(PRODUCTS_BY_PRICE)?;
-            let floor = Bound::Included((min, ""));
-            let ceiling = match max.checked_add(1) {
-                Some(next) => Bound::Excluded((next, "")),
-                None => Bound::Unbounded,
-            };
+            let listings = ListingTables::open(txn)?;
+            let floor = listing::price_key(min, "");
+            let ceiling = max.checked_add(1).map(|next| listing::price_key(next, ""));
             let cursor = match after {
-                Some(ListCursor::Price(p, s)) => Some((*p, s.as_str())),
+                Some(ListCursor::Price(p, s)) => Some(listing::price_key(*p, s)),
                 _ => None,
             };
+            let ceiling = match &ceiling {
+                Some(c) => Bound::Excluded(c.as_slice()),
+                None => Bound::Unbounded,
+            };
             let descending = query.sort == ProductSort::PriceDesc;
-            let (lower, upper) = match (cursor, descending) {
-                (Some(c), false) => (Bound::Excluded(c), ceiling),
-                (Some(c), true) => (floor, Bound::Excluded(c)),
-                (None, _) => (floor, ceiling),
+            let (lower, upper, direction) = match (&cursor, descending) {
+                (Some(c), false) => (Bound::Excluded(c.as_slice()), ceiling, Direction::Ascending),
+                (Some(c), true) => (
+                    Bound::Included(floor.as_slice()),
+                    Bound::Excluded(c.as_slice()),
+                    Direction::Descending,
+                ),
+                (None, false) => (
+                    Bound::Included(floor.as_slice()),
+                    ceiling,
+                    Direction::Ascending,
+                ),
+                (None, true) => (
+                    Bound::Included(floor.as_slice()),
+                    ceiling,
+                    Direction::Descending,
+                ),
             };
-            let range = by_price.range::<(u64, &str)>((lower, upper))?;
-            let visit = |entry: IndexEntry<'_, (u64, &'static str)>| -> Result<Scan, CatalogError> {
-                let (k, _) = entry.map_err(StoreError::from)?;
-                let (price, sku) = k.value();
-                lister.offer(sku, None, &products, || {
-                    ListCursor::Price(price, sku.to_owned())
-                })
-            };
-            if descending {
-                drive(range.rev(), visit)?
-            } else {
-                drive(range, visit)?
-            }
+            let mut scan = listings.scan(Index::Price, lower, upper, direction)?;
+            walk(&mut scan, |key, present| {
+                let (price, sku) = listing::split_price(key)?;
+                let here = || ListCursor::Price(price, sku.to_owned());
+                if !present {
+                    return Ok(lister.pass(here));
+                }
+                lister.offer(sku, None, |row| row.price.get() == price, &products, here)
+            })?
         }
         (ProductSort::Name, after @ (None | Some(ListCursor::Name(..)))) => {
-            let by_name = txn.open_table(PRODUCTS_BY_NAME)?;
-            let lower = match after {
-                Some(ListCursor::Name(n, s)) => Bound::Excluded((n.as_str(), s.as_str())),
-                _ => Bound::Unbounded,
+            let listings = ListingTables::open(txn)?;
+            let cursor = match after {
+                Some(ListCursor::Name(n, s)) => Some(listing::name_key(n, s)),
+                _ => None,
             };
-            drive(
-                by_name.range::<(&str, &str)>((lower, Bound::Unbounded))?,
-                |entry| {
-                    let (k, _) = entry.map_err(StoreError::from)?;
-                    let (name, sku) = k.value();
-                    lister.offer(sku, None, &products, || {
-                        ListCursor::Name(name.to_owned(), sku.to_owned())
-                    })
-                },
-            )?
+            let lower = match &cursor {
+                Some(c) => Bound::Excluded(c.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let mut scan =
+                listings.scan(Index::Name, lower, Bound::Unbounded, Direction::Ascending)?;
+            walk(&mut scan, |key, present| {
+                let (name, sku) = listing::split_name(key)?;
+                let here = || ListCursor::Name(name.to_owned(), sku.to_owned());
+                if !present {
+                    return Ok(lister.pass(here));
+                }
+                lister.offer(
+                    sku,
+                    None,
+                    |row| name_key(&row.name) == name,
+                    &products,
+                    here,
+                )
+            })?
         }
         _ => return Err(CatalogError::CursorMismatch),
     };
@@ -130,9 +155,6 @@ pub fn list_products(
     })
 }
 
-type IndexEntry<'a, K> =
-    Result<(redb::AccessGuard<'a, K>, redb::AccessGuard<'a, ()>), redb::StorageError>;
-
 /// Feeds index entries to `visit` until it says stop.
 fn drive<T>(
     entries: impl Iterator<Item = T>,
@@ -140,6 +162,20 @@ fn drive<T>(
 ) -> Result<Scan, CatalogError> {
     for entry in entries {
         let outcome = visit(entry)?;
+        if outcome != Scan::More {
+            return Ok(outcome);
+        }
+    }
+    Ok(Scan::Exhausted)
+}
+
+/// Feeds a listing's keys to `visit` until it says stop.
+fn walk(
+    scan: &mut ListingScan<'_>,
+    mut visit: impl FnMut(&[u8], bool) -> Result<Scan, CatalogError>,
+) -> Result<Scan, CatalogError> {
+    while let Some((key, present)) = scan.next_key()? {
+        let outcome = visit(key, present)?;
         if outcome != Scan::More {
             return Ok(outcome);
         }
@@ -162,24 +198,41 @@ struct Lister<'a, S> {
 }
 
 impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
+    /// Counts a listing key that shows nothing (a removal not yet merged away),
+    /// stopping at the scan bound like [`Self::offer`].
+    fn pass(&mut self, cursor_here: impl FnOnce() -> ListCursor) -> Scan {
+        self.scanned += 1;
+        if self.scanned >= LIST_SCAN_ROWS_MAX {
+            return Scan::Stopped(cursor_here());
+        }
+        Scan::More
+    }
+
     /// Considers one index entry. Returns `Stopped(cursor)` when the page is full and
     /// another match exists (the cursor points at the last item kept), or when the
-    /// scan bound is reached (the cursor points at the last row scanned).
+    /// scan bound is reached (the cursor points at the last row scanned). A row
+    /// that does not `fit` the entry (its price or name is another now) is not
+    /// shown: the entry is stale, which the listing's removals rule out, so this is
+    /// a second line of defence.
     fn offer(
         &mut self,
         sku: &str,
         row: Option<ProductRow>,
+        fits: impl FnOnce(&ProductRow) -> bool,
         products: &impl ReadableTable<&'static str, &'static [u8]>,
         cursor_here: impl FnOnce() -> ListCursor,
     ) -> Result<Scan, CatalogError> {
-        self.scanned += 1;
         let row = match row {
             Some(row) => row,
             None => match products.get(sku).map_err(StoreError::from)? {
                 Some(v) => codec::decode(v.value()).map_err(StoreError::from)?,
-                None => return Ok(Scan::More),
+                None => return Ok(self.pass(cursor_here)),
             },
         };
+        if !fits(&row) {
+            return Ok(self.pass(cursor_here));
+        }
+        self.scanned += 1;
         if let Some(product) = self.matches(sku, row)? {
             if self.items.len() == self.query.limit {
                 let last = self.items.last().expect("limit is at least 1");

@@ -7,26 +7,24 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::cache::Touched;
 use super::{ProductDraft, ProductRow};
 use crate::domain::{ProductName, Sku, Timestamp};
-use crate::store::tables::{CATEGORIES, PRODUCTS, PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE};
+use crate::store::listing::{self, Index, ListingWriter};
+use crate::store::tables::{CATEGORIES, PRODUCTS};
 use crate::store::{StoreError, codec};
 
 /// The product tables, open in one write transaction.
 ///
 /// Changes to the listing indexes and category counts are buffered and applied by
-/// [`CatalogTables::flush`] in key order, once per transaction: interleaved with
-/// the product rows, index inserts land on random pages and a large import spent
-/// most of its time evicting and re-reading them (6x slower, measured on 1M rows).
-/// Buffering keeps only the net effect per key, so a product changed twice in one
-/// transaction leaves exactly its final entries.
+/// [`CatalogTables::flush`] once per transaction: the listing changes as one sorted
+/// run per index (see [`listing`]). Buffering keeps only the net effect per key, so
+/// a product changed twice in one transaction leaves exactly its final entries.
 pub struct CatalogTables<'txn> {
     products: Table<'txn, &'static str, &'static [u8]>,
-    by_price: Table<'txn, (u64, &'static str), ()>,
-    by_name: Table<'txn, (&'static str, &'static str), ()>,
+    listings: ListingWriter<'txn>,
     categories: Table<'txn, &'static str, u64>,
-    /// (price, sku) → present after this transaction?
-    price_changes: BTreeMap<(u64, String), bool>,
-    /// (lower-case name, sku) → present after this transaction?
-    name_changes: BTreeMap<(String, String), bool>,
+    /// Price-index key → present after this transaction?
+    price_changes: BTreeMap<Vec<u8>, bool>,
+    /// Name-index key → present after this transaction?
+    name_changes: BTreeMap<Vec<u8>, bool>,
     category_changes: BTreeMap<String, i64>,
     /// SKUs whose row this transaction wrote (for the read cache).
     touched: Touched,
@@ -44,8 +42,7 @@ impl<'txn> CatalogTables<'txn> {
     pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             products: txn.open_table(PRODUCTS)?,
-            by_price: txn.open_table(PRODUCTS_BY_PRICE)?,
-            by_name: txn.open_table(PRODUCTS_BY_NAME)?,
+            listings: ListingWriter::open(txn)?,
             categories: txn.open_table(CATEGORIES)?,
             price_changes: BTreeMap::new(),
             name_changes: BTreeMap::new(),
@@ -57,20 +54,10 @@ impl<'txn> CatalogTables<'txn> {
     /// Applies the buffered index and category changes. Must run before the
     /// transaction commits (the ledger and the catalog actor both do).
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        for ((price, sku), present) in std::mem::take(&mut self.price_changes) {
-            if present {
-                self.by_price.insert((price, sku.as_str()), ())?;
-            } else {
-                self.by_price.remove((price, sku.as_str()))?;
-            }
-        }
-        for ((name, sku), present) in std::mem::take(&mut self.name_changes) {
-            if present {
-                self.by_name.insert((name.as_str(), sku.as_str()), ())?;
-            } else {
-                self.by_name.remove((name.as_str(), sku.as_str()))?;
-            }
-        }
+        self.listings
+            .apply(Index::Price, &std::mem::take(&mut self.price_changes))?;
+        self.listings
+            .apply(Index::Name, &std::mem::take(&mut self.name_changes))?;
         for (name, change) in std::mem::take(&mut self.category_changes) {
             let now = self.categories.get(name.as_str())?.map_or(0, |v| v.value());
             let next = now.saturating_add_signed(change);
@@ -115,9 +102,11 @@ impl<'txn> CatalogTables<'txn> {
         self.touched.note(sku);
         if let Some(prev) = previous.filter(|p| !p.archived) {
             self.price_changes
-                .insert((prev.price.get(), sku.as_str().to_owned()), false);
-            self.name_changes
-                .insert((name_key(&prev.name), sku.as_str().to_owned()), false);
+                .insert(listing::price_key(prev.price.get(), sku.as_str()), false);
+            self.name_changes.insert(
+                listing::name_key(&name_key(&prev.name), sku.as_str()),
+                false,
+            );
             *self
                 .category_changes
                 .entry(prev.category.as_str().to_owned())
@@ -125,9 +114,9 @@ impl<'txn> CatalogTables<'txn> {
         }
         if !row.archived {
             self.price_changes
-                .insert((row.price.get(), sku.as_str().to_owned()), true);
+                .insert(listing::price_key(row.price.get(), sku.as_str()), true);
             self.name_changes
-                .insert((name_key(&row.name), sku.as_str().to_owned()), true);
+                .insert(listing::name_key(&name_key(&row.name), sku.as_str()), true);
             *self
                 .category_changes
                 .entry(row.category.as_str().to_owned())

@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod codec;
 pub mod fault;
+pub mod listing;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use crate::limits::DB_CACHE_BYTES;
 use tables::counter;
 
 /// The schema this build writes. Opening a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 /// File name of the database inside the data directory.
 pub const DB_FILE_NAME: &str = "orderflow.redb";
 
@@ -203,7 +204,13 @@ impl Store {
                 .map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
-                Some(_) => {}
+                Some(SCHEMA_VERSION) => {}
+                Some(_) => {
+                    // Schema 1: the listings were B-trees; they become runs.
+                    listing::upgrade_from_schema_1(&txn).map_err(OpenError::Init)?;
+                    meta.insert(counter::SCHEMA, SCHEMA_VERSION)
+                        .map_err(StoreError::from)?;
+                }
                 None => {
                     meta.insert(counter::SCHEMA, SCHEMA_VERSION)
                         .map_err(StoreError::from)?;
@@ -343,6 +350,78 @@ mod tests {
             .ensure_currency(Currency::parse("USD").unwrap())
             .unwrap_err();
         assert!(err.to_string().contains("keeps prices in EUR"), "{err}");
+    }
+
+    /// A schema-1 file (listings as two B-trees) opens as schema 2 with the same
+    /// keys in the runs, and the old tables gone.
+    #[test]
+    fn schema_1_listings_become_runs() {
+        use crate::store::listing::{Direction, Index, ListingTables, name_key, price_key};
+        use crate::store::tables::legacy::{PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE};
+        use std::ops::Bound;
+        // More keys than one block holds, so the run spans several blocks.
+        let products: Vec<(u64, String, String)> = (0..3_000u64)
+            .map(|i| {
+                (
+                    (i * 7_919) % 1_000,
+                    format!("name {:04}", (i * 31) % 3_000),
+                    format!("SKU-{i}"),
+                )
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let txn = store.db().begin_write().unwrap();
+            {
+                let mut by_price = txn.open_table(PRODUCTS_BY_PRICE).unwrap();
+                let mut by_name = txn.open_table(PRODUCTS_BY_NAME).unwrap();
+                for (price, name, sku) in &products {
+                    by_price.insert((*price, sku.as_str()), ()).unwrap();
+                    by_name.insert((name.as_str(), sku.as_str()), ()).unwrap();
+                }
+                txn.open_table(tables::META)
+                    .unwrap()
+                    .insert(counter::SCHEMA, 1)
+                    .unwrap();
+            }
+            txn.delete_table(tables::LISTING_RUNS).unwrap();
+            txn.delete_table(tables::LISTING_BLOCKS).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let txn = store.db().begin_read().unwrap();
+        let schema = txn
+            .open_table(tables::META)
+            .unwrap()
+            .get(counter::SCHEMA)
+            .unwrap();
+        assert_eq!(schema.map(|v| v.value()), Some(SCHEMA_VERSION));
+        assert!(txn.open_table(PRODUCTS_BY_PRICE).is_err(), "old table kept");
+        assert!(txn.open_table(PRODUCTS_BY_NAME).is_err(), "old table kept");
+        let listings = ListingTables::open(&txn).unwrap();
+        let keys = |index| {
+            let mut scan = listings
+                .scan(
+                    index,
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    Direction::Ascending,
+                )
+                .unwrap();
+            let mut keys = Vec::new();
+            while let Some((key, present)) = scan.next_key().unwrap() {
+                assert!(present);
+                keys.push(key.to_vec());
+            }
+            keys
+        };
+        let mut by_price: Vec<_> = products.iter().map(|(p, _, s)| price_key(*p, s)).collect();
+        let mut by_name: Vec<_> = products.iter().map(|(_, n, s)| name_key(n, s)).collect();
+        by_price.sort();
+        by_name.sort();
+        assert_eq!(keys(Index::Price), by_price);
+        assert_eq!(keys(Index::Name), by_name);
     }
 
     #[test]

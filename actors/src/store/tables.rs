@@ -16,12 +16,32 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// sku → `ProductRow`.
 pub const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products");
-/// (price_cents, sku) → () for listing by price; active products only.
-pub const PRODUCTS_BY_PRICE: TableDefinition<(u64, &str), ()> =
-    TableDefinition::new("products_by_price");
-/// (lower-case name, sku) → () for listing by name; active products only.
-pub const PRODUCTS_BY_NAME: TableDefinition<(&str, &str), ()> =
-    TableDefinition::new("products_by_name");
+/// (index, run id, first key of the block) → a block of the run's entries: the
+/// listings by price and by name, as sorted runs (see `catalog::listing`).
+pub const LISTING_BLOCKS: TableDefinition<(u8, u64, &[u8]), &[u8]> =
+    TableDefinition::new("listing_blocks");
+/// (index, run id) → `RunRow`: the runs of each listing index.
+pub const LISTING_RUNS: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("listing_runs");
+/// The listing runs' counters (see [`listing_meta`]).
+pub const LISTING_META: TableDefinition<&str, u64> = TableDefinition::new("listing_meta");
+
+/// Names of the counters kept in `LISTING_META`.
+pub mod listing_meta {
+    /// The id the next listing run takes (from 1).
+    pub const NEXT_RUN: &str = "next_run";
+}
+
+/// Tables of older schemas, read only to upgrade them.
+pub mod legacy {
+    use redb::TableDefinition;
+
+    /// Schema 1: (price_cents, sku) → () for listing by price; active products only.
+    pub const PRODUCTS_BY_PRICE: TableDefinition<(u64, &str), ()> =
+        TableDefinition::new("products_by_price");
+    /// Schema 1: (lower-case name, sku) → () for listing by name; active products only.
+    pub const PRODUCTS_BY_NAME: TableDefinition<(&str, &str), ()> =
+        TableDefinition::new("products_by_name");
+}
 /// category → number of active products in it.
 pub const CATEGORIES: TableDefinition<&str, u64> = TableDefinition::new("categories");
 
@@ -123,8 +143,9 @@ pub trait TableVisitor {
 pub fn every_table(v: &mut impl TableVisitor) -> Result<(), StoreError> {
     v.visit(META)?;
     v.visit(PRODUCTS)?;
-    v.visit(PRODUCTS_BY_PRICE)?;
-    v.visit(PRODUCTS_BY_NAME)?;
+    v.visit(LISTING_BLOCKS)?;
+    v.visit(LISTING_RUNS)?;
+    v.visit(LISTING_META)?;
     v.visit(CATEGORIES)?;
     v.visit(STOCK)?;
     v.visit(MOVEMENTS)?;

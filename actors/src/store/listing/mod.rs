@@ -1,0 +1,256 @@
+//! The listing indexes (products by price, by name) as sorted runs of packed
+//! blocks, merged a little in every transaction that changes them.
+//!
+//! A B-tree index takes a large import's keys at random places, so every batch
+//! rewrote pages all over two growing trees, and the import's rate fell as the
+//! catalog grew (docs/benchmarks.md, "Why ingest stops"). Here each transaction
+//! that changes listings writes its changes, already sorted, as a new **run**: a
+//! handful of blocks of a few KiB (`LISTING_BLOCK_BYTES_MAX`) under sequential keys
+//! in [`LISTING_BLOCKS`]. Runs are merged in the background of later writes, the
+//! way an LSM tree does it:
+//!
+//! - a run's **level** is the base-[`LISTING_MERGE_FANOUT`] logarithm of its entry
+//!   count; when a level holds that many runs, a merge of them into one new run
+//!   starts;
+//! - a merge advances by a bounded number of entries per transaction
+//!   (`LISTING_MERGE_ENTRIES_PER_CHANGE` per change written, at least
+//!   `LISTING_MERGE_ENTRIES_MIN`), recording how far it got in the new run's
+//!   [`RunRow`], so no transaction stalls on a large merge and a crash resumes it;
+//! - until a merge ends, its sources stay and its output is read beside them
+//!   (their common entries are equal, so reading both is harmless); at its end the
+//!   sources go, in the same transaction.
+//!
+//! An entry is a key (price or lower-case name, then SKU, as bytes that sort like
+//! the pair) and a [`block::Tag`]: the id of the run it was first written in, and
+//! whether it removes the key. Where runs disagree about a key the higher id wins,
+//! so a product whose price changes leaves a removal beside its old entry, and a
+//! merge that sees both keeps only the removal; a merge of every run of an index
+//! drops removals too.
+//!
+//! Everything happens in the writer's own transaction (the ledger's, for imports
+//! and API writes alike): a listing is current the moment the commit is, across a
+//! crash exactly as the product rows are. Readers ([`read`]) merge the runs of a
+//! snapshot. The ledger's other writers never touch these tables.
+
+pub mod block;
+pub mod read;
+pub mod write;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::LISTING_MERGE_FANOUT;
+use crate::store::{Record, StoreError};
+
+pub use read::{Direction, ListingScan, ListingTables};
+pub use write::ListingWriter;
+
+#[cfg(doc)]
+use crate::store::tables::LISTING_BLOCKS;
+
+/// The listing indexes, a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    /// (price in cents, SKU), active products only.
+    Price,
+    /// (lower-case name, SKU), active products only.
+    Name,
+}
+
+impl Index {
+    pub const ALL: [Index; 2] = [Index::Price, Index::Name];
+
+    /// The index's first key byte in the listing tables.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Index::Price => 0,
+            Index::Name => 1,
+        }
+    }
+}
+
+/// The bytes of a price-index key: the price big-endian, then the SKU, so the bytes
+/// sort as the pair does.
+pub fn price_key(price: u64, sku: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + sku.len());
+    key.extend_from_slice(&price.to_be_bytes());
+    key.extend_from_slice(sku.as_bytes());
+    key
+}
+
+/// The bytes of a name-index key: the lower-case name, a zero byte, the SKU. Names
+/// cannot hold control characters and SKUs are ASCII letters, digits and `._-`, so
+/// the zero byte is the separator and the bytes sort as the pair does.
+pub fn name_key(name: &str, sku: &str) -> Vec<u8> {
+    debug_assert!(!name.as_bytes().contains(&0));
+    let mut key = Vec::with_capacity(name.len() + 1 + sku.len());
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    key.extend_from_slice(sku.as_bytes());
+    key
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("a listing key does not decode: {what}"))
+}
+
+/// (price, SKU) from a price-index key.
+pub fn split_price(key: &[u8]) -> Result<(u64, &str), StoreError> {
+    if key.len() < 8 {
+        return Err(corrupt("price key too short"));
+    }
+    let (price, sku) = key.split_at(8);
+    let price = u64::from_be_bytes(price.try_into().expect("eight bytes"));
+    let sku = std::str::from_utf8(sku).map_err(|_| corrupt("SKU is not UTF-8"))?;
+    Ok((price, sku))
+}
+
+/// (lower-case name, SKU) from a name-index key.
+pub fn split_name(key: &[u8]) -> Result<(&str, &str), StoreError> {
+    let at = key
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| corrupt("no separator"))?;
+    let name = std::str::from_utf8(&key[..at]).map_err(|_| corrupt("name is not UTF-8"))?;
+    let sku = std::str::from_utf8(&key[at + 1..]).map_err(|_| corrupt("SKU is not UTF-8"))?;
+    Ok((name, sku))
+}
+
+/// Schema 1 kept each listing as a B-tree of (key, SKU) pairs. Writes each one's
+/// entries, already in key order, as one run, and deletes the old tables.
+pub fn upgrade_from_schema_1(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use crate::store::tables::legacy::{PRODUCTS_BY_NAME, PRODUCTS_BY_PRICE};
+    let mut writer = ListingWriter::open(txn)?;
+    run_from_legacy(
+        txn,
+        &mut writer,
+        Index::Price,
+        PRODUCTS_BY_PRICE,
+        |(price, sku)| price_key(price, sku),
+    )?;
+    run_from_legacy(
+        txn,
+        &mut writer,
+        Index::Name,
+        PRODUCTS_BY_NAME,
+        |(name, sku)| name_key(name, sku),
+    )?;
+    txn.delete_table(PRODUCTS_BY_PRICE)?;
+    txn.delete_table(PRODUCTS_BY_NAME)?;
+    Ok(())
+}
+
+/// One schema-1 listing table, streamed in its key order (which is the run's
+/// order) into one run: a large catalog's keys do not fit the memory bound.
+fn run_from_legacy<K: redb::Key + 'static>(
+    txn: &WriteTransaction,
+    writer: &mut ListingWriter<'_>,
+    index: Index,
+    legacy: redb::TableDefinition<K, ()>,
+    encode: impl Fn(K::SelfType<'_>) -> Vec<u8>,
+) -> Result<(), StoreError> {
+    let table = txn.open_table(legacy)?;
+    let mut failed = None;
+    let keys = table.iter()?.map_while(|e| match e {
+        Ok((k, _)) => Some((encode(k.value()), true)),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    writer.write_run(index, keys)?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// What [`crate::store::tables::LISTING_RUNS`] holds about one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRow {
+    /// Entries written to the run so far.
+    pub entries: u64,
+    /// Present while the run is the output of a merge still under way.
+    pub merge: Option<MergeRow>,
+}
+
+impl Record for RunRow {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "listing run";
+}
+
+/// A merge under way: which runs it reads and how far it has written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRow {
+    /// The level of the runs it merges.
+    pub level: u8,
+    /// The runs it merges, by id.
+    pub sources: Vec<u64>,
+    /// Every source entry up to this key (included) is merged into the output.
+    pub done_through: Option<Vec<u8>>,
+    /// Whether the sources were every run of the index when the merge started, so
+    /// nothing older can hide behind a removal and removals need not be kept.
+    pub drops_removals: bool,
+}
+
+/// A run's level: the base-[`LISTING_MERGE_FANOUT`] logarithm of its entry count.
+pub(crate) fn level_of(entries: u64) -> u8 {
+    let mut level = 0u8;
+    let mut n = entries.max(1);
+    while n >= LISTING_MERGE_FANOUT as u64 {
+        n /= LISTING_MERGE_FANOUT as u64;
+        level += 1;
+    }
+    level
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_as_their_pairs() {
+        let prices = [
+            (0, "A"),
+            (5, "A"),
+            (5, "B"),
+            (5, "B-1"),
+            (256, "A"),
+            (u64::MAX, "Z"),
+        ];
+        for w in prices.windows(2) {
+            assert!(price_key(w[0].0, w[0].1) < price_key(w[1].0, w[1].1));
+            assert!(w[0] < w[1]);
+        }
+        let names = [
+            ("ab", "Z"),
+            ("ab c", "A"),
+            ("abc", "A"),
+            ("abc", "B"),
+            ("é", "A"),
+        ];
+        for w in names.windows(2) {
+            assert!(name_key(w[0].0, w[0].1) < name_key(w[1].0, w[1].1), "{w:?}");
+            assert!(w[0] < w[1]);
+        }
+        assert_eq!(split_price(&price_key(42, "X-1")).unwrap(), (42, "X-1"));
+        assert_eq!(
+            split_name(&name_key("blue mug", "M.2")).unwrap(),
+            ("blue mug", "M.2")
+        );
+        assert!(split_price(b"short").is_err());
+        assert!(split_name(b"no separator").is_err());
+    }
+
+    #[test]
+    fn levels_grow_by_the_fanout() {
+        assert_eq!(level_of(0), 0);
+        assert_eq!(level_of(1), 0);
+        let f = LISTING_MERGE_FANOUT as u64;
+        assert_eq!(level_of(f - 1), 0);
+        assert_eq!(level_of(f), 1);
+        assert_eq!(level_of(f * f), 2);
+        assert_eq!(level_of(f * f - 1), 1);
+    }
+}
