@@ -22,9 +22,9 @@ pub struct CatalogTables<'txn> {
     listings: ListingWriter<'txn>,
     categories: Table<'txn, &'static str, u64>,
     /// Price-index key → present after this transaction?
-    price_changes: BTreeMap<Vec<u8>, bool>,
+    price_changes: listing::Changes,
     /// Name-index key → present after this transaction?
-    name_changes: BTreeMap<Vec<u8>, bool>,
+    name_changes: listing::Changes,
     category_changes: BTreeMap<String, i64>,
     /// SKUs whose row this transaction wrote (for the read cache).
     touched: Touched,
@@ -44,8 +44,8 @@ impl<'txn> CatalogTables<'txn> {
             products: txn.open_table(PRODUCTS)?,
             listings: ListingWriter::open(txn)?,
             categories: txn.open_table(CATEGORIES)?,
-            price_changes: BTreeMap::new(),
-            name_changes: BTreeMap::new(),
+            price_changes: listing::Changes::default(),
+            name_changes: listing::Changes::default(),
             category_changes: BTreeMap::new(),
             touched: Touched::default(),
         })
@@ -55,9 +55,9 @@ impl<'txn> CatalogTables<'txn> {
     /// transaction commits (the ledger and the catalog actor both do).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.listings
-            .apply(Index::Price, &std::mem::take(&mut self.price_changes))?;
+            .apply(Index::Price, std::mem::take(&mut self.price_changes))?;
         self.listings
-            .apply(Index::Name, &std::mem::take(&mut self.name_changes))?;
+            .apply(Index::Name, std::mem::take(&mut self.name_changes))?;
         for (name, change) in std::mem::take(&mut self.category_changes) {
             let now = self.categories.get(name.as_str())?.map_or(0, |v| v.value());
             let next = now.saturating_add_signed(change);
@@ -102,8 +102,8 @@ impl<'txn> CatalogTables<'txn> {
         self.touched.note(sku);
         if let Some(prev) = previous.filter(|p| !p.archived) {
             self.price_changes
-                .insert(listing::price_key(prev.price.get(), sku.as_str()), false);
-            self.name_changes.insert(
+                .note(listing::price_key(prev.price.get(), sku.as_str()), false);
+            self.name_changes.note(
                 listing::name_key(&name_key(&prev.name), sku.as_str()),
                 false,
             );
@@ -114,9 +114,9 @@ impl<'txn> CatalogTables<'txn> {
         }
         if !row.archived {
             self.price_changes
-                .insert(listing::price_key(row.price.get(), sku.as_str()), true);
+                .note(listing::price_key(row.price.get(), sku.as_str()), true);
             self.name_changes
-                .insert(listing::name_key(&name_key(&row.name), sku.as_str()), true);
+                .note(listing::name_key(&name_key(&row.name), sku.as_str()), true);
             *self
                 .category_changes
                 .entry(row.category.as_str().to_owned())
