@@ -87,24 +87,15 @@ pub fn list_products(
                 Some(c) => Bound::Excluded(c.as_slice()),
                 None => Bound::Unbounded,
             };
-            let descending = query.sort == ProductSort::PriceDesc;
-            let (lower, upper, direction) = match (&cursor, descending) {
-                (Some(c), false) => (Bound::Excluded(c.as_slice()), ceiling, Direction::Ascending),
-                (Some(c), true) => (
-                    Bound::Included(floor.as_slice()),
-                    Bound::Excluded(c.as_slice()),
-                    Direction::Descending,
-                ),
-                (None, false) => (
-                    Bound::Included(floor.as_slice()),
-                    ceiling,
-                    Direction::Ascending,
-                ),
-                (None, true) => (
-                    Bound::Included(floor.as_slice()),
-                    ceiling,
-                    Direction::Descending,
-                ),
+            let direction = match query.sort {
+                ProductSort::PriceDesc => Direction::Descending,
+                _ => Direction::Ascending,
+            };
+            let floor = Bound::Included(floor.as_slice());
+            let (lower, upper) = match (&cursor, direction) {
+                (Some(c), Direction::Ascending) => (Bound::Excluded(c.as_slice()), ceiling),
+                (Some(c), Direction::Descending) => (floor, Bound::Excluded(c.as_slice())),
+                (None, _) => (floor, ceiling),
             };
             let mut scan = listings.scan(Index::Price, lower, upper, direction)?;
             walk(&mut scan, |key, present| {

@@ -46,9 +46,6 @@ impl<'txn> ListingWriter<'txn> {
     /// Writes `changes` (key → present after this transaction) as a new run of
     /// `index`, then does this transaction's share of the index's merges.
     pub fn apply(&mut self, index: Index, changes: Changes) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
         let budget = u64::try_from(changes.len())
             .unwrap_or(u64::MAX)
             .saturating_mul(LISTING_MERGE_ENTRIES_PER_CHANGE)
@@ -68,11 +65,6 @@ impl<'txn> ListingWriter<'txn> {
         }
         self.write_run(index, changes.into_sorted())?;
         self.maintain(index, budget)
-    }
-
-    /// The runs of `index` with their rows, by id.
-    pub fn runs(&self, index: Index) -> Result<Vec<(u64, RunRow)>, StoreError> {
-        self.runs_of(index)
     }
 
     /// Writes entries given in ascending key order as one new run, tagged with its
@@ -109,7 +101,7 @@ impl<'txn> ListingWriter<'txn> {
     /// Merges up to `budget` source entries of `index`, lowest level first.
     pub fn maintain(&mut self, index: Index, mut budget: u64) -> Result<(), StoreError> {
         while budget > 0 {
-            let runs = self.runs_of(index)?;
+            let runs = self.runs(index)?;
             let (dest, row) = match next_job(&runs) {
                 None => break,
                 Some(Job::Continue { dest, row }) => (dest, row),
@@ -267,7 +259,8 @@ impl<'txn> ListingWriter<'txn> {
         Ok(())
     }
 
-    fn runs_of(&self, index: Index) -> Result<Vec<(u64, RunRow)>, StoreError> {
+    /// The runs of `index` with their rows, by id.
+    pub fn runs(&self, index: Index) -> Result<Vec<(u64, RunRow)>, StoreError> {
         let tag = index.tag();
         let mut runs = Vec::new();
         for entry in self.runs.range((tag, 0)..=(tag, u64::MAX))? {
