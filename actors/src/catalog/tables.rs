@@ -100,27 +100,22 @@ impl<'txn> CatalogTables<'txn> {
         let encoded = codec::encode(row);
         self.products.insert(sku.as_str(), encoded.as_slice())?;
         self.touched.note(sku);
-        if let Some(prev) = previous.filter(|p| !p.archived) {
-            self.price_changes
-                .note(listing::price_key(prev.price.get(), sku.as_str()), false);
-            self.name_changes.note(
-                listing::name_key(&name_key(&prev.name), sku.as_str()),
-                false,
-            );
-            *self
-                .category_changes
-                .entry(prev.category.as_str().to_owned())
-                .or_default() -= 1;
-        }
-        if !row.archived {
-            self.price_changes
-                .note(listing::price_key(row.price.get(), sku.as_str()), true);
-            self.name_changes
-                .note(listing::name_key(&name_key(&row.name), sku.as_str()), true);
-            *self
-                .category_changes
-                .entry(row.category.as_str().to_owned())
-                .or_default() += 1;
+        // Only what moved: an entry whose key is the same before and after stays
+        // as the older runs hold it, so a price change leaves the name index alone.
+        let before = previous.filter(|p| !p.archived);
+        let after = Some(row).filter(|r| !r.archived);
+        let price = |r: &ProductRow| listing::price_key(r.price.get(), sku.as_str());
+        let name = |r: &ProductRow| listing::name_key(&name_key(&r.name), sku.as_str());
+        note_moved(&mut self.price_changes, before.map(price), after.map(price));
+        note_moved(&mut self.name_changes, before.map(name), after.map(name));
+        if before.map(|r| &r.category) != after.map(|r| &r.category) {
+            for (r, change) in [(before, -1), (after, 1)] {
+                let Some(r) = r else { continue };
+                *self
+                    .category_changes
+                    .entry(r.category.as_str().to_owned())
+                    .or_default() += change;
+            }
         }
         Ok(encoded)
     }
@@ -156,6 +151,20 @@ impl<'txn> CatalogTables<'txn> {
     }
 }
 
+/// Notes the removal of `before` and the arrival of `after`, or nothing when they
+/// are the same key.
+fn note_moved(changes: &mut listing::Changes, before: Option<Vec<u8>>, after: Option<Vec<u8>>) {
+    if before == after {
+        return;
+    }
+    if let Some(key) = before {
+        changes.note(key, false);
+    }
+    if let Some(key) = after {
+        changes.note(key, true);
+    }
+}
+
 pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
     a.name == b.name
         && a.category == b.category
@@ -167,4 +176,97 @@ pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
 /// Listing by name sorts without regard to case.
 pub(crate) fn name_key(name: &ProductName) -> String {
     name.as_str().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTable;
+
+    use super::*;
+    use crate::domain::{Category, Cents};
+    use crate::store::Store;
+    use crate::store::tables::LISTING_RUNS;
+
+    /// (index tag, run id) of every listing run, and the category counts.
+    type State = (Vec<(u8, u64)>, Vec<(String, u64)>);
+
+    fn state(store: &Store) -> State {
+        let txn = store.db().begin_write().unwrap();
+        let runs = txn
+            .open_table(LISTING_RUNS)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect();
+        let categories = txn
+            .open_table(CATEGORIES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value().to_owned(), v.value())
+            })
+            .collect();
+        txn.abort().unwrap();
+        (runs, categories)
+    }
+
+    fn write(store: &Store, name: &str, category: &str, price: i64) {
+        let txn = store.db().begin_write().unwrap();
+        {
+            let mut tables = CatalogTables::open(&txn).unwrap();
+            let draft = ProductDraft {
+                name: ProductName::parse(name).unwrap(),
+                category: Category::parse(category).unwrap(),
+                description: None,
+                price: Cents::new(price).unwrap(),
+            };
+            tables
+                .upsert(&Sku::parse("P-1").unwrap(), draft, Timestamp(1))
+                .unwrap();
+            tables.flush().unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn only_the_index_whose_key_moved_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        write(&store, "Cable", "Wires", 500);
+        let (runs, categories) = state(&store);
+        let price = Index::Price.tag();
+        let name = Index::Name.tag();
+        let count = |runs: &[(u8, u64)], tag: u8| runs.iter().filter(|r| r.0 == tag).count();
+        assert_eq!((count(&runs, price), count(&runs, name)), (1, 1));
+        assert_eq!(categories, [("Wires".to_owned(), 1)]);
+
+        // A new price: one more price run, the name index and the count untouched.
+        write(&store, "Cable", "Wires", 700);
+        let (after_price, after_price_categories) = state(&store);
+        assert_eq!(count(&after_price, price), 2);
+        assert_eq!(
+            after_price
+                .iter()
+                .filter(|r| r.0 == name)
+                .collect::<Vec<_>>(),
+            runs.iter().filter(|r| r.0 == name).collect::<Vec<_>>()
+        );
+        assert_eq!(after_price_categories, categories);
+
+        // A new name (same words, other case: the name key is the same) and a new
+        // category: no listing run at all, the count moves.
+        write(&store, "CABLE", "Tools", 700);
+        let (after_case, after_case_categories) = state(&store);
+        assert_eq!(after_case, after_price);
+        assert_eq!(after_case_categories, [("Tools".to_owned(), 1)]);
+
+        // A real rename: a name run, no price run.
+        write(&store, "Rope", "Tools", 700);
+        let (after_rename, _) = state(&store);
+        assert_eq!(count(&after_rename, price), 2);
+        assert_eq!(count(&after_rename, name), 2);
+    }
 }
