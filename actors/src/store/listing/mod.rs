@@ -42,12 +42,67 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::LISTING_MERGE_FANOUT;
 use crate::store::{Record, StoreError};
+use block::Tag;
 
-pub use read::{Direction, ListingScan, ListingTables};
+pub use read::{ListingScan, ListingTables};
 pub use write::ListingWriter;
 
 #[cfg(doc)]
 use crate::store::tables::LISTING_BLOCKS;
+
+/// The order a listing is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Ascending,
+    Descending,
+}
+
+/// A run as a merge sees it: its head entry, or none once it is passed.
+/// A merge's sources ([`write`]) and a read's runs ([`read`]) are both walked so.
+trait Head {
+    fn key(&self) -> Option<&[u8]>;
+    /// The head entry's tag; only asked while there is a head.
+    fn tag(&self) -> Tag;
+}
+
+/// The first head key of `runs` in `direction` (the smallest, ascending).
+fn first_head<H: Head>(runs: &[H], direction: Direction) -> Option<&[u8]> {
+    let mut best: Option<&[u8]> = None;
+    for k in runs.iter().filter_map(Head::key) {
+        let better = match (best, direction) {
+            (None, _) => true,
+            (Some(b), Direction::Ascending) => k < b,
+            (Some(b), Direction::Descending) => k > b,
+        };
+        if better {
+            best = Some(k);
+        }
+    }
+    best
+}
+
+/// Moves every run whose head is `key` past it with `advance`, answering the
+/// newest of their tags (the entry that counts) and how many runs held the key.
+fn pass_key<H: Head>(
+    runs: &mut [H],
+    key: &[u8],
+    mut advance: impl FnMut(&mut H) -> Result<(), StoreError>,
+) -> Result<(Tag, u64), StoreError> {
+    let mut winner: Option<Tag> = None;
+    let mut held = 0u64;
+    for r in runs.iter_mut() {
+        if r.key() == Some(key) {
+            let t = r.tag();
+            if winner.is_none_or(|w| t.version() > w.version()) {
+                winner = Some(t);
+            }
+            advance(r)?;
+            held += 1;
+        }
+    }
+    let winner = winner.expect("the key passed is a head of some run");
+    Ok((winner, held))
+}
 
 /// The listing indexes, a closed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,19 +4,13 @@ use std::ops::Bound;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 
-use super::Index;
 use super::block::{Block, Tag};
+use super::{Direction, Head, Index, first_head, pass_key};
 use crate::store::StoreError;
 use crate::store::tables::{LISTING_BLOCKS, LISTING_RUNS};
 
 type BlocksTable = ReadOnlyTable<(u8, u64, &'static [u8]), &'static [u8]>;
 type BlockRange<'a> = redb::Range<'a, (u8, u64, &'static [u8]), &'static [u8]>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Ascending,
-    Descending,
-}
 
 /// The listing tables of one read snapshot.
 pub struct ListingTables {
@@ -84,21 +78,7 @@ impl ListingScan<'_> {
         if self.ended {
             return Ok(None);
         }
-        let ascending = self.direction == Direction::Ascending;
-        let mut best: Option<&[u8]> = None;
-        for r in &self.runs {
-            if let Some(k) = r.key() {
-                let better = match best {
-                    None => true,
-                    Some(b) if ascending => k < b,
-                    Some(b) => k > b,
-                };
-                if better {
-                    best = Some(k);
-                }
-            }
-        }
-        let Some(best) = best else {
+        let Some(best) = first_head(&self.runs, self.direction) else {
             self.ended = true;
             return Ok(None);
         };
@@ -110,18 +90,8 @@ impl ListingScan<'_> {
         }
         self.key.clear();
         self.key.extend_from_slice(best);
-        let mut winner: Option<Tag> = None;
-        for r in &mut self.runs {
-            if r.key() == Some(self.key.as_slice()) {
-                let t = r.tag();
-                if winner.is_none_or(|w| t.version() > w.version()) {
-                    winner = Some(t);
-                }
-                r.advance()?;
-            }
-        }
-        let present = !winner.expect("the best key came from a run").dead();
-        Ok(Some((&self.key, present)))
+        let (winner, _) = pass_key(&mut self.runs, &self.key, RunReader::advance)?;
+        Ok(Some((&self.key, !winner.dead())))
     }
 }
 
@@ -203,14 +173,6 @@ impl<'a> RunReader<'a> {
         }
     }
 
-    fn key(&self) -> Option<&[u8]> {
-        self.head().map(|i| self.block.key(i))
-    }
-
-    fn tag(&self) -> Tag {
-        self.block.tag(self.head().expect("a head to read"))
-    }
-
     fn advance(&mut self) -> Result<(), StoreError> {
         match self.direction {
             Direction::Ascending => self.at += 1,
@@ -238,6 +200,16 @@ impl<'a> RunReader<'a> {
             }
         }
         Ok(())
+    }
+}
+
+impl Head for RunReader<'_> {
+    fn key(&self) -> Option<&[u8]> {
+        self.head().map(|i| self.block.key(i))
+    }
+
+    fn tag(&self) -> Tag {
+        self.block.tag(self.head().expect("a head to read"))
     }
 }
 

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::block::{Block, BlockWriter, Tag};
-use super::{Changes, Index, MergeRow, RunRow, level_of};
+use super::{Changes, Direction, Head, Index, MergeRow, RunRow, first_head, level_of, pass_key};
 use crate::limits::{
     LISTING_BLOCK_BYTES_MAX, LISTING_MERGE_ENTRIES_MIN, LISTING_MERGE_ENTRIES_PER_CHANGE,
     LISTING_MERGE_FANOUT,
@@ -150,33 +150,18 @@ impl<'txn> ListingWriter<'txn> {
         let mut key = Vec::new();
         let mut moved = false;
         let finished = loop {
-            let mut best: Option<&[u8]> = None;
-            for s in &sources {
-                if let Some(k) = s.key()
-                    && best.is_none_or(|b| k < b)
-                {
-                    best = Some(k);
-                }
-            }
-            let Some(best) = best else { break true };
+            let Some(best) = first_head(&sources, Direction::Ascending) else {
+                break true;
+            };
             if budget == 0 {
                 break false;
             }
             key.clear();
             key.extend_from_slice(best);
-            let mut winner: Option<Tag> = None;
-            for s in &mut sources {
-                if s.key() == Some(key.as_slice()) {
-                    let t = s.tag();
-                    if winner.is_none_or(|w| t.version() > w.version()) {
-                        winner = Some(t);
-                    }
-                    s.advance(&self.blocks, tag)?;
-                    budget = budget.saturating_sub(1);
-                }
-            }
+            let blocks = &self.blocks;
+            let (winner, held) = pass_key(&mut sources, &key, |s| s.advance(blocks, tag))?;
+            budget = budget.saturating_sub(held);
             moved = true;
-            let winner = winner.expect("the smallest key came from a source");
             if winner.dead() && merge.drops_removals {
                 continue;
             }
@@ -359,14 +344,6 @@ impl Source {
         Ok(s)
     }
 
-    fn key(&self) -> Option<&[u8]> {
-        (self.pos < self.block.len()).then(|| self.block.key(self.pos))
-    }
-
-    fn tag(&self) -> Tag {
-        self.block.tag(self.pos)
-    }
-
     fn advance(&mut self, blocks: &Blocks<'_>, tag: u8) -> Result<(), StoreError> {
         self.pos += 1;
         self.settle(blocks, tag)
@@ -402,6 +379,16 @@ impl Source {
     }
 }
 
+impl Head for Source {
+    fn key(&self) -> Option<&[u8]> {
+        (self.pos < self.block.len()).then(|| self.block.key(self.pos))
+    }
+
+    fn tag(&self) -> Tag {
+        self.block.tag(self.pos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The runs against a plain set: random transactions of puts and removals,
@@ -415,7 +402,7 @@ mod tests {
 
     use super::*;
     use crate::store::Store;
-    use crate::store::listing::{Direction, ListingTables};
+    use crate::store::listing::ListingTables;
 
     fn key(k: u16) -> Vec<u8> {
         k.to_be_bytes().to_vec()
