@@ -90,34 +90,19 @@ pub struct Block {
 
 impl Block {
     pub fn decode(mut bytes: &[u8]) -> Result<Self, StoreError> {
-        let corrupt = || StoreError::Corrupt("a listing block does not decode".to_owned());
         let mut block = Block {
             keys: Vec::with_capacity(bytes.len() * 2),
             ends: Vec::new(),
             tags: Vec::new(),
         };
-        let mut previous_start = 0usize;
+        let mut key = Vec::new();
         while !bytes.is_empty() {
-            let shared = usize::try_from(take_varint(&mut bytes).ok_or_else(corrupt)?)
-                .map_err(|_| corrupt())?;
-            let suffix = usize::try_from(take_varint(&mut bytes).ok_or_else(corrupt)?)
-                .map_err(|_| corrupt())?;
-            let previous_len = block.keys.len() - previous_start;
-            if shared > previous_len || suffix > bytes.len() {
-                return Err(corrupt());
-            }
-            let start = block.keys.len();
-            block
-                .keys
-                .extend_from_within(previous_start..previous_start + shared);
-            block.keys.extend_from_slice(&bytes[..suffix]);
-            bytes = &bytes[suffix..];
-            let tag = take_varint(&mut bytes).ok_or_else(corrupt)?;
+            let tag = take_entry(&mut bytes, &mut key)?;
+            block.keys.extend_from_slice(&key);
             block
                 .ends
                 .push(u32::try_from(block.keys.len()).map_err(|_| corrupt())?);
-            block.tags.push(Tag(tag));
-            previous_start = start;
+            block.tags.push(tag);
         }
         Ok(block)
     }
@@ -138,6 +123,70 @@ impl Block {
     pub fn tag(&self, i: usize) -> Tag {
         self.tags[i]
     }
+}
+
+/// A block's entries decoded one at a time from the front, for a reader that wants
+/// only the first few: a listing page of 20 from ten runs decodes a few dozen
+/// entries, not ten whole blocks (whole-block decoding was a quarter of a sorted
+/// listing read's CPU).
+#[derive(Debug, Default)]
+pub struct Forward {
+    bytes: Vec<u8>,
+    /// Where the next entry starts in `bytes`.
+    next: usize,
+    key: Vec<u8>,
+    /// The head entry's tag; `None` past the last entry.
+    tag: Option<Tag>,
+}
+
+impl Forward {
+    /// Loads `bytes` (an encoded block) and decodes its first entry, reusing this
+    /// reader's buffers.
+    pub fn load(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(bytes);
+        self.next = 0;
+        self.key.clear();
+        self.advance()
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.tag.map(|_| self.key.as_slice())
+    }
+
+    pub fn tag(&self) -> Option<Tag> {
+        self.tag
+    }
+
+    /// Moves to the next entry (or past the last).
+    pub fn advance(&mut self) -> Result<(), StoreError> {
+        let mut rest = self.bytes.get(self.next..).unwrap_or_default();
+        if rest.is_empty() {
+            self.tag = None;
+            return Ok(());
+        }
+        self.tag = Some(take_entry(&mut rest, &mut self.key)?);
+        self.next = self.bytes.len() - rest.len();
+        Ok(())
+    }
+}
+
+fn corrupt() -> StoreError {
+    StoreError::Corrupt("a listing block does not decode".to_owned())
+}
+
+/// Decodes the entry at the front of `bytes`, moving past it. `key` holds the
+/// previous entry's key (empty before the first) and is left holding this one's.
+fn take_entry(bytes: &mut &[u8], key: &mut Vec<u8>) -> Result<Tag, StoreError> {
+    let shared = usize::try_from(take_varint(bytes).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    let suffix = usize::try_from(take_varint(bytes).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    if shared > key.len() || suffix > bytes.len() {
+        return Err(corrupt());
+    }
+    key.truncate(shared);
+    key.extend_from_slice(&bytes[..suffix]);
+    *bytes = &bytes[suffix..];
+    Ok(Tag(take_varint(bytes).ok_or_else(corrupt)?))
 }
 
 /// The low seven bits of `v`, the digit a varint writes next.
@@ -191,10 +240,16 @@ mod tests {
                     prop_assert_eq!(&first, &entries[0].0);
                     let block = Block::decode(&bytes).unwrap();
                     prop_assert_eq!(block.len(), entries.len());
+                    let mut forward = Forward::default();
+                    forward.load(&bytes).unwrap();
                     for (i, (k, t)) in entries.iter().enumerate() {
                         prop_assert_eq!(block.key(i), k.as_slice());
                         prop_assert_eq!(block.tag(i), *t);
+                        prop_assert_eq!(forward.key(), Some(k.as_slice()));
+                        prop_assert_eq!(forward.tag(), Some(*t));
+                        forward.advance().unwrap();
                     }
+                    prop_assert_eq!(forward.key(), None);
                 }
             }
             prop_assert_eq!(writer.entries(), 0);
@@ -203,6 +258,14 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = Block::decode(&bytes);
+            let mut forward = Forward::default();
+            let mut steps = 0;
+            let mut result = forward.load(&bytes);
+            while result.is_ok() && forward.key().is_some() {
+                result = forward.advance();
+                steps += 1;
+                prop_assert!(steps <= bytes.len(), "each entry takes at least one byte");
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use std::ops::Bound;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 
-use super::block::{Block, Tag};
+use super::block::{Block, Forward, Tag};
 use super::{Direction, Head, Index, first_head, pass_key};
 use crate::store::StoreError;
 use crate::store::tables::{LISTING_BLOCKS, LISTING_RUNS};
@@ -98,11 +98,17 @@ impl ListingScan<'_> {
 /// One run, a block at a time, in one direction.
 struct RunReader<'a> {
     range: BlockRange<'a>,
-    direction: Direction,
-    block: Block,
-    /// Ascending: the index of the head entry. Descending: one past it.
-    at: usize,
+    loaded: Loaded,
     done: bool,
+}
+
+/// The block a reader is in. Ascending reads decode only the entries they pass;
+/// a block's prefix-compressed keys decode only from its front, so descending
+/// reads decode the whole block.
+enum Loaded {
+    Ascending(Forward),
+    /// The block and one past the head entry's index.
+    Descending(Block, usize),
 }
 
 impl<'a> RunReader<'a> {
@@ -145,9 +151,10 @@ impl<'a> RunReader<'a> {
         };
         let mut reader = RunReader {
             range,
-            direction,
-            block: Block::default(),
-            at: 0,
+            loaded: match direction {
+                Direction::Ascending => Loaded::Ascending(Forward::default()),
+                Direction::Descending => Loaded::Descending(Block::default(), 0),
+            },
             done: false,
         };
         reader.settle()?;
@@ -166,36 +173,29 @@ impl<'a> RunReader<'a> {
         Ok(reader)
     }
 
-    fn head(&self) -> Option<usize> {
-        match self.direction {
-            Direction::Ascending => (self.at < self.block.len()).then_some(self.at),
-            Direction::Descending => self.at.checked_sub(1),
-        }
-    }
-
     fn advance(&mut self) -> Result<(), StoreError> {
-        match self.direction {
-            Direction::Ascending => self.at += 1,
-            Direction::Descending => self.at = self.at.saturating_sub(1),
+        match &mut self.loaded {
+            Loaded::Ascending(forward) => forward.advance()?,
+            Loaded::Descending(_, at) => *at = at.saturating_sub(1),
         }
         self.settle()
     }
 
     /// Loads blocks until there is a head or the run ends.
     fn settle(&mut self) -> Result<(), StoreError> {
-        while self.head().is_none() && !self.done {
-            let next = match self.direction {
-                Direction::Ascending => self.range.next(),
-                Direction::Descending => self.range.next_back(),
+        while self.key().is_none() && !self.done {
+            let next = match self.loaded {
+                Loaded::Ascending(_) => self.range.next(),
+                Loaded::Descending(..) => self.range.next_back(),
             };
             match next.transpose()? {
-                Some((_, bytes)) => {
-                    self.block = Block::decode(bytes.value())?;
-                    self.at = match self.direction {
-                        Direction::Ascending => 0,
-                        Direction::Descending => self.block.len(),
-                    };
-                }
+                Some((_, bytes)) => match &mut self.loaded {
+                    Loaded::Ascending(forward) => forward.load(bytes.value())?,
+                    Loaded::Descending(block, at) => {
+                        *block = Block::decode(bytes.value())?;
+                        *at = block.len();
+                    }
+                },
                 None => self.done = true,
             }
         }
@@ -205,11 +205,18 @@ impl<'a> RunReader<'a> {
 
 impl Head for RunReader<'_> {
     fn key(&self) -> Option<&[u8]> {
-        self.head().map(|i| self.block.key(i))
+        match &self.loaded {
+            Loaded::Ascending(forward) => forward.key(),
+            Loaded::Descending(block, at) => at.checked_sub(1).map(|i| block.key(i)),
+        }
     }
 
     fn tag(&self) -> Tag {
-        self.block.tag(self.head().expect("a head to read"))
+        match &self.loaded {
+            Loaded::Ascending(forward) => forward.tag(),
+            Loaded::Descending(block, at) => at.checked_sub(1).map(|i| block.tag(i)),
+        }
+        .expect("a head to read")
     }
 }
 
