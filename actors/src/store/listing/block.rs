@@ -125,10 +125,10 @@ impl Block {
     }
 }
 
-/// A block's entries decoded one at a time from the front, for a reader that wants
-/// only the first few: a listing page of 20 from ten runs decodes a few dozen
-/// entries, not ten whole blocks (whole-block decoding was a quarter of a sorted
-/// listing read's CPU).
+/// A block's entries decoded one at a time from the front: how a merge walks its
+/// sources and an ascending read its runs. A read wants only the first few: a
+/// listing page of 20 from ten runs decodes a few dozen entries, not ten whole
+/// blocks (whole-block decoding was a quarter of a sorted listing read's CPU).
 #[derive(Debug, Default)]
 pub struct Forward {
     bytes: Vec<u8>,

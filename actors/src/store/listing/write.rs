@@ -10,7 +10,7 @@ use std::ops::Bound;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::block::{Block, BlockWriter, Tag};
+use super::block::{BlockWriter, Forward, Tag};
 use super::{Changes, Direction, Head, Index, MergeRow, RunRow, first_head, level_of, pass_key};
 use crate::limits::{
     LISTING_BLOCK_BYTES_MAX, LISTING_MERGE_ENTRIES_MIN, LISTING_MERGE_ENTRIES_PER_CHANGE,
@@ -300,8 +300,7 @@ fn next_job(runs: &[(u64, RunRow)]) -> Option<Job> {
 /// One source run of a merge, read a block at a time.
 struct Source {
     run: u64,
-    block: Block,
-    pos: usize,
+    entries: Forward,
     /// First key of the block loaded, if any.
     first: Option<Vec<u8>>,
     done: bool,
@@ -317,8 +316,7 @@ impl Source {
     ) -> Result<Self, StoreError> {
         let mut s = Source {
             run,
-            block: Block::default(),
-            pos: 0,
+            entries: Forward::default(),
             first: None,
             done: false,
         };
@@ -329,7 +327,7 @@ impl Source {
                 .transpose()?;
             if let Some((first, bytes)) = holding {
                 s.first = Some(first.value().2.to_vec());
-                s.block = Block::decode(bytes.value())?;
+                s.entries.load(bytes.value())?;
             }
         }
         if s.first.is_none() {
@@ -345,13 +343,13 @@ impl Source {
     }
 
     fn advance(&mut self, blocks: &Blocks<'_>, tag: u8) -> Result<(), StoreError> {
-        self.pos += 1;
+        self.entries.advance()?;
         self.settle(blocks, tag)
     }
 
-    /// Loads blocks until one has an entry at `pos` or the run ends.
+    /// Loads blocks until there is a head entry or the run ends.
     fn settle(&mut self, blocks: &Blocks<'_>, tag: u8) -> Result<(), StoreError> {
-        while self.pos >= self.block.len() && !self.done {
+        while self.entries.key().is_none() && !self.done {
             self.load_next(blocks, tag)?;
         }
         Ok(())
@@ -370,8 +368,7 @@ impl Source {
         {
             Some((first, bytes)) => {
                 self.first = Some(first.value().2.to_vec());
-                self.block = Block::decode(bytes.value())?;
-                self.pos = 0;
+                self.entries.load(bytes.value())?;
             }
             None => self.done = true,
         }
@@ -381,11 +378,11 @@ impl Source {
 
 impl Head for Source {
     fn key(&self) -> Option<&[u8]> {
-        (self.pos < self.block.len()).then(|| self.block.key(self.pos))
+        self.entries.key()
     }
 
     fn tag(&self) -> Tag {
-        self.block.tag(self.pos)
+        self.entries.tag().expect("a head to read")
     }
 }
 
