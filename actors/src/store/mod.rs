@@ -22,7 +22,7 @@ use crate::limits::DB_CACHE_BYTES;
 use tables::counter;
 
 /// The schema this build writes. Opening a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 /// File name of the database inside the data directory.
 pub const DB_FILE_NAME: &str = "orderflow.redb";
 
@@ -205,8 +205,15 @@ impl Store {
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
                 Some(SCHEMA_VERSION) => {}
+                Some(2) => {
+                    // Schema 2: listing blocks without restart points.
+                    listing::upgrade_from_schema_2(&txn).map_err(OpenError::Init)?;
+                    meta.insert(counter::SCHEMA, SCHEMA_VERSION)
+                        .map_err(StoreError::from)?;
+                }
                 Some(_) => {
-                    // Schema 1: the listings were B-trees; they become runs.
+                    // Schema 1: the listings were B-trees; they become runs (written
+                    // in this build's block format).
                     listing::upgrade_from_schema_1(&txn).map_err(OpenError::Init)?;
                     meta.insert(counter::SCHEMA, SCHEMA_VERSION)
                         .map_err(StoreError::from)?;
@@ -352,7 +359,7 @@ mod tests {
         assert!(err.to_string().contains("keeps prices in EUR"), "{err}");
     }
 
-    /// A schema-1 file (listings as two B-trees) opens as schema 2 with the same
+    /// A schema-1 file (listings as two B-trees) opens as this schema with the same
     /// keys in the runs, and the old tables gone.
     #[test]
     fn schema_1_listings_become_runs() {

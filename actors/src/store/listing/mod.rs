@@ -36,6 +36,8 @@ pub mod block;
 pub mod read;
 pub mod write;
 
+use std::ops::Bound;
+
 use redb::{ReadableTable, WriteTransaction};
 
 use serde::{Deserialize, Serialize};
@@ -47,7 +49,6 @@ use block::Tag;
 pub use read::{ListingScan, ListingTables};
 pub use write::ListingWriter;
 
-#[cfg(doc)]
 use crate::store::tables::LISTING_BLOCKS;
 
 /// The order a listing is read in.
@@ -194,6 +195,41 @@ pub fn upgrade_from_schema_1(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.delete_table(PRODUCTS_BY_PRICE)?;
     txn.delete_table(PRODUCTS_BY_NAME)?;
     Ok(())
+}
+
+/// Schema 2 wrote blocks without restart points ([`block`]). Re-encodes every
+/// block in place (its first key, so its table key, is unchanged), a bounded
+/// number at a time: a large catalog's blocks do not fit the memory bound.
+pub fn upgrade_from_schema_2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    /// Blocks re-encoded per pass: about 1 MiB.
+    const BLOCKS_PER_PASS: usize = 256;
+    let mut blocks = txn.open_table(LISTING_BLOCKS)?;
+    let mut after: Option<(u8, u64, Vec<u8>)> = None;
+    loop {
+        let mut pass = Vec::with_capacity(BLOCKS_PER_PASS);
+        let lower = match &after {
+            Some((tag, run, first)) => Bound::Excluded((*tag, *run, first.as_slice())),
+            None => Bound::Unbounded,
+        };
+        for entry in blocks
+            .range::<(u8, u64, &[u8])>((lower, Bound::Unbounded))?
+            .take(BLOCKS_PER_PASS)
+        {
+            let (key, bytes) = entry?;
+            let (tag, run, first) = key.value();
+            pass.push((
+                (tag, run, first.to_vec()),
+                block::reencode_schema_2(bytes.value())?,
+            ));
+        }
+        let Some((last, _)) = pass.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for ((tag, run, first), bytes) in &pass {
+            blocks.insert((*tag, *run, first.as_slice()), bytes.as_slice())?;
+        }
+    }
 }
 
 /// One schema-1 listing table, streamed in its key order (which is the run's
@@ -362,6 +398,106 @@ mod tests {
                 (b"c".to_vec(), false)
             ]
         );
+    }
+
+    /// A schema-2 file (blocks without restart points), with a merge under way,
+    /// opens as this schema listing the same keys both ways, and every block
+    /// decodes in this format.
+    #[test]
+    fn schema_2_blocks_are_reencoded() {
+        use crate::store::tables::{META, counter};
+        use crate::store::{SCHEMA_VERSION, Store};
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Vec<u8>> = (0..5_000u32)
+            .map(|i| (i * 7).to_be_bytes().to_vec())
+            .collect();
+        let list = |store: &Store, direction| {
+            let txn = store.db().begin_read().unwrap();
+            let tables = ListingTables::open(&txn).unwrap();
+            let mut scan = tables
+                .scan(Index::Name, Bound::Unbounded, Bound::Unbounded, direction)
+                .unwrap();
+            let mut out = Vec::new();
+            while let Some((key, present)) = scan.next_key().unwrap() {
+                assert!(present);
+                out.push(key.to_vec());
+            }
+            out
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // Five runs, and a merge left under way by a small budget.
+            for chunk in keys.chunks(1_000) {
+                let txn = store.db().begin_write().unwrap();
+                let changes: Changes = chunk.iter().map(|k| (k.clone(), true)).collect();
+                ListingWriter::open(&txn)
+                    .unwrap()
+                    .apply_with_budget(Index::Name, changes, 1_500)
+                    .unwrap();
+                txn.commit().unwrap();
+            }
+            let txn = store.db().begin_write().unwrap();
+            {
+                let runs = ListingWriter::open(&txn)
+                    .unwrap()
+                    .runs(Index::Name)
+                    .unwrap();
+                assert!(runs.iter().any(|(_, r)| r.merge.is_some()), "{runs:?}");
+                let mut blocks = txn.open_table(LISTING_BLOCKS).unwrap();
+                let mut old = Vec::new();
+                for entry in blocks.iter().unwrap() {
+                    let (key, bytes) = entry.unwrap();
+                    let mut forward = block::Forward::default();
+                    forward.load(bytes.value()).unwrap();
+                    let mut entries = Vec::new();
+                    while let (Some(k), Some(t)) = (forward.key(), forward.tag()) {
+                        entries.push((k.to_vec(), t));
+                        forward.advance().unwrap();
+                    }
+                    let (tag, run, first) = key.value();
+                    old.push(((tag, run, first.to_vec()), block::schema_2_block(&entries)));
+                }
+                assert!(old.len() > 10, "several blocks per run");
+                for ((tag, run, first), bytes) in &old {
+                    blocks
+                        .insert((*tag, *run, first.as_slice()), bytes.as_slice())
+                        .unwrap();
+                }
+                txn.open_table(META)
+                    .unwrap()
+                    .insert(counter::SCHEMA, 2)
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let txn = store.db().begin_read().unwrap();
+        let schema = txn.open_table(META).unwrap().get(counter::SCHEMA).unwrap();
+        assert_eq!(schema.map(|v| v.value()), Some(SCHEMA_VERSION));
+        let blocks = txn.open_table(LISTING_BLOCKS).unwrap();
+        assert!(blocks.len().unwrap() > 10);
+        for entry in blocks.iter().unwrap() {
+            let (_, bytes) = entry.unwrap();
+            // Schema 2's bytes end in an entry, not a restart count this format
+            // can read; each block now has its restart points.
+            let mut backward = block::Backward::default();
+            backward.load(bytes.value()).unwrap();
+            assert!(backward.key().is_some());
+        }
+        drop(txn);
+        assert_eq!(list(&store, Direction::Ascending), keys);
+        let mut back = list(&store, Direction::Descending);
+        back.reverse();
+        assert_eq!(back, keys);
+        // The merge under way goes on over the new blocks.
+        let txn = store.db().begin_write().unwrap();
+        ListingWriter::open(&txn)
+            .unwrap()
+            .maintain(Index::Name, u64::MAX)
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(list(&store, Direction::Ascending), keys);
     }
 
     #[test]

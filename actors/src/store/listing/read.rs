@@ -4,7 +4,7 @@ use std::ops::Bound;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 
-use super::block::{Block, Forward, Tag};
+use super::block::{Backward, Forward, Tag};
 use super::{Direction, Head, Index, first_head, pass_key};
 use crate::store::StoreError;
 use crate::store::tables::{LISTING_BLOCKS, LISTING_RUNS};
@@ -97,18 +97,23 @@ impl ListingScan<'_> {
 
 /// One run, a block at a time, in one direction.
 struct RunReader<'a> {
-    range: BlockRange<'a>,
+    blocks: &'a BlocksTable,
+    tag: u8,
+    run: u64,
+    /// The blocks still to load. An ascending read that seeks loads its first
+    /// block by a lookup of its own and opens this range only if it reads past
+    /// that block: a page from a dozen runs rarely does.
+    range: Option<BlockRange<'a>>,
+    /// The first key of the block an ascending read loaded by its lookup.
+    loaded_first: Option<Vec<u8>>,
     loaded: Loaded,
     done: bool,
 }
 
-/// The block a reader is in. Ascending reads decode only the entries they pass;
-/// a block's prefix-compressed keys decode only from its front, so descending
-/// reads decode the whole block.
+/// The block a reader is in, walked in the read's direction.
 enum Loaded {
     Ascending(Forward),
-    /// The block and one past the head entry's index.
-    Descending(Block, usize),
+    Descending(Backward),
 }
 
 impl<'a> RunReader<'a> {
@@ -121,42 +126,51 @@ impl<'a> RunReader<'a> {
         direction: Direction,
     ) -> Result<Self, StoreError> {
         let run_start = (tag, run, &[][..]);
-        let run_end = Bound::Excluded((tag, run + 1, &[][..]));
-        let range = match direction {
-            Direction::Ascending => {
-                // Start at the block holding the lower bound: the last one whose
-                // first key is not above it.
-                let start = match lower {
-                    Bound::Included(k) | Bound::Excluded(k) => blocks
-                        .range::<(u8, u64, &[u8])>(run_start..=(tag, run, k))?
-                        .next_back()
-                        .transpose()?
-                        .map(|(first, _)| first.value().2.to_vec()),
-                    Bound::Unbounded => None,
-                };
-                let start = start.unwrap_or_default();
-                blocks.range::<(u8, u64, &[u8])>((
-                    Bound::Included((tag, run, start.as_slice())),
-                    run_end,
-                ))?
-            }
-            Direction::Descending => {
-                let end = match upper {
-                    Bound::Included(k) => Bound::Included((tag, run, k)),
-                    Bound::Excluded(k) => Bound::Excluded((tag, run, k)),
-                    Bound::Unbounded => run_end,
-                };
-                blocks.range::<(u8, u64, &[u8])>((Bound::Included(run_start), end))?
-            }
-        };
         let mut reader = RunReader {
-            range,
+            blocks,
+            tag,
+            run,
+            range: None,
+            loaded_first: None,
             loaded: match direction {
                 Direction::Ascending => Loaded::Ascending(Forward::default()),
-                Direction::Descending => Loaded::Descending(Block::default(), 0),
+                Direction::Descending => Loaded::Descending(Backward::default()),
             },
             done: false,
         };
+        // The bound a read starts from, and the block holding it: the last one
+        // whose first key is not above it.
+        let start = match direction {
+            Direction::Ascending => lower,
+            Direction::Descending => upper,
+        };
+        match (start, &mut reader.loaded) {
+            (Bound::Unbounded, Loaded::Ascending(_)) => {}
+            (Bound::Unbounded, Loaded::Descending(_)) => {
+                let run_end = (tag, run + 1, &[][..]);
+                reader.range = Some(blocks.range::<(u8, u64, &[u8])>(run_start..run_end)?);
+            }
+            (Bound::Included(k) | Bound::Excluded(k), Loaded::Ascending(forward)) => {
+                let holding = blocks
+                    .range::<(u8, u64, &[u8])>(run_start..=(tag, run, k))?
+                    .next_back()
+                    .transpose()?;
+                if let Some((first, bytes)) = holding {
+                    forward.load(bytes.value())?;
+                    forward.seek(k)?;
+                    reader.loaded_first = Some(first.value().2.to_vec());
+                }
+            }
+            (Bound::Included(k) | Bound::Excluded(k), Loaded::Descending(backward)) => {
+                // Earlier blocks hold only keys below the first one loaded.
+                let mut range = blocks.range::<(u8, u64, &[u8])>(run_start..=(tag, run, k))?;
+                if let Some((_, bytes)) = range.next_back().transpose()? {
+                    backward.load(bytes.value())?;
+                    backward.seek(k)?;
+                }
+                reader.range = Some(range);
+            }
+        }
         reader.settle()?;
         match direction {
             Direction::Ascending => {
@@ -176,7 +190,7 @@ impl<'a> RunReader<'a> {
     fn advance(&mut self) -> Result<(), StoreError> {
         match &mut self.loaded {
             Loaded::Ascending(forward) => forward.advance()?,
-            Loaded::Descending(_, at) => *at = at.saturating_sub(1),
+            Loaded::Descending(backward) => backward.advance()?,
         }
         self.settle()
     }
@@ -184,17 +198,27 @@ impl<'a> RunReader<'a> {
     /// Loads blocks until there is a head or the run ends.
     fn settle(&mut self) -> Result<(), StoreError> {
         while self.key().is_none() && !self.done {
+            let (tag, run) = (self.tag, self.run);
+            let range = match &mut self.range {
+                Some(range) => range,
+                // Only an ascending read opens its range late: after the block
+                // its lookup loaded, or from the run's start.
+                None => self.range.insert(self.blocks.range::<(u8, u64, &[u8])>((
+                    match &self.loaded_first {
+                        Some(first) => Bound::Excluded((tag, run, first.as_slice())),
+                        None => Bound::Included((tag, run, &[][..])),
+                    },
+                    Bound::Excluded((tag, run + 1, &[][..])),
+                ))?),
+            };
             let next = match self.loaded {
-                Loaded::Ascending(_) => self.range.next(),
-                Loaded::Descending(..) => self.range.next_back(),
+                Loaded::Ascending(_) => range.next(),
+                Loaded::Descending(_) => range.next_back(),
             };
             match next.transpose()? {
                 Some((_, bytes)) => match &mut self.loaded {
                     Loaded::Ascending(forward) => forward.load(bytes.value())?,
-                    Loaded::Descending(block, at) => {
-                        *block = Block::decode(bytes.value())?;
-                        *at = block.len();
-                    }
+                    Loaded::Descending(backward) => backward.load(bytes.value())?,
                 },
                 None => self.done = true,
             }
@@ -207,14 +231,14 @@ impl Head for RunReader<'_> {
     fn key(&self) -> Option<&[u8]> {
         match &self.loaded {
             Loaded::Ascending(forward) => forward.key(),
-            Loaded::Descending(block, at) => at.checked_sub(1).map(|i| block.key(i)),
+            Loaded::Descending(backward) => backward.key(),
         }
     }
 
     fn tag(&self) -> Tag {
         match &self.loaded {
             Loaded::Ascending(forward) => forward.tag(),
-            Loaded::Descending(block, at) => at.checked_sub(1).map(|i| block.tag(i)),
+            Loaded::Descending(backward) => backward.tag(),
         }
         .expect("a head to read")
     }

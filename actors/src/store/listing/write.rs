@@ -328,6 +328,7 @@ impl Source {
             if let Some((first, bytes)) = holding {
                 s.first = Some(first.value().2.to_vec());
                 s.entries.load(bytes.value())?;
+                s.entries.seek(k)?;
             }
         }
         if s.first.is_none() {
@@ -401,8 +402,13 @@ mod tests {
     use crate::store::Store;
     use crate::store::listing::ListingTables;
 
+    /// `k` first (so keys sort as their numbers), then 60 bytes that differ from
+    /// the neighbours', so a run of a few dozen keys spans several blocks and
+    /// reads seek inside blocks, not only to their fronts.
     fn key(k: u16) -> Vec<u8> {
-        k.to_be_bytes().to_vec()
+        let mut key = k.to_be_bytes().to_vec();
+        key.extend((0..60u16).map(|i| k.wrapping_mul(31).wrapping_add(i * 7).to_le_bytes()[0]));
+        key
     }
 
     fn bound(b: Option<(u16, bool)>) -> Bound<Vec<u8>> {
