@@ -13,6 +13,9 @@
 //! little-endian `u32`. An entry is `[shared][suffix length][suffix][tag]`, all
 //! numbers LEB128 varints; the tag is `version << 1 | dead`. Schema 2 wrote the
 //! entries alone ([`reencode_schema_2`] turns such a block into this format).
+//!
+//! Why one file: the writer, both readers and the schema-2 re-encoding are one
+//! format, and the property tests below check them against each other.
 
 use crate::store::StoreError;
 
