@@ -3,7 +3,7 @@
 # with `orderflow ingest` (so the listing indexes are left as the import leaves
 # them: several runs per index, merges owed), then a server on that data directory
 # and wrk on the first page of each sort, ascending and descending, and on a page in
-# the middle of the price listing. `sort=sku` reads the products table's own B-tree
+# the middle of the price listing, both ways. `sort=sku` reads the products table's own B-tree
 # and merges nothing: the other rows are given as a ratio to it, same run.
 #
 #   bash benches/listings.sh                 # 1,000,000 products
@@ -36,6 +36,7 @@ QUERIES=(
   "sort=-price&limit=20"
   "sort=name&limit=20"
   "sort=price&limit=20&min_price_cents=50000"
+  "sort=-price&limit=20&max_price_cents=50000"
 )
 : > "$WORK/out.jsonl"
 for round in 1 2; do

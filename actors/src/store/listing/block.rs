@@ -138,51 +138,60 @@ pub(crate) fn schema_2_block(entries: &[(Vec<u8>, Tag)]) -> Vec<u8> {
     bytes
 }
 
-/// An encoded block's bytes with its restart points read and checked.
+/// An encoded block's bytes with its restart points checked; their offsets are
+/// read from the trailer when wanted (a read opens a block in each of a dozen runs
+/// for a page of 20: no allocation per block beyond the bytes).
 #[derive(Debug, Default)]
 struct Encoded {
     bytes: Vec<u8>,
     /// Where the entries end and the trailer starts.
     end: usize,
-    /// Offsets of the restart points, ascending, the first 0.
-    restarts: Vec<usize>,
+    /// How many restart points (0 only for a block that failed to load).
+    count: usize,
 }
 
 impl Encoded {
     fn load(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.bytes.clear();
         self.bytes.extend_from_slice(bytes);
-        self.restarts.clear();
         self.end = 0;
+        self.count = 0;
         let count_at = bytes.len().checked_sub(4).ok_or_else(corrupt)?;
         let count = usize::try_from(u32_at(bytes, count_at)).map_err(|_| corrupt())?;
         let end = count
             .checked_mul(4)
             .and_then(|n| count_at.checked_sub(n))
             .ok_or_else(corrupt)?;
+        // Offsets ascend from 0 and stay inside the entries.
+        let mut previous = None;
         for i in 0..count {
             let offset = usize::try_from(u32_at(bytes, end + 4 * i)).map_err(|_| corrupt())?;
-            let ascending = match self.restarts.last() {
-                None => offset == 0,
-                Some(&previous) => offset > previous,
-            };
+            let ascending = previous.map_or(offset == 0, |p| offset > p);
             if !ascending || offset >= end {
-                self.restarts.clear();
                 return Err(corrupt());
             }
-            self.restarts.push(offset);
+            previous = Some(offset);
         }
         if (count == 0) != (end == 0) {
-            self.restarts.clear();
             return Err(corrupt());
         }
         self.end = end;
+        self.count = count;
         Ok(())
+    }
+
+    /// Where restart point `i` (below `count`) starts.
+    fn restart(&self, i: usize) -> usize {
+        usize::try_from(u32_at(&self.bytes, self.end + 4 * i)).unwrap_or(usize::MAX)
     }
 
     /// Where restart segment `i` ends: the next restart point, or the entries' end.
     fn segment_end(&self, i: usize) -> usize {
-        self.restarts.get(i + 1).copied().unwrap_or(self.end)
+        if i + 1 < self.count {
+            self.restart(i + 1)
+        } else {
+            self.end
+        }
     }
 
     /// The last restart point whose key is not above `target` (the first if none
@@ -193,13 +202,13 @@ impl Encoded {
         scratch: &mut Vec<u8>,
     ) -> Result<usize, StoreError> {
         // restarts[..lo] are not above target, restarts[hi..] are.
-        let (mut lo, mut hi) = (0, self.restarts.len());
+        let (mut lo, mut hi) = (0, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             scratch.clear();
             // A restart entry shares nothing: decoding it from an empty key gives
             // its whole key (and a corrupt one that claims to share fails here).
-            take_entry(&mut &self.bytes[self.restarts[mid]..self.end], scratch)?;
+            take_entry(&mut &self.bytes[self.restart(mid)..self.end], scratch)?;
             if scratch.as_slice() <= target {
                 lo = mid + 1;
             } else {
@@ -268,12 +277,12 @@ impl Forward {
     /// Moves to the block's first entry whose key is not below `target` (or past
     /// the last), decoding from the restart point before it.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), StoreError> {
-        if self.block.restarts.is_empty() {
+        if self.block.count == 0 {
             self.tag = None;
             return Ok(());
         }
         let i = self.block.restart_at_or_before(target, &mut self.key)?;
-        self.next = self.block.restarts[i];
+        self.next = self.block.restart(i);
         self.key.clear();
         self.advance()?;
         while self.key().is_some_and(|k| k < target) {
@@ -305,7 +314,7 @@ impl Backward {
     pub fn load(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.at = 0;
         self.block.load(bytes)?;
-        if let Some(last) = self.block.restarts.len().checked_sub(1) {
+        if let Some(last) = self.block.count.checked_sub(1) {
             self.decode_segment(last)?;
             self.at = self.tags.len();
         }
@@ -338,7 +347,7 @@ impl Backward {
     /// Moves to the block's last entry whose key is not above `target` (or past
     /// the first).
     pub fn seek(&mut self, target: &[u8]) -> Result<(), StoreError> {
-        if self.block.restarts.is_empty() {
+        if self.block.count == 0 {
             self.at = 0;
             return Ok(());
         }
@@ -357,7 +366,7 @@ impl Backward {
         self.ends.clear();
         self.tags.clear();
         self.scratch.clear();
-        let mut rest = &self.block.bytes[self.block.restarts[i]..self.block.segment_end(i)];
+        let mut rest = &self.block.bytes[self.block.restart(i)..self.block.segment_end(i)];
         while !rest.is_empty() {
             let tag = take_entry(&mut rest, &mut self.scratch)?;
             self.keys.extend_from_slice(&self.scratch);
@@ -525,9 +534,9 @@ mod tests {
         let (_, bytes) = writer.take().unwrap();
         let mut encoded = Encoded::default();
         encoded.load(&bytes).unwrap();
-        assert_eq!(encoded.restarts.len(), 3);
+        assert_eq!(encoded.count, 3);
         // Each restart entry decodes from nothing: it holds its whole key.
-        for (i, &at) in (0u16..).zip(&encoded.restarts) {
+        for (i, at) in (0u16..).zip((0..encoded.count).map(|r| encoded.restart(r))) {
             let mut key = Vec::new();
             take_entry(&mut &bytes[at..encoded.end], &mut key).unwrap();
             assert_eq!(key, (16 * i).to_be_bytes());
