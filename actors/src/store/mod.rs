@@ -205,20 +205,17 @@ impl Store {
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
                 Some(SCHEMA_VERSION) => {}
-                Some(2) => {
-                    // Schema 2: listing blocks without restart points.
-                    listing::upgrade_from_schema_2(&txn).map_err(OpenError::Init)?;
-                    meta.insert(counter::SCHEMA, SCHEMA_VERSION)
-                        .map_err(StoreError::from)?;
-                }
-                Some(_) => {
-                    // Schema 1: the listings were B-trees; they become runs (written
-                    // in this build's block format).
-                    listing::upgrade_from_schema_1(&txn).map_err(OpenError::Init)?;
-                    meta.insert(counter::SCHEMA, SCHEMA_VERSION)
-                        .map_err(StoreError::from)?;
-                }
-                None => {
+                older => {
+                    match older {
+                        // Schema 2: listing blocks without restart points.
+                        Some(2) => listing::upgrade_from_schema_2(&txn),
+                        // Schema 1: the listings were B-trees; they become runs
+                        // (written in this build's block format).
+                        Some(_) => listing::upgrade_from_schema_1(&txn),
+                        // A new file.
+                        None => Ok(()),
+                    }
+                    .map_err(OpenError::Init)?;
                     meta.insert(counter::SCHEMA, SCHEMA_VERSION)
                         .map_err(StoreError::from)?;
                 }

@@ -100,7 +100,8 @@ struct RunReader<'a> {
     blocks: &'a BlocksTable,
     tag: u8,
     run: u64,
-    /// The blocks still to load. An ascending read that seeks loads its first
+    /// The blocks still to load; opened by `settle` when first wanted, unless a
+    /// descending seek opened it. An ascending read that seeks loads its first
     /// block by a lookup of its own and opens this range only if it reads past
     /// that block: a page from a dozen runs rarely does.
     range: Option<BlockRange<'a>>,
@@ -145,11 +146,8 @@ impl<'a> RunReader<'a> {
             Direction::Descending => upper,
         };
         match (start, &mut reader.loaded) {
-            (Bound::Unbounded, Loaded::Ascending(_)) => {}
-            (Bound::Unbounded, Loaded::Descending(_)) => {
-                let run_end = (tag, run + 1, &[][..]);
-                reader.range = Some(blocks.range::<(u8, u64, &[u8])>(run_start..run_end)?);
-            }
+            // `settle` opens the whole run.
+            (Bound::Unbounded, _) => {}
             (Bound::Included(k) | Bound::Excluded(k), Loaded::Ascending(forward)) => {
                 let holding = blocks
                     .range::<(u8, u64, &[u8])>(run_start..=(tag, run, k))?
@@ -201,8 +199,8 @@ impl<'a> RunReader<'a> {
             let (tag, run) = (self.tag, self.run);
             let range = match &mut self.range {
                 Some(range) => range,
-                // Only an ascending read opens its range late: after the block
-                // its lookup loaded, or from the run's start.
+                // The whole run, or (an ascending seek) what follows the block
+                // its lookup loaded.
                 None => self.range.insert(self.blocks.range::<(u8, u64, &[u8])>((
                     match &self.loaded_first {
                         Some(first) => Bound::Excluded((tag, run, first.as_slice())),
