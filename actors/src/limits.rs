@@ -110,10 +110,15 @@ pub const DB_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// the cost is that a crash redoes up to this many rows and a checkout arriving
 /// during an import waits for the batch's commit.
 pub const IMPORT_BATCH_ROWS_MAX: usize = 32_768;
-/// Bytes of encoded entries after which a listing block is closed (see
-/// `catalog::listing`): a few hundred entries, small enough that a listing read
-/// decodes little beyond what it shows, large enough that a run is few blocks.
-pub const LISTING_BLOCK_BYTES_MAX: usize = 4_096;
+/// Bytes a listing block and its first key take at most (see `store::listing`): a
+/// few hundred entries, small enough that a listing read decodes little beyond what
+/// it shows, large enough that a run is few blocks. It is one redb leaf page (4,096
+/// bytes) less what the leaf spends on one pair besides the block and its first key
+/// (a 4-byte header, two 4-byte offsets, the key's 1-byte index and 8-byte run id).
+/// A block one byte longer would be stored in a two-page allocation, half of it
+/// empty: blocks closed *after* crossing 4,096 bytes took 8 KiB each until
+/// 2026-12-05, so the listings wrote twice the pages they needed.
+pub const LISTING_BLOCK_BYTES_MAX: usize = 4_096 - 4 - 2 * 4 - 1 - 8;
 /// Runs of one level a listing merge takes at once, and the ratio of one level's
 /// run size to the next: each entry is rewritten once per level it passes.
 pub const LISTING_MERGE_FANOUT: usize = 4;

@@ -42,7 +42,7 @@ impl Tag {
 }
 
 /// Builds one block.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct BlockWriter {
     bytes: Vec<u8>,
     restarts: Vec<u32>,
@@ -60,16 +60,12 @@ impl BlockWriter {
             self.first.extend_from_slice(key);
         }
         let shared = if self.entries.is_multiple_of(RESTART_INTERVAL) {
-            // Blocks are a few KiB (`LISTING_BLOCK_BYTES_MAX` plus one entry).
+            // Blocks are under 4 KiB (`LISTING_BLOCK_BYTES_MAX`).
             self.restarts
                 .push(u32::try_from(self.bytes.len()).expect("a block far below 4 GiB"));
             0
         } else {
-            self.last
-                .iter()
-                .zip(key)
-                .take_while(|(a, b)| a == b)
-                .count()
+            shared_prefix(&self.last, key)
         };
         put_varint(&mut self.bytes, shared as u64);
         put_varint(&mut self.bytes, (key.len() - shared) as u64);
@@ -82,6 +78,24 @@ impl BlockWriter {
 
     pub fn entries(&self) -> u64 {
         self.entries
+    }
+
+    /// Whether pushing `key` with `tag` keeps the block, with its first key, within
+    /// `max` bytes. An empty block takes any entry.
+    pub fn fits(&self, key: &[u8], tag: Tag, max: usize) -> bool {
+        if self.entries == 0 {
+            return true;
+        }
+        let (shared, restart) = if self.entries.is_multiple_of(RESTART_INTERVAL) {
+            (0, 4)
+        } else {
+            (shared_prefix(&self.last, key), 0)
+        };
+        let entry = varint_len(shared as u64)
+            + varint_len((key.len() - shared) as u64)
+            + (key.len() - shared)
+            + varint_len(tag.0);
+        self.first.len() + self.encoded_len() + restart + entry <= max
     }
 
     /// The block's size if it were taken now, trailer included.
@@ -401,6 +415,15 @@ fn low_byte(v: u64) -> u8 {
     u8::try_from(v & 0x7f).unwrap_or(0)
 }
 
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Bytes `put_varint` writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(low_byte(v) | 0x80);
@@ -439,6 +462,31 @@ mod tests {
     }
 
     proptest! {
+        /// `fits` answers whether the block, its first key included, stays within
+        /// the bound after the push: exactly, restart points and varint widths too.
+        #[test]
+        fn fits_predicts_the_size_exactly(
+            keys in proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..300), 1..80),
+            versions in proptest::collection::vec(any::<u64>(), 80),
+            max in 0usize..6_000,
+        ) {
+            let mut writer = BlockWriter::default();
+            for (key, version) in keys.iter().zip(versions) {
+                let tag = Tag::new(version >> 1, version & 1 == 1);
+                let fits = writer.fits(key, tag, max);
+                let mut after = writer.clone();
+                after.push(key, tag);
+                let size = after.first.len() + after.encoded_len();
+                prop_assert_eq!(fits, writer.entries() == 0 || size <= max, "size {}", size);
+                if fits {
+                    writer = after;
+                } else {
+                    writer.take();
+                    writer.push(key, tag);
+                }
+            }
+        }
+
         #[test]
         fn blocks_round_trip_and_seek_both_ways(
             keys in proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..24), 0..120),

@@ -5,7 +5,7 @@
 //! rewrote pages all over two growing trees, and the import's rate fell as the
 //! catalog grew (docs/benchmarks.md, "Why ingest stops"). Here each transaction
 //! that changes listings writes its changes, already sorted, as a new **run**: a
-//! handful of blocks of a few KiB (`LISTING_BLOCK_BYTES_MAX`) under sequential keys
+//! handful of blocks of up to one page (`LISTING_BLOCK_BYTES_MAX`) under sequential keys
 //! in [`LISTING_BLOCKS`]. Runs are merged in the background of later writes, the
 //! way an LSM tree does it:
 //!

@@ -78,11 +78,12 @@ impl<'txn> ListingWriter<'txn> {
         let mut out = BlockWriter::default();
         let mut count = 0u64;
         for (key, present) in entries {
-            out.push(key.as_ref(), Tag::new(id, !present));
-            count += 1;
-            if out.encoded_len() >= LISTING_BLOCK_BYTES_MAX {
+            let tag = Tag::new(id, !present);
+            if !out.fits(key.as_ref(), tag, LISTING_BLOCK_BYTES_MAX) {
                 self.put_block(index, id, &mut out)?;
             }
+            out.push(key.as_ref(), tag);
+            count += 1;
         }
         self.put_block(index, id, &mut out)?;
         if count > 0 {
@@ -165,11 +166,11 @@ impl<'txn> ListingWriter<'txn> {
             if winner.dead() && merge.drops_removals {
                 continue;
             }
-            out.push(&key, winner);
-            written += 1;
-            if out.encoded_len() >= LISTING_BLOCK_BYTES_MAX {
+            if !out.fits(&key, winner, LISTING_BLOCK_BYTES_MAX) {
                 self.put_block(index, dest, &mut out)?;
             }
+            out.push(&key, winner);
+            written += 1;
         };
         self.put_block(index, dest, &mut out)?;
         let entries = row.entries + written;
@@ -520,6 +521,52 @@ mod tests {
             let all = listed(&store, &Bound::Unbounded, &Bound::Unbounded, Direction::Ascending);
             prop_assert_eq!(all, model.keys().cloned().collect::<Vec<_>>());
         }
+    }
+
+    /// A run's blocks, and a merge's, each fit one redb leaf page: before blocks
+    /// were closed ahead of crossing it, each took a two-page allocation with
+    /// about 4 KiB of it empty.
+    #[test]
+    fn blocks_fill_single_pages() {
+        use redb::ReadableTableMetadata;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Keys of 2 to 62 bytes; four runs, so a merge writes blocks too.
+        for round in 0..u16::try_from(LISTING_MERGE_FANOUT).unwrap() {
+            let keys = (0..3_000u16).map(|k| {
+                let mut key = key(k * 4 + round);
+                key.truncate(2 + usize::from(k % 61));
+                (key, true)
+            });
+            let txn = store.db().begin_write().unwrap();
+            ListingWriter::open(&txn)
+                .unwrap()
+                .write_run(Index::Name, keys)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let txn = store.db().begin_write().unwrap();
+        {
+            let mut w = ListingWriter::open(&txn).unwrap();
+            w.maintain(Index::Name, u64::MAX).unwrap();
+            assert_eq!(
+                w.runs(Index::Name).unwrap().len(),
+                1,
+                "the four runs merged"
+            );
+        }
+        txn.commit().unwrap();
+        let txn = store.db().begin_read().unwrap();
+        let blocks = txn.open_table(LISTING_BLOCKS).unwrap();
+        let stats = blocks.stats().unwrap();
+        let count = blocks.len().unwrap();
+        assert!(count > 20, "{count} blocks");
+        assert_eq!(stats.leaf_pages(), count, "one leaf page per block");
+        // Each block's page is full but for less than one entry.
+        assert!(
+            stats.fragmented_bytes() < 128 * stats.leaf_pages(),
+            "{stats:?}"
+        );
     }
 
     /// A removal and the entry it removes, merged together by a merge of every run,
