@@ -311,6 +311,18 @@ impl Batch {
     pub fn records(&self) -> u64 {
         self.pieces.iter().map(|p| p.records).sum()
     }
+
+    /// What applying the batch answers before any row is loaded or refused: its
+    /// records, read position and the order whose further rows are refused.
+    fn nothing_applied(&self) -> Applied {
+        Applied {
+            records: self.records(),
+            loaded: 0,
+            bytes_read: self.bytes_read,
+            rejects: Vec::new(),
+            failed_ref_after: self.pieces.last().and_then(|p| p.failed_ref_after.clone()),
+        }
+    }
 }
 
 impl Applied {
@@ -422,9 +434,7 @@ pub fn apply_products_side_by_side(
         products,
         levels,
         rejects,
-        records,
-        bytes_read,
-        failed_ref_after,
+        applied,
     } = batch;
     let loaded = products.len() as u64;
     let (at, source) = (tx.at, Source::Import(job));
@@ -449,11 +459,9 @@ pub fn apply_products_side_by_side(
         rows.and(stock)
     })?;
     Ok(Applied {
-        records,
         loaded,
-        bytes_read,
         rejects,
-        failed_ref_after,
+        ..applied
     })
 }
 
@@ -465,9 +473,8 @@ pub struct ProductBatch {
     /// The levels of the rows that set one, in the rows' order.
     levels: Vec<(Sku, StockLevel)>,
     rejects: Vec<Reject>,
-    records: u64,
-    bytes_read: u64,
-    failed_ref_after: Option<OrderRef>,
+    /// The batch's [`Batch::nothing_applied`].
+    applied: Applied,
 }
 
 impl ProductBatch {
@@ -485,9 +492,7 @@ impl ProductBatch {
             products: Vec::with_capacity(batch.pieces.len()),
             levels: Vec::with_capacity(batch.pieces.len()),
             rejects: Vec::new(),
-            records: batch.records(),
-            bytes_read: batch.bytes_read,
-            failed_ref_after: batch.pieces.last().and_then(|p| p.failed_ref_after.clone()),
+            applied: batch.nothing_applied(),
         };
         for piece in batch.pieces {
             match piece.unit {
@@ -550,9 +555,7 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
     let source = Source::Import(job);
     let mut rejects = Vec::new();
     let mut loaded = 0u64;
-    let records = batch.records();
-    let bytes_read = batch.bytes_read;
-    let failed_ref_after = batch.pieces.last().and_then(|p| p.failed_ref_after.clone());
+    let applied = batch.nothing_applied();
     for piece in batch.pieces {
         match piece.unit {
             Unit::Product { sku, draft, stock } => {
@@ -653,11 +656,9 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
         }
     }
     Ok(Applied {
-        records,
         loaded,
-        bytes_read,
         rejects,
-        failed_ref_after,
+        ..applied
     })
 }
 
@@ -979,7 +980,7 @@ mod tests {
         }
 
         #[test]
-        fn a_batch_with_an_order_is_not_taken_apart() {
+        fn a_batch_with_an_inventory_row_is_not_taken_apart() {
             let mut mixed = batch(&[Some((1, 10, 1, 1, Some(3)))]);
             mixed.pieces.push(Piece {
                 unit: Unit::Inventory {
