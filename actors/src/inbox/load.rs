@@ -449,10 +449,12 @@ pub fn apply_products_side_by_side(
                     .try_for_each(|(sku, level)| set_stock(book, sku, *level, source, at))
             })
             .map_err(|e| StoreError::Aborted(format!("no thread for the stock levels: {e}")))?;
-        let rows = products
-            .into_iter()
-            .try_for_each(|(sku, draft)| upsert_row(&mut *catalog, &sku, draft, at).map(drop));
-        let rows = rows.and_then(|()| catalog.flush());
+        products
+            .iter()
+            .for_each(|(_, draft)| reach_load_point(draft));
+        let rows = catalog
+            .upsert_many(products, at)
+            .and_then(|()| catalog.flush());
         let stock = stock
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -520,8 +522,13 @@ fn upsert_row<C: CatalogRows>(
     draft: ProductDraft,
     at: Timestamp,
 ) -> Result<(Upsert, Vec<u8>), StoreError> {
-    crate::failpoint::hit("load", || draft.name.as_str().to_owned());
+    reach_load_point(&draft);
     catalog.upsert_encoded(sku, draft, at)
+}
+
+/// The failure point a product row passes on its way into the catalog.
+fn reach_load_point(draft: &ProductDraft) {
+    crate::failpoint::hit("load", || draft.name.as_str().to_owned());
 }
 
 /// An imported product row's stock level, set through an `import` movement.

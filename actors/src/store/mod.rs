@@ -65,7 +65,8 @@ redb_error_from!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::DatabaseError
+    redb::DatabaseError,
+    redb::CursorError
 );
 
 /// Lets `?` lift redb's errors into an operation's error enum through its
