@@ -142,8 +142,7 @@ impl<'txn> CatalogTables<'txn> {
             let mut next = Some(draft);
             while let Some(draft) = next {
                 let current = written.as_ref().or(stored.as_ref());
-                let row = ProductRow::drafted(draft, current, at);
-                if !current.is_some_and(|c| same_content(c, &row)) {
+                if let Some(row) = redrafted(draft, current, at) {
                     changes.note(&sku, current, &row);
                     written = Some(row);
                 }
@@ -237,10 +236,11 @@ impl<'txn> CatalogTables<'txn> {
         at: Timestamp,
     ) -> Result<(Upsert, Vec<u8>), StoreError> {
         let previous = self.get(sku)?;
-        let row = ProductRow::drafted(draft, previous.as_ref(), at);
-        let outcome = match &previous {
+        let Some(row) = redrafted(draft, previous.as_ref(), at) else {
+            return Ok((Upsert::Unchanged, Vec::new()));
+        };
+        let outcome = match previous {
             None => Upsert::Created,
-            Some(prev) if same_content(prev, &row) => return Ok((Upsert::Unchanged, Vec::new())),
             Some(_) => Upsert::Updated,
         };
         let encoded = self.put_over(sku, &row, previous.as_ref())?;
@@ -295,6 +295,16 @@ fn note_moved(changes: &mut listing::Changes, before: Option<Vec<u8>>, after: Op
     if let Some(key) = after {
         changes.note(key, true);
     }
+}
+
+/// The row `draft` makes of `previous`, or `None` when that changes nothing.
+fn redrafted(
+    draft: ProductDraft,
+    previous: Option<&ProductRow>,
+    at: Timestamp,
+) -> Option<ProductRow> {
+    let row = ProductRow::drafted(draft, previous, at);
+    (!previous.is_some_and(|p| same_content(p, &row))).then_some(row)
 }
 
 pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
@@ -427,7 +437,8 @@ mod tests {
         }
 
         /// A store holding `stored`, after one more transaction wrote `batch`
-        /// through `way`; every table such a write touches, as text.
+        /// through `upsert_many` (`many`) or one `upsert` per row; every table
+        /// such a write touches, as text.
         fn after(stored: &[Row], batch: &[Row], many: bool) -> Vec<String> {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path()).unwrap();
@@ -473,7 +484,7 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(64))]
-            /// Many stored rows between a batch's new SKUs (more than the cursor
+            /// Many stored rows between a batch's new SKUs (more than the scan
             /// steps over), repeated SKUs, updates and unchanged rows.
             #[test]
             fn many_at_once_writes_what_each_in_turn_writes(
