@@ -110,11 +110,11 @@ pub const DB_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// the cost is that a crash redoes up to this many rows and a checkout arriving
 /// during an import waits for the batch's commit.
 pub const IMPORT_BATCH_ROWS_MAX: usize = 32_768;
-/// Stored products rows an import batch reads past, one by one, between two of
-/// its SKUs before it seeks instead (a seek costs about a descent); also the most
-/// stored rows between two written ones that it writes again to keep a stretch
-/// of new rows in one sorted run (see `CatalogTables::upsert_many`).
-pub const PRODUCT_SCAN_STEPS_MAX: usize = 4;
+/// Stored rows (products, stock levels, movements) an import batch reads past, one
+/// by one, between two of its keys before it seeks instead (a seek costs about a
+/// descent); also the most stored rows between two written ones that it writes
+/// again to keep a stretch of new rows in one sorted run (see `store::sorted`).
+pub const SORTED_SCAN_STEPS_MAX: usize = 4;
 /// Bytes a listing block and its first key take at most (see `store::listing`): a
 /// few hundred entries, small enough that a listing read decodes little beyond what
 /// it shows, large enough that a run is few blocks. It is one redb leaf page (4,096

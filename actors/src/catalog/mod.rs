@@ -17,7 +17,6 @@
 pub mod actor;
 pub mod cache;
 pub mod query;
-mod stretch;
 pub mod tables;
 
 use serde::{Deserialize, Serialize};

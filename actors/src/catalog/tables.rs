@@ -1,16 +1,14 @@
 //! The product tables inside one write transaction.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::cache::Touched;
-use super::stretch::{Scan, Stretch, StretchEntry};
 use super::{ProductDraft, ProductRow};
 use crate::domain::{ProductName, Sku, Timestamp};
-use crate::limits::PRODUCT_SCAN_STEPS_MAX;
 use crate::store::listing::{self, Index, ListingWriter};
+use crate::store::sorted::SortedWrites;
 use crate::store::tables::{CATEGORIES, PRODUCTS};
 use crate::store::{StoreError, codec};
 
@@ -106,37 +104,24 @@ impl<'txn> CatalogTables<'txn> {
     /// their order) and the stored rows are read by one scan, stepping over a
     /// few stored rows between two SKUs of the batch and seeking past more.
     ///
-    /// A stretch of the table into which the batch brings new SKUs ([`Stretch`])
-    /// is taken out and written again in one sorted run, which redb packs into
+    /// A stretch of the table into which the batch brings new SKUs is taken out and written again in one sorted run, which redb packs into
     /// full leaves. Inserted one by one, each new key that sorts between old
     /// ones splits a full leaf into halves that stay half empty: an import whose
     /// new SKUs land between the catalog's (`P-1000010` after `P-100001`) left
-    /// the products leaves 60 % full and wrote that many more pages.
+    /// the products leaves 60 % full and wrote that many more pages. See
+    /// [`SortedWrites`].
     pub fn upsert_many(
         &mut self,
         mut rows: Vec<(Sku, ProductDraft)>,
         at: Timestamp,
     ) -> Result<(), StoreError> {
         rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        let mut stretches: Vec<Stretch> = Vec::new();
-        // Stored rows passed since the last row written, and whether that row's
-        // stretch may still take them (no seek since, at most the steps allowed).
-        let mut passed: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut joinable = false;
-        let mut scan: Option<Scan<'_>> = None;
+        let mut writes = SortedWrites::default();
         let (products, changes, touched) = (&self.products, &mut self.changes, &mut self.touched);
         let mut rows = rows.into_iter().peekable();
         while let Some((sku, draft)) = rows.next() {
-            let key = sku.as_str();
-            let positioned = match &mut scan {
-                Some(scan) => scan.pass_below(key, &mut passed)?,
-                None => false,
-            };
-            if !positioned {
-                scan = Some(Scan::from(products, key)?);
-                joinable = false;
-            }
-            let found = scan.as_mut().and_then(|s| s.take(key)).transpose()?;
+            let key = sku.as_str().to_owned();
+            let found: Option<Vec<u8>> = writes.seek(products, &key)?;
             let stored = found.as_deref().map(codec::decode).transpose()?;
             let mut written: Option<ProductRow> = None;
             let mut next = Some(draft);
@@ -148,72 +133,16 @@ impl<'txn> CatalogTables<'txn> {
                 }
                 next = rows.next_if(|(s, _)| *s == sku).map(|(_, d)| d);
             }
-            let Some(row) = written else {
-                if let Some(bytes) = found {
-                    passed.push((key.to_owned(), bytes));
+            match (written, found) {
+                (Some(row), found) => {
+                    touched.note(&sku);
+                    writes.write(key, codec::encode(&row), found.is_none());
                 }
-                continue;
-            };
-            touched.note(&sku);
-            let entry = StretchEntry {
-                key: key.to_owned(),
-                value: codec::encode(&row),
-                write: Some(if found.is_some() {
-                    Upsert::Updated
-                } else {
-                    Upsert::Created
-                }),
-            };
-            match stretches.last_mut() {
-                Some(stretch) if joinable && passed.len() <= PRODUCT_SCAN_STEPS_MAX => {
-                    stretch.keep(passed.drain(..));
-                    stretch.push(entry);
-                }
-                _ => stretches.push(Stretch::of(entry)),
+                (None, Some(bytes)) => writes.keep(key, bytes),
+                (None, None) => {}
             }
-            passed.clear();
-            joinable = true;
         }
-        drop(scan);
-        stretches
-            .into_iter()
-            .try_for_each(|stretch| self.write_stretch(stretch))
-    }
-
-    /// Writes a [`Stretch`]: in one sorted run if it brings new SKUs among others,
-    /// else its written rows one by one (in place, for same-sized updates).
-    fn write_stretch(&mut self, stretch: Stretch) -> Result<(), StoreError> {
-        let Stretch { entries, created } = stretch;
-        if created == 0 || entries.len() == 1 {
-            for entry in entries.iter().filter(|e| e.write.is_some()) {
-                self.products
-                    .insert(entry.key.as_str(), entry.value.as_slice())?;
-            }
-            return Ok(());
-        }
-        let (first, last) = (&entries[0].key, &entries[entries.len() - 1].key);
-        let mut taken = 0;
-        for removed in self
-            .products
-            .extract_from_if(first.as_str()..=last.as_str(), |_, _| true)?
-        {
-            removed?;
-            taken += 1;
-        }
-        if taken != entries.len() - created {
-            return Err(StoreError::Corrupt(format!(
-                "products {first}..={last}: {taken} rows taken out, {} expected",
-                entries.len() - created
-            )));
-        }
-        let mut cursor = self
-            .products
-            .lower_bound_mut(Bound::Included(first.as_str()))?;
-        for entry in &entries {
-            cursor.insert_before(entry.key.as_str(), entry.value.as_slice())?;
-        }
-        cursor.close()?;
-        Ok(())
+        writes.finish().write(&mut self.products)
     }
 
     /// Creates or replaces the descriptive fields of `sku` (and un-archives it),

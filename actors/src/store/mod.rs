@@ -9,6 +9,7 @@ pub mod backup;
 pub mod codec;
 pub mod fault;
 pub mod listing;
+pub mod sorted;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
