@@ -432,10 +432,13 @@ pub fn apply_products_side_by_side(
 ) -> Result<Applied, StoreError> {
     let ProductBatch {
         products,
-        levels,
+        mut levels,
         rejects,
         applied,
     } = batch;
+    // In SKU order (a SKU's rows in their order), so the levels are read in key
+    // order too; the movements and levels are written in key order at the end.
+    levels.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let loaded = products.len() as u64;
     let (at, source) = (tx.at, Source::Import(job));
     let catalog = &mut *tx.catalog;
@@ -444,9 +447,12 @@ pub fn apply_products_side_by_side(
         let stock = std::thread::Builder::new()
             .name(LOAD_STOCK_THREAD.into())
             .spawn_scoped(scope, move || {
-                levels
+                book.rows.stage_stock();
+                let set = levels
                     .iter()
-                    .try_for_each(|(sku, level)| set_stock(book, sku, *level, source, at))
+                    .try_for_each(|(sku, level)| set_stock(book, sku, *level, source, at));
+                let staged = book.rows.unstage_stock();
+                set.and_then(|()| book.rows.write_stock(staged))
             })
             .map_err(|e| StoreError::Aborted(format!("no thread for the stock levels: {e}")))?;
         products
@@ -957,32 +963,51 @@ mod tests {
             (tables(&store), applied)
         }
 
-        fn rows() -> impl Strategy<Value = Vec<Vec<RowSpec>>> {
+        /// Batches of rows whose SKUs are `SKU-0` to `SKU-{skus - 1}`.
+        fn rows(skus: u8, rows_max: usize) -> impl Strategy<Value = Vec<Vec<RowSpec>>> {
             let row = proptest::option::weighted(
                 0.9,
                 (
-                    0u8..12,
+                    0u8..skus,
                     0u16..50,
                     0u8..4,
                     0u8..3,
                     proptest::option::of(0u8..40),
                 ),
             );
-            proptest::collection::vec(proptest::collection::vec(row, 0..40), 1..5)
+            proptest::collection::vec(proptest::collection::vec(row, 0..rows_max), 1..5)
+        }
+
+        fn side_by_side_and_row_by_row(batches: &[Vec<RowSpec>]) -> Result<(), TestCaseError> {
+            let apart = load(batches, |tx, batch| {
+                let products = ProductBatch::of(batch).expect("only product rows");
+                apply_products_side_by_side(tx, JobId(7), products)
+            });
+            let in_turn = load(batches, |tx, batch| apply_row_by_row(tx, JobId(7), batch));
+            let loaded_any = batches.iter().flatten().any(Option::is_some);
+            prop_assert_eq!(
+                apart.0.iter().any(|t| t.starts_with("PRODUCTS")),
+                loaded_any
+            );
+            prop_assert_eq!(apart, in_turn);
+            Ok(())
         }
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(48))]
             #[test]
-            fn side_by_side_writes_what_row_by_row_writes(batches in rows()) {
-                let apart = load(&batches, |tx, batch| {
-                    let products = ProductBatch::of(batch).expect("only product rows");
-                    apply_products_side_by_side(tx, JobId(7), products)
-                });
-                let in_turn = load(&batches, |tx, batch| apply_row_by_row(tx, JobId(7), batch));
-                let loaded_any = batches.iter().flatten().any(Option::is_some);
-                prop_assert_eq!(apart.0.iter().any(|t| t.starts_with("PRODUCTS")), loaded_any);
-                prop_assert_eq!(apart, in_turn);
+            fn side_by_side_writes_what_row_by_row_writes(batches in rows(12, 40)) {
+                side_by_side_and_row_by_row(&batches)?;
+            }
+
+            /// Many SKUs, so that a batch's new SKUs land between stored ones
+            /// with few or many stored rows (and movements) between them: the
+            /// stock levels and movements are written in stretches and seeks.
+            #[test]
+            fn side_by_side_writes_what_row_by_row_writes_among_many_stored(
+                batches in rows(250, 300)
+            ) {
+                side_by_side_and_row_by_row(&batches)?;
             }
         }
 

@@ -8,6 +8,8 @@
 //! and locked first, the rules run against that copy, and what they wrote is sent
 //! back in a few set-based statements: the same rules, another place for the rows.
 
+use std::collections::BTreeMap;
+
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::book::{IdempotencyRow, Level, MovementRow, OrderRow};
@@ -15,6 +17,7 @@ use crate::catalog::cache::Touched;
 use crate::catalog::{CatalogTables, ProductRow};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, Outbox, RowEvents, Subject};
+use crate::store::sorted::SortedWrites;
 use crate::store::tables::{self, counter};
 use crate::store::{StoreError, codec, get_record};
 
@@ -86,6 +89,19 @@ pub struct RedbRows<'txn> {
     pub outbox: Outbox<'txn>,
     /// SKUs whose stock level this transaction wrote (for the read cache).
     pub touched: Touched,
+    /// Movements and levels held back to be written in key order, while an
+    /// import batch is staged ([`Self::stage_stock`]).
+    staged: Option<StagedStock>,
+}
+
+/// An import batch's movements and stock levels, held back by [`RedbRows`] to be
+/// written into their tables in key order ([`crate::store::sorted`]): written
+/// one by one, new SKUs that sort between stored ones leave half-empty leaves.
+#[derive(Debug, Default)]
+pub struct StagedStock {
+    /// Each SKU's level as its last movement left it: (units, that movement's seq).
+    levels: BTreeMap<String, (u64, u64)>,
+    movements: Vec<((String, u64), Vec<u8>)>,
 }
 
 impl<'txn> RedbRows<'txn> {
@@ -101,7 +117,41 @@ impl<'txn> RedbRows<'txn> {
             order_refs: txn.open_table(tables::ORDER_REFS)?,
             outbox: Outbox::open(txn, row_events)?,
             touched: Touched::default(),
+            staged: None,
         })
+    }
+
+    /// Holds back the movements and stock levels written from now on (a read
+    /// sees them) until [`Self::unstage_stock`].
+    pub fn stage_stock(&mut self) {
+        self.staged = Some(StagedStock::default());
+    }
+
+    /// Stops holding back, answering what was held back (to [`Self::write_stock`],
+    /// or to drop when the batch failed).
+    pub fn unstage_stock(&mut self) -> StagedStock {
+        self.staged.take().unwrap_or_default()
+    }
+
+    /// Writes movements and levels held back, each table in key order.
+    pub fn write_stock(&mut self, staged: StagedStock) -> Result<(), StoreError> {
+        let StagedStock {
+            levels,
+            mut movements,
+        } = staged;
+        movements.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut writes = SortedWrites::default();
+        for (key, row) in movements {
+            let found = writes.seek(&self.movements, &key)?;
+            writes.write(key, row, found.is_none());
+        }
+        writes.finish().write(&mut self.movements)?;
+        let mut writes = SortedWrites::default();
+        for (sku, level) in levels {
+            let found = writes.seek(&self.stock, &sku)?;
+            writes.write(sku, level, found.is_none());
+        }
+        writes.finish().write(&mut self.stock)
     }
 
     /// Takes the next value of a `META` counter (starting at 1).
@@ -114,16 +164,34 @@ impl<'txn> RedbRows<'txn> {
 
 impl LedgerRows for RedbRows<'_> {
     fn level(&self, sku: &Sku) -> Result<Level, StoreError> {
-        Ok(self.stock.get(sku.as_str())?.map_or(Level::default(), |v| {
-            let (units, last_seq) = v.value();
-            Level { units, last_seq }
-        }))
+        let staged = self
+            .staged
+            .as_ref()
+            .and_then(|s| s.levels.get(sku.as_str()));
+        let (units, last_seq) = match staged {
+            Some(level) => *level,
+            None => match self.stock.get(sku.as_str())? {
+                Some(v) => v.value(),
+                None => return Ok(Level::default()),
+            },
+        };
+        Ok(Level { units, last_seq })
     }
 
     fn put_movement(&mut self, sku: &Sku, seq: u64, row: &MovementRow) -> Result<(), StoreError> {
-        self.movements
-            .insert((sku.as_str(), seq), codec::encode(row).as_slice())?;
-        self.stock.insert(sku.as_str(), (row.stock_after, seq))?;
+        let encoded = codec::encode(row);
+        match &mut self.staged {
+            Some(staged) => {
+                let key = sku.as_str().to_owned();
+                staged.levels.insert(key.clone(), (row.stock_after, seq));
+                staged.movements.push(((key, seq), encoded));
+            }
+            None => {
+                self.movements
+                    .insert((sku.as_str(), seq), encoded.as_slice())?;
+                self.stock.insert(sku.as_str(), (row.stock_after, seq))?;
+            }
+        }
         self.touched.note(sku);
         Ok(())
     }
