@@ -104,12 +104,12 @@ impl<'txn> CatalogTables<'txn> {
     /// their order) and the stored rows are read by one scan, stepping over a
     /// few stored rows between two SKUs of the batch and seeking past more.
     ///
-    /// A stretch of the table into which the batch brings new SKUs is taken out and written again in one sorted run, which redb packs into
-    /// full leaves. Inserted one by one, each new key that sorts between old
-    /// ones splits a full leaf into halves that stay half empty: an import whose
-    /// new SKUs land between the catalog's (`P-1000010` after `P-100001`) left
-    /// the products leaves 60 % full and wrote that many more pages. See
-    /// [`SortedWrites`].
+    /// A stretch of the table into which the batch brings new SKUs is taken out
+    /// and written again in one sorted run, which redb packs into full leaves.
+    /// Inserted one by one, each new key that sorts between old ones splits a
+    /// full leaf into halves that stay half empty: an import whose new SKUs land
+    /// between the catalog's (`P-1000010` after `P-100001`) left the products
+    /// leaves 60 % full and wrote that many more pages. See [`SortedWrites`].
     pub fn upsert_many(
         &mut self,
         mut rows: Vec<(Sku, ProductDraft)>,

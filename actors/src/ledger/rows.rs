@@ -17,7 +17,7 @@ use crate::catalog::cache::Touched;
 use crate::catalog::{CatalogTables, ProductRow};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, Outbox, RowEvents, Subject};
-use crate::store::sorted::SortedWrites;
+use crate::store::sorted;
 use crate::store::tables::{self, counter};
 use crate::store::{StoreError, codec, get_record};
 
@@ -140,18 +140,8 @@ impl<'txn> RedbRows<'txn> {
             mut movements,
         } = staged;
         movements.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut writes = SortedWrites::default();
-        for (key, row) in movements {
-            let found = writes.seek(&self.movements, &key)?;
-            writes.write(key, row, found.is_none());
-        }
-        writes.finish().write(&mut self.movements)?;
-        let mut writes = SortedWrites::default();
-        for (sku, level) in levels {
-            let found = writes.seek(&self.stock, &sku)?;
-            writes.write(sku, level, found.is_none());
-        }
-        writes.finish().write(&mut self.stock)
+        sorted::write_all(&mut self.movements, movements)?;
+        sorted::write_all(&mut self.stock, levels)
     }
 
     /// Takes the next value of a `META` counter (starting at 1).

@@ -170,6 +170,26 @@ where
     }
 }
 
+/// Writes `rows` (in key order, each key once) into `table` through
+/// [`SortedWrites`], every one of them written.
+pub fn write_all<K, V, OK, OV>(
+    table: &mut Table<'_, K, V>,
+    rows: impl IntoIterator<Item = (OK, OV)>,
+) -> Result<(), StoreError>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+    OK: Owned<K> + Ord,
+    OV: Owned<V>,
+{
+    let mut writes = SortedWrites::default();
+    for (key, value) in rows {
+        let found = writes.seek(table, &key)?;
+        writes.write(key, value, found.is_none());
+    }
+    writes.finish().write(table)
+}
+
 /// A batch's rows for one table, with the stored rows written again among them.
 pub struct Stretches<OK, OV>(Vec<Stretch<OK, OV>>);
 
