@@ -558,9 +558,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(request_id = %RequestId, error = %e, "PostgreSQL failed");
                 ApiError::unavailable("the database did not answer; retry shortly")
             }
-            StoreError::Redb(_) | StoreError::Codec(_) | StoreError::Corrupt(_) => {
-                ApiError::internal(e)
-            }
+            StoreError::Redb(_)
+            | StoreError::Codec(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Io(_) => ApiError::internal(e),
         }
     }
 }

@@ -353,3 +353,10 @@ pub const INBOX_LEASE_RENEW_MS: u64 = 1_000;
 
 /// Jobs or claims one look for expired leases takes over at most.
 pub const INBOX_TAKEOVER_MAX: i64 = 8;
+/// Size of the ledger's journal file, in bytes: written in place from its start,
+/// it starts again from the start after each checkpoint.
+pub const JOURNAL_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest time between two checkpoints of the ledger's journal, in milliseconds:
+/// a batch past it commits to redb durably (which makes every journaled batch before
+/// it durable there, and lets redb reuse the pages they freed).
+pub const JOURNAL_CHECKPOINT_MS: u64 = 100;

@@ -356,6 +356,8 @@ fn only_the_book_writes_stock_and_movements() {
         "catalog/query.rs",
         "store/mod.rs",
         "store/tables.rs",
+        // Writes again, byte for byte, rows the book wrote before a crash; decides nothing.
+        "store/journal.rs",
     ]
     .into();
     for file in files {

@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod codec;
 pub mod fault;
+pub mod journal;
 pub mod listing;
 pub mod sorted;
 pub mod tables;
@@ -49,6 +50,9 @@ pub enum StoreError {
     /// inbox): it runs the job now, and nothing was written here.
     #[error("another node runs import job {0} now")]
     LeaseLost(u64),
+    /// The ledger's journal file failed (see [`journal`]).
+    #[error("ledger journal: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 macro_rules! redb_error_from {
@@ -67,7 +71,8 @@ redb_error_from!(
     redb::StorageError,
     redb::CommitError,
     redb::DatabaseError,
-    redb::CursorError
+    redb::CursorError,
+    redb::SetDurabilityError
 );
 
 /// Lets `?` lift redb's errors into an operation's error enum through its
@@ -193,6 +198,9 @@ impl Store {
             path,
         };
         store.init()?;
+        // Batches the ledger journaled but redb had not yet made durable when the
+        // process stopped are written again before anything else writes.
+        journal::recover(&store, data_dir).map_err(OpenError::Init)?;
         Ok(store)
     }
 

@@ -127,6 +127,11 @@ pub mod counter {
     pub const NEXT_WEBHOOK_ID: &str = "next_webhook_id";
     /// The store currency's three letters packed into a u64.
     pub const CURRENCY: &str = "currency";
+    /// The ledger journal's identity (random, taken the first time it is opened):
+    /// a journal file is replayed only into the database it was written for.
+    pub const JOURNAL_ID: &str = "journal_id";
+    /// The seq of the last journal record this database holds: replay starts after it.
+    pub const JOURNAL_SEQ: &str = "journal_seq";
 }
 
 /// Something done to every table, typed (see [`every_table`]).

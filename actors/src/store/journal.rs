@@ -1,0 +1,694 @@
+//! The ledger's journal: a sequential commit log in front of redb.
+//!
+//! Why one file: the record format, what writes it ([`Capture`], [`Logged`],
+//! [`Journal`]) and what reads it back ([`recover`]) must agree byte for byte.
+//!
+//! # Why
+//!
+//! A durable redb commit writes every B-tree page the batch touched (some 40
+//! random pages for a batch of 32 checkouts) and waits for `fdatasync`. A batch of
+//! checkouts changes a few kilobytes of rows. So a journaled batch is committed to
+//! redb *without* waiting for the disk (`Durability::None`), its rows are appended
+//! to this file as one record, and its callers are answered once that file is
+//! synced: one sequential write instead of forty random ones. Every
+//! [`JOURNAL_CHECKPOINT_MS`] (or when the file is full) the ledger commits a batch
+//! durably instead; that makes every batch before it durable in redb (any durable
+//! commit of the file does, whichever actor makes it), and the file is written from
+//! its start again.
+//!
+//! # What a record holds
+//!
+//! The rows the batch wrote, as redb stores them: for each write, the table (a
+//! [`JournaledTable`]), the key's bytes and the value's bytes (or none, for a
+//! removal). Replaying a record is writing those bytes again: nothing is decided a
+//! second time, so event ids, timestamps and order ids come back as they were
+//! answered. A batch writes through [`Logged`] tables only; a write that bypasses
+//! them ([`Logged::unlogged`]) spoils the [`Capture`] and the batch commits durably.
+//!
+//! ```text
+//! record := magic "OFJ1" | crc32 of the rest (u32) | journal id (u64) | seq (u64)
+//!           | payload length (u32) | payload
+//! payload := { table (u8) | 1 (put) | key length (u32) | key | value length (u32) | value
+//!            | table (u8) | 0 (remove) | key length (u32) | key }
+//! ```
+//! Integers are little-endian. Records follow one another from offset 0.
+//!
+//! # Recovery
+//!
+//! The database remembers, in the same transaction as each journaled batch, that
+//! batch's seq (`META["journal_seq"]`). After a crash redb opens at its last
+//! durable commit; [`recover`] (run by every writable [`Store`] open) reads the
+//! records from the start of the file and writes again those past that seq, in
+//! order, as long as each is whole (its checksum holds) and follows the one before
+//! (seq + 1). Older records left from before a checkpoint carry lower seqs, so the
+//! first record that does not follow ends the log. A record is answered only after
+//! the file was synced with it, so a record that is not whole was never answered.
+
+use std::borrow::Borrow;
+use std::fs::{File, OpenOptions};
+use std::ops::Deref;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
+
+use super::tables::{self, counter};
+use super::{Store, StoreError};
+use crate::limits::{JOURNAL_BYTES, JOURNAL_CHECKPOINT_MS};
+
+/// The journal's file name in the data directory, beside the database.
+pub const JOURNAL_FILE_NAME: &str = "ledger.journal";
+
+const MAGIC: &[u8; 4] = b"OFJ1";
+/// magic, crc, journal id, seq, payload length.
+const HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 4;
+
+/// The tables a journaled batch may write: a closed set, so that replay knows each
+/// one's key and value types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum JournaledTable {
+    Meta = 1,
+    Stock = 2,
+    Movements = 3,
+    Orders = 4,
+    OrdersByUser = 5,
+    Idempotency = 6,
+    IdempotencyExpiry = 7,
+    OrderRefs = 8,
+    Events = 9,
+    EventsMeta = 10,
+}
+
+impl JournaledTable {
+    const ALL: [Self; 10] = [
+        Self::Meta,
+        Self::Stock,
+        Self::Movements,
+        Self::Orders,
+        Self::OrdersByUser,
+        Self::Idempotency,
+        Self::IdempotencyExpiry,
+        Self::OrderRefs,
+        Self::Events,
+        Self::EventsMeta,
+    ];
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| *t as u8 == byte)
+    }
+
+    /// Writes one recorded row into this table of `txn`.
+    fn replay(
+        self,
+        txn: &WriteTransaction,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Meta => rewrite(txn, tables::META, key, value),
+            Self::Stock => rewrite(txn, tables::STOCK, key, value),
+            Self::Movements => rewrite(txn, tables::MOVEMENTS, key, value),
+            Self::Orders => rewrite(txn, tables::ORDERS, key, value),
+            Self::OrdersByUser => rewrite(txn, tables::ORDERS_BY_USER, key, value),
+            Self::Idempotency => rewrite(txn, tables::IDEMPOTENCY, key, value),
+            Self::IdempotencyExpiry => rewrite(txn, tables::IDEMPOTENCY_EXPIRY, key, value),
+            Self::OrderRefs => rewrite(txn, tables::ORDER_REFS, key, value),
+            Self::Events => rewrite(txn, tables::EVENTS, key, value),
+            Self::EventsMeta => rewrite(txn, tables::EVENTS_META, key, value),
+        }
+    }
+}
+
+fn rewrite<K: Key + 'static, V: Value + 'static>(
+    txn: &WriteTransaction,
+    def: TableDefinition<K, V>,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(def)?;
+    let key = K::from_bytes(key);
+    match value {
+        Some(value) => {
+            table.insert(key, V::from_bytes(value))?;
+        }
+        None => {
+            table.remove(key)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows one batch wrote through its [`Logged`] tables, shared by them.
+/// Recording is off until [`Self::start`]: imports and tests pay nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Capture(Arc<Mutex<Captured>>);
+
+#[derive(Debug, Default)]
+struct Captured {
+    recording: bool,
+    /// A write went past the log since [`Capture::start`].
+    spoiled: bool,
+    payload: Vec<u8>,
+}
+
+impl Capture {
+    /// Records every write from now on.
+    pub fn start(&self) {
+        let mut c = self.lock();
+        c.recording = true;
+        c.spoiled = false;
+        c.payload.clear();
+    }
+
+    /// The payload of what was written since [`Self::start`], or `None` if a write
+    /// went past the log (or recording never started).
+    pub fn take(&self) -> Option<Vec<u8>> {
+        let mut c = self.lock();
+        let whole = c.recording && !c.spoiled;
+        c.recording = false;
+        let payload = std::mem::take(&mut c.payload);
+        whole.then_some(payload)
+    }
+
+    fn put(&self, table: JournaledTable, key: &[u8], value: Option<&[u8]>) {
+        let mut c = self.lock();
+        if !c.recording || c.spoiled {
+            return;
+        }
+        encode_op(&mut c.payload, table, key, value);
+    }
+
+    fn spoil(&self) {
+        self.lock().spoiled = true;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Captured> {
+        // A panic while recording leaves nothing half-done worth refusing.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn encode_op(out: &mut Vec<u8>, table: JournaledTable, key: &[u8], value: Option<&[u8]>) {
+    out.push(table as u8);
+    out.push(u8::from(value.is_some()));
+    put_bytes(out, key);
+    if let Some(value) = value {
+        put_bytes(out, value);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("redb keys and values are under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A table whose writes are recorded in the batch's [`Capture`]. Reads go to the
+/// table itself (it derefs to it); writes only through [`Self::insert`] and
+/// [`Self::remove`], or [`Self::unlogged`], which keeps the batch out of the log.
+pub struct Logged<'txn, K: Key + 'static, V: Value + 'static> {
+    table: Table<'txn, K, V>,
+    name: JournaledTable,
+    capture: Capture,
+}
+
+impl<'txn, K: Key + 'static, V: Value + 'static> Logged<'txn, K, V> {
+    pub fn open(
+        txn: &'txn WriteTransaction,
+        def: TableDefinition<K, V>,
+        name: JournaledTable,
+        capture: &Capture,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            table: txn.open_table(def)?,
+            name,
+            capture: capture.clone(),
+        })
+    }
+
+    pub fn insert<'k, 'v>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+        value: impl Borrow<V::SelfType<'v>>,
+    ) -> Result<(), redb::StorageError> {
+        self.capture.put(
+            self.name,
+            K::as_bytes(key.borrow()).as_ref(),
+            Some(V::as_bytes(value.borrow()).as_ref()),
+        );
+        self.table.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn remove<'k>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+    ) -> Result<(), redb::StorageError> {
+        self.capture
+            .put(self.name, K::as_bytes(key.borrow()).as_ref(), None);
+        self.table.remove(key)?;
+        Ok(())
+    }
+
+    /// The table for writes the log does not see (sorted stretches of an import):
+    /// the batch then commits durably.
+    pub fn unlogged(&mut self) -> &mut Table<'txn, K, V> {
+        self.capture.spoil();
+        &mut self.table
+    }
+}
+
+impl<'txn, K: Key + 'static, V: Value + 'static> Deref for Logged<'txn, K, V> {
+    type Target = Table<'txn, K, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.table
+    }
+}
+
+/// One record as read back.
+#[derive(Debug, PartialEq, Eq)]
+struct Record {
+    seq: u64,
+    payload: Vec<u8>,
+}
+
+fn encode_record(out: &mut Vec<u8>, id: u64, seq: u64, payload: &[u8]) {
+    out.clear();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    let len = u32::try_from(payload.len()).expect("a batch's rows are under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(&out[8..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The record at `at` of `bytes`, if one of journal `id` is whole there.
+fn decode_record(bytes: &[u8], at: usize, id: u64) -> Option<(Record, usize)> {
+    let header = bytes.get(at..at.checked_add(HEADER_BYTES)?)?;
+    if &header[..4] != MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
+    let found_id = u64::from_le_bytes(header[8..16].try_into().ok()?);
+    let seq = u64::from_le_bytes(header[16..24].try_into().ok()?);
+    let len = u32::from_le_bytes(header[24..28].try_into().ok()?) as usize;
+    let end = at.checked_add(HEADER_BYTES)?.checked_add(len)?;
+    let whole = bytes.get(at..end)?;
+    if found_id != id || crc32fast::hash(&whole[8..]) != crc {
+        return None;
+    }
+    let payload = whole[HEADER_BYTES..].to_vec();
+    Some((Record { seq, payload }, end))
+}
+
+/// Writes a record's rows into `txn`.
+fn replay_payload(txn: &WriteTransaction, payload: &[u8]) -> Result<(), StoreError> {
+    let corrupt = || StoreError::Corrupt("a journal record's rows do not parse".into());
+    let mut rest = payload;
+    let take = |n: usize, rest: &mut &[u8]| -> Result<Vec<u8>, StoreError> {
+        if rest.len() < n {
+            return Err(corrupt());
+        }
+        let (head, tail) = rest.split_at(n);
+        *rest = tail;
+        Ok(head.to_vec())
+    };
+    while !rest.is_empty() {
+        let head = take(2, &mut rest)?;
+        let table = JournaledTable::from_byte(head[0]).ok_or_else(corrupt)?;
+        let len = u32::from_le_bytes(take(4, &mut rest)?.try_into().map_err(|_| corrupt())?);
+        let key = take(len as usize, &mut rest)?;
+        let value = match head[1] {
+            0 => None,
+            1 => {
+                let len =
+                    u32::from_le_bytes(take(4, &mut rest)?.try_into().map_err(|_| corrupt())?);
+                Some(take(len as usize, &mut rest)?)
+            }
+            _ => return Err(corrupt()),
+        };
+        table.replay(txn, &key, value.as_deref())?;
+    }
+    Ok(())
+}
+
+fn meta_value(txn: &WriteTransaction, name: &str) -> Result<Option<u64>, StoreError> {
+    let meta = txn.open_table(tables::META)?;
+    Ok(meta.get(name)?.map(|v| v.value()))
+}
+
+/// Writes again the journal's records past the database's `journal_seq`, in one
+/// durable transaction; answers how many. Run by every writable open.
+pub fn recover(store: &Store, data_dir: &Path) -> Result<usize, StoreError> {
+    let path = data_dir.join(JOURNAL_FILE_NAME);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(StoreError::Io(e)),
+    };
+    let txn = store.db().begin_write()?;
+    let Some(id) = meta_value(&txn, counter::JOURNAL_ID)? else {
+        // This database never journaled: the file is not about it.
+        return Ok(0);
+    };
+    let durable = meta_value(&txn, counter::JOURNAL_SEQ)?.unwrap_or(0);
+    let mut at = 0;
+    let mut previous: Option<u64> = None;
+    let mut last = durable;
+    let mut replayed = 0;
+    while let Some((record, next)) = decode_record(&bytes, at, id) {
+        if previous.is_some_and(|p| record.seq != p + 1) {
+            break;
+        }
+        previous = Some(record.seq);
+        at = next;
+        if record.seq <= durable {
+            continue;
+        }
+        if record.seq != last + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "the ledger journal jumps from seq {last} to {}: records are missing",
+                record.seq
+            )));
+        }
+        replay_payload(&txn, &record.payload)?;
+        last = record.seq;
+        replayed += 1;
+    }
+    if replayed > 0 {
+        txn.open_table(tables::META)?
+            .insert(counter::JOURNAL_SEQ, last)?;
+        txn.commit()?;
+        tracing::info!(
+            records = replayed,
+            through = last,
+            "ledger journal replayed after an unclean stop"
+        );
+    } else {
+        txn.abort()?;
+    }
+    Ok(replayed)
+}
+
+/// The ledger's end of the journal: it appends a record per journaled batch and
+/// syncs it before the batch's callers are answered.
+///
+/// The sync is made on the ledger's own thread. Handing it to a thread of its
+/// own, so that the ledger could apply the next batch meanwhile, was measured
+/// (docs/benchmarks.md): on two cores the extra wake-up per batch cost more than
+/// the overlap gained (40,000 orders/s against 62,600 inline).
+pub struct Journal {
+    file: File,
+    id: u64,
+    offset: u64,
+    next_seq: u64,
+    last_checkpoint: Instant,
+    buf: Vec<u8>,
+    /// A write or sync failed: every later batch commits to redb durably.
+    broken: bool,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("offset", &self.offset)
+            .field("next_seq", &self.next_seq)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// Opens (creating and filling with zeros if needed) the journal of `store`,
+    /// whose database [`recover`] has already brought up to date.
+    pub fn open(store: &Store, data_dir: &Path) -> Result<Self, StoreError> {
+        let txn = store.db().begin_write()?;
+        let id = match meta_value(&txn, counter::JOURNAL_ID)? {
+            Some(id) => {
+                txn.abort()?;
+                id
+            }
+            None => {
+                let id = rand::random::<u64>() | 1;
+                txn.open_table(tables::META)?
+                    .insert(counter::JOURNAL_ID, id)?;
+                txn.commit()?;
+                id
+            }
+        };
+        let txn = store.db().begin_write()?;
+        let durable = meta_value(&txn, counter::JOURNAL_SEQ)?.unwrap_or(0);
+        txn.abort()?;
+        Ok(Self {
+            file: preallocated(&data_dir.join(JOURNAL_FILE_NAME))?,
+            id,
+            offset: 0,
+            next_seq: durable + 1,
+            last_checkpoint: Instant::now(),
+            buf: Vec::new(),
+            broken: false,
+        })
+    }
+
+    /// The seq the next record takes.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether a record of `payload_bytes` may be journaled now: the file has room,
+    /// the last checkpoint is recent and the file has not failed.
+    pub fn takes(&self, payload_bytes: usize) -> bool {
+        !self.broken
+            && self.offset + (HEADER_BYTES + payload_bytes) as u64 <= JOURNAL_BYTES
+            && self.last_checkpoint.elapsed() < Duration::from_millis(JOURNAL_CHECKPOINT_MS)
+    }
+
+    /// Appends and syncs the record of the batch just committed to redb with seq
+    /// [`Self::next_seq`]. On an error the journal is broken for good; the caller
+    /// makes the batch durable in redb instead.
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), StoreError> {
+        encode_record(&mut self.buf, self.id, self.next_seq, payload);
+        let written = self
+            .file
+            .write_all_at(&self.buf, self.offset)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.broken = true;
+            return Err(StoreError::Io(e));
+        }
+        self.offset += self.buf.len() as u64;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Whether records were written since the last checkpoint, and it is time for
+    /// the next.
+    pub fn due(&self) -> bool {
+        self.offset > 0
+            && self.last_checkpoint.elapsed() >= Duration::from_millis(JOURNAL_CHECKPOINT_MS)
+    }
+
+    /// A durable commit of the ledger holds every record so far: the file is
+    /// written from its start again.
+    pub fn checkpointed(&mut self) {
+        self.offset = 0;
+        self.last_checkpoint = Instant::now();
+    }
+}
+
+/// The journal file, `JOURNAL_BYTES` long and written through (no hole): a sync of
+/// a record then never has to change the file's size or allocate blocks.
+fn preallocated(path: &Path) -> Result<File, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len < JOURNAL_BYTES {
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = len;
+        while at < JOURNAL_BYTES {
+            let n = usize::try_from(JOURNAL_BYTES - at).map_or(zeros.len(), |n| n.min(zeros.len()));
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        file.sync_all()?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(file)
+}
+
+/// Commits nothing, durably: every commit before it becomes durable too. The
+/// fallback when the journal fails under batches already committed to redb; if
+/// this fails as well, their outcome is unknown.
+pub fn durable_empty_commit(store: &Store) -> Result<(), StoreError> {
+    let commit = || -> Result<(), StoreError> {
+        let txn = store.db().begin_write()?;
+        txn.commit()?;
+        Ok(())
+    };
+    commit().map_err(|e| {
+        StoreError::OutcomeUnknown(format!("the journal failed, then the database: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    /// Writes `rows` into ORDERS through a [`Logged`] table in a transaction that
+    /// is then abandoned, as a crash abandons a commit redb had not made durable,
+    /// and appends the record of those writes to the journal.
+    fn journal_but_lose(store: &Store, journal: &mut Journal, rows: &[(u64, &[u8])]) {
+        let txn = store.db().begin_write().unwrap();
+        let capture = Capture::default();
+        capture.start();
+        {
+            let mut orders =
+                Logged::open(&txn, tables::ORDERS, JournaledTable::Orders, &capture).unwrap();
+            for (id, row) in rows {
+                orders.insert(*id, *row).unwrap();
+            }
+            orders.remove(999).unwrap();
+        }
+        txn.abort().unwrap();
+        journal.append(&capture.take().unwrap()).unwrap();
+    }
+
+    fn orders(store: &Store) -> Vec<(u64, Vec<u8>)> {
+        let txn = store.db().begin_read().unwrap();
+        let table = txn.open_table(tables::ORDERS).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value(), v.value().to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_not_in_the_database_are_written_again_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut journal = Journal::open(&store, dir.path()).unwrap();
+            journal_but_lose(&store, &mut journal, &[(1, b"one"), (2, b"two")]);
+            journal_but_lose(&store, &mut journal, &[(2, b"two again"), (3, b"three")]);
+            assert!(orders(&store).is_empty(), "nothing reached the database");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let expected = vec![
+            (1, b"one".to_vec()),
+            (2, b"two again".to_vec()),
+            (3, b"three".to_vec()),
+        ];
+        assert_eq!(orders(&store), expected);
+        drop(store);
+        // Opened again: the database already holds both records; nothing is
+        // written twice, and the next record follows them.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(orders(&store), expected);
+        let journal = Journal::open(&store, dir.path()).unwrap();
+        assert_eq!(journal.next_seq(), 3);
+    }
+
+    #[test]
+    fn the_log_ends_at_a_torn_record_and_at_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE_NAME);
+        let id = {
+            let store = Store::open(dir.path()).unwrap();
+            let mut journal = Journal::open(&store, dir.path()).unwrap();
+            journal_but_lose(&store, &mut journal, &[(1, b"one")]);
+            journal_but_lose(&store, &mut journal, &[(2, b"two")]);
+            journal_but_lose(&store, &mut journal, &[(3, b"three")]);
+            journal_id(&store)
+        };
+        // Tear the second record (a byte of its rows), as a crash mid-write would:
+        // neither it nor the third, which follows it, is replayed.
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, second) = decode_record(&bytes, 0, id).unwrap();
+        let mut torn = bytes.clone();
+        torn[second + HEADER_BYTES + 3] ^= 0xff;
+        std::fs::write(&path, &torn).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(orders(&store), vec![(1, b"one".to_vec())]);
+        // After a checkpoint the file is written from its start again: a new first
+        // record, then the old second one, whose seq does not follow.
+        let mut journal = Journal::open(&store, dir.path()).unwrap();
+        journal_but_lose(&store, &mut journal, &[(4, b"four")]);
+        drop((journal, store));
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            orders(&store),
+            vec![(1, b"one".to_vec()), (4, b"four".to_vec())]
+        );
+    }
+
+    fn journal_id(store: &Store) -> u64 {
+        let txn = store.db().begin_write().unwrap();
+        let id = meta_value(&txn, counter::JOURNAL_ID).unwrap().unwrap();
+        txn.abort().unwrap();
+        id
+    }
+
+    #[test]
+    fn a_journal_of_another_database_is_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(other.path()).unwrap();
+            let mut journal = Journal::open(&store, other.path()).unwrap();
+            journal_but_lose(&store, &mut journal, &[(1, b"one")]);
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            Journal::open(&store, dir.path()).unwrap();
+        }
+        std::fs::copy(
+            other.path().join(JOURNAL_FILE_NAME),
+            dir.path().join(JOURNAL_FILE_NAME),
+        )
+        .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(orders(&store).is_empty());
+    }
+
+    #[test]
+    fn a_record_reads_back_and_a_torn_or_foreign_one_does_not() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, 7, 42, b"rows");
+        let (record, end) = decode_record(&buf, 0, 7).unwrap();
+        assert_eq!(
+            record,
+            Record {
+                seq: 42,
+                payload: b"rows".to_vec()
+            }
+        );
+        assert_eq!(end, buf.len());
+        assert!(
+            decode_record(&buf, 0, 8).is_none(),
+            "another journal's record"
+        );
+        assert!(decode_record(&buf[..buf.len() - 1], 0, 7).is_none(), "torn");
+        let mut flipped = buf.clone();
+        flipped[HEADER_BYTES] ^= 1;
+        assert!(decode_record(&flipped, 0, 7).is_none(), "a changed byte");
+    }
+}
