@@ -124,10 +124,23 @@ pub struct PipelineArgs {
     /// product and a stock event per row). Orders from files always emit `order.placed`.
     #[arg(long, env = "ORDERFLOW_IMPORT_EVENTS", value_enum, default_value_t = ImportEvents::Summary)]
     pub import_events: ImportEvents,
+    /// How the embedded ledger makes checkouts, status changes and stock
+    /// adjustments durable: `on` appends each batch to a journal file and syncs
+    /// that (redb then commits without waiting for the disk, durably every 100 ms);
+    /// `off` commits every batch to redb durably. PostgreSQL ignores it.
+    #[arg(long, env = "ORDERFLOW_LEDGER_JOURNAL", value_enum, default_value_t = LedgerJournal::On)]
+    pub ledger_journal: LedgerJournal,
     /// How long events are kept for `GET /api/v1/events`, in days.
     #[arg(long, env = "ORDERFLOW_EVENT_RETENTION_DAYS", default_value_t = EVENT_RETENTION_DAYS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(1..=EVENT_RETENTION_DAYS_MAX))]
     pub event_retention_days: u64,
+}
+
+/// `--ledger-journal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LedgerJournal {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

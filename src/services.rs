@@ -25,13 +25,14 @@ use orderflow_actors::pg::{
 use orderflow_actors::room::Room;
 use orderflow_actors::store::Store;
 use orderflow_actors::store::StoreError;
+use orderflow_actors::store::journal::Journal;
 use orderflow_actors::telemetry::Telemetry;
 use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};
 use orderflow_actors::webhooks::Webhooks;
 
 use crate::auth::jwt;
 use crate::auth::password;
-use crate::config::{ImportEvents, PipelineArgs, StoreArgs};
+use crate::config::{ImportEvents, LedgerJournal, PipelineArgs, StoreArgs};
 
 /// The actors over one open store. Used by `serve`, `ingest` and `users create`.
 pub struct Services {
@@ -75,7 +76,11 @@ impl Services {
         let users = start_pool(1, move || UserStore::new(s.clone()));
         let (notify, newest_event) = watch::channel(events::reader::newest_seq(&store)?);
         let product_cache = ProductCache::default();
-        let ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone())
+        let mut ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone());
+        if pipeline.ledger_journal == LedgerJournal::On {
+            ledger = ledger.with_journal(Journal::open(&store, &args.data_dir)?);
+        }
+        let ledger = ledger
             .with_product_cache(product_cache.clone())
             .with_events(EventsConfig {
                 row_events: match pipeline.import_events {

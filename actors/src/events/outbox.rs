@@ -6,10 +6,11 @@
 //! from a counter in the same transaction; with redb's single writer, seqs are
 //! gapless and grow in commit order.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::{EventRow, EventType, Subject};
 use crate::domain::Timestamp;
+use crate::store::journal::{Capture, JournaledTable, Logged};
 use crate::store::tables::{EVENTS, EVENTS_META, events_meta};
 use crate::store::{Record, StoreError, codec, get_record};
 
@@ -26,8 +27,8 @@ pub enum RowEvents {
 
 /// The events table, open in one write transaction.
 pub struct Outbox<'txn> {
-    events: Table<'txn, u64, &'static [u8]>,
-    meta: Table<'txn, &'static str, u64>,
+    events: Logged<'txn, u64, &'static [u8]>,
+    meta: Logged<'txn, &'static str, u64>,
     row_events: RowEvents,
     /// The seq the next append takes, once read from the counter.
     next: Option<u64>,
@@ -35,10 +36,16 @@ pub struct Outbox<'txn> {
 }
 
 impl<'txn> Outbox<'txn> {
-    pub fn open(txn: &'txn WriteTransaction, row_events: RowEvents) -> Result<Self, StoreError> {
+    /// Opens the outbox's tables, their writes recorded in `capture` (see
+    /// [`crate::store::journal`]).
+    pub fn open(
+        txn: &'txn WriteTransaction,
+        row_events: RowEvents,
+        capture: &Capture,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            events: txn.open_table(EVENTS)?,
-            meta: txn.open_table(EVENTS_META)?,
+            events: Logged::open(txn, EVENTS, JournaledTable::Events, capture)?,
+            meta: Logged::open(txn, EVENTS_META, JournaledTable::EventsMeta, capture)?,
             row_events,
             next: None,
             last: None,
@@ -122,6 +129,6 @@ impl<'txn> Outbox<'txn> {
 
     /// One stored event (for tests of the write path).
     pub fn get(&self, seq: u64) -> Result<Option<EventRow>, StoreError> {
-        get_record(&self.events, seq)
+        get_record(&*self.events, seq)
     }
 }

@@ -54,11 +54,12 @@ use crate::domain::{
 };
 use crate::events::RowEvents;
 use crate::limits::{
-    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX,
-    PURGE_INTERVAL_SECS,
+    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, JOURNAL_CHECKPOINT_MS,
+    LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
 };
 use crate::store::Page;
-use crate::store::tables::{MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS};
+use crate::store::journal::{Journal, durable_empty_commit};
+use crate::store::tables::{self, MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS, counter};
 use crate::store::{Store, StoreError, codec};
 use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
 use book::{
@@ -72,6 +73,18 @@ pub use verify::VerifyReport;
 /// Called once the batch's commit has succeeded (`Ok`) or failed (`Err`, nothing
 /// was written); it answers the command's caller.
 pub type Responder = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// How a command's batch may reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Through the journal, if the ledger has one and every command of the batch
+    /// may: checkouts, status changes and stock adjustments, which write only the
+    /// book's tables.
+    Journaled,
+    /// Straight into redb with immediate durability: product commands, imports,
+    /// purges (whatever may write past the journal's tables).
+    Durable,
+}
 
 /// What a queued command does inside the batch transaction. It returns its
 /// responder and whether it hit a storage error mid-write (which poisons the batch:
@@ -106,11 +119,14 @@ pub struct Ledger {
     events: EventsConfig,
     batch_max: usize,
     telemetry: Telemetry,
-    queue: Vec<Work>,
+    queue: Vec<(Work, Commit)>,
     flush_scheduled: bool,
     /// (user, key) of keyed checkouts queued but not yet committed: a second request
     /// with the same key meanwhile is "still in flight" (409).
     keys_in_flight: HashSet<(UserId, IdempotencyKey)>,
+    /// The commit log in front of redb (see [`crate::store::journal`]); none: every
+    /// batch commits durably.
+    journal: Option<Journal>,
     /// The catalog's read cache, whose entries each commit's changes make stale.
     product_cache: ProductCache,
 }
@@ -127,8 +143,16 @@ impl Ledger {
             queue: Vec::new(),
             flush_scheduled: false,
             keys_in_flight: HashSet::new(),
+            journal: None,
             product_cache: ProductCache::default(),
         }
+    }
+
+    /// The ledger that commits checkouts, status changes and stock adjustments
+    /// through `journal` (see [`crate::store::journal`]).
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// The ledger that, after each commit and before answering its writers,
@@ -151,8 +175,8 @@ impl Ledger {
         Ledger::start_in_arbiter(&Arbiter::new().handle(), |_| self)
     }
 
-    fn enqueue(&mut self, work: Work, ctx: &mut Context<Self>) {
-        self.queue.push(work);
+    fn enqueue(&mut self, work: Work, commit: Commit, ctx: &mut Context<Self>) {
+        self.queue.push((work, commit));
         if self.queue.len() >= self.batch_max {
             self.flush();
         } else if !self.flush_scheduled {
@@ -187,12 +211,23 @@ impl Ledger {
         .emit(&self.telemetry);
     }
 
-    fn apply(&self, batch: Vec<Work>, responders: &mut Vec<Responder>) -> Result<(), StoreError> {
-        let txn = self.store.db().begin_write()?;
-        let (poisoned, newest, touched) =
+    /// The batch in one transaction, committed durably: into redb, or into redb
+    /// without waiting for the disk and then into the journal, synced.
+    fn apply(
+        &mut self,
+        batch: Vec<(Work, Commit)>,
+        responders: &mut Vec<Responder>,
+    ) -> Result<(), StoreError> {
+        let journaled =
+            self.journal.is_some() && batch.iter().all(|(_, c)| *c == Commit::Journaled);
+        let mut txn = self.store.db().begin_write()?;
+        let (poisoned, newest, touched, payload) =
             tx::within(&txn, self.currency, self.events.row_events, |tx| {
+                if journaled {
+                    tx.book.rows.capture.start();
+                }
                 let mut poisoned = false;
-                for work in batch {
+                for (work, _) in batch {
                     if poisoned {
                         // Nothing after a storage error is attempted; its caller is told
                         // the batch was abandoned.
@@ -218,8 +253,14 @@ impl Ledger {
                     .catalog
                     .take_touched()
                     .and(std::mem::take(&mut tx.book.rows.touched));
+                let payload = tx.book.rows.capture.take();
                 (
-                    (poisoned, tx.book.rows.outbox.last_appended(), touched),
+                    (
+                        poisoned,
+                        tx.book.rows.outbox.last_appended(),
+                        touched,
+                        payload,
+                    ),
                     !poisoned,
                 )
             })?;
@@ -229,6 +270,19 @@ impl Ledger {
                 "a command in the batch failed to write".into(),
             ));
         }
+        // Journaled when every write went through the journal's tables and the
+        // journal takes it now (room left, checkpoint not due).
+        let logged = match (&self.journal, &payload) {
+            (Some(journal), Some(payload)) => {
+                journal.takes(payload.len()).then(|| journal.next_seq())
+            }
+            _ => None,
+        };
+        if let Some(seq) = logged {
+            txn.set_durability(redb::Durability::None)?;
+            txn.open_table(tables::META)?
+                .insert(counter::JOURNAL_SEQ, seq)?;
+        }
         let committed = txn.commit();
         // Forgotten even when the commit reports an error: what it wrote may still
         // have become visible, and forgetting is never wrong.
@@ -236,10 +290,37 @@ impl Ledger {
             self.product_cache.forget(touched);
         }
         committed?;
+        match (&mut self.journal, logged.and(payload)) {
+            (Some(journal), Some(payload)) => journal.append(&payload).or_else(|e| {
+                // The batch is in redb, not yet durably: a durable commit makes it so.
+                tracing::error!(error = %e, "the ledger journal failed; committing durably");
+                durable_empty_commit(&self.store)
+            })?,
+            // A durable commit holds every journaled batch before it.
+            (Some(journal), None) => journal.checkpointed(),
+            (None, _) => {}
+        }
         if let Some(seq) = newest {
             self.events.notify.send_replace(seq);
         }
         Ok(())
+    }
+
+    /// Makes every journaled batch durable in redb with an empty durable commit
+    /// (when one is due, or `always`), so the journal starts again from its start.
+    fn checkpoint(&mut self, always: bool) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if !(always || journal.due()) {
+            return;
+        }
+        match durable_empty_commit(&self.store) {
+            Ok(()) => journal.checkpointed(),
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger checkpoint failed; the journal keeps its records")
+            }
+        }
     }
 
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
@@ -251,6 +332,13 @@ impl Actor for Ledger {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // A quiet ledger still makes its journaled batches durable in redb soon,
+        // so a restart has little to replay.
+        if self.journal.is_some() {
+            ctx.run_interval(Duration::from_millis(JOURNAL_CHECKPOINT_MS), |act, _| {
+                act.checkpoint(false);
+            });
+        }
         // Forget idempotency keys past their time, a bounded number at a time.
         ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
             let retention_secs = act.events.retention_days.saturating_mul(86_400);
@@ -266,25 +354,56 @@ impl Actor for Ledger {
                         .is_err();
                 (Box::new(|_| {}), failed)
             });
-            act.enqueue(work, ctx);
+            act.enqueue(work, Commit::Durable, ctx);
         });
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         // Never leave a caller without an answer: commit what is queued.
         self.flush();
+        self.checkpoint(true);
         Running::Stop
     }
 }
 
 impl Ledger {
     /// Queues `run` for the next batch transaction and answers with its result once
-    /// the batch has committed (or with the commit's error). Errors for which
-    /// `poisons` is true are storage failures mid-write: they abandon the batch. A
-    /// ledger that stops before answering becomes a storage error, not a hang.
+    /// the batch has committed durably (or with the commit's error). Errors for
+    /// which `poisons` is true are storage failures mid-write: they abandon the
+    /// batch. A ledger that stops before answering becomes a storage error, not a
+    /// hang.
     pub(crate) fn submit<T, E>(
         &mut self,
         ctx: &mut Context<Self>,
+        poisons: fn(&E) -> bool,
+        run: impl for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, E> + Send + 'static,
+    ) -> ResponseFuture<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit_as(ctx, Commit::Durable, poisons, run)
+    }
+
+    /// [`Self::submit`] for a command that writes only the book's tables: its
+    /// batch may go through the journal.
+    fn submit_journaled<T, E>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        poisons: fn(&E) -> bool,
+        run: impl for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, E> + Send + 'static,
+    ) -> ResponseFuture<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit_as(ctx, Commit::Journaled, poisons, run)
+    }
+
+    fn submit_as<T, E>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        commit: Commit,
         poisons: fn(&E) -> bool,
         run: impl for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, E> + Send + 'static,
     ) -> ResponseFuture<Result<T, E>>
@@ -299,13 +418,18 @@ impl Ledger {
             let respond: Responder = Box::new(move |commit| {
                 let answer = match commit {
                     Ok(()) => result,
+                    // A journaled batch whose journal failed is in redb, and
+                    // maybe on disk: its outcome is unknown, not abandoned.
+                    Err(StoreError::OutcomeUnknown(why)) => {
+                        Err(E::from(StoreError::OutcomeUnknown(why.clone())))
+                    }
                     Err(e) => Err(E::from(StoreError::Aborted(e.to_string()))),
                 };
                 let _ = reply.send(answer);
             });
             (respond, failed)
         });
-        self.enqueue(work, ctx);
+        self.enqueue(work, commit, ctx);
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err(E::from(StoreError::Aborted("ledger stopped".into()))))
@@ -337,7 +461,7 @@ impl Handler<PlaceOrder> for Ledger {
         }
         let telemetry = self.telemetry.clone();
         let poisons = |e: &CheckoutError| matches!(e, CheckoutError::Store(_));
-        self.submit(ctx, poisons, move |tx| {
+        self.submit_journaled(ctx, poisons, move |tx| {
             let result = tx
                 .book
                 .place_order(tx.catalog, &request, tx.currency, tx.at);
@@ -371,7 +495,7 @@ impl Handler<ChangeStatus> for Ledger {
 
     fn handle(&mut self, msg: ChangeStatus, ctx: &mut Self::Context) -> Self::Result {
         let poisons = |e: &OrderError| matches!(e, OrderError::Store(_));
-        self.submit(ctx, poisons, move |tx| {
+        self.submit_journaled(ctx, poisons, move |tx| {
             tx.book
                 .change_status(msg.order, msg.next, msg.caller, tx.at)
         })
@@ -395,7 +519,7 @@ impl Handler<AdjustStock> for Ledger {
 
     fn handle(&mut self, msg: AdjustStock, ctx: &mut Self::Context) -> Self::Result {
         let poisons = |e: &StockError| matches!(e, StockError::Store(_));
-        self.submit(ctx, poisons, move |tx| {
+        self.submit_journaled(ctx, poisons, move |tx| {
             tx.book
                 .adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at)
         })

@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::book::{IdempotencyRow, Level, MovementRow, OrderRow};
 use crate::catalog::cache::Touched;
 use crate::catalog::{CatalogTables, ProductRow};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, Outbox, RowEvents, Subject};
+use crate::store::journal::{Capture, JournaledTable, Logged};
 use crate::store::sorted;
 use crate::store::tables::{self, counter};
 use crate::store::{StoreError, codec, get_record};
@@ -77,14 +78,17 @@ pub trait LedgerRows {
 
 /// The ledger's redb tables, open in one write transaction.
 pub struct RedbRows<'txn> {
-    pub(super) meta: Table<'txn, &'static str, u64>,
-    stock: Table<'txn, &'static str, (u64, u64)>,
-    movements: Table<'txn, (&'static str, u64), &'static [u8]>,
-    orders: Table<'txn, u64, &'static [u8]>,
-    orders_by_user: Table<'txn, (u64, u64), ()>,
-    pub(super) idempotency: Table<'txn, (u64, &'static str), &'static [u8]>,
-    pub(super) idempotency_expiry: Table<'txn, (i64, u64, &'static str), ()>,
-    order_refs: Table<'txn, &'static str, u64>,
+    pub(super) meta: Logged<'txn, &'static str, u64>,
+    stock: Logged<'txn, &'static str, (u64, u64)>,
+    movements: Logged<'txn, (&'static str, u64), &'static [u8]>,
+    orders: Logged<'txn, u64, &'static [u8]>,
+    orders_by_user: Logged<'txn, (u64, u64), ()>,
+    pub(super) idempotency: Logged<'txn, (u64, &'static str), &'static [u8]>,
+    pub(super) idempotency_expiry: Logged<'txn, (i64, u64, &'static str), ()>,
+    order_refs: Logged<'txn, &'static str, u64>,
+    /// What this transaction wrote, for the ledger's journal (recording only while
+    /// the ledger asks it to).
+    pub capture: Capture,
     /// The events of this transaction's changes, written beside them.
     pub outbox: Outbox<'txn>,
     /// SKUs whose stock level this transaction wrote (for the read cache).
@@ -106,16 +110,29 @@ pub struct StagedStock {
 
 impl<'txn> RedbRows<'txn> {
     pub fn open(txn: &'txn WriteTransaction, row_events: RowEvents) -> Result<Self, StoreError> {
+        let capture = Capture::default();
+        let c = &capture;
         Ok(Self {
-            meta: txn.open_table(tables::META)?,
-            stock: txn.open_table(tables::STOCK)?,
-            movements: txn.open_table(tables::MOVEMENTS)?,
-            orders: txn.open_table(tables::ORDERS)?,
-            orders_by_user: txn.open_table(tables::ORDERS_BY_USER)?,
-            idempotency: txn.open_table(tables::IDEMPOTENCY)?,
-            idempotency_expiry: txn.open_table(tables::IDEMPOTENCY_EXPIRY)?,
-            order_refs: txn.open_table(tables::ORDER_REFS)?,
-            outbox: Outbox::open(txn, row_events)?,
+            meta: Logged::open(txn, tables::META, JournaledTable::Meta, c)?,
+            stock: Logged::open(txn, tables::STOCK, JournaledTable::Stock, c)?,
+            movements: Logged::open(txn, tables::MOVEMENTS, JournaledTable::Movements, c)?,
+            orders: Logged::open(txn, tables::ORDERS, JournaledTable::Orders, c)?,
+            orders_by_user: Logged::open(
+                txn,
+                tables::ORDERS_BY_USER,
+                JournaledTable::OrdersByUser,
+                c,
+            )?,
+            idempotency: Logged::open(txn, tables::IDEMPOTENCY, JournaledTable::Idempotency, c)?,
+            idempotency_expiry: Logged::open(
+                txn,
+                tables::IDEMPOTENCY_EXPIRY,
+                JournaledTable::IdempotencyExpiry,
+                c,
+            )?,
+            order_refs: Logged::open(txn, tables::ORDER_REFS, JournaledTable::OrderRefs, c)?,
+            outbox: Outbox::open(txn, row_events, c)?,
+            capture,
             touched: Touched::default(),
             staged: None,
         })
@@ -140,8 +157,8 @@ impl<'txn> RedbRows<'txn> {
             mut movements,
         } = staged;
         movements.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        sorted::write_all(&mut self.movements, movements)?;
-        sorted::write_all(&mut self.stock, levels)
+        sorted::write_all(self.movements.unlogged(), movements)?;
+        sorted::write_all(self.stock.unlogged(), levels)
     }
 
     /// Takes the next value of a `META` counter (starting at 1).
@@ -191,7 +208,7 @@ impl LedgerRows for RedbRows<'_> {
     }
 
     fn order(&self, id: OrderId) -> Result<Option<OrderRow>, StoreError> {
-        get_record(&self.orders, id.0)
+        get_record(&*self.orders, id.0)
     }
 
     fn insert_order(&mut self, id: OrderId, row: &OrderRow) -> Result<(), StoreError> {
@@ -213,7 +230,7 @@ impl LedgerRows for RedbRows<'_> {
         user: UserId,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRow>, StoreError> {
-        get_record(&self.idempotency, (user.0, key.as_str()))
+        get_record(&*self.idempotency, (user.0, key.as_str()))
     }
 
     fn put_idempotency(
