@@ -92,7 +92,10 @@ impl Services {
             })
             .start_on_own_thread();
         let s = store.clone();
-        let events = start_pool(EVENTS_READER_THREADS, move || EventsReader::new(s.clone()));
+        let published = newest_event.clone();
+        let events = start_pool(EVENTS_READER_THREADS, move || {
+            EventsReader::new(s.clone(), published.clone())
+        });
         let s = store.clone();
         // One thread: it is the only writer of keys' `last_used_at`.
         let api_keys = start_pool(1, move || ApiKeys::new(s.clone()));

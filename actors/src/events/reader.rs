@@ -7,6 +7,7 @@
 
 use actix::{Actor, Context, Handler, Message};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+use tokio::sync::watch;
 
 use super::{Event, EventRow, TypeFilter};
 use crate::limits::EVENTS_SCAN_ROWS_MAX;
@@ -42,6 +43,17 @@ pub fn list(
     filter: &TypeFilter,
     limit: usize,
 ) -> Result<EventPage, EventsError> {
+    list_through(txn, after, u64::MAX, filter, limit)
+}
+
+/// [`list`], of the events through seq `through` only.
+pub fn list_through(
+    txn: &ReadTransaction,
+    after: Option<u64>,
+    through: u64,
+    filter: &TypeFilter,
+    limit: usize,
+) -> Result<EventPage, EventsError> {
     let meta = txn.open_table(EVENTS_META)?;
     let purged_through = meta
         .get(events_meta::PURGED_THROUGH)?
@@ -49,7 +61,7 @@ pub fn list(
     let after = start_after(after, purged_through)?;
     let events = txn.open_table(EVENTS)?;
     let scanned = events
-        .range(after.saturating_add(1)..)?
+        .range(after.saturating_add(1)..=through.max(after))?
         .take(EVENTS_SCAN_ROWS_MAX)
         .map(|entry| {
             let (seq, bytes) = entry.map_err(StoreError::from)?;
@@ -106,11 +118,16 @@ pub fn newest_seq(store: &Store) -> Result<u64, StoreError> {
 /// Serves the feed, from a pool of threads (see [`crate::mailbox::start_pool`]).
 pub struct EventsReader {
     store: Store,
+    /// The newest seq the ledger has published: its batch is durable. A journaled
+    /// batch is visible in redb a moment before its journal record is synced (see
+    /// [`crate::store::journal`]); no reader is served its events before then, so
+    /// no follower ever sees an event a power loss could take back.
+    published: watch::Receiver<u64>,
 }
 
 impl EventsReader {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, published: watch::Receiver<u64>) -> Self {
+        Self { store, published }
     }
 }
 
@@ -133,8 +150,10 @@ pub struct ListEvents {
 impl Handler<ListEvents> for EventsReader {
     type Result = Result<EventPage, EventsError>;
     fn handle(&mut self, msg: ListEvents, _: &mut Self::Context) -> Self::Result {
+        // Read before the snapshot is taken: every event through it is in the snapshot.
+        let published = *self.published.borrow();
         let txn = self.store.db().begin_read().map_err(StoreError::from)?;
-        list(&txn, msg.after, &msg.filter, msg.limit)
+        list_through(&txn, msg.after, published, &msg.filter, msg.limit)
     }
 }
 
@@ -198,6 +217,28 @@ mod tests {
         let only = list(&txn, None, &TypeFilter::Exact(EventType::OrderPlaced), 100).unwrap();
         assert!(only.items.is_empty());
         assert_eq!(only.next_after, 5, "the scan moved past what it skipped");
+    }
+
+    #[actix::test]
+    async fn the_reader_serves_no_event_the_ledger_has_not_published() {
+        let (_dir, store) = five_events();
+        let (publish, published) = watch::channel(3);
+        let reader = EventsReader::new(store, published).start();
+        let ask = |after| {
+            reader.send(ListEvents {
+                after,
+                filter: TypeFilter::All,
+                limit: 100,
+            })
+        };
+        let seqs = |page: EventPage| page.items.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let first = ask(None).await.unwrap().unwrap();
+        assert_eq!(first.next_after, 3);
+        assert_eq!(seqs(first), [1, 2, 3]);
+        let none = ask(Some(3)).await.unwrap().unwrap();
+        assert_eq!((seqs(none.clone()), none.next_after), (vec![], 3));
+        publish.send_replace(5);
+        assert_eq!(seqs(ask(Some(3)).await.unwrap().unwrap()), [4, 5]);
     }
 
     #[test]
