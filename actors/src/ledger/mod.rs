@@ -385,21 +385,8 @@ impl Ledger {
         self.submit_as(ctx, Commit::Durable, poisons, run)
     }
 
-    /// [`Self::submit`] for a command that writes only the book's tables: its
-    /// batch may go through the journal.
-    fn submit_journaled<T, E>(
-        &mut self,
-        ctx: &mut Context<Self>,
-        poisons: fn(&E) -> bool,
-        run: impl for<'a, 'txn> FnOnce(&mut Tx<'a, 'txn>) -> Result<T, E> + Send + 'static,
-    ) -> ResponseFuture<Result<T, E>>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        self.submit_as(ctx, Commit::Journaled, poisons, run)
-    }
-
+    /// [`Self::submit`], committed as `commit` says: [`Commit::Journaled`] only for
+    /// a command that writes nothing but the book's tables.
     fn submit_as<T, E>(
         &mut self,
         ctx: &mut Context<Self>,
@@ -461,7 +448,7 @@ impl Handler<PlaceOrder> for Ledger {
         }
         let telemetry = self.telemetry.clone();
         let poisons = |e: &CheckoutError| matches!(e, CheckoutError::Store(_));
-        self.submit_journaled(ctx, poisons, move |tx| {
+        self.submit_as(ctx, Commit::Journaled, poisons, move |tx| {
             let result = tx
                 .book
                 .place_order(tx.catalog, &request, tx.currency, tx.at);
@@ -495,7 +482,7 @@ impl Handler<ChangeStatus> for Ledger {
 
     fn handle(&mut self, msg: ChangeStatus, ctx: &mut Self::Context) -> Self::Result {
         let poisons = |e: &OrderError| matches!(e, OrderError::Store(_));
-        self.submit_journaled(ctx, poisons, move |tx| {
+        self.submit_as(ctx, Commit::Journaled, poisons, move |tx| {
             tx.book
                 .change_status(msg.order, msg.next, msg.caller, tx.at)
         })
@@ -519,7 +506,7 @@ impl Handler<AdjustStock> for Ledger {
 
     fn handle(&mut self, msg: AdjustStock, ctx: &mut Self::Context) -> Self::Result {
         let poisons = |e: &StockError| matches!(e, StockError::Store(_));
-        self.submit_journaled(ctx, poisons, move |tx| {
+        self.submit_as(ctx, Commit::Journaled, poisons, move |tx| {
             tx.book
                 .adjust(tx.catalog, &msg.sku, msg.delta, msg.reason, tx.at)
         })
