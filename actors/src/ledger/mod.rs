@@ -249,10 +249,13 @@ impl Ledger {
                         }
                     }
                 }
-                let touched = tx
-                    .catalog
-                    .take_touched()
-                    .and(std::mem::take(&mut tx.book.rows.touched));
+                let catalog_rows = tx.catalog.take_touched();
+                if !catalog_rows.is_empty() {
+                    // The catalog's tables are not logged: a batch that wrote one
+                    // commits durably (no journaled command does today).
+                    tx.book.rows.capture.spoil();
+                }
+                let touched = catalog_rows.and(std::mem::take(&mut tx.book.rows.touched));
                 let payload = tx.book.rows.capture.take();
                 (
                     (

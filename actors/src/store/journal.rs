@@ -181,7 +181,8 @@ impl Capture {
         encode_op(&mut c.payload, table, key, value);
     }
 
-    fn spoil(&self) {
+    /// Keeps this batch out of the log: it commits durably.
+    pub fn spoil(&self) {
         self.lock().spoiled = true;
     }
 
