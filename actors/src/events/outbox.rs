@@ -10,8 +10,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::{EventRow, EventType, Subject};
 use crate::domain::Timestamp;
-use crate::store::journal::{Capture, JournaledTable, Logged};
-use crate::store::tables::{EVENTS, EVENTS_META, events_meta};
+use crate::store::journal::{Capture, Logged, table};
+use crate::store::tables::events_meta;
 use crate::store::{Record, StoreError, codec, get_record};
 
 /// Whether products and inventory imports emit an event per row, or only their
@@ -44,8 +44,8 @@ impl<'txn> Outbox<'txn> {
         capture: &Capture,
     ) -> Result<Self, StoreError> {
         Ok(Self {
-            events: Logged::open(txn, EVENTS, JournaledTable::Events, capture)?,
-            meta: Logged::open(txn, EVENTS_META, JournaledTable::EventsMeta, capture)?,
+            events: Logged::open(txn, table::EVENTS, capture)?,
+            meta: Logged::open(txn, table::EVENTS_META, capture)?,
             row_events,
             next: None,
             last: None,

@@ -35,19 +35,9 @@ pub enum EventsError {
 
 crate::store::lift_redb_errors!(EventsError);
 
-/// Events after `after` (or from the oldest kept, for `None`) that `filter`
-/// admits, at most `limit`.
+/// Events after `after` (or from the oldest kept, for `None`) and through seq
+/// `through` that `filter` admits, at most `limit`.
 pub fn list(
-    txn: &ReadTransaction,
-    after: Option<u64>,
-    filter: &TypeFilter,
-    limit: usize,
-) -> Result<EventPage, EventsError> {
-    list_through(txn, after, u64::MAX, filter, limit)
-}
-
-/// [`list`], of the events through seq `through` only.
-pub fn list_through(
     txn: &ReadTransaction,
     after: Option<u64>,
     through: u64,
@@ -153,7 +143,7 @@ impl Handler<ListEvents> for EventsReader {
         // Read before the snapshot is taken: every event through it is in the snapshot.
         let published = *self.published.borrow();
         let txn = self.store.db().begin_read().map_err(StoreError::from)?;
-        list_through(&txn, msg.after, published, &msg.filter, msg.limit)
+        list(&txn, msg.after, published, &msg.filter, msg.limit)
     }
 }
 
@@ -202,7 +192,7 @@ mod tests {
 
     fn page(store: &Store, after: Option<u64>) -> Result<Vec<u64>, EventsError> {
         let txn = store.db().begin_read().unwrap();
-        let page = list(&txn, after, &TypeFilter::All, 100)?;
+        let page = list(&txn, after, u64::MAX, &TypeFilter::All, 100)?;
         Ok(page.items.iter().map(|e| e.seq).collect())
     }
 
@@ -214,7 +204,14 @@ mod tests {
         assert_eq!(page(&store, Some(5)).unwrap(), Vec::<u64>::new());
         assert_eq!(newest_seq(&store).unwrap(), 5);
         let txn = store.db().begin_read().unwrap();
-        let only = list(&txn, None, &TypeFilter::Exact(EventType::OrderPlaced), 100).unwrap();
+        let only = list(
+            &txn,
+            None,
+            u64::MAX,
+            &TypeFilter::Exact(EventType::OrderPlaced),
+            100,
+        )
+        .unwrap();
         assert!(only.items.is_empty());
         assert_eq!(only.next_after, 5, "the scan moved past what it skipped");
     }

@@ -297,7 +297,11 @@ impl Ledger {
             (Some(journal), Some(payload)) => journal.append(&payload).or_else(|e| {
                 // The batch is in redb, not yet durably: a durable commit makes it so.
                 tracing::error!(error = %e, "the ledger journal failed; committing durably");
-                durable_empty_commit(&self.store)
+                durable_empty_commit(&self.store).map_err(|e| {
+                    StoreError::OutcomeUnknown(format!(
+                        "the journal failed, then the database: {e}"
+                    ))
+                })
             })?,
             // A durable commit holds every journaled batch before it.
             (Some(journal), None) => journal.checkpointed(),

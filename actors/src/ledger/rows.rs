@@ -17,9 +17,9 @@ use crate::catalog::cache::Touched;
 use crate::catalog::{CatalogTables, ProductRow};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, Outbox, RowEvents, Subject};
-use crate::store::journal::{Capture, JournaledTable, Logged};
+use crate::store::journal::{Capture, Logged, table};
 use crate::store::sorted;
-use crate::store::tables::{self, counter};
+use crate::store::tables::counter;
 use crate::store::{StoreError, codec, get_record};
 
 /// The catalog rows the ledger's rules read (price and name of a line, whether a
@@ -113,24 +113,14 @@ impl<'txn> RedbRows<'txn> {
         let capture = Capture::default();
         let c = &capture;
         Ok(Self {
-            meta: Logged::open(txn, tables::META, JournaledTable::Meta, c)?,
-            stock: Logged::open(txn, tables::STOCK, JournaledTable::Stock, c)?,
-            movements: Logged::open(txn, tables::MOVEMENTS, JournaledTable::Movements, c)?,
-            orders: Logged::open(txn, tables::ORDERS, JournaledTable::Orders, c)?,
-            orders_by_user: Logged::open(
-                txn,
-                tables::ORDERS_BY_USER,
-                JournaledTable::OrdersByUser,
-                c,
-            )?,
-            idempotency: Logged::open(txn, tables::IDEMPOTENCY, JournaledTable::Idempotency, c)?,
-            idempotency_expiry: Logged::open(
-                txn,
-                tables::IDEMPOTENCY_EXPIRY,
-                JournaledTable::IdempotencyExpiry,
-                c,
-            )?,
-            order_refs: Logged::open(txn, tables::ORDER_REFS, JournaledTable::OrderRefs, c)?,
+            meta: Logged::open(txn, table::META, c)?,
+            stock: Logged::open(txn, table::STOCK, c)?,
+            movements: Logged::open(txn, table::MOVEMENTS, c)?,
+            orders: Logged::open(txn, table::ORDERS, c)?,
+            orders_by_user: Logged::open(txn, table::ORDERS_BY_USER, c)?,
+            idempotency: Logged::open(txn, table::IDEMPOTENCY, c)?,
+            idempotency_expiry: Logged::open(txn, table::IDEMPOTENCY_EXPIRY, c)?,
+            order_refs: Logged::open(txn, table::ORDER_REFS, c)?,
             outbox: Outbox::open(txn, row_events, c)?,
             capture,
             touched: Touched::default(),

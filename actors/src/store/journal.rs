@@ -108,27 +108,81 @@ impl JournaledTable {
         value: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         match self {
-            Self::Meta => rewrite(txn, tables::META, key, value),
-            Self::Stock => rewrite(txn, tables::STOCK, key, value),
-            Self::Movements => rewrite(txn, tables::MOVEMENTS, key, value),
-            Self::Orders => rewrite(txn, tables::ORDERS, key, value),
-            Self::OrdersByUser => rewrite(txn, tables::ORDERS_BY_USER, key, value),
-            Self::Idempotency => rewrite(txn, tables::IDEMPOTENCY, key, value),
-            Self::IdempotencyExpiry => rewrite(txn, tables::IDEMPOTENCY_EXPIRY, key, value),
-            Self::OrderRefs => rewrite(txn, tables::ORDER_REFS, key, value),
-            Self::Events => rewrite(txn, tables::EVENTS, key, value),
-            Self::EventsMeta => rewrite(txn, tables::EVENTS_META, key, value),
+            Self::Meta => rewrite(txn, table::META, key, value),
+            Self::Stock => rewrite(txn, table::STOCK, key, value),
+            Self::Movements => rewrite(txn, table::MOVEMENTS, key, value),
+            Self::Orders => rewrite(txn, table::ORDERS, key, value),
+            Self::OrdersByUser => rewrite(txn, table::ORDERS_BY_USER, key, value),
+            Self::Idempotency => rewrite(txn, table::IDEMPOTENCY, key, value),
+            Self::IdempotencyExpiry => rewrite(txn, table::IDEMPOTENCY_EXPIRY, key, value),
+            Self::OrderRefs => rewrite(txn, table::ORDER_REFS, key, value),
+            Self::Events => rewrite(txn, table::EVENTS, key, value),
+            Self::EventsMeta => rewrite(txn, table::EVENTS_META, key, value),
         }
     }
 }
 
+/// A table a journaled batch writes: its redb definition and its tag in the log,
+/// paired once (in [`table`]) so that a write and its replay name the same table.
+pub struct JournaledDef<K: Key + 'static, V: Value + 'static> {
+    def: TableDefinition<'static, K, V>,
+    tag: JournaledTable,
+}
+
+/// The tables of [`JournaledTable`], each with its definition.
+pub mod table {
+    use super::{JournaledDef, JournaledTable};
+    use crate::store::tables;
+
+    pub const META: JournaledDef<&'static str, u64> = JournaledDef {
+        def: tables::META,
+        tag: JournaledTable::Meta,
+    };
+    pub const STOCK: JournaledDef<&'static str, (u64, u64)> = JournaledDef {
+        def: tables::STOCK,
+        tag: JournaledTable::Stock,
+    };
+    pub const MOVEMENTS: JournaledDef<(&'static str, u64), &'static [u8]> = JournaledDef {
+        def: tables::MOVEMENTS,
+        tag: JournaledTable::Movements,
+    };
+    pub const ORDERS: JournaledDef<u64, &'static [u8]> = JournaledDef {
+        def: tables::ORDERS,
+        tag: JournaledTable::Orders,
+    };
+    pub const ORDERS_BY_USER: JournaledDef<(u64, u64), ()> = JournaledDef {
+        def: tables::ORDERS_BY_USER,
+        tag: JournaledTable::OrdersByUser,
+    };
+    pub const IDEMPOTENCY: JournaledDef<(u64, &'static str), &'static [u8]> = JournaledDef {
+        def: tables::IDEMPOTENCY,
+        tag: JournaledTable::Idempotency,
+    };
+    pub const IDEMPOTENCY_EXPIRY: JournaledDef<(i64, u64, &'static str), ()> = JournaledDef {
+        def: tables::IDEMPOTENCY_EXPIRY,
+        tag: JournaledTable::IdempotencyExpiry,
+    };
+    pub const ORDER_REFS: JournaledDef<&'static str, u64> = JournaledDef {
+        def: tables::ORDER_REFS,
+        tag: JournaledTable::OrderRefs,
+    };
+    pub const EVENTS: JournaledDef<u64, &'static [u8]> = JournaledDef {
+        def: tables::EVENTS,
+        tag: JournaledTable::Events,
+    };
+    pub const EVENTS_META: JournaledDef<&'static str, u64> = JournaledDef {
+        def: tables::EVENTS_META,
+        tag: JournaledTable::EventsMeta,
+    };
+}
+
 fn rewrite<K: Key + 'static, V: Value + 'static>(
     txn: &WriteTransaction,
-    def: TableDefinition<K, V>,
+    table: JournaledDef<K, V>,
     key: &[u8],
     value: Option<&[u8]>,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(def)?;
+    let mut table = txn.open_table(table.def)?;
     let key = K::from_bytes(key);
     match value {
         Some(value) => {
@@ -221,13 +275,12 @@ pub struct Logged<'txn, K: Key + 'static, V: Value + 'static> {
 impl<'txn, K: Key + 'static, V: Value + 'static> Logged<'txn, K, V> {
     pub fn open(
         txn: &'txn WriteTransaction,
-        def: TableDefinition<K, V>,
-        name: JournaledTable,
+        table: JournaledDef<K, V>,
         capture: &Capture,
     ) -> Result<Self, StoreError> {
         Ok(Self {
-            table: txn.open_table(def)?,
-            name,
+            table: txn.open_table(table.def)?,
+            name: table.tag,
             capture: capture.clone(),
         })
     }
@@ -432,6 +485,7 @@ impl Journal {
     /// whose database [`recover`] has already brought up to date.
     pub fn open(store: &Store, data_dir: &Path) -> Result<Self, StoreError> {
         let txn = store.db().begin_write()?;
+        let durable = meta_value(&txn, counter::JOURNAL_SEQ)?.unwrap_or(0);
         let id = match meta_value(&txn, counter::JOURNAL_ID)? {
             Some(id) => {
                 txn.abort()?;
@@ -445,9 +499,6 @@ impl Journal {
                 id
             }
         };
-        let txn = store.db().begin_write()?;
-        let durable = meta_value(&txn, counter::JOURNAL_SEQ)?.unwrap_or(0);
-        txn.abort()?;
         Ok(Self {
             file: preallocated(&data_dir.join(JOURNAL_FILE_NAME))?,
             id,
@@ -531,18 +582,12 @@ fn preallocated(path: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-/// Commits nothing, durably: every commit before it becomes durable too. The
-/// fallback when the journal fails under batches already committed to redb; if
-/// this fails as well, their outcome is unknown.
+/// Commits nothing, durably: every commit before it becomes durable too (a
+/// checkpoint, and the fallback when the journal fails).
 pub fn durable_empty_commit(store: &Store) -> Result<(), StoreError> {
-    let commit = || -> Result<(), StoreError> {
-        let txn = store.db().begin_write()?;
-        txn.commit()?;
-        Ok(())
-    };
-    commit().map_err(|e| {
-        StoreError::OutcomeUnknown(format!("the journal failed, then the database: {e}"))
-    })
+    let txn = store.db().begin_write()?;
+    txn.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -558,8 +603,7 @@ mod tests {
         let capture = Capture::default();
         capture.start();
         {
-            let mut orders =
-                Logged::open(&txn, tables::ORDERS, JournaledTable::Orders, &capture).unwrap();
+            let mut orders = Logged::open(&txn, table::ORDERS, &capture).unwrap();
             for (id, row) in rows {
                 orders.insert(*id, *row).unwrap();
             }
