@@ -210,6 +210,7 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
         ledger_write_timeout_ms: orderflow_actors::limits::LEDGER_WRITE_TIMEOUT_MS,
         import_events: crate::config::ImportEvents::Summary,
         ledger_journal: crate::config::LedgerJournal::Off,
+        ledger_journal_awake: crate::config::JournalAwake::Off,
         event_retention_days: orderflow_actors::limits::EVENT_RETENTION_DAYS_DEFAULT,
     };
     let services = Services::start(&args.store, &pipeline, 1)?;

@@ -130,6 +130,13 @@ pub struct PipelineArgs {
     /// `off` commits every batch to redb durably. PostgreSQL ignores it.
     #[arg(long, env = "ORDERFLOW_LEDGER_JOURNAL", value_enum, default_value_t = LedgerJournal::On)]
     pub ledger_journal: LedgerJournal,
+    /// With the journal on: `on` keeps the disk awake while the ledger builds a
+    /// batch (direct reads of the journal's first block, at most 16 per batch), so
+    /// the batch's sync does not pay for waking it; `off` does not. Worth it on disks
+    /// whose flushes are slow after a pause (most virtual disks:
+    /// `benches/scripts/flush_latency.py` tells); nothing is written by it.
+    #[arg(long, env = "ORDERFLOW_LEDGER_JOURNAL_AWAKE", value_enum, default_value_t = JournalAwake::On)]
+    pub ledger_journal_awake: JournalAwake,
     /// How long events are kept for `GET /api/v1/events`, in days.
     #[arg(long, env = "ORDERFLOW_EVENT_RETENTION_DAYS", default_value_t = EVENT_RETENTION_DAYS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(1..=EVENT_RETENTION_DAYS_MAX))]
@@ -139,6 +146,13 @@ pub struct PipelineArgs {
 /// `--ledger-journal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LedgerJournal {
+    On,
+    Off,
+}
+
+/// `--ledger-journal-awake`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JournalAwake {
     On,
     Off,
 }

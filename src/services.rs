@@ -32,7 +32,7 @@ use orderflow_actors::webhooks::Webhooks;
 
 use crate::auth::jwt;
 use crate::auth::password;
-use crate::config::{ImportEvents, LedgerJournal, PipelineArgs, StoreArgs};
+use crate::config::{ImportEvents, JournalAwake, LedgerJournal, PipelineArgs, StoreArgs};
 
 /// The actors over one open store. Used by `serve`, `ingest` and `users create`.
 pub struct Services {
@@ -78,7 +78,11 @@ impl Services {
         let product_cache = ProductCache::default();
         let mut ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone());
         if pipeline.ledger_journal == LedgerJournal::On {
-            ledger = ledger.with_journal(Journal::open(&store, &args.data_dir)?);
+            let mut journal = Journal::open(&store, &args.data_dir)?;
+            if pipeline.ledger_journal_awake == JournalAwake::On {
+                journal = journal.keep_disk_awake(&args.data_dir);
+            }
+            ledger = ledger.with_journal(journal);
         }
         let ledger = ledger
             .with_product_cache(product_cache.clone())

@@ -360,3 +360,10 @@ pub const JOURNAL_BYTES: u64 = 16 * 1024 * 1024;
 /// a batch past it commits to redb durably (which makes every journaled batch before
 /// it durable there, and lets redb reuse the pages they freed).
 pub const JOURNAL_CHECKPOINT_MS: u64 = 100;
+/// Most direct reads of the journal's first block made while one batch is built,
+/// to keep the disk awake for its sync (see `store::awake`): a bound on the reads
+/// a metered disk is charged for, whatever the batch takes.
+pub const JOURNAL_AWAKE_READS_MAX: u32 = 16;
+/// Size of each of those reads, in bytes (also their buffer's alignment, which
+/// `O_DIRECT` wants; 4 KiB suits every common block size).
+pub const JOURNAL_AWAKE_READ_BYTES: usize = 4096;

@@ -74,6 +74,8 @@ pub struct BatchCommitted<'a> {
     pub seconds: f64,
     /// Why the batch was abandoned, if it was.
     pub abandoned: Option<&'a StoreError>,
+    /// Direct reads made to keep the disk awake while the batch was built.
+    pub awake_reads: u64,
 }
 
 impl Event for BatchCommitted<'_> {
@@ -83,6 +85,7 @@ impl Event for BatchCommitted<'_> {
         }
         t.commit_batch_commands.observe(self.commands as f64);
         t.commit_seconds.observe(self.seconds);
+        t.journal_awake_reads.inc_by(self.awake_reads);
     }
 }
 
@@ -230,6 +233,7 @@ pub struct Metrics {
     pub orders_rejected: Family<ReasonLabel, Counter>,
     pub commit_batch_commands: Histogram,
     pub commit_seconds: Histogram,
+    pub journal_awake_reads: Counter,
     pub rows_loaded: Family<KindLabel, Counter>,
     pub rows_rejected: Family<ReasonLabel, Counter>,
     pub files: Family<OutcomeLabel, Counter>,
@@ -249,6 +253,7 @@ impl Default for Telemetry {
             orders_rejected: Family::default(),
             commit_batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            journal_awake_reads: Counter::default(),
             rows_loaded: Family::default(),
             rows_rejected: Family::default(),
             files: Family::default(),
@@ -318,6 +323,11 @@ impl Telemetry {
             "ledger_commit_seconds",
             "Time to apply and durably commit one ledger batch",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "ledger_journal_awake_reads",
+            "Direct reads of the journal made to keep the disk awake for its syncs",
+            m.journal_awake_reads.clone(),
         );
         registry.register(
             "import_rows_loaded",

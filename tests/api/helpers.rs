@@ -59,6 +59,7 @@ pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
             ledger_write_timeout_ms: 120_000,
             import_events: orderflow::config::ImportEvents::Summary,
             ledger_journal: orderflow::config::LedgerJournal::On,
+            ledger_journal_awake: orderflow::config::JournalAwake::On,
             event_retention_days: 30,
         },
         bind: "127.0.0.1:0".parse().unwrap(),

@@ -48,6 +48,7 @@ async fn metrics_expose_every_family() {
         "orderflow_orders_rejected",
         "orderflow_ledger_commit_batch_commands",
         "orderflow_ledger_commit_seconds",
+        "orderflow_ledger_journal_awake_reads",
         "orderflow_import_rows_loaded",
         "orderflow_import_rows_rejected",
         "orderflow_import_files",
@@ -73,6 +74,35 @@ async fn metrics_expose_every_family() {
         text.contains(r#"orderflow_http_request_duration_seconds_bucket{le="#),
         "latency histogram buckets"
     );
+    // The checkout's batch kept the disk awake for its journal sync, where the
+    // data directory's file system takes direct reads (tmpfs does not).
+    if direct_reads_work(app._data_dir.path()) {
+        let reads: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("orderflow_ledger_journal_awake_reads_total "))
+            .expect("a keep-awake reads sample")
+            .parse()
+            .unwrap();
+        assert!(reads > 0, "no keep-awake read for the journaled checkout");
+    }
+}
+
+/// Whether files in `dir` open with `O_DIRECT` and read (what the journal's
+/// keep-awake reads need).
+fn direct_reads_work(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = dir.join("direct-probe");
+    std::fs::write(&path, vec![0u8; 8192]).unwrap();
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits().cast_signed())
+        .open(&path)
+    else {
+        return false;
+    };
+    let mut buf = vec![0u8; 8192];
+    let at = buf.as_ptr().align_offset(4096);
+    file.read_at(&mut buf[at..at + 4096], 0).is_ok()
 }
 
 #[actix_web::test]

@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
+use super::awake::DiskAwake;
 use super::tables::{self, counter};
 use super::{Store, StoreError};
 use crate::limits::{JOURNAL_BYTES, JOURNAL_CHECKPOINT_MS};
@@ -468,6 +469,8 @@ pub struct Journal {
     buf: Vec<u8>,
     /// A write or sync failed: every later batch commits to redb durably.
     broken: bool,
+    /// Keeps the disk awake while a batch is built, if asked and possible.
+    awake: Option<DiskAwake>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -507,7 +510,40 @@ impl Journal {
             last_checkpoint: Instant::now(),
             buf: Vec::new(),
             broken: false,
+            awake: None,
         })
+    }
+
+    /// Keeps the disk awake while the ledger builds a batch (see
+    /// [`crate::store::awake`]). A file system that refuses it (tmpfs) leaves the
+    /// journal as it is, with a log line saying so.
+    pub fn keep_disk_awake(mut self, data_dir: &Path) -> Self {
+        match DiskAwake::start(&data_dir.join(JOURNAL_FILE_NAME)) {
+            Ok(awake) => self.awake = Some(awake),
+            Err(e) => {
+                tracing::info!(error = %e, "the disk cannot be kept awake for the journal's syncs; going without")
+            }
+        }
+        self
+    }
+
+    /// A batch that may be journaled is being built.
+    pub fn batch_started(&self) {
+        if let Some(awake) = &self.awake {
+            awake.busy();
+        }
+    }
+
+    /// The batch is done (its sync starts, or it is not journaled).
+    pub fn batch_ended(&self) {
+        if let Some(awake) = &self.awake {
+            awake.rest();
+        }
+    }
+
+    /// Direct reads made to keep the disk awake so far.
+    pub fn awake_reads(&self) -> u64 {
+        self.awake.as_ref().map_or(0, DiskAwake::reads)
     }
 
     /// The seq the next record takes.
@@ -528,6 +564,7 @@ impl Journal {
     /// makes the batch durable in redb instead.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), StoreError> {
         encode_record(&mut self.buf, self.id, self.next_seq, payload);
+        self.batch_ended();
         let written = self
             .file
             .write_all_at(&self.buf, self.offset)

@@ -5,6 +5,7 @@
 //! Every write is a redb write transaction committed with immediate durability
 //! (redb's default): when `commit` returns, the data is on disk.
 
+pub mod awake;
 pub mod backup;
 pub mod codec;
 pub mod fault;
