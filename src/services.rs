@@ -80,7 +80,8 @@ impl Services {
         if pipeline.ledger_journal == LedgerJournal::On {
             let mut journal = Journal::open(&store, &args.data_dir)?;
             if pipeline.ledger_journal_awake == JournalAwake::On {
-                journal = journal.keep_disk_awake(&args.data_dir);
+                journal =
+                    journal.keep_disk_awake(&args.data_dir, telemetry.journal_awake_reads.clone());
             }
             ledger = ledger.with_journal(journal);
         }

@@ -74,8 +74,6 @@ pub struct BatchCommitted<'a> {
     pub seconds: f64,
     /// Why the batch was abandoned, if it was.
     pub abandoned: Option<&'a StoreError>,
-    /// Direct reads made to keep the disk awake while the batch was built.
-    pub awake_reads: u64,
 }
 
 impl Event for BatchCommitted<'_> {
@@ -85,7 +83,6 @@ impl Event for BatchCommitted<'_> {
         }
         t.commit_batch_commands.observe(self.commands as f64);
         t.commit_seconds.observe(self.seconds);
-        t.journal_awake_reads.inc_by(self.awake_reads);
     }
 }
 

@@ -127,8 +127,6 @@ pub struct Ledger {
     /// The commit log in front of redb (see [`crate::store::journal`]); none: every
     /// batch commits durably.
     journal: Option<Journal>,
-    /// The journal's keep-awake reads already counted in the metrics.
-    awake_reads_seen: u64,
     /// The catalog's read cache, whose entries each commit's changes make stale.
     product_cache: ProductCache,
 }
@@ -146,7 +144,6 @@ impl Ledger {
             flush_scheduled: false,
             keys_in_flight: HashSet::new(),
             journal: None,
-            awake_reads_seen: 0,
             product_cache: ProductCache::default(),
         }
     }
@@ -202,12 +199,8 @@ impl Ledger {
         let started = Instant::now();
         let mut responders = Vec::with_capacity(size);
         let outcome = self.apply(batch, &mut responders);
-        let mut awake_reads = 0;
         if let Some(journal) = &self.journal {
             journal.batch_ended();
-            let reads = journal.awake_reads();
-            awake_reads = reads - self.awake_reads_seen;
-            self.awake_reads_seen = reads;
         }
         for respond in responders {
             respond(outcome.as_ref().map(|_| ()));
@@ -217,7 +210,6 @@ impl Ledger {
             commands: size,
             seconds: started.elapsed().as_secs_f64(),
             abandoned: outcome.as_ref().err(),
-            awake_reads,
         }
         .emit(&self.telemetry);
     }

@@ -325,8 +325,6 @@ async fn commit_batch(
         commands: batch.len(),
         seconds: started.elapsed().as_secs_f64(),
         abandoned: outcome.as_ref().err(),
-        // No journal on PostgreSQL.
-        awake_reads: 0,
     }
     .emit(&settings.telemetry);
     match outcome {

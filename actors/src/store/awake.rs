@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::limits::{JOURNAL_AWAKE_READ_BYTES, JOURNAL_AWAKE_READS_MAX};
 
 /// Reads `path`'s first block from the device while a batch is being built. See
@@ -34,7 +36,7 @@ pub struct DiskAwake {
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// A batch is being built: read (until its sync starts).
     busy: AtomicBool,
@@ -43,13 +45,14 @@ struct Shared {
     batch: AtomicU64,
     /// The journal is gone: the thread ends.
     stop: AtomicBool,
-    /// Reads made so far (for the metrics and the tests).
-    reads: AtomicU64,
+    /// Reads made so far: the metric itself.
+    reads: Counter,
 }
 
 impl DiskAwake {
-    /// Starts the reader of `path` (the journal file), or says why it cannot.
-    pub fn start(path: &Path) -> std::io::Result<Self> {
+    /// Starts the reader of `path` (the journal file), counting its reads in
+    /// `reads`, or says why it cannot.
+    pub fn start(path: &Path, reads: Counter) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::DIRECT.bits().cast_signed())
@@ -58,7 +61,12 @@ impl DiskAwake {
         // but refuses direct reads is found now rather than in the thread.
         let mut block = AlignedBlock::new();
         file.read_at(block.as_mut(), 0)?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            busy: AtomicBool::new(false),
+            batch: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            reads,
+        });
         let for_thread = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("journal-awake".into())
@@ -81,11 +89,6 @@ impl DiskAwake {
     /// The batch's sync starts (or the batch is not journaled after all).
     pub fn rest(&self) {
         self.shared.busy.store(false, Ordering::Release);
-    }
-
-    /// Reads made so far.
-    pub fn reads(&self) -> u64 {
-        self.shared.reads.load(Ordering::Relaxed)
     }
 }
 
@@ -121,7 +124,7 @@ fn keep_awake(file: &File, block: &mut AlignedBlock, shared: &Shared) {
                 return;
             }
             reads += 1;
-            shared.reads.fetch_add(1, Ordering::Relaxed);
+            shared.reads.inc();
         }
         // Past the cap, the rest of this batch goes without reads.
     }
@@ -172,7 +175,8 @@ mod tests {
     #[test]
     fn reads_only_while_a_batch_is_built_and_at_most_the_cap_per_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let awake = match DiskAwake::start(&journal_file(dir.path())) {
+        let reads = Counter::default();
+        let awake = match DiskAwake::start(&journal_file(dir.path()), reads.clone()) {
             Ok(awake) => awake,
             // tmpfs and some others refuse O_DIRECT: then there is nothing to keep
             // awake, and the journal goes without (as it does here).
@@ -184,25 +188,25 @@ mod tests {
         };
         // Resting: no reads.
         thread::sleep(Duration::from_millis(20));
-        assert_eq!(awake.reads(), 0);
+        assert_eq!(reads.get(), 0);
         // Busy: reads, then none past the cap while the same batch goes on.
         awake.busy();
         assert!(eventually(
-            || awake.reads() == u64::from(JOURNAL_AWAKE_READS_MAX)
+            || reads.get() == u64::from(JOURNAL_AWAKE_READS_MAX)
         ));
         thread::sleep(Duration::from_millis(20));
-        assert_eq!(awake.reads(), u64::from(JOURNAL_AWAKE_READS_MAX));
+        assert_eq!(reads.get(), u64::from(JOURNAL_AWAKE_READS_MAX));
         // Rest, then the next batch reads again; after rest, reads stop.
         awake.rest();
         awake.busy();
         assert!(eventually(
-            || awake.reads() > u64::from(JOURNAL_AWAKE_READS_MAX)
+            || reads.get() > u64::from(JOURNAL_AWAKE_READS_MAX)
         ));
         awake.rest();
         thread::sleep(Duration::from_millis(5));
-        let settled = awake.reads();
+        let settled = reads.get();
         thread::sleep(Duration::from_millis(20));
-        assert_eq!(awake.reads(), settled);
+        assert_eq!(reads.get(), settled);
         // Dropping it ends the thread (join returns).
         drop(awake);
     }

@@ -52,6 +52,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
 use super::awake::DiskAwake;
@@ -516,9 +517,10 @@ impl Journal {
 
     /// Keeps the disk awake while the ledger builds a batch (see
     /// [`crate::store::awake`]). A file system that refuses it (tmpfs) leaves the
-    /// journal as it is, with a log line saying so.
-    pub fn keep_disk_awake(mut self, data_dir: &Path) -> Self {
-        match DiskAwake::start(&data_dir.join(JOURNAL_FILE_NAME)) {
+    /// journal as it is, with a log line saying so. The reads are counted in
+    /// `reads`.
+    pub fn keep_disk_awake(mut self, data_dir: &Path, reads: Counter) -> Self {
+        match DiskAwake::start(&data_dir.join(JOURNAL_FILE_NAME), reads) {
             Ok(awake) => self.awake = Some(awake),
             Err(e) => {
                 tracing::info!(error = %e, "the disk cannot be kept awake for the journal's syncs; going without")
@@ -539,11 +541,6 @@ impl Journal {
         if let Some(awake) = &self.awake {
             awake.rest();
         }
-    }
-
-    /// Direct reads made to keep the disk awake so far.
-    pub fn awake_reads(&self) -> u64 {
-        self.awake.as_ref().map_or(0, DiskAwake::reads)
     }
 
     /// The seq the next record takes.
