@@ -74,25 +74,9 @@ async fn metrics_expose_every_family() {
         text.contains(r#"orderflow_http_request_duration_seconds_bucket{le="#),
         "latency histogram buckets"
     );
-    // The checkout's batch kept the disk awake for its journal sync, where the
-    // data directory's file system takes direct reads (tmpfs does not).
-    if direct_reads_work(app._data_dir.path()) {
-        let reads: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("orderflow_ledger_journal_awake_reads_total "))
-            .expect("a keep-awake reads sample")
-            .parse()
-            .unwrap();
-        assert!(reads > 0, "no keep-awake read for the journaled checkout");
-    }
-}
-
-/// Whether the journal's keep-awake reads can start in `dir` (its file system
-/// takes direct reads).
-fn direct_reads_work(dir: &std::path::Path) -> bool {
-    let path = dir.join("direct-probe");
-    std::fs::write(&path, vec![0u8; 8192]).unwrap();
-    orderflow_actors::store::awake::DiskAwake::start(&path, Default::default()).is_ok()
+    // Whether a keep-awake read happens during one batch depends on the reader
+    // thread being scheduled before the sync: store::awake's unit test drives it
+    // with an explicit batch window; here only the family must exist (above).
 }
 
 #[actix_web::test]

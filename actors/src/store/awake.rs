@@ -202,11 +202,12 @@ mod tests {
         assert!(eventually(
             || reads.get() > u64::from(JOURNAL_AWAKE_READS_MAX)
         ));
+        // After rest at most the one read already under way completes, however
+        // late the thread runs (no sleep decides this).
         awake.rest();
-        thread::sleep(Duration::from_millis(5));
-        let settled = reads.get();
+        let at_rest = reads.get();
         thread::sleep(Duration::from_millis(20));
-        assert_eq!(reads.get(), settled);
+        assert!(reads.get() <= at_rest + 1, "reads went on after rest");
         // Dropping it ends the thread (join returns).
         drop(awake);
     }
