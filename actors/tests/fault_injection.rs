@@ -347,3 +347,49 @@ fn check_durable(data: &Path, ack: &Acknowledged, seed: u64) -> u64 {
     (ack.orders.len() + ack.cancelled.len() + ack.movements.len()) as u64
         + u64::from(ack.import_completed)
 }
+
+/// A durable commit whose sync fails may have reached the disk: the caller is
+/// told its outcome is unknown, never "nothing was written, retry".
+#[test]
+fn a_failed_durable_commit_is_answered_as_outcome_unknown() {
+    actix::System::new().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Arc::new(FaultPlan::default());
+        let store = open_faulty(dir.path(), Arc::clone(&plan)).unwrap();
+        store.ensure_currency(Currency::EUR).unwrap();
+        let ledger = Ledger::new(store, Currency::EUR, 1024, Telemetry::default()).start();
+        ledger
+            .send(CreateProduct {
+                sku: sku(0),
+                draft: ProductDraft {
+                    name: ProductName::parse("Synced").unwrap(),
+                    category: Category::uncategorized(),
+                    description: None,
+                    price: Cents::new(100).unwrap(),
+                },
+                stock: Some(StockLevel::new(1).unwrap()),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        plan.arm(&[FaultKind::Sync], 1, false);
+        let answer = ledger
+            .send(AdjustStock {
+                sku: sku(0),
+                delta: StockDelta::new(1).unwrap(),
+                reason: Reason::parse("sync fails").unwrap(),
+            })
+            .await
+            .unwrap();
+        assert!(plan.injected() > 0, "the sync fault was not reached");
+        assert!(
+            matches!(
+                answer,
+                Err(ledger::book::StockError::Store(
+                    orderflow_actors::store::StoreError::OutcomeUnknown(_)
+                ))
+            ),
+            "{answer:?}"
+        );
+    });
+}

@@ -298,7 +298,10 @@ impl Ledger {
         if !touched.is_empty() {
             self.product_cache.forget(touched);
         }
-        committed?;
+        // A commit that reports an error may still be on disk (redb had written
+        // its pages when the sync failed): "nothing was written, retry" would let
+        // a retry without a key write the change twice.
+        committed.map_err(|e| StoreError::OutcomeUnknown(format!("the commit failed: {e}")))?;
         match (&mut self.journal, logged.and(payload)) {
             (Some(journal), Some(payload)) => journal.append(&payload).or_else(|e| {
                 // The batch is in redb, not yet durably: a durable commit makes it so.
