@@ -56,10 +56,13 @@ pub struct Deliverer {
     pub retry_unit: Duration,
 }
 
-/// The HTTP client of deliveries: no redirects, bounded waits, and name look-ups
-/// through the SSRF guard.
+/// The HTTP client of deliveries: no redirects, bounded waits, name look-ups
+/// through the SSRF guard, and no proxy: a proxy named by `HTTP_PROXY` or
+/// `HTTPS_PROXY` would resolve and connect to the target itself, and the guard
+/// would never see the address.
 pub fn client(allow_private: bool) -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_millis(WEBHOOK_CONNECT_TIMEOUT_MS))
         .timeout(Duration::from_millis(WEBHOOK_ATTEMPT_TIMEOUT_MS))
