@@ -49,6 +49,9 @@ impl std::fmt::Display for RequestId {
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
+/// The most field errors one problem lists.
+pub use orderflow_actors::limits::PROBLEM_FIELD_ERRORS_MAX;
+
 /// One invalid input: which field (or query parameter, or header) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -169,10 +172,17 @@ impl ApiError {
         self.0.slug
     }
 
-    /// 422: the request was well-formed but some values are not acceptable.
+    /// 422: the request was well-formed but some values are not acceptable. At
+    /// most [`PROBLEM_FIELD_ERRORS_MAX`] are listed (the detail counts them all):
+    /// a request that repeats one bad parameter thousands of times gets a short
+    /// answer, not one error per repeat.
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),
+            many if many.len() > PROBLEM_FIELD_ERRORS_MAX => format!(
+                "{} fields are invalid; the first {PROBLEM_FIELD_ERRORS_MAX} are listed",
+                many.len()
+            ),
             _ => format!("{} fields are invalid", errors.len()),
         };
         Self::new(
@@ -390,7 +400,8 @@ impl ApiError {
         }
     }
 
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+    pub fn with_errors(mut self, mut errors: Vec<FieldError>) -> Self {
+        errors.truncate(PROBLEM_FIELD_ERRORS_MAX);
         self.0.problem.errors = errors;
         self
     }

@@ -314,6 +314,19 @@ pub const WEBHOOK_DELIVERER_NICE: i32 = 19;
 /// Longest request line on the control socket (`<data-dir>/control.sock`), in bytes.
 pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;
 
+/// How long any statement of the PostgreSQL backend waits for a lock before it
+/// fails (milliseconds; the `lock_timeout` of every connection it opens). A batch
+/// that waits longer is refused as a whole ("nothing was written, retry"), and
+/// the node's ledger goes on with the next one.
+pub const PG_LOCK_TIMEOUT_MS: u64 = 5_000;
+
+/// TCP keepalives on every PostgreSQL connection: first probe after this many
+/// idle seconds, then one every `PG_KEEPALIVE_INTERVAL_SECS`, dead after
+/// `PG_KEEPALIVE_RETRIES` unanswered (so a silent peer is found in about 30 s).
+pub const PG_KEEPALIVE_IDLE_SECS: u64 = 15;
+pub const PG_KEEPALIVE_INTERVAL_SECS: u64 = 5;
+pub const PG_KEEPALIVE_RETRIES: u32 = 3;
+
 /// How long the PostgreSQL backend waits before opening a lost listening
 /// connection again (milliseconds).
 pub const PG_RECONNECT_DELAY_MS: u64 = 500;
@@ -367,3 +380,7 @@ pub const JOURNAL_AWAKE_READS_MAX: u32 = 16;
 /// Size of each of those reads, in bytes (also their buffer's alignment, which
 /// `O_DIRECT` wants; 4 KiB suits every common block size).
 pub const JOURNAL_AWAKE_READ_BYTES: usize = 4096;
+
+/// The most field errors one problem+json answer lists (its detail still counts
+/// them all).
+pub const PROBLEM_FIELD_ERRORS_MAX: usize = 50;

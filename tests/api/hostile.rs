@@ -407,3 +407,23 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// A query string that repeats one parameter thousands of times (14 KB) once got
+/// a 329 KB problem with one error per repeat; the list is capped and the detail
+/// still counts them all.
+#[actix_web::test]
+async fn a_thousand_repeated_parameters_get_a_short_problem() {
+    let app = spawn_app().await;
+    let query = vec!["q"; 4_000].join("&");
+    let r = app.get(&format!("/api/v1/products?{query}"), None).await;
+    r.assert_problem(422, "validation");
+    let listed = r.body["errors"].as_array().unwrap().len();
+    assert_eq!(listed, orderflow::error::PROBLEM_FIELD_ERRORS_MAX);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("3999 fields are invalid"), "{detail}");
+    assert!(
+        r.body.to_string().len() < 16 * 1024,
+        "{} bytes",
+        r.body.to_string().len()
+    );
+}
