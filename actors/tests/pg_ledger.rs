@@ -651,3 +651,129 @@ async fn a_commit_whose_answer_is_lost_is_unknown_and_a_keyed_retry_returns_its_
         9
     );
 }
+
+/// Whether some session waits for an advisory lock now.
+async fn an_advisory_lock_is_awaited(client: &tokio_postgres::Client) -> bool {
+    count(
+        client,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+    )
+    .await
+        > 0
+}
+
+/// A crafted `Idempotency-Key` once chose a lock in the `bigint` space the
+/// service's own session locks use (the webhook leader's among them), and the
+/// checkout waited for ever. Here another session holds exactly the lock the old
+/// scheme would have taken for the key, and the service's own delivery lock: the
+/// checkout does not wait for either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_chosen_key_never_waits_on_the_services_own_locks() {
+    let db = database().await;
+    let node = nodes(&db.url, 8).await.remove(0);
+    stock_product(&node, "LK-1", 5).await;
+    let holder = pg::connect(&db.url).await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('k:7:crafted-key', 0))",
+            &[],
+        )
+        .await
+        .unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&pg::webhooks::DELIVERY_LOCK],
+        )
+        .await
+        .unwrap();
+    let placed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        node.place_order(order(7, "LK-1", Some("crafted-key"))),
+    )
+    .await
+    .expect("the checkout waited on a lock of the service's own");
+    assert!(placed.is_ok(), "{placed:?}");
+}
+
+/// A batch that waits on a lock gives up after `lock_timeout`, its callers are
+/// told nothing was written, the ledger answers pings again and goes on; while it
+/// waits, the ledger's ping (what `/readyz` asks) is not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_stuck_on_a_lock_gives_up_and_the_ledger_goes_on() {
+    let db = database().await;
+    let node = nodes(&db.url, 8).await.remove(0);
+    stock_product(&node, "LK-2", 5).await;
+    let key = IdempotencyKey::parse("held-elsewhere").unwrap();
+    let lock = pg::ledger::client_key_lock(&pg::ledger::idempotency_lock(UserId(7), &key));
+    let holder = pg::connect(&db.url).await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&pg::ledger::CLIENT_KEY_LOCK_SPACE, &lock],
+        )
+        .await
+        .unwrap();
+    let stuck = tokio::spawn(node.place_order(order(7, "LK-2", Some("held-elsewhere"))));
+    let watcher = pg::connect(&db.url).await.unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !an_advisory_lock_is_awaited(&watcher).await {
+        assert!(std::time::Instant::now() < until, "the batch never waited");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let ping = tokio::time::timeout(std::time::Duration::from_millis(500), node.ping()).await;
+    assert!(ping.is_err(), "a ledger stuck in a batch answered the ping");
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_millis(orderflow_actors::limits::PG_LOCK_TIMEOUT_MS + 10_000),
+        stuck,
+    )
+    .await
+    .expect("the stuck batch never gave up")
+    .unwrap();
+    assert!(
+        matches!(answer, Err(CheckoutError::Store(StoreError::Aborted(_)))),
+        "{answer:?}"
+    );
+    node.ping().await.unwrap();
+    node.place_order(order(7, "LK-2", None)).await.unwrap();
+    // The lock released, the same key goes through.
+    drop(holder);
+    node.place_order(order(7, "LK-2", Some("held-elsewhere")))
+        .await
+        .unwrap();
+}
+
+/// Nodes once deadlocked: a product write read its product `FOR SHARE`, then
+/// upgraded the lock to write it, while another node's checkout held the same
+/// share lock and waited for the stock row the first held. Here two nodes write
+/// and sell the same SKUs at once, round after round: every command is answered
+/// with its own outcome, none with a deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_writing_and_selling_the_same_skus_never_deadlock() {
+    use orderflow_actors::catalog::ProductPatch;
+    use orderflow_actors::ledger::PatchProduct;
+    use orderflow_actors::ledger::products::ProductCommand;
+    let db = database().await;
+    let all = nodes(&db.url, 8).await;
+    for name in ["DL-1", "DL-2"] {
+        stock_product(&all[0], name, 100_000).await;
+    }
+    for round in 0..150i64 {
+        let name = if round % 2 == 0 { "DL-1" } else { "DL-2" };
+        let patch = all[0].product(ProductCommand::Patch(PatchProduct {
+            sku: sku(name),
+            patch: ProductPatch {
+                name: None,
+                category: None,
+                description: None,
+                price: Some(Cents::new(100 + round).unwrap()),
+            },
+        }));
+        let sells = (1..NODES).map(|n| all[n].place_order(order(7, name, None)));
+        let (patched, sold) = tokio::join!(patch, futures_util::future::join_all(sells));
+        assert!(patched.is_ok(), "round {round}: {patched:?}");
+        for s in sold {
+            assert!(s.is_ok(), "round {round}: {s:?}");
+        }
+    }
+}

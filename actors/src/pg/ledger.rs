@@ -11,8 +11,13 @@
 //!    advisory locks on the batch's idempotency keys and order references (sorted;
 //!    a second request with the same key on another node waits here, then finds
 //!    the first's order and replays it), the orders it changes (`FOR UPDATE`, by
-//!    id), the products it reads (`FOR SHARE`, by SKU), their stock (`FOR UPDATE`,
-//!    by SKU);
+//!    id), the products it reads (`FOR UPDATE`, by SKU), their stock (`FOR UPDATE`,
+//!    by SKU). Every row lock is taken in the mode its write needs, so no lock is
+//!    ever upgraded: a shared lock on a product that the batch then writes would
+//!    wait for another node's batch holding the same shared lock while that one
+//!    waits for this batch's stock lock (a deadlock). Client-chosen strings lock in
+//!    a space of their own ([`CLIENT_KEY_LOCK_SPACE`]), and every wait is bounded by
+//!    `lock_timeout` ([`crate::limits::PG_LOCK_TIMEOUT_MS`]);
 //! 2. run the ledger's rules ([`crate::ledger::book::Rules`], the very code the redb
 //!    backend runs) on those rows: each command checks, then writes, so a refused
 //!    order leaves no trace and never fails its neighbours;
@@ -137,6 +142,28 @@ enum Answer {
     Job(Result<JobAnswer, StoreError>),
 }
 
+/// The first key of the two-`int4` advisory locks on client-chosen strings
+/// (idempotency keys, order references): a lock space of their own.
+/// PostgreSQL keeps the one-`bigint` and the two-`int4` forms apart (pg_locks'
+/// `objsubid` 1 and 2), and every lock the service itself holds (migrations,
+/// webhook delivery, the NATS relay, API key creation) is a `bigint`: no string a
+/// client sends can name one of those, whatever it hashes to.
+pub const CLIENT_KEY_LOCK_SPACE: i32 = 0x6b65_7973; // "keys"
+
+/// The second key of the lock on client-chosen string `key`: 32 bits of its
+/// SHA-256. Two strings that share them only make their batches wait for each
+/// other, for a batch's time at most (and `lock_timeout` bounds every wait).
+pub fn client_key_lock(key: &str) -> i32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    i32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// The string whose lock guards idempotency key `key` of `user`.
+pub fn idempotency_lock(user: UserId, key: &IdempotencyKey) -> String {
+    format!("k:{}:{}", user.0, key.as_str())
+}
+
 /// Settings of one node's ledger.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -155,7 +182,7 @@ pub struct Settings {
 /// Where a node's handlers send ledger commands.
 #[derive(Clone)]
 pub struct PgLedger {
-    queue: mpsc::UnboundedSender<Command>,
+    queue: mpsc::UnboundedSender<Queued>,
     node: String,
 }
 
@@ -182,6 +209,19 @@ impl PgLedger {
         &self.node
     }
 
+    /// Answers once the ledger's task takes its next commands: a task stuck in a
+    /// batch (or gone) does not answer, and `/readyz` says so.
+    pub fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + use<> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.queue.send(Queued::Ping(reply)).is_ok();
+        async move {
+            if !sent {
+                return Err(stopped());
+            }
+            answer.await.map_err(|_| stopped())
+        }
+    }
+
     /// A step of an import job.
     pub fn job(
         &self,
@@ -198,7 +238,7 @@ impl PgLedger {
         lost: fn() -> T,
     ) -> impl Future<Output = T> + use<T, F> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.queue.send(command(reply)).is_ok();
+        let sent = self.queue.send(Queued::Command(command(reply))).is_ok();
         async move {
             if !sent {
                 return lost();
@@ -265,15 +305,28 @@ impl PgLedger {
     }
 }
 
-async fn run(
-    mut client: Client,
-    settings: Settings,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
+/// What the ledger's task takes from its queue: a command, or a ping it answers
+/// as soon as it takes it.
+enum Queued {
+    Command(Command),
+    Ping(oneshot::Sender<()>),
+}
+
+async fn run(mut client: Client, settings: Settings, mut queued: mpsc::UnboundedReceiver<Queued>) {
     let mut gathered = Vec::with_capacity(settings.batch_max);
-    while commands.recv_many(&mut gathered, settings.batch_max).await > 0 {
+    while queued.recv_many(&mut gathered, settings.batch_max).await > 0 {
+        let commands: Vec<Command> = gathered
+            .drain(..)
+            .filter_map(|q| match q {
+                Queued::Command(command) => Some(command),
+                Queued::Ping(reply) => {
+                    let _ = reply.send(());
+                    None
+                }
+            })
+            .collect();
         // A dry run's load is a batch of its own, whose rules' writes are dropped.
-        let mut rest = gathered.drain(..).peekable();
+        let mut rest = commands.into_iter().peekable();
         while rest.peek().is_some() {
             let mut batch = Vec::new();
             let dry = rest.peek().is_some_and(is_dry_run);
@@ -500,9 +553,7 @@ async fn apply(
                     .skus
                     .extend(request.lines.iter().map(|(s, _)| s.clone()));
                 if let Some(key) = &request.idempotency_key {
-                    needs
-                        .locks
-                        .insert(format!("k:{}:{}", request.user.0, key.as_str()));
+                    needs.locks.insert(idempotency_lock(request.user, key));
                     needs.keys.push((request.user, key.clone()));
                 }
                 if let Some(reference) = &request.external_ref {
@@ -525,11 +576,18 @@ async fn apply(
 
     let tx = client.transaction().await?;
     if !needs.locks.is_empty() {
-        // Sorted here; unnest keeps the array's order.
-        let locks: Vec<&str> = needs.locks.iter().map(String::as_str).collect();
+        // Sorted and without repeats (a set of the lock numbers, so every node
+        // takes them in one order); unnest keeps the array's order.
+        let locks: Vec<i32> = needs
+            .locks
+            .iter()
+            .map(|k| client_key_lock(k))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
-            &[&locks],
+            "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k",
+            &[&CLIENT_KEY_LOCK_SPACE, &locks],
         )
         .await?;
     }
@@ -572,7 +630,7 @@ async fn apply(
         }
         for row in tx
             .query(
-                "SELECT sku, record FROM products WHERE sku = ANY($1) ORDER BY sku FOR SHARE",
+                "SELECT sku, record FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
                 &[&skus],
             )
             .await?

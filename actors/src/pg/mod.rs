@@ -67,13 +67,40 @@ use crate::store::StoreError;
 /// Connects to `url` (a libpq URL; several hosts and `target_session_attrs` allowed)
 /// and drives the connection on the current tokio runtime.
 pub async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, connection) = config(url)?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }
     });
     Ok(client)
+}
+
+/// The connection settings of `url`, with a `lock_timeout` of
+/// [`PG_LOCK_TIMEOUT_MS`] added to its options: no statement of this service
+/// waits for a lock for ever (a stuck batch fails and its callers are told
+/// nothing was written; the node goes on).
+///
+/// [`PG_LOCK_TIMEOUT_MS`]: crate::limits::PG_LOCK_TIMEOUT_MS
+pub fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config = tokio_postgres::Config::from_str(url)?;
+    let timeout = format!("-c lock_timeout={}", crate::limits::PG_LOCK_TIMEOUT_MS);
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
+        _ => timeout,
+    };
+    config.options(&options);
+    // A connection whose peer vanished without a word (a cut network, a frozen
+    // host) is found dead in under a minute, not after the kernel's two hours: a
+    // node holding a session lock (delivery, relay) must learn it lost it.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(crate::limits::PG_KEEPALIVE_IDLE_SECS))
+        .keepalives_interval(Duration::from_secs(
+            crate::limits::PG_KEEPALIVE_INTERVAL_SECS,
+        ))
+        .keepalives_retries(crate::limits::PG_KEEPALIVE_RETRIES);
+    Ok(config)
 }
 
 /// The channel a committing batch notifies with its last event seq.
@@ -85,7 +112,7 @@ pub type Pool = deadpool_postgres::Pool;
 /// A pool of at most `size` connections to `url`; none is opened before it is
 /// needed, and a broken one is replaced.
 pub fn pool(url: &str, size: usize) -> Result<Pool, StoreError> {
-    let config = tokio_postgres::Config::from_str(url)?;
+    let config = config(url)?;
     let manager = deadpool_postgres::Manager::from_config(
         config,
         NoTls,
@@ -189,7 +216,7 @@ pub async fn follow_events(url: String, newest: watch::Sender<u64>) {
 }
 
 async fn listen_once(url: &str, newest: &watch::Sender<u64>) -> Result<(), StoreError> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, mut connection) = config(url)?.connect(NoTls).await?;
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
     // Drives the connection and hands its notifications over; ends with it.
     let pump = tokio::spawn(async move {
@@ -282,7 +309,7 @@ pub struct HeldLock {
 /// Takes the session advisory lock `key` if no other session holds it. Dropping
 /// the answer (or losing its connection) releases it.
 pub async fn try_lock(url: &str, key: i64) -> Result<Option<HeldLock>, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, connection) = config(url)?.connect(NoTls).await?;
     let (gone, lost) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ = connection.await;

@@ -335,7 +335,20 @@ async fn verify(pool: &Pool) -> Result<VerifyReport, StoreError> {
     Ok(report)
 }
 
-super::ping_handler!(PgLedgerActor);
+/// Ready when a connection answers and the ledger's task takes its queue: a task
+/// stuck in a batch does not answer the ping, and `/readyz` (which waits a bounded
+/// time) says the node is not ready.
+impl Handler<crate::mailbox::Ping> for PgLedgerActor {
+    type Result = actix::ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let task = self.ledger.ping();
+        Box::pin(async move {
+            super::ping(&pool).await?;
+            task.await
+        })
+    }
+}
 
 impl Handler<Shutdown> for PgLedgerActor {
     type Result = ();
