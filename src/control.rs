@@ -4,7 +4,6 @@
 //! anyway, so it needs no token. One JSON line in, one JSON line out.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -42,8 +41,14 @@ pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound under a name of its own, given its mode, and only then renamed to the
+    // name clients use: the socket is never reachable with a looser mode (and the
+    // data directory around it is the owner's alone anyway).
+    let fresh = data_dir.join(format!(".{SOCKET_NAME}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&fresh);
+    let listener = UnixListener::bind(&fresh)?;
+    orderflow_actors::store::private::file(&fresh)?;
+    std::fs::rename(&fresh, &path)?;
     Ok(listener)
 }
 

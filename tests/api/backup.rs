@@ -740,3 +740,51 @@ fn the_fixture_data_directory_of_release_one_still_opens() {
     let report = get("/api/v1/admin/ledger/verify", &admin);
     assert_eq!(report["problems"], json!([]));
 }
+
+/// The mode of `path`'s permission bits.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The data directory, its database, journal and control socket, the backups
+/// directory, a backup and its manifest, and a restored copy are the owner's
+/// alone, whatever the umask (CI's is 022: with it every one of them was
+/// world-readable).
+#[actix_web::test]
+async fn data_backups_and_restores_are_readable_by_their_owner_only() {
+    let app = crate::helpers::spawn_app().await;
+    let data = app._data_dir.path();
+    let r = app
+        .post("/api/v1/admin/backup", Some(&app.admin_token), json!({}))
+        .await;
+    r.assert_status(201);
+    let backup = PathBuf::from(r.body["file"].as_str().unwrap());
+    let manifest = orderflow_actors::store::backup::manifest_path(&backup);
+    assert_eq!(mode(data), 0o700, "the data directory");
+    assert_eq!(mode(&data.join("backups")), 0o700, "backups/");
+    for file in [
+        data.join("orderflow.redb"),
+        data.join("ledger.journal"),
+        backup.clone(),
+        manifest,
+    ] {
+        assert_eq!(mode(&file), 0o600, "{file:?}");
+    }
+    if data.join("control.sock").exists() {
+        assert_eq!(
+            mode(&data.join("control.sock")),
+            0o600,
+            "the control socket"
+        );
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let restored = scratch.path().join("restored");
+    orderflow_actors::store::backup::restore(&backup, &restored).unwrap();
+    assert_eq!(mode(&restored), 0o700, "the restored data directory");
+    assert_eq!(
+        mode(&restored.join("orderflow.redb")),
+        0o600,
+        "the restored database"
+    );
+}

@@ -142,7 +142,7 @@ pub fn take(store: &Store, to: Option<&Path>) -> Result<Manifest, BackupError> {
         return Err(BackupError::Exists(dest.to_owned()));
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io::<BackupError>(dir))?;
+    super::private::dir(dir).map_err(io::<BackupError>(dir))?;
     let tmp = dir.join(format!(
         ".{}.partial-{}",
         dest.file_name()
@@ -152,7 +152,9 @@ pub fn take(store: &Store, to: Option<&Path>) -> Result<Manifest, BackupError> {
     let created_at = Timestamp::now();
     let result = copy_into(store, &tmp).and_then(|(last_order_id, event_seq)| {
         let (bytes, sha256) = sync_and_hash(&tmp).map_err(io::<BackupError>(&tmp))?;
-        // The backup is only ever seen whole: renamed into place once synced.
+        // The backup is only ever seen whole: renamed into place once synced
+        // (and readable by the owner only).
+        super::private::file(&tmp).map_err(io::<BackupError>(&tmp))?;
         std::fs::rename(&tmp, dest).map_err(io::<BackupError>(dest))?;
         sync_dir(dir).map_err(io::<BackupError>(dir))?;
         let manifest = Manifest {
@@ -313,6 +315,7 @@ fn write_manifest(manifest: &Manifest) -> Result<(), BackupError> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&json)?;
         f.sync_all()?;
+        super::private::file(&tmp)?;
         std::fs::rename(&tmp, &path)?;
         sync_dir(dir)
     })();
@@ -369,7 +372,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, RestoreError> {
     }
     // The copy lands under a temporary name, is opened there (redb checks it, and
     // its own schema version is read), and only then takes the database's name.
-    std::fs::create_dir_all(data_dir).map_err(io::<RestoreError>(data_dir))?;
+    super::private::dir(data_dir).map_err(io::<RestoreError>(data_dir))?;
     let tmp = data_dir.join(format!(".{DB_FILE_NAME}.partial"));
     let landed = land(from, &tmp, data_dir);
     if landed.is_err() {
@@ -383,26 +386,63 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, RestoreError> {
 
 fn land(from: &Path, tmp: &Path, data_dir: &Path) -> Result<(), RestoreError> {
     std::fs::copy(from, tmp).map_err(io::<RestoreError>(tmp))?;
+    super::private::file(tmp).map_err(io::<RestoreError>(tmp))?;
     std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
         .map_err(io::<RestoreError>(tmp))?;
-    let found = {
-        let db = Database::open(tmp).map_err(|e| RestoreError::Database(e.to_string()))?;
-        let txn = db
-            .begin_read()
-            .map_err(|e| RestoreError::Database(e.to_string()))?;
-        let meta = txn
-            .open_table(META)
-            .map_err(|e| RestoreError::Database(e.to_string()))?;
-        meta.get(counter::SCHEMA)
-            .map_err(|e| RestoreError::Database(e.to_string()))?
-            .map_or(0, |v| v.value())
-    };
+    // Opened once: its schema version checked, and a journal id of its own given
+    // (the restored copy is a database of its own: it can be told from its
+    // source, and never takes the source's journal records for its own).
+    let db = Database::open(tmp).map_err(|e| RestoreError::Database(e.to_string()))?;
+    let database = |e: &dyn std::fmt::Display| RestoreError::Database(e.to_string());
+    let txn = db.begin_write().map_err(|e| database(&e))?;
+    let found = txn
+        .open_table(META)
+        .map_err(|e| database(&e))?
+        .get(counter::SCHEMA)
+        .map_err(|e| database(&e))?
+        .map_or(0, |v| v.value());
     if found > SCHEMA_VERSION {
         return Err(RestoreError::NewerSchema { found });
     }
+    super::journal::new_journal_id(&txn).map_err(|e| database(&e))?;
+    txn.commit().map_err(|e| database(&e))?;
+    drop(db);
     let db_file = data_dir.join(DB_FILE_NAME);
     std::fs::rename(tmp, &db_file).map_err(io::<RestoreError>(&db_file))?;
     sync_dir(data_dir).map_err(io::<RestoreError>(data_dir))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    fn journal_id(store: &Store) -> Option<u64> {
+        let txn = store.db().begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        meta.get(counter::JOURNAL_ID).unwrap().map(|v| v.value())
+    }
+
+    #[test]
+    fn a_restored_copy_has_a_journal_id_of_its_own() {
+        let source = tempfile::tempdir().unwrap();
+        let file = source.path().join("copy.redb");
+        let id = {
+            let store = Store::open(source.path()).unwrap();
+            super::super::journal::Journal::open(&store, source.path()).unwrap();
+            take(&store, Some(&file)).unwrap();
+            journal_id(&store).expect("the source journals")
+        };
+        let target = tempfile::tempdir().unwrap();
+        let restored_dir = target.path().join("data");
+        restore(&file, &restored_dir).unwrap();
+        let restored = Store::open(&restored_dir).unwrap();
+        let restored_id = journal_id(&restored).expect("a journal id");
+        assert_ne!(
+            restored_id, id,
+            "the restored copy took its source's journal id"
+        );
+    }
 }

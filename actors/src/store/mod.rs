@@ -11,6 +11,7 @@ pub mod codec;
 pub mod fault;
 pub mod journal;
 pub mod listing;
+pub mod private;
 pub mod sorted;
 pub mod tables;
 
@@ -25,7 +26,7 @@ use crate::limits::DB_CACHE_BYTES;
 use tables::counter;
 
 /// The schema this build writes. Opening a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 /// File name of the database inside the data directory.
 pub const DB_FILE_NAME: &str = "orderflow.redb";
 
@@ -144,7 +145,7 @@ impl Store {
     /// Opens (creating if needed) the database in `data_dir` and makes sure every
     /// table exists, so readers never meet a missing table.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::Io {
+        private::dir(data_dir).map_err(|source| OpenError::Io {
             path: data_dir.to_owned(),
             source,
         })?;
@@ -194,6 +195,10 @@ impl Store {
                     source: Box::new(other),
                 },
             })?;
+        private::file(&path).map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let store = Self {
             db: Arc::new(db),
             path,
@@ -218,6 +223,10 @@ impl Store {
                 Some(SCHEMA_VERSION) => {}
                 older => {
                     match older {
+                        // Schema 3: the same tables; 4 says the file may hold a
+                        // ledger journal that must be replayed, which releases
+                        // before 4 would silently ignore.
+                        Some(3) => Ok(()),
                         // Schema 2: listing blocks without restart points.
                         Some(2) => listing::upgrade_from_schema_2(&txn),
                         // Schema 1: the listings were B-trees; they become runs
