@@ -609,6 +609,11 @@ impl From<WebhookError> for ApiError {
                 "Too many webhook endpoints",
                 e.to_string(),
             ),
+            WebhookError::Superseded { .. } => ApiError::conflict(
+                "webhook-superseded",
+                "Delivered by another deliverer",
+                e.to_string(),
+            ),
             WebhookError::Store(s) => s.into(),
         }
     }

@@ -274,7 +274,8 @@ impl Deliverer {
                     // after this event, even before the batch is recorded.
                     endpoint
                         .row
-                        .advance(Some(Verdict::Delivered), &attempted.delivery);
+                        .advance(Some(Verdict::Delivered), &attempted.delivery)
+                        .map_err(|e| e.to_string())?;
                 }
                 pending.push(attempted);
                 sent += 1;

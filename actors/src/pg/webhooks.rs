@@ -50,7 +50,7 @@ fn endpoint_of(id: i64, record: &[u8]) -> Result<Endpoint, StoreError> {
 async fn change(
     pool: &Pool,
     id: EndpointId,
-    f: impl FnOnce(&mut EndpointRow) -> Vec<(u64, Option<u64>, DeliveryRow)>,
+    f: impl FnOnce(&mut EndpointRow) -> Result<Vec<(u64, Option<u64>, DeliveryRow)>, WebhookError>,
 ) -> Result<Endpoint, WebhookError> {
     let mut db = client(pool).await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
@@ -64,7 +64,7 @@ async fn change(
         .map_err(StoreError::from)?
         .ok_or(WebhookError::NotFound)?;
     let mut row: EndpointRow = codec::decode(found.get::<_, &[u8]>(0))?;
-    for (n, forget, delivery) in f(&mut row) {
+    for (n, forget, delivery) in f(&mut row)? {
         tx.execute(
             "INSERT INTO webhook_deliveries VALUES ($1, $2, $3)",
             &[&key, &int(n)?, &codec::encode(&delivery)],
@@ -171,7 +171,7 @@ impl Handler<UpdateEndpoint> for PgWebhooks {
         Box::pin(async move {
             change(&pool, msg.id, |row| {
                 row.update(msg);
-                Vec::new()
+                Ok(Vec::new())
             })
             .await
         })
@@ -213,7 +213,7 @@ impl Handler<RotateSecret> for PgWebhooks {
             let now = Timestamp::now();
             change(&pool, msg.id, |row| {
                 row.rotate(msg.secret, now);
-                Vec::new()
+                Ok(Vec::new())
             })
             .await
         })
@@ -229,8 +229,8 @@ impl Handler<RecordAttempts> for PgWebhooks {
                 msg.attempts
                     .into_iter()
                     .map(|attempt| {
-                        let (n, forget) = row.record(attempt.advances, &attempt.delivery);
-                        (n, forget, attempt.delivery)
+                        let (n, forget) = row.record(attempt.advances, &attempt.delivery)?;
+                        Ok((n, forget, attempt.delivery))
                     })
                     .collect()
             })
@@ -246,7 +246,7 @@ impl Handler<SkipTo> for PgWebhooks {
         Box::pin(async move {
             change(&pool, msg.id, |row| {
                 row.skip_to(msg.seq);
-                Vec::new()
+                Ok(Vec::new())
             })
             .await
             .map(drop)

@@ -90,7 +90,7 @@ impl Handler<RecordAttempts> for Webhooks {
             let mut row: EndpointRow =
                 get_record(&table, msg.id.0)?.ok_or(WebhookError::NotFound)?;
             for attempt in msg.attempts {
-                let (n, forget) = row.record(attempt.advances, &attempt.delivery);
+                let (n, forget) = row.record(attempt.advances, &attempt.delivery)?;
                 log.insert((msg.id.0, n), codec::encode(&attempt.delivery).as_slice())?;
                 if let Some(oldest) = forget {
                     log.remove((msg.id.0, oldest))?;
@@ -112,11 +112,11 @@ impl EndpointRow {
         &mut self,
         verdict: Option<Verdict>,
         delivery: &DeliveryRow,
-    ) -> (u64, Option<u64>) {
-        self.advance(verdict, delivery);
+    ) -> Result<(u64, Option<u64>), WebhookError> {
+        self.advance(verdict, delivery)?;
         self.attempts_logged += 1;
         let n = self.attempts_logged;
-        (n, n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX))
+        Ok((n, n.checked_sub(WEBHOOK_DELIVERIES_KEPT_MAX)))
     }
 
     /// Moves the cursor past events the endpoint does not want (never past one
@@ -129,15 +129,27 @@ impl EndpointRow {
 
     /// What one attempt does to the endpoint's cursor or retry state. The
     /// deliverer applies it to its copy as well, between two records of a batch.
-    pub fn advance(&mut self, verdict: Option<Verdict>, delivery: &DeliveryRow) {
+    ///
+    /// A success at or before the cursor is refused, not asserted: the deliverer
+    /// only sends events after the cursor, in seq order, so such a record comes
+    /// from a deliverer that lost the lead without knowing (another node moved the
+    /// cursor on), and it must stop rather than take the actor down.
+    pub fn advance(
+        &mut self,
+        verdict: Option<Verdict>,
+        delivery: &DeliveryRow,
+    ) -> Result<(), WebhookError> {
         let row = self;
         let at = delivery.at;
         match verdict {
             None => {}
             Some(Verdict::Delivered) => {
-                // The pair of the deliverer's choice: it only sends events after the
-                // cursor, in seq order.
-                assert!(delivery.seq > row.cursor, "delivered out of order");
+                if delivery.seq <= row.cursor {
+                    return Err(WebhookError::Superseded {
+                        seq: delivery.seq,
+                        cursor: row.cursor,
+                    });
+                }
                 row.cursor = delivery.seq;
                 row.failures = 0;
                 row.first_failure_at = None;
@@ -156,6 +168,7 @@ impl EndpointRow {
                 row.retry_at = None;
             }
         }
+        Ok(())
     }
 }
 
@@ -202,5 +215,65 @@ impl Handler<ListDeliveries> for Webhooks {
             out.push(codec::decode(bytes.value())?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhooks::EndpointStatus;
+
+    fn endpoint(cursor: u64) -> EndpointRow {
+        EndpointRow {
+            url: "https://example.com/hook".into(),
+            events: Vec::new(),
+            description: None,
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            secrets: Vec::new(),
+            created_at: Timestamp::now(),
+            cursor,
+            failures: 0,
+            first_failure_at: None,
+            retry_at: None,
+            attempts_logged: 7,
+        }
+    }
+
+    fn delivered(seq: u64) -> DeliveryRow {
+        DeliveryRow {
+            event_id: format!("evt_{seq}"),
+            seq,
+            kind: "order.created".into(),
+            attempt: 1,
+            outcome: Outcome::Succeeded,
+            response_status: Some(200),
+            error: None,
+            duration_ms: 1,
+            at: Timestamp::now(),
+        }
+    }
+
+    /// A deliverer that lost the lead without knowing records a success another
+    /// node already moved the cursor past: refused (it once tripped an assert
+    /// and took the webhooks actor down), and the endpoint is untouched.
+    #[test]
+    fn a_success_at_or_before_the_cursor_is_refused_and_changes_nothing() {
+        for seq in [3, 10] {
+            let mut row = endpoint(10);
+            let refused = row.record(Some(Verdict::Delivered), &delivered(seq));
+            assert!(
+                matches!(refused, Err(WebhookError::Superseded { seq: s, cursor: 10 }) if s == seq),
+                "{refused:?}"
+            );
+            assert_eq!((row.cursor, row.attempts_logged), (10, 7));
+        }
+        let mut row = endpoint(10);
+        assert_eq!(
+            row.record(Some(Verdict::Delivered), &delivered(11))
+                .unwrap(),
+            (8, None)
+        );
+        assert_eq!(row.cursor, 11);
     }
 }

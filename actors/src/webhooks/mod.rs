@@ -121,6 +121,13 @@ pub enum WebhookError {
     NotFound,
     #[error("at most {WEBHOOK_ENDPOINTS_MAX} webhook endpoints may exist")]
     TooMany,
+    /// A success recorded for an event at or before the endpoint's cursor: some
+    /// other deliverer (a node that took the lead while this one thought it still
+    /// held it) has moved the cursor on. Nothing was written; this deliverer stops.
+    #[error(
+        "the endpoint's cursor is already at {cursor}: event {seq} was delivered by another deliverer"
+    )]
+    Superseded { seq: u64, cursor: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
