@@ -777,3 +777,46 @@ async fn nodes_writing_and_selling_the_same_skus_never_deadlock() {
         }
     }
 }
+
+/// A job ends its file's inbox claim in its own transaction; a claim this node no
+/// longer holds (it ran out and another node took the file over) refuses the
+/// job, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_is_not_created_on_a_claim_another_node_holds() {
+    let db = database().await;
+    let node = nodes(&db.url, 8).await.remove(0);
+    let watcher = pg::connect(&db.url).await.unwrap();
+    watcher
+        .execute(
+            "INSERT INTO inbox_claims (name, work_path, node, lease_until) \
+             VALUES ('products_c.csv', '/inbox/.work/y-products_c.csv', 'another-node', now() + interval '1 minute')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = node
+        .job(JobCommand::Create {
+            new: new_job(
+                std::path::Path::new("/inbox/.work/x-products_c.csv"),
+                "products_c.csv".into(),
+                Origin::Inbox,
+                None,
+                false,
+            ),
+            claim: Some("products_c.csv".into()),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Aborted(_))),
+        "{refused:?}"
+    );
+    assert_eq!(count(&watcher, "SELECT count(*) FROM jobs").await, 0);
+    assert_eq!(
+        count(
+            &watcher,
+            "SELECT count(*) FROM inbox_claims WHERE node = 'another-node'"
+        )
+        .await,
+        1
+    );
+}

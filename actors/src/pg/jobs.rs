@@ -210,11 +210,20 @@ impl StagedJobs {
             .await?;
         }
         if !self.claims.is_empty() {
-            tx.execute(
-                "DELETE FROM inbox_claims WHERE name = ANY($1) AND node = $2",
-                &[&self.claims, &self.node],
-            )
-            .await?;
+            // A job is created only while this node still holds its file's claim:
+            // one that ran out and was taken over belongs to the node that took it.
+            let ended = tx
+                .execute(
+                    "DELETE FROM inbox_claims WHERE name = ANY($1) AND node = $2",
+                    &[&self.claims, &self.node],
+                )
+                .await?;
+            if ended != self.claims.len() as u64 {
+                return Err(StoreError::Aborted(format!(
+                    "this node no longer holds the inbox claim on {}: another node took the file over",
+                    self.claims.join(", ")
+                )));
+            }
         }
         Ok(())
     }
