@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::ledger::backup::TakeBackup;
-use orderflow_actors::limits::CONTROL_REQUEST_BYTES_MAX;
+use orderflow_actors::limits::{CONTROL_READ_TIMEOUT_MS, CONTROL_REQUEST_BYTES_MAX};
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::store::backup::Manifest;
 
@@ -52,7 +53,10 @@ pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Answers requests one connection at a time until `stop` fires.
+/// Answers requests one connection at a time until `stop` fires. A client has
+/// [`CONTROL_READ_TIMEOUT_MS`] to send its request line, so an idle one cannot
+/// hold the socket; `stop` ends the wait for a request or an answer at once (a
+/// request not yet handed to the ledger is dropped).
 pub async fn serve(listener: UnixListener, ledger: Mailbox<Ledger>, stop: Rc<Notify>) {
     loop {
         let stream = tokio::select! {
@@ -65,34 +69,48 @@ pub async fn serve(listener: UnixListener, ledger: Mailbox<Ledger>, stop: Rc<Not
                 }
             },
         };
-        let (read, mut write) = stream.into_split();
-        let mut line = String::new();
-        let limit = u64::try_from(CONTROL_REQUEST_BYTES_MAX).unwrap_or(u64::MAX);
-        let reply = match tokio::io::BufReader::new(read.take(limit))
-            .read_line(&mut line)
-            .await
-        {
-            Err(e) => Reply::Failed(format!("the request could not be read: {e}")),
-            Ok(_) => match serde_json::from_str::<Request>(&line) {
-                Err(e) => Reply::Failed(format!("not a request: {e}")),
-                Ok(Request::Backup { to }) => {
-                    tracing::info!(to = ?to, "control socket: backup asked");
-                    match ledger.reserve() {
-                        Err(e) => Reply::Failed(e.to_string()),
-                        Ok(slot) => match slot.send(TakeBackup { to }).await {
-                            Ok(Ok(manifest)) => Reply::Backup(manifest),
-                            Ok(Err(e)) => Reply::Failed(e.to_string()),
-                            Err(e) => Reply::Failed(e.to_string()),
-                        },
-                    }
-                }
-            },
-        };
-        let mut out = serde_json::to_vec(&reply).expect("a reply serializes");
-        out.push(b'\n');
-        if let Err(e) = write.write_all(&out).await {
-            tracing::warn!(error = %e, "control socket: the answer could not be sent");
+        tokio::select! {
+            () = stop.notified() => return,
+            () = answer(stream, &ledger) => {}
         }
+    }
+}
+
+/// Reads one request from `stream` (within the time-out), carries it out, and
+/// writes the reply.
+async fn answer(stream: tokio::net::UnixStream, ledger: &Mailbox<Ledger>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let limit = u64::try_from(CONTROL_REQUEST_BYTES_MAX).unwrap_or(u64::MAX);
+    let read = tokio::time::timeout(
+        Duration::from_millis(CONTROL_READ_TIMEOUT_MS),
+        tokio::io::BufReader::new(read.take(limit)).read_line(&mut line),
+    )
+    .await;
+    let reply = match read {
+        Err(_) => Reply::Failed(format!(
+            "no request line within {CONTROL_READ_TIMEOUT_MS} ms"
+        )),
+        Ok(Err(e)) => Reply::Failed(format!("the request could not be read: {e}")),
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Err(e) => Reply::Failed(format!("not a request: {e}")),
+            Ok(Request::Backup { to }) => {
+                tracing::info!(to = ?to, "control socket: backup asked");
+                match ledger.reserve() {
+                    Err(e) => Reply::Failed(e.to_string()),
+                    Ok(slot) => match slot.send(TakeBackup { to }).await {
+                        Ok(Ok(manifest)) => Reply::Backup(manifest),
+                        Ok(Err(e)) => Reply::Failed(e.to_string()),
+                        Err(e) => Reply::Failed(e.to_string()),
+                    },
+                }
+            }
+        },
+    };
+    let mut out = serde_json::to_vec(&reply).expect("a reply serializes");
+    out.push(b'\n');
+    if let Err(e) = write.write_all(&out).await {
+        tracing::warn!(error = %e, "control socket: the answer could not be sent");
     }
 }
 

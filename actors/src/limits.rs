@@ -384,3 +384,8 @@ pub const JOURNAL_AWAKE_READ_BYTES: usize = 4096;
 /// The most field errors one problem+json answer lists (its detail still counts
 /// them all).
 pub const PROBLEM_FIELD_ERRORS_MAX: usize = 50;
+
+/// How long a client of the control socket has to send its request line
+/// (milliseconds): an idle client cannot hold the socket, which answers one
+/// connection at a time.
+pub const CONTROL_READ_TIMEOUT_MS: u64 = 2_000;

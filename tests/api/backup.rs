@@ -788,3 +788,46 @@ async fn data_backups_and_restores_are_readable_by_their_owner_only() {
         "the restored database"
     );
 }
+
+/// A client that connects to the control socket and says nothing once held it
+/// for ever (one connection at a time, no read time-out): every `orderflow
+/// backup` after it, and the service's shutdown, waited behind it. It now gets a
+/// refusal after the read time-out, and the backup behind it is taken.
+#[actix_web::test]
+async fn an_idle_control_client_does_not_hold_backups_up() {
+    let app = crate::helpers::spawn_app().await;
+    let data = app._data_dir.path().to_owned();
+    let socket = data.join(orderflow::control::SOCKET_NAME);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < until, "no control socket");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let idle = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let to = scratch.path().join("behind-the-idle-one.redb");
+    let asked = {
+        let to = to.clone();
+        std::thread::spawn(move || {
+            orderflow::control::ask(&data, &orderflow::control::Request::Backup { to: Some(to) })
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while !asked.is_finished() {
+        assert!(
+            Instant::now() < until,
+            "the backup waited behind an idle control client"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = asked.join().unwrap().unwrap();
+    assert!(
+        matches!(reply, orderflow::control::Reply::Backup(_)),
+        "{reply:?}"
+    );
+    assert!(to.exists());
+    // The idle client was told why it was dropped.
+    let mut answer = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(idle), &mut answer).unwrap();
+    assert!(answer.contains("no request line"), "{answer}");
+}
