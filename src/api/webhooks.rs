@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::json;
 use super::routes::Routes;
 use super::strict::{QueryParams, RawQuery, StrictJson};
 use crate::auth::{Admin, scope};
@@ -17,7 +18,8 @@ use orderflow_actors::limits::{
 };
 use orderflow_actors::webhooks::{
     Attempted, CreateEndpoint, DeleteEndpoint, DeliveryRow, Endpoint, EndpointId, EndpointStatus,
-    GetEndpoint, ListDeliveries, ListEndpoints, RecordAttempts, RotateSecret, UpdateEndpoint,
+    GetEndpoint, ListDeliveries, ListEndpoints, Outcome, RecordAttempts, RotateSecret,
+    UpdateEndpoint,
 };
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
@@ -123,6 +125,8 @@ pub struct DeliveryJson {
 pub struct DeliveryListJson {
     /// Newest first.
     items: Vec<DeliveryJson>,
+    /// Opaque; pass it back as `cursor` for the next page (null on the last).
+    next_cursor: Option<String>,
 }
 
 fn shown(e: &Endpoint) -> EndpointJson {
@@ -392,7 +396,9 @@ pub async fn test(
 }
 
 #[utoipa::path(get, operation_id = "webhooks_deliveries", path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = ["webhooks:write"])),
-    params(("id" = u64, Path, description = "The endpoint's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50")),
+    params(("id" = u64, Path, description = "The endpoint's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"),
+        ("outcome" = Option<String>, Query, pattern = "^(succeeded|failed)$", description = "Only attempts with this outcome"),
+        ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "Attempts, newest first (the last 1,000 are kept)", body = DeliveryListJson),
         crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn deliveries(
@@ -402,14 +408,31 @@ pub async fn deliveries(
     RawQuery(raw): RawQuery,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    let params = QueryParams::parse(&raw, &["limit"])?;
+    let params = QueryParams::parse(&raw, &["limit", "outcome", "cursor"])?;
     let mut errors = Vec::new();
     let limit = params.page_limit(&mut errors);
+    let before = params.cursor::<u64>(&mut errors);
+    let outcome = params.get("outcome").and_then(|raw| {
+        let parsed = Outcome::parse(raw);
+        if parsed.is_none() {
+            errors.push(FieldError::new("outcome", "must be succeeded or failed"));
+        }
+        parsed
+    });
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let rows = state.webhooks.ask(ListDeliveries { id, limit }).await??;
+    let page = state
+        .webhooks
+        .ask(ListDeliveries {
+            id,
+            limit,
+            outcome,
+            before,
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(DeliveryListJson {
-        items: rows.iter().map(delivery).collect(),
+        items: page.items.iter().map(delivery).collect(),
+        next_cursor: page.next.map(|n| json::encode_cursor(&n)),
     }))
 }

@@ -260,6 +260,47 @@ async fn deliveries_are_signed_retried_and_in_seq_order() {
         .await;
     assert_eq!(endpoint.body["failures"], 0);
     assert!(endpoint.body.get("secret").is_none());
+    // The log by outcome, and page by page (contract §11): an old failure behind
+    // newer successes is found, and the pages add up to the whole log.
+    let admin = Some(app.admin_token.as_str());
+    let path = format!("/api/v1/webhooks/{id}/deliveries");
+    let failed = app.get(&format!("{path}?outcome=failed"), admin).await;
+    failed.assert_status(200);
+    let failed_items = failed.body["items"].as_array().unwrap();
+    assert_eq!(failed_items.len(), 3);
+    assert!(failed_items.iter().all(|d| d["outcome"] == "failed"));
+    assert!(failed.body["next_cursor"].is_null());
+    for (outcome, limit, expected) in [("succeeded", 2, 5), ("", 3, 8)] {
+        let mut walked: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let mut query = format!("{path}?limit={limit}");
+            if !outcome.is_empty() {
+                query.push_str(&format!("&outcome={outcome}"));
+            }
+            if let Some(c) = &cursor {
+                query.push_str(&format!("&cursor={c}"));
+            }
+            let page = app.get(&query, admin).await;
+            page.assert_status(200);
+            let items = page.body["items"].as_array().unwrap();
+            assert!(items.len() <= limit);
+            walked.extend(items.iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(walked.len(), expected, "{outcome:?} by {limit}");
+        if outcome.is_empty() {
+            assert_eq!(&walked, items, "the pages are the whole log, in its order");
+        } else {
+            assert!(walked.iter().all(|d| d["outcome"] == outcome));
+        }
+    }
+    app.get(&format!("{path}?outcome=maybe"), admin)
+        .await
+        .assert_problem(422, "validation");
 }
 
 #[actix_web::test]

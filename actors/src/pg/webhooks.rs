@@ -12,8 +12,8 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::domain::Timestamp;
-use crate::limits::WEBHOOK_ENDPOINTS_MAX;
-use crate::store::{StoreError, codec};
+use crate::limits::{WEBHOOK_DELIVERIES_KEPT_MAX, WEBHOOK_ENDPOINTS_MAX};
+use crate::store::{Page, StoreError, codec};
 use crate::webhooks::{
     CreateEndpoint, DeleteEndpoint, DeliveryRow, Endpoint, EndpointId, EndpointRow, GetEndpoint,
     ListDeliveries, ListEndpoints, RecordAttempts, RotateSecret, SkipTo, UpdateEndpoint,
@@ -255,7 +255,7 @@ impl Handler<SkipTo> for PgWebhooks {
 }
 
 impl Handler<ListDeliveries> for PgWebhooks {
-    type Result = ResponseFuture<Result<Vec<DeliveryRow>, WebhookError>>;
+    type Result = ResponseFuture<Result<Page<DeliveryRow, u64>, WebhookError>>;
     fn handle(&mut self, msg: ListDeliveries, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
@@ -269,19 +269,28 @@ impl Handler<ListDeliveries> for PgWebhooks {
             {
                 return Err(WebhookError::NotFound);
             }
+            // Unfiltered, one more than a page tells whether another follows;
+            // filtered, the page may need any of the (at most
+            // WEBHOOK_DELIVERIES_KEPT_MAX) entries kept.
+            let reach = match msg.outcome {
+                None => msg.limit as u64 + 1,
+                Some(_) => WEBHOOK_DELIVERIES_KEPT_MAX,
+            };
             let rows = db
                 .query(
-                    "SELECT record FROM webhook_deliveries WHERE endpoint = $1 \
-                     ORDER BY n DESC LIMIT $2",
-                    &[&key, &int(msg.limit as u64)?],
+                    "SELECT n, record FROM webhook_deliveries WHERE endpoint = $1 AND n < $2 \
+                     ORDER BY n DESC LIMIT $3",
+                    &[&key, &msg.before.map_or(Ok(i64::MAX), int)?, &int(reach)?],
                 )
                 .await
                 .map_err(StoreError::from)?;
-            Ok(rows
-                .iter()
-                .map(|r| codec::decode(r.get::<_, &[u8]>(0)))
-                .collect::<Result<_, _>>()
-                .map_err(StoreError::from)?)
+            let entries = rows.iter().map(|r| {
+                Ok((
+                    uint(r.get(0))?,
+                    codec::decode(r.get::<_, &[u8]>(1)).map_err(StoreError::from)?,
+                ))
+            });
+            Ok(msg.page(entries)?)
         })
     }
 }

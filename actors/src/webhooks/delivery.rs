@@ -10,7 +10,7 @@ use super::{Endpoint, EndpointId, EndpointRow, EndpointStatus, WebhookError, Web
 use crate::domain::Timestamp;
 use crate::limits::WEBHOOK_DELIVERIES_KEPT_MAX;
 use crate::store::tables::{WEBHOOK_DELIVERIES, WEBHOOKS};
-use crate::store::{Record, StoreError, codec, get_record};
+use crate::store::{Page, Record, StoreError, codec, get_record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -24,6 +24,13 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
         }
+    }
+
+    /// The outcome named `s` (`succeeded`, `failed`), as the API spells it.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Outcome::Succeeded, Outcome::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == s)
     }
 }
 
@@ -189,32 +196,62 @@ impl Handler<SkipTo> for Webhooks {
     }
 }
 
-/// An endpoint's attempts, newest first.
+/// A page of an endpoint's attempts, newest first: those numbered below
+/// `before` (all, without it), of one `outcome` if given. `next` is the number to
+/// pass as `before` for the next page.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<DeliveryRow>, WebhookError>")]
+#[rtype(result = "Result<Page<DeliveryRow, u64>, WebhookError>")]
 pub struct ListDeliveries {
     pub id: EndpointId,
     pub limit: usize,
+    pub outcome: Option<Outcome>,
+    pub before: Option<u64>,
+}
+
+impl ListDeliveries {
+    /// The page of `entries` (log numbers with their rows, newest first, all below
+    /// `before`): the first `limit` of the wanted outcome, and the number to go on
+    /// from if more remain. The one rule of both backends; the log keeps at most
+    /// [`WEBHOOK_DELIVERIES_KEPT_MAX`] entries, so a filtered page reads at most
+    /// that many.
+    pub fn page(
+        &self,
+        entries: impl Iterator<Item = Result<(u64, DeliveryRow), StoreError>>,
+    ) -> Result<Page<DeliveryRow, u64>, StoreError> {
+        let mut items = Vec::with_capacity(self.limit);
+        let mut last = None;
+        for entry in entries {
+            let (n, row) = entry?;
+            if self.outcome.is_some_and(|wanted| row.outcome != wanted) {
+                continue;
+            }
+            if items.len() == self.limit {
+                return Ok(Page { items, next: last });
+            }
+            last = Some(n);
+            items.push(row);
+        }
+        Ok(Page { items, next: None })
+    }
 }
 
 impl Handler<ListDeliveries> for Webhooks {
-    type Result = Result<Vec<DeliveryRow>, WebhookError>;
+    type Result = Result<Page<DeliveryRow, u64>, WebhookError>;
     fn handle(&mut self, msg: ListDeliveries, _: &mut Self::Context) -> Self::Result {
         let txn = self.store.db().begin_read().map_err(StoreError::from)?;
         if txn.open_table(WEBHOOKS)?.get(msg.id.0)?.is_none() {
             return Err(WebhookError::NotFound);
         }
         let log = txn.open_table(WEBHOOK_DELIVERIES)?;
-        let mut out = Vec::new();
-        for entry in log
-            .range((msg.id.0, 0)..=(msg.id.0, u64::MAX))?
+        let below = msg.before.unwrap_or(u64::MAX);
+        let entries = log
+            .range((msg.id.0, 0)..(msg.id.0, below))?
             .rev()
-            .take(msg.limit)
-        {
-            let (_, bytes) = entry?;
-            out.push(codec::decode(bytes.value())?);
-        }
-        Ok(out)
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                Ok((key.value().1, codec::decode(bytes.value())?))
+            });
+        Ok(msg.page(entries)?)
     }
 }
 
