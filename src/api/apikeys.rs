@@ -145,7 +145,7 @@ fn parse_body(body: KeyBody) -> Result<(KeyName, Vec<Scope>), ApiError> {
     }
 }
 
-#[utoipa::path(post, operation_id = "api_keys_create", path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])), request_body = KeyBody,
+#[utoipa::path(post, operation_id = "api_keys_create", summary = "Create an API key", path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])), request_body = KeyBody,
     responses((status = 201, description = "The key, shown this once", body = NewApiKeyJson),
         (status = 409, description = "Too many keys exist", content_type = "application/problem+json", body = crate::error::Problem),
         crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
@@ -175,7 +175,7 @@ pub async fn create(
     }))
 }
 
-#[utoipa::path(get, operation_id = "api_keys_list", path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "api_keys_list", summary = "List API keys", path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, description = "Every key, oldest first, without key material", body = ApiKeyListJson),
         crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -185,7 +185,7 @@ pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRespo
     }))
 }
 
-#[utoipa::path(delete, operation_id = "api_keys_revoke", path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "api_keys_revoke", summary = "Revoke an API key", path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     params(("id" = u64, Path, description = "The key's id")),
     responses((status = 204, description = "Revoked: refused from the next request on"),
         crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]

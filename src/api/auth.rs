@@ -78,7 +78,7 @@ pub(crate) fn required<T, E: std::fmt::Display>(
     }
 }
 
-#[utoipa::path(post, operation_id = "auth_register", path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
+#[utoipa::path(post, operation_id = "auth_register", summary = "Register a customer account", path = "/api/v1/auth/register", tag = "auth", security(), request_body = RegisterBody,
     responses((status = 201, description = "Registered as a customer", body = json::UserJson),
         (status = 409, description = "Username or email taken", content_type = "application/problem+json", body = crate::error::Problem),
         (status = 429, description = "Too many registrations from this client", content_type = "application/problem+json", body = crate::error::Problem,
@@ -143,7 +143,7 @@ pub struct LoginBody {
     password: Option<String>,
 }
 
-#[utoipa::path(post, operation_id = "auth_login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+#[utoipa::path(post, operation_id = "auth_login", summary = "Log in", path = "/api/v1/auth/login", tag = "auth", security(), request_body = LoginBody,
     responses((status = 200, description = "Tokens", body = json::TokenPair),
         (status = 401, description = "Wrong username or password (the same answer for both)", content_type = "application/problem+json", body = crate::error::Problem),
         (status = 429, description = "Too many failed logins from this client", content_type = "application/problem+json", body = crate::error::Problem,
@@ -235,7 +235,7 @@ fn presented(body: RefreshBody) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::field("refresh_token", "is required"))
 }
 
-#[utoipa::path(post, operation_id = "auth_refresh", path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+#[utoipa::path(post, operation_id = "auth_refresh", summary = "Exchange a refresh token for new tokens", path = "/api/v1/auth/refresh", tag = "auth", security(), request_body = RefreshBody,
     responses((status = 200, description = "New tokens; the presented refresh token stops working", body = json::TokenPair),
         (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes its family)", content_type = "application/problem+json", body = crate::error::Problem),
         crate::error::responses::Invalid, crate::error::responses::Unavailable))]
@@ -256,7 +256,7 @@ pub async fn refresh(
     Ok(HttpResponse::Ok().json(token_pair(&state, &user, successor)))
 }
 
-#[utoipa::path(post, operation_id = "auth_logout", path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
+#[utoipa::path(post, operation_id = "auth_logout", summary = "Log out (revoke the refresh token's family)", path = "/api/v1/auth/logout", tag = "auth", security(), request_body = RefreshBody,
     responses((status = 204, description = "The refresh token's family is revoked"), crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -272,7 +272,7 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, operation_id = "auth_me", path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "auth_me", summary = "Get the calling account", path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = json::UserJson), crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn me(who: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let user = state

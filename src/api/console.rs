@@ -48,7 +48,7 @@ static CONSOLE_CSP: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The operator console (HTML; works offline, loads nothing from elsewhere).
-#[utoipa::path(get, operation_id = "ops_console", path = "/console", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_console", path = "/console", tag = "operations", security(),
     responses((status = 200, description = "The operator console: one HTML page without external assets", content_type = "text/html", body = String)))]
 pub async fn console() -> HttpResponse {
     HttpResponse::Ok()

@@ -112,7 +112,7 @@ fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
     })
 }
 
-#[utoipa::path(get, operation_id = "events_list", path = "/api/v1/events", tag = "events", security(("bearer" = ["events:read"])),
+#[utoipa::path(get, operation_id = "events_list", summary = "Read the events feed", path = "/api/v1/events", tag = "events", security(("bearer" = ["events:read"])),
     params(("after" = Option<u64>, Query, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Events with a larger seq; omitted: from the oldest event kept"),
         ("type" = Option<TypeParam>, Query, description = "One type (`order.placed`), a family (`order.*`) or `*`"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, default 100"),

@@ -135,7 +135,7 @@ pub async fn upload(
         }))
 }
 
-#[utoipa::path(get, operation_id = "imports_list", path = "/api/v1/imports", tag = "imports", security(("bearer" = ["imports:write"])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+#[utoipa::path(get, operation_id = "imports_list", summary = "List import jobs", path = "/api/v1/imports", tag = "imports", security(("bearer" = ["imports:write"])), params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "Jobs, newest first", body = json::PageJson<json::JobJson>), crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(
     _admin: Admin<scope::ImportsWrite>,
@@ -157,7 +157,7 @@ pub async fn list(
     )))
 }
 
-#[utoipa::path(get, operation_id = "imports_get", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = ["imports:write"])), params(("id" = u64, Path, description = "The job's id")),
+#[utoipa::path(get, operation_id = "imports_get", summary = "Get an import job", path = "/api/v1/imports/{id}", tag = "imports", security(("bearer" = ["imports:write"])), params(("id" = u64, Path, description = "The job's id")),
     responses((status = 200, description = "The job", body = json::JobJson), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn get(
     _admin: Admin<scope::ImportsWrite>,
@@ -173,7 +173,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(json::job(&job)))
 }
 
-#[utoipa::path(get, operation_id = "imports_rejects", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = ["imports:write"])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+#[utoipa::path(get, operation_id = "imports_rejects", summary = "List an import job's rejected rows", path = "/api/v1/imports/{id}/rejects", tag = "imports", security(("bearer" = ["imports:write"])), params(("id" = u64, Path, description = "The job's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "Rejected rows by line", body = json::PageJson<json::RejectJson>), crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn rejects(
     _admin: Admin<scope::ImportsWrite>,

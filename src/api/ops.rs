@@ -36,7 +36,7 @@ const DOCS_HTML: &str = include_str!("docs.html");
 const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
 
 /// Human-readable API reference rendered from `/openapi.json`.
-#[utoipa::path(get, operation_id = "ops_docs", path = "/docs", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_docs", path = "/docs", tag = "operations", security(),
     responses((status = 200, description = "HTML page rendering this document, without external assets", content_type = "text/html", body = String)))]
 pub async fn docs() -> HttpResponse {
     HttpResponse::Ok()
@@ -45,14 +45,14 @@ pub async fn docs() -> HttpResponse {
         .body(DOCS_HTML)
 }
 
-#[utoipa::path(get, operation_id = "ops_healthz", path = "/healthz", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_healthz", summary = "Liveness", path = "/healthz", tag = "operations", security(),
     responses((status = 200, description = "The process is alive", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Ready when every actor answers in time and the database reads.
-#[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "operations", security(),
     responses((status = 200, description = "The database reads and every actor answers", body = Object),
         (status = 503, description = "Not ready; `checks` says what failed", content_type = "application/problem+json", body = crate::error::Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -80,7 +80,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
-#[utoipa::path(get, operation_id = "ops_metrics", path = "/metrics", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_metrics", summary = "Metrics (OpenMetrics)", path = "/metrics", tag = "operations", security(),
     responses((status = 200, description = "Prometheus / OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
@@ -100,7 +100,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// This document.
-#[utoipa::path(get, operation_id = "ops_openapi", path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_openapi", path = "/openapi.json", tag = "operations", security(),
     responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json", body = Object)))]
 pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

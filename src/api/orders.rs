@@ -100,7 +100,7 @@ fn path_order(raw: &str) -> Result<OrderId, ApiError> {
         .map_err(|_| ApiError::not_found("no such order"))
 }
 
-#[utoipa::path(post, operation_id = "orders_checkout", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CheckoutBody,
+#[utoipa::path(post, operation_id = "orders_checkout", summary = "Place an order (checkout)", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CheckoutBody,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Same key and body: the same order again, not a second one")),
     responses((status = 201, description = "Placed and durable (or replayed: header `Idempotent-Replayed: true`)", body = json::OrderJson,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"), ("Location" = String, description = "The order's URL")),
@@ -146,7 +146,7 @@ pub async fn checkout(
     Ok(res.json(json::order(&placed.order)))
 }
 
-#[utoipa::path(get, operation_id = "orders_list", path = "/api/v1/orders", tag = "orders", security(("bearer" = ["orders:read"])),
+#[utoipa::path(get, operation_id = "orders_list", summary = "List orders", path = "/api/v1/orders", tag = "orders", security(("bearer" = ["orders:read"])),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"), ("user" = Option<u64>, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_i64, description = "Admin only: one user's orders"),
         ("status" = Option<String>, Query, pattern = "^(placed|paid|shipped|delivered|cancelled)$", description = "Only orders in this status (a page may come short after 20,000 orders scanned, with a cursor to go on)")),
     responses((status = 200, description = "Orders, newest first: the caller's, or everyone's for an admin", body = json::PageJson<json::OrderJson>),
@@ -200,7 +200,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
 
-#[utoipa::path(get, operation_id = "orders_get", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = ["orders:read"])), params(("id" = u64, Path, description = "The order's id")),
+#[utoipa::path(get, operation_id = "orders_get", summary = "Get an order", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = ["orders:read"])), params(("id" = u64, Path, description = "The order's id")),
     responses((status = 200, description = "The order", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn get(
     who: Acting<scope::OrdersRead>,
@@ -219,7 +219,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(json::order(&order)))
 }
 
-#[utoipa::path(post, operation_id = "orders_cancel", path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = ["orders:write"])), params(("id" = u64, Path, description = "The order's id")),
+#[utoipa::path(post, operation_id = "orders_cancel", summary = "Cancel an order", path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = ["orders:write"])), params(("id" = u64, Path, description = "The order's id")),
     responses((status = 200, description = "Cancelled; its stock came back", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::NeedsToken, crate::error::responses::Unavailable))]
 pub async fn cancel(
     who: Acting<scope::OrdersWrite>,
@@ -250,7 +250,7 @@ pub struct StatusBody {
     status: Option<String>,
 }
 
-#[utoipa::path(post, operation_id = "orders_set_status", path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = ["orders:write"])), params(("id" = u64, Path, description = "The order's id")), request_body = StatusBody,
+#[utoipa::path(post, operation_id = "orders_set_status", summary = "Move an order to a new status", path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = ["orders:write"])), params(("id" = u64, Path, description = "The order's id")), request_body = StatusBody,
     responses((status = 200, description = "Moved along the lifecycle", body = json::OrderJson), crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn set_status(
     who: Admin<scope::OrdersWrite>,

@@ -117,7 +117,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     })
 }
 
-#[utoipa::path(get, operation_id = "products_list", path = "/api/v1/products", tag = "catalog",
+#[utoipa::path(get, operation_id = "products_list", summary = "List products", path = "/api/v1/products", tag = "catalog", security(),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"),
         ("category" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Category name, without regard to case"),
         ("q" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Text the name contains, without regard to case"),
@@ -142,7 +142,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json::page(items, next)))
 }
 
-#[utoipa::path(get, operation_id = "products_get", path = "/api/v1/products/{sku}", tag = "catalog", params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
+#[utoipa::path(get, operation_id = "products_get", summary = "Get a product", path = "/api/v1/products/{sku}", tag = "catalog", security(), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
     responses((status = 200, description = "The product", body = json::ProductJson), crate::error::responses::Missing, crate::error::responses::Unavailable))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -177,7 +177,7 @@ fn json_bytes(bytes: web::Bytes) -> HttpResponse {
         .body(bytes)
 }
 
-#[utoipa::path(get, operation_id = "products_categories", path = "/api/v1/categories", tag = "catalog",
+#[utoipa::path(get, operation_id = "products_categories", summary = "List categories with product counts", path = "/api/v1/categories", tag = "catalog", security(),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "From the previous page's `Link: <…>; rel=\"next\"`")),
     responses((status = 200, description = "Categories with active products, by name. The body stays a plain array; when more follow, a `Link` header (RFC 8288) with `rel=\"next\"` gives the next page's URL", body = Vec<json::CategoryJson>,
             headers(("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, only when more categories follow"))),
@@ -346,7 +346,7 @@ fn check_currency(given: Option<&str>, store: Currency, errors: &mut Vec<FieldEr
     }
 }
 
-#[utoipa::path(post, operation_id = "products_create", path = "/api/v1/products", tag = "catalog", security(("bearer" = ["catalog:write"])), request_body = ProductBody,
+#[utoipa::path(post, operation_id = "products_create", summary = "Create a product", path = "/api/v1/products", tag = "catalog", security(("bearer" = ["catalog:write"])), request_body = ProductBody,
     responses((status = 201, description = "Created", body = json::ProductJson,
             headers(("Location" = String, description = "The product's URL")),
             links(("GetProduct" = (operation_id = "products_get", parameters(("sku" = "$response.body#/sku")))),
@@ -372,7 +372,7 @@ pub async fn create(
         .json(json::product(&product, &state.currency)))
 }
 
-#[utoipa::path(put, operation_id = "products_replace", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = ProductBody,
+#[utoipa::path(put, operation_id = "products_replace", summary = "Replace a product", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = ProductBody,
     responses((status = 200, description = "Replaced", body = json::ProductJson), (status = 201, description = "Created", body = json::ProductJson),
         crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn replace(
@@ -432,7 +432,7 @@ pub struct PatchBody {
     currency: Option<String>,
 }
 
-#[utoipa::path(patch, operation_id = "products_patch", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
+#[utoipa::path(patch, operation_id = "products_patch", summary = "Change some fields of a product", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
     responses((status = 200, description = "Updated", body = json::ProductJson), crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn patch(
     _admin: Admin<scope::CatalogWrite>,
@@ -476,7 +476,7 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(json::product(&product, &state.currency)))
 }
 
-#[utoipa::path(delete, operation_id = "products_archive", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
+#[utoipa::path(delete, operation_id = "products_archive", summary = "Archive a product", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")),
     responses((status = 204, description = "Archived: no longer listed; orders keep their lines"), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn archive(
     _admin: Admin<scope::CatalogWrite>,
@@ -504,7 +504,7 @@ pub struct StockBody {
     reason: Option<String>,
 }
 
-#[utoipa::path(post, operation_id = "products_adjust_stock", path = "/api/v1/products/{sku}/stock", tag = "catalog", security(("bearer" = ["stock:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = StockBody,
+#[utoipa::path(post, operation_id = "products_adjust_stock", summary = "Adjust a product's stock", path = "/api/v1/products/{sku}/stock", tag = "catalog", security(("bearer" = ["stock:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = StockBody,
     responses((status = 201, description = "The movement recorded", body = json::MovementJson),
         crate::error::responses::Missing, crate::error::responses::Conflict, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn adjust_stock(
@@ -535,7 +535,7 @@ pub async fn adjust_stock(
     Ok(HttpResponse::Created().json(json::movement(&movement)))
 }
 
-#[utoipa::path(get, operation_id = "products_movements", path = "/api/v1/products/{sku}/movements", tag = "catalog", security(("bearer" = ["stock:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
+#[utoipa::path(get, operation_id = "products_movements", summary = "List a product's stock movements", path = "/api/v1/products/{sku}/movements", tag = "catalog", security(("bearer" = ["stock:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "The SKU's movements, oldest first", body = json::PageJson<json::MovementJson>),
         crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn movements(
@@ -568,7 +568,7 @@ pub async fn movements(
     )))
 }
 
-#[utoipa::path(get, operation_id = "products_verify", path = "/api/v1/admin/ledger/verify", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "products_verify", summary = "Check the ledger's invariants", path = "/api/v1/admin/ledger/verify", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, description = "Stock recomputed from movements, totals from lines", body = json::VerifyJson), crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.ledger.ask(VerifyLedger).await??;

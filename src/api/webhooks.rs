@@ -201,7 +201,7 @@ fn new_secret() -> [u8; 32] {
     rand::random()
 }
 
-#[utoipa::path(post, operation_id = "webhooks_create", path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = ["webhooks:write"])), request_body = EndpointBody,
+#[utoipa::path(post, operation_id = "webhooks_create", summary = "Register a webhook endpoint", path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = ["webhooks:write"])), request_body = EndpointBody,
     responses((status = 201, description = "Registered; it receives events committed from now on. The secret is shown this once", body = EndpointWithSecretJson),
         (status = 409, description = "Too many endpoints", content_type = "application/problem+json", body = crate::error::Problem),
         crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
@@ -256,7 +256,7 @@ pub async fn create(
     }))
 }
 
-#[utoipa::path(get, operation_id = "webhooks_list", path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = ["webhooks:write"])),
+#[utoipa::path(get, operation_id = "webhooks_list", summary = "List webhook endpoints", path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = ["webhooks:write"])),
     responses((status = 200, description = "Every endpoint", body = EndpointListJson), crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn list(
     _admin: Admin<scope::WebhooksWrite>,
@@ -268,7 +268,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, operation_id = "webhooks_get", path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
+#[utoipa::path(get, operation_id = "webhooks_get", summary = "Get a webhook endpoint", path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
     responses((status = 200, description = "The endpoint", body = EndpointJson), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn get(
     _admin: Admin<scope::WebhooksWrite>,
@@ -280,7 +280,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(shown(&endpoint)))
 }
 
-#[utoipa::path(patch, operation_id = "webhooks_update", path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")), request_body = PatchBody,
+#[utoipa::path(patch, operation_id = "webhooks_update", summary = "Change a webhook endpoint", path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")), request_body = PatchBody,
     responses((status = 200, description = "Changed; re-enabled, it resumes from the first event it has not received", body = EndpointJson),
         crate::error::responses::Missing, crate::error::responses::Invalid, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn update(
@@ -321,7 +321,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(shown(&endpoint)))
 }
 
-#[utoipa::path(delete, operation_id = "webhooks_delete", path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
+#[utoipa::path(delete, operation_id = "webhooks_delete", summary = "Delete a webhook endpoint", path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
     responses((status = 204, description = "Deleted, with its delivery log"), crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn delete(
     _admin: Admin<scope::WebhooksWrite>,
@@ -333,7 +333,7 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, operation_id = "webhooks_rotate_secret", path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
+#[utoipa::path(post, operation_id = "webhooks_rotate_secret", summary = "Rotate a webhook endpoint's signing secret", path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
     responses((status = 200, description = "A new secret, shown this once; the old one keeps signing beside it for 24 h", body = EndpointWithSecretJson),
         crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn rotate(
@@ -350,7 +350,7 @@ pub async fn rotate(
     }))
 }
 
-#[utoipa::path(post, operation_id = "webhooks_test", path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
+#[utoipa::path(post, operation_id = "webhooks_test", summary = "Send a test event to a webhook endpoint", path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = ["webhooks:write"])), params(("id" = u64, Path, description = "The endpoint's id")),
     responses((status = 200, description = "A `webhook.test` event was sent once, now; the attempt, as logged", body = DeliveryJson),
         crate::error::responses::Missing, crate::error::responses::AdminOnly, crate::error::responses::Unavailable))]
 pub async fn test(
@@ -395,7 +395,7 @@ pub async fn test(
     Ok(HttpResponse::Ok().json(shown_row))
 }
 
-#[utoipa::path(get, operation_id = "webhooks_deliveries", path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = ["webhooks:write"])),
+#[utoipa::path(get, operation_id = "webhooks_deliveries", summary = "List a webhook endpoint's delivery attempts", path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = ["webhooks:write"])),
     params(("id" = u64, Path, description = "The endpoint's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"),
         ("outcome" = Option<String>, Query, pattern = "^(succeeded|failed)$", description = "Only attempts with this outcome"),
         ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page")),
