@@ -187,9 +187,16 @@ pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// so that counting a request takes no shared lock. Past it, it starts afresh.
 pub const HTTP_METRIC_HANDLES_PER_THREAD_MAX: usize = 1024;
 /// Failed logins from one client address (against any accounts) before it is
-/// throttled; an attempt counts as failed from before its hash until it succeeds.
+/// throttled; an attempt counts once it has failed.
 pub const LOGIN_FAILURES_MAX: u32 = 10;
-/// Failed logins against one account (from all clients) before it is throttled.
+/// Logins from one client address whose password is being checked at once
+/// (contract §11): an office behind one address logging in at 9:00 is not
+/// refused, and a burst of guesses is still bounded (by this, on top of the
+/// failures counted so far).
+pub const LOGINS_IN_FLIGHT_PER_CLIENT_MAX: u32 = 64;
+/// Failed logins against one account (from all clients) before it is throttled;
+/// an attempt counts as failed from before its hash until it succeeds, so a burst
+/// of guesses at one account cannot overshoot it.
 pub const LOGIN_ACCOUNT_FAILURES_MAX: u32 = 20;
 /// Window over which failed logins are counted, in seconds.
 pub const LOGIN_FAILURE_WINDOW_SECS: u64 = 300;

@@ -187,8 +187,9 @@ pub async fn login(
         Some((user, _)) => Account::User(user.id),
         None => Account::Unknown(login.to_lowercase()),
     };
-    // The attempt is counted before its hash runs: concurrent guesses cannot
-    // overshoot the limit, and a throttled one never reaches argon2.
+    // The attempt is counted before its hash runs (against the account; in
+    // flight for the client): concurrent guesses at an account cannot overshoot
+    // its limit, and a throttled one never reaches argon2.
     let attempt = state
         .throttle
         .reserve(client, account, Instant::now())
@@ -200,15 +201,16 @@ pub async fn login(
     let verified = match password::verify(secret, stored).await {
         Ok(v) => v,
         Err(e) => {
-            state.throttle.not_attempted(attempt, Instant::now());
+            attempt.not_attempted(Instant::now());
             return Err(e);
         }
     };
     if !verified {
+        // Dropped unreported, the attempt stands as a failure.
         return Err(ApiError::invalid_credentials());
     }
     let user = user.expect("verify succeeds only with a stored hash");
-    state.throttle.succeeded(attempt, Instant::now());
+    attempt.succeeded(Instant::now());
     let refresh_token = new_refresh_token();
     let expires_at = Timestamp::now().plus_secs(state.refresh_ttl_secs);
     state

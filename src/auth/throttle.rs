@@ -1,12 +1,23 @@
 //! Throttling of password guesses and registrations.
 //!
-//! Logins are counted per client address and per account, in fixed windows. A login
-//! attempt *reserves* its place before the password is hashed: the reservation is
-//! counted as a failure at once, under one lock, so a burst of concurrent guesses
-//! cannot slip past the limit while their hashes run, and a throttled attempt never
-//! reaches argon2. A success takes back its own reservation and clears what that
-//! client had failed against that same account, nothing else: a good login to one
-//! account never wipes the count of guesses at another.
+//! Logins are counted per client address and per account, in fixed windows.
+//!
+//! - **Per account**, an attempt *reserves* its place before the password is
+//!   hashed: the reservation counts as a failure at once, under one lock, so a
+//!   burst of concurrent guesses at one account cannot slip past its limit while
+//!   their hashes run, and a throttled attempt never reaches argon2.
+//! - **Per client**, failures are counted once they happened, and the attempts
+//!   being checked at once are bounded apart from them
+//!   ([`Limits::in_flight_per_client`], contract §11): a burst of right passwords
+//!   from one address (an office behind one NAT at 9:00) is not refused, and a
+//!   burst of guesses from one address is bounded by the failures so far plus the
+//!   attempts in flight.
+//!
+//! A success takes back its own reservation and clears what that client had
+//! failed against that same account, nothing else: a good login to one account
+//! never wipes the count of guesses at another. An [`Attempt`] that is dropped
+//! without a verdict (an error, a panic, a plain wrong password) stands as a
+//! failure.
 //!
 //! Registrations are counted per client address (each one costs a hash).
 //!
@@ -14,8 +25,8 @@
 //! if every entry is live a new key is not tracked (the service stays available
 //! rather than locking everyone out).
 //!
-//! Why one file: the throttle's rules (about 320 lines) and their unit tests, including
-//! the model test of concurrent attempts, belong together.
+//! Why one file: the throttle's rules and their unit tests, including the model
+//! test of concurrent attempts, belong together.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -26,7 +37,8 @@ use std::time::{Duration, Instant};
 use orderflow_actors::domain::UserId;
 use orderflow_actors::limits::{
     LOGIN_ACCOUNT_FAILURES_MAX, LOGIN_FAILURE_WINDOW_SECS, LOGIN_FAILURES_MAX,
-    LOGIN_THROTTLE_ACCOUNTS_MAX, LOGIN_THROTTLE_CLIENTS_MAX, REGISTRATION_WINDOW_SECS,
+    LOGIN_THROTTLE_ACCOUNTS_MAX, LOGIN_THROTTLE_CLIENTS_MAX, LOGINS_IN_FLIGHT_PER_CLIENT_MAX,
+    REGISTRATION_WINDOW_SECS,
 };
 
 /// Which account a login is for: a known user, or the name given for an unknown
@@ -42,6 +54,8 @@ pub enum Account {
 pub struct Limits {
     /// Failures one client may have in a window.
     pub per_client: u32,
+    /// Attempts one client may have being checked at once.
+    pub in_flight_per_client: u32,
     /// Failures one account may have in a window, from all clients.
     pub per_account: u32,
     pub window: Duration,
@@ -53,6 +67,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             per_client: LOGIN_FAILURES_MAX,
+            in_flight_per_client: LOGINS_IN_FLIGHT_PER_CLIENT_MAX,
             per_account: LOGIN_ACCOUNT_FAILURES_MAX,
             window: Duration::from_secs(LOGIN_FAILURE_WINDOW_SECS),
             keys_max: LOGIN_THROTTLE_CLIENTS_MAX.max(LOGIN_THROTTLE_ACCOUNTS_MAX),
@@ -137,9 +152,11 @@ impl<K: Eq + Hash + Clone> Windows<K> {
 struct State {
     clients: Windows<IpAddr>,
     accounts: Windows<Account>,
-    /// What each client has failed (or reserved) against each account in the
-    /// client's current window: what that account's success takes back.
+    /// What each client has failed against each account in the client's
+    /// current window: what that account's success takes back.
     by_pair: HashMap<(IpAddr, Account), (Instant, u32)>,
+    /// Attempts of each client being checked now (no entry: none).
+    in_flight: HashMap<IpAddr, u32>,
 }
 
 /// The login throttle.
@@ -155,13 +172,61 @@ impl Default for LoginThrottle {
     }
 }
 
-/// A login attempt that passed the throttle and is counted as a failure until it
-/// is reported a success.
+/// A login attempt that passed the throttle: in flight for its client, and
+/// counted as a failure against its account, until it is reported. Dropped
+/// without [`Attempt::succeeded`] or [`Attempt::not_attempted`], it stands as a
+/// failure.
 #[derive(Debug)]
 #[must_use = "report the outcome with succeeded(), or let it stand as a failure"]
-pub struct Attempt {
+pub struct Attempt<'t> {
+    throttle: &'t LoginThrottle,
     client: IpAddr,
     account: Account,
+    reported: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was right: its reservation, and every failure this client
+    /// had against this account in its window, are taken back; other accounts'
+    /// counts are untouched.
+    pub fn succeeded(mut self, now: Instant) {
+        self.reported = true;
+        self.throttle
+            .end(&self.client, &self.account, Verdict::Succeeded, now);
+    }
+
+    /// The password was wrong (what dropping the attempt says too, at the time
+    /// of the drop).
+    pub fn failed(mut self, now: Instant) {
+        self.reported = true;
+        self.throttle
+            .end(&self.client, &self.account, Verdict::Failed, now);
+    }
+
+    /// The attempt never got to check the password (the hashing pool was full):
+    /// only its own reservation is taken back.
+    pub fn not_attempted(mut self, now: Instant) {
+        self.reported = true;
+        self.throttle
+            .end(&self.client, &self.account, Verdict::NotAttempted, now);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.throttle
+                .end(&self.client, &self.account, Verdict::Failed, Instant::now());
+        }
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Succeeded,
+    Failed,
+    NotAttempted,
 }
 
 impl LoginThrottle {
@@ -171,20 +236,28 @@ impl LoginThrottle {
                 clients: Windows::new(limits.window, limits.keys_max),
                 accounts: Windows::new(limits.window, limits.keys_max),
                 by_pair: HashMap::new(),
+                in_flight: HashMap::new(),
             }),
             limits,
         }
     }
 
-    /// Takes a place for one login attempt, counted as a failure until
-    /// [`Self::succeeded`] says otherwise; `Err(seconds to wait)` when the client
-    /// or the account has used up its window.
-    pub fn reserve(&self, client: IpAddr, account: Account, now: Instant) -> Result<Attempt, u64> {
+    /// Takes a place for one login attempt: in flight for `client`, and counted
+    /// as a failure against `account` until it is reported otherwise;
+    /// `Err(seconds to wait)` when the client has used up its failures or its
+    /// attempts in flight, or the account its window.
+    pub fn reserve(
+        &self,
+        client: IpAddr,
+        account: Account,
+        now: Instant,
+    ) -> Result<Attempt<'_>, u64> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let State {
             clients,
             accounts,
-            by_pair,
+            in_flight,
+            ..
         } = &mut *st;
         let length = self.limits.window;
         if let Some(w) = clients.map.get(&client)
@@ -193,91 +266,94 @@ impl LoginThrottle {
         {
             return Err(w.seconds_left(now, length));
         }
+        if in_flight.get(&client).copied().unwrap_or(0) >= self.limits.in_flight_per_client {
+            return Err(1);
+        }
         if let Some(w) = accounts.map.get(&account)
             && w.live(now, length)
             && w.count >= self.limits.per_account
         {
             return Err(w.seconds_left(now, length));
         }
-        let client_started = match clients.entry(&client, now) {
-            Some(w) => {
-                w.count += 1;
-                Some(w.started)
-            }
-            None => None,
-        };
         if let Some(w) = accounts.entry(&account, now) {
             w.count += 1;
         }
-        if let Some(started) = client_started {
-            if by_pair.len() >= self.limits.keys_max {
-                by_pair.retain(|_, (s, _)| now < *s + length);
-            }
-            if by_pair.len() < self.limits.keys_max {
-                let pair = by_pair
-                    .entry((client, account.clone()))
-                    .or_insert((started, 0));
-                if pair.0 != started {
-                    // The client's window started over: so does the pair's count.
-                    *pair = (started, 0);
-                }
-                pair.1 += 1;
-            }
-        }
-        Ok(Attempt { client, account })
+        *in_flight.entry(client).or_insert(0) += 1;
+        Ok(Attempt {
+            throttle: self,
+            client,
+            account,
+            reported: false,
+        })
     }
 
-    /// The attempt's password was right: its reservation, and every failure this
-    /// client had against this account in its window, are taken back; other
-    /// accounts' counts are untouched.
-    pub fn succeeded(&self, attempt: Attempt, now: Instant) {
+    /// Ends an attempt of `client` at `account` with `verdict`.
+    fn end(&self, client: &IpAddr, account: &Account, verdict: Verdict, now: Instant) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let State {
             clients,
             accounts,
             by_pair,
+            in_flight,
         } = &mut *st;
-        let length = self.limits.window;
-        let Some((started, n)) = by_pair.remove(&(attempt.client, attempt.account.clone())) else {
-            return;
-        };
-        if let Some(w) = clients.map.get_mut(&attempt.client)
-            && w.started == started
-            && w.live(now, length)
-        {
-            w.count = w.count.saturating_sub(n);
-        }
-        if let Some(w) = accounts.map.get_mut(&attempt.account)
-            && w.live(now, length)
-        {
-            w.count = w.count.saturating_sub(n);
-        }
-    }
-
-    /// The attempt never got to check the password (the hashing pool was full):
-    /// only its own reservation is taken back.
-    pub fn not_attempted(&self, attempt: Attempt, now: Instant) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let length = self.limits.window;
-        let key = (attempt.client, attempt.account.clone());
-        if let Some((started, n)) = st.by_pair.get_mut(&key) {
+        if let Some(n) = in_flight.get_mut(client) {
             *n = n.saturating_sub(1);
-            let started = *started;
-            if let Some(w) = st.clients.map.get_mut(&attempt.client)
-                && w.started == started
-                && w.live(now, length)
-            {
-                w.count = w.count.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(client);
             }
         }
-        if let Some(w) = st.accounts.map.get_mut(&attempt.account)
+        let length = self.limits.window;
+        let mut take_back_from_account = 0;
+        match verdict {
+            Verdict::Failed => {
+                // The reservation stands as the account's failure; the client
+                // counts it now, and remembers it against this account.
+                if let Some(w) = clients.entry(client, now) {
+                    w.count += 1;
+                    let started = w.started;
+                    if by_pair.len() >= self.limits.keys_max {
+                        by_pair.retain(|_, (s, _)| now < *s + length);
+                    }
+                    if by_pair.len() < self.limits.keys_max {
+                        let pair = by_pair
+                            .entry((*client, account.clone()))
+                            .or_insert((started, 0));
+                        if pair.0 != started {
+                            // The client's window started over: so does the pair's.
+                            *pair = (started, 0);
+                        }
+                        pair.1 += 1;
+                    }
+                }
+            }
+            Verdict::NotAttempted => take_back_from_account = 1,
+            Verdict::Succeeded => {
+                take_back_from_account = 1;
+                if let Some((started, n)) = by_pair.remove(&(*client, account.clone())) {
+                    if let Some(w) = clients.map.get_mut(client)
+                        && w.started == started
+                        && w.live(now, length)
+                    {
+                        w.count = w.count.saturating_sub(n);
+                    }
+                    take_back_from_account += n;
+                }
+            }
+        }
+        if let Some(w) = accounts.map.get_mut(account)
             && w.live(now, length)
         {
-            w.count = w.count.saturating_sub(1);
+            w.count = w.count.saturating_sub(take_back_from_account);
         }
     }
 
-    /// Failures (and pending attempts) counted against `client` right now.
+    /// Attempts of `client` being checked right now.
+    pub fn in_flight(&self, client: IpAddr) -> u32 {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.in_flight.get(&client).copied().unwrap_or(0)
+    }
+
+    /// Failures counted against `client` right now.
     pub fn client_count(&self, client: IpAddr, now: Instant) -> u32 {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.clients.count(&client, now)
@@ -332,6 +408,7 @@ mod tests {
     fn limits(per_client: u32, per_account: u32) -> Limits {
         Limits {
             per_client,
+            in_flight_per_client: LOGINS_IN_FLIGHT_PER_CLIENT_MAX,
             per_account,
             window: Duration::from_secs(60),
             keys_max: 1000,
@@ -377,7 +454,7 @@ mod tests {
                 }
             }
             if let Ok(good) = t.reserve(ip(1), user(2), now) {
-                t.succeeded(good, now);
+                good.succeeded(now);
             }
         }
         assert!(refused > 0, "the guesses at account 1 add up");
@@ -396,7 +473,7 @@ mod tests {
         }
         let _ = t.reserve(ip(1), user(3), now).unwrap();
         let good = t.reserve(ip(1), user(1), now).unwrap();
-        t.succeeded(good, now);
+        good.succeeded(now);
         assert_eq!(
             t.client_count(ip(1), now),
             1,
@@ -416,10 +493,11 @@ mod tests {
         assert!(t.reserve(ip(9), user(8), now).is_ok());
     }
 
-    /// Concurrent attempts reserve under one lock: no burst overshoots the limit.
+    /// Concurrent attempts at one account reserve under one lock: no burst of
+    /// guesses overshoots the account's limit.
     #[test]
-    fn concurrent_attempts_never_overshoot() {
-        let t = std::sync::Arc::new(LoginThrottle::new(limits(10, 1000)));
+    fn concurrent_guesses_at_an_account_never_overshoot() {
+        let t = std::sync::Arc::new(LoginThrottle::new(limits(1000, 10)));
         let now = Instant::now();
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(40));
         let handles: Vec<_> = (0..40)
@@ -438,6 +516,38 @@ mod tests {
             .filter(|ok| *ok)
             .count();
         assert_eq!(passed, 10);
+    }
+
+    /// Contract §11: a burst of right passwords from one address (an office
+    /// behind one NAT) is not refused up to the bound in flight, whatever the
+    /// failure limit; past that bound, attempts wait for others to end.
+    #[test]
+    fn logins_in_flight_from_one_client_are_bounded_apart_from_failures() {
+        let now = Instant::now();
+        let t = LoginThrottle::new(limits(10, 1000));
+        let held: Vec<_> = (0..40u64)
+            .map(|n| {
+                t.reserve(ip(1), user(n), now)
+                    .expect("in flight, not failed")
+            })
+            .collect();
+        assert_eq!(t.in_flight(ip(1)), 40);
+        for attempt in held {
+            attempt.succeeded(now);
+        }
+        assert_eq!((t.in_flight(ip(1)), t.client_count(ip(1), now)), (0, 0));
+        let t = LoginThrottle::new(Limits {
+            in_flight_per_client: 8,
+            ..limits(10, 1000)
+        });
+        let held: Vec<_> = (0..8u64)
+            .map(|n| t.reserve(ip(1), user(n), now).unwrap())
+            .collect();
+        assert_eq!(t.reserve(ip(1), user(99), now).unwrap_err(), 1);
+        assert!(t.reserve(ip(2), user(99), now).is_ok(), "per client");
+        drop(held);
+        assert_eq!(t.client_count(ip(1), now), 8, "dropped, they failed");
+        assert!(t.reserve(ip(1), user(99), now).is_ok());
     }
 
     #[test]
@@ -484,15 +594,20 @@ mod tests {
         ]
     }
 
-    /// The model: per client and per account, a fixed window of counts; a pending
-    /// attempt counts; a success removes what its (client, account) pair counted
-    /// in the client's window.
+    /// The model: per client and per account, a fixed window of counts. An
+    /// account counts its pending attempts as failures; a client counts failures
+    /// once they happen, and at most `IN_FLIGHT` pending attempts. A success
+    /// removes what its (client, account) pair failed in the client's window, and
+    /// its own reservation.
     #[derive(Debug, Default)]
     struct Model {
         clients: HashMap<u8, (u64, u32)>,
         accounts: HashMap<u8, (u64, u32)>,
         pairs: HashMap<(u8, u8), (u64, u32)>,
+        in_flight: HashMap<u8, u32>,
     }
+
+    const IN_FLIGHT: u32 = 3;
 
     impl Model {
         fn live(start: u64, now: u64) -> bool {
@@ -503,39 +618,50 @@ mod tests {
                 .filter(|(s, _)| Self::live(*s, now))
                 .map_or(0, |(_, c)| *c)
         }
+        fn bump(m: &mut HashMap<u8, (u64, u32)>, k: u8, now: u64) -> u64 {
+            let w = m.entry(k).or_insert((now, 0));
+            if !Self::live(w.0, now) {
+                *w = (now, 0);
+            }
+            w.1 += 1;
+            w.0
+        }
         fn start(&mut self, c: u8, a: u8, now: u64) -> bool {
-            if Self::count(&self.clients, c, now) >= 4 || Self::count(&self.accounts, a, now) >= 6 {
+            if Self::count(&self.clients, c, now) >= 4
+                || self.in_flight.get(&c).copied().unwrap_or(0) >= IN_FLIGHT
+                || Self::count(&self.accounts, a, now) >= 6
+            {
                 return false;
             }
-            for (m, k) in [(&mut self.clients, c), (&mut self.accounts, a)] {
-                let w = m.entry(k).or_insert((now, 0));
-                if !Self::live(w.0, now) {
-                    *w = (now, 0);
-                }
-                w.1 += 1;
-            }
-            let cs = self.clients[&c].0;
-            let p = self.pairs.entry((c, a)).or_insert((cs, 0));
-            if p.0 != cs {
-                *p = (cs, 0);
-            }
-            p.1 += 1;
+            Self::bump(&mut self.accounts, a, now);
+            *self.in_flight.entry(c).or_insert(0) += 1;
             true
         }
+        fn fail(&mut self, c: u8, a: u8, now: u64) {
+            *self.in_flight.get_mut(&c).unwrap() -= 1;
+            let started = Self::bump(&mut self.clients, c, now);
+            let p = self.pairs.entry((c, a)).or_insert((started, 0));
+            if p.0 != started {
+                *p = (started, 0);
+            }
+            p.1 += 1;
+        }
         fn succeed(&mut self, c: u8, a: u8, now: u64) {
-            let Some((started, n)) = self.pairs.remove(&(c, a)) else {
-                return;
-            };
-            if let Some(w) = self.clients.get_mut(&c)
-                && w.0 == started
-                && Self::live(w.0, now)
-            {
-                w.1 = w.1.saturating_sub(n);
+            *self.in_flight.get_mut(&c).unwrap() -= 1;
+            let mut back = 1;
+            if let Some((started, n)) = self.pairs.remove(&(c, a)) {
+                if let Some(w) = self.clients.get_mut(&c)
+                    && w.0 == started
+                    && Self::live(w.0, now)
+                {
+                    w.1 = w.1.saturating_sub(n);
+                }
+                back += n;
             }
             if let Some(w) = self.accounts.get_mut(&a)
                 && Self::live(w.0, now)
             {
-                w.1 = w.1.saturating_sub(n);
+                w.1 = w.1.saturating_sub(back);
             }
         }
     }
@@ -543,7 +669,10 @@ mod tests {
     proptest! {
         #[test]
         fn the_throttle_agrees_with_its_model(ops in prop::collection::vec(op(), 1..120)) {
-            let t = LoginThrottle::new(limits(4, 6));
+            let t = LoginThrottle::new(Limits {
+                in_flight_per_client: IN_FLIGHT,
+                ..limits(4, 6)
+            });
             let t0 = Instant::now();
             let mut secs = 0u64;
             let mut model = Model::default();
@@ -565,8 +694,11 @@ mod tests {
                         }
                         let (c, a, attempt) = pending.remove(i % pending.len());
                         if ok {
-                            t.succeeded(attempt, now);
+                            attempt.succeeded(now);
                             model.succeed(c, a, secs);
+                        } else {
+                            attempt.failed(now);
+                            model.fail(c, a, secs);
                         }
                     }
                     Op::Wait(s) => secs += s,
@@ -575,7 +707,13 @@ mod tests {
                 for k in 0u8..3 {
                     let c = t.client_count(ip(k), now);
                     prop_assert_eq!(c, Model::count(&model.clients, k, secs));
-                    prop_assert!(c <= 4, "a client never passes its limit");
+                    prop_assert!(
+                        c < 4 + IN_FLIGHT,
+                        "a client's failures stay under its limit plus what was in flight"
+                    );
+                    let f = t.in_flight(ip(k));
+                    prop_assert_eq!(f, model.in_flight.get(&k).copied().unwrap_or(0));
+                    prop_assert!(f <= IN_FLIGHT, "a client never has more in flight");
                     let a = t.account_count(&user(u64::from(k)), now);
                     prop_assert_eq!(a, Model::count(&model.accounts, k, secs));
                     prop_assert!(a <= 6, "an account never passes its limit");

@@ -587,21 +587,48 @@ async fn a_good_login_to_one_account_does_not_reset_guesses_at_another() {
 }
 
 /// Regression: the check and the count were two steps with the hash between them,
-/// so 40 concurrent wrong logins all reached argon2.
+/// so 40 concurrent wrong logins all reached argon2. The account's reservation
+/// bounds them (contract §11 moved the client's bound to failures that happened
+/// plus logins in flight, so that an office behind one address is not refused).
 #[actix_web::test]
 async fn concurrent_wrong_logins_cannot_overshoot_the_limit() {
+    use orderflow_actors::limits::LOGIN_ACCOUNT_FAILURES_MAX;
     let app = spawn_app().await;
     app.register("dave").await.assert_status(201);
     let before = hashes(&app, "login").await;
     let attempts = (0..40).map(|_| app.login_reply("dave", "wrong-password"));
     let replies = futures_util::future::join_all(attempts).await;
     let count = |s: u16| replies.iter().filter(|r| r.status.as_u16() == s).count();
-    assert_eq!((count(401), count(429)), (10, 30));
+    let limit = LOGIN_ACCOUNT_FAILURES_MAX as usize;
+    assert_eq!((count(401), count(429)), (limit, 40 - limit));
     assert_eq!(
         hashes(&app, "login").await - before,
-        10,
+        limit as u64,
         "throttled attempts hash nothing"
     );
+    // And the client's failures now stop the next guess, at any account.
+    app.login_reply("admin", "not-the-password")
+        .await
+        .assert_status(429);
+}
+
+/// Contract §11: thirty people behind one address log in at once with their
+/// right passwords: none is refused (more than the failure limit of 10 were once
+/// answered 429, each attempt counting as a failure until its hash said
+/// otherwise).
+#[actix_web::test]
+async fn a_burst_of_right_passwords_from_one_address_is_not_refused() {
+    let app = spawn_app().await;
+    for n in 0..30 {
+        app.register(&format!("clerk{n}")).await.assert_status(201);
+    }
+    let names: Vec<String> = (0..30).map(|n| format!("clerk{n}")).collect();
+    let attempts = names
+        .iter()
+        .map(|name| app.login_reply(name, "password-123"));
+    let replies = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
 
 /// Regression: registration hashed the password before checking the name, and was
