@@ -327,6 +327,10 @@ pub const CONTROL_REQUEST_BYTES_MAX: usize = 64 * 1024;
 /// the node's ledger goes on with the next one.
 pub const PG_LOCK_TIMEOUT_MS: u64 = 5_000;
 
+/// How long a starting node waits for another node's schema migration before it
+/// gives up (seconds).
+pub const PG_MIGRATION_WAIT_SECS: u64 = 600;
+
 /// TCP keepalives on every PostgreSQL connection: first probe after this many
 /// idle seconds, then one every `PG_KEEPALIVE_INTERVAL_SECS`, dead after
 /// `PG_KEEPALIVE_RETRIES` unanswered (so a silent peer is found in about 30 s).

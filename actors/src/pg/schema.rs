@@ -164,10 +164,30 @@ impl From<tokio_postgres::Error> for MigrateError {
 
 /// Brings the database to [`SCHEMA_VERSION`], or refuses a newer one. Answers the
 /// version found before.
+///
+/// Nodes starting together wait for each other's migrations here, polling the
+/// lock (every connection's `lock_timeout` would end a plain wait after a few
+/// seconds, and a migration may take longer), for at most
+/// [`PG_MIGRATION_WAIT_SECS`](crate::limits::PG_MIGRATION_WAIT_SECS).
 pub async fn migrate(client: &mut Client) -> Result<i32, MigrateError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
+    let until = std::time::Instant::now()
+        + std::time::Duration::from_secs(crate::limits::PG_MIGRATION_WAIT_SECS);
+    loop {
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?
+            .get(0);
+        if got {
+            break;
+        }
+        if std::time::Instant::now() >= until {
+            return Err(MigrateError::Store(StoreError::Aborted(format!(
+                "another node held the migration lock for {} s",
+                crate::limits::PG_MIGRATION_WAIT_SECS
+            ))));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let outcome = migrate_locked(client).await;
     // Released on every path; a lost connection releases it too.
     let unlocked = client
