@@ -47,6 +47,24 @@ fi
 mkdir -p "$DIR"
 chown postgres "$DIR"
 
+# TLS: a CA of the test's own and a certificate for 127.0.0.1 signed by it, so
+# clients can ask for TLS (sslmode=require, sslrootcert=$DIR/tls/ca.crt) and verify
+# the server; clients that do not ask connect in plain text as before.
+mkdir -p "$DIR/tls"
+(
+  cd "$DIR/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=orderflow test CA" \
+    -keyout ca.key -out ca.crt 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > server.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+    -extfile server.ext -out server.crt 2>/dev/null
+  chown postgres server.key server.crt
+  chmod 600 server.key
+  chmod 644 ca.crt
+)
+chown postgres "$DIR/tls"
+
 # The primary.
 as_pg "$BIN/initdb" -D "$DIR/primary" -U postgres --auth=trust -E UTF8 >/dev/null
 cat >> "$DIR/primary/postgresql.conf" <<EOF
@@ -59,6 +77,9 @@ wal_keep_size = 256MB
 hot_standby = on
 fsync = on
 synchronous_commit = on
+ssl = on
+ssl_cert_file = '$DIR/tls/server.crt'
+ssl_key_file = '$DIR/tls/server.key'
 EOF
 echo "host replication all 127.0.0.1/32 trust" >> "$DIR/primary/pg_hba.conf"
 as_pg "$BIN/pg_ctl" -D "$DIR/primary" -l "$DIR/primary.log" -w start >/dev/null

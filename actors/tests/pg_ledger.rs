@@ -820,3 +820,57 @@ async fn a_job_is_not_created_on_a_claim_another_node_holds() {
         1
     );
 }
+
+/// Whether the connection `client` came on is encrypted.
+async fn on_tls(client: &tokio_postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// `sslmode=require` (or `verify-full`) with the server's CA as `sslrootcert`
+/// connects with TLS, the ledger's connection and the pool's alike; without the
+/// CA the server's certificate is not trusted and nothing connects; a URL that
+/// asks for nothing stays plain (the test server, `.ci/services/postgres.sh`,
+/// takes both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_url_that_asks_for_tls_gets_it_verified() {
+    let db = database().await;
+    let plain = pg::connect(&db.url).await.unwrap();
+    assert!(
+        !on_tls(&plain).await,
+        "a URL that asks for nothing stays plain"
+    );
+    let cert_file: String = plain
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let ca = std::path::Path::new(&cert_file).with_file_name("ca.crt");
+    assert!(ca.exists(), "the test server's CA at {ca:?}");
+    let with = |options: &str| {
+        let joiner = if db.url.contains('?') { '&' } else { '?' };
+        format!("{}{joiner}{options}", db.url)
+    };
+    for mode in ["require", "verify-full"] {
+        let url = with(&format!("sslmode={mode}&sslrootcert={}", ca.display()));
+        let client = pg::connect(&url).await.unwrap();
+        assert!(
+            on_tls(&client).await,
+            "{mode}: the ledger's kind of connection"
+        );
+        let pool = pg::pool(&url, 2).unwrap();
+        let pooled = pg::client(&pool).await.unwrap();
+        assert!(on_tls(&pooled).await, "{mode}: the pool's connections");
+    }
+    let untrusted = pg::connect(&with("sslmode=require")).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate no root vouches for was accepted"
+    );
+}

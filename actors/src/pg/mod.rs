@@ -51,6 +51,7 @@ pub mod ledger;
 pub mod orders;
 pub mod schema;
 pub mod staged;
+mod tls;
 pub mod users;
 pub mod webhooks;
 
@@ -67,40 +68,89 @@ use crate::store::StoreError;
 /// Connects to `url` (a libpq URL; several hosts and `target_session_attrs` allowed)
 /// and drives the connection on the current tokio runtime.
 pub async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = config(url)?.connect(NoTls).await?;
+    let (client, mut messages) = Target::parse(url)?.open().await?;
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        while let Some(message) = messages.next().await {
+            if let Err(e) = message {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+                break;
+            }
         }
     });
     Ok(client)
 }
 
-/// The connection settings of `url`, with a `lock_timeout` of
-/// [`PG_LOCK_TIMEOUT_MS`] added to its options: no statement of this service
-/// waits for a lock for ever (a stuck batch fails and its callers are told
-/// nothing was written; the node goes on).
-///
-/// [`PG_LOCK_TIMEOUT_MS`]: crate::limits::PG_LOCK_TIMEOUT_MS
-pub fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config = tokio_postgres::Config::from_str(url)?;
-    let timeout = format!("-c lock_timeout={}", crate::limits::PG_LOCK_TIMEOUT_MS);
-    let options = match config.get_options() {
-        Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
-        _ => timeout,
-    };
-    config.options(&options);
-    // A connection whose peer vanished without a word (a cut network, a frozen
-    // host) is found dead in under a minute, not after the kernel's two hours: a
-    // node holding a session lock (delivery, relay) must learn it lost it.
-    config
-        .keepalives(true)
-        .keepalives_idle(Duration::from_secs(crate::limits::PG_KEEPALIVE_IDLE_SECS))
-        .keepalives_interval(Duration::from_secs(
-            crate::limits::PG_KEEPALIVE_INTERVAL_SECS,
-        ))
-        .keepalives_retries(crate::limits::PG_KEEPALIVE_RETRIES);
-    Ok(config)
+/// What a connection sends besides query answers (notifications, notices), ending
+/// with the connection; polling it drives the connection.
+type Messages = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<AsyncMessage, tokio_postgres::Error>> + Send>,
+>;
+
+/// Where and how a node connects: the settings of its URL and, when the URL asks
+/// for TLS, rustls.
+#[derive(Clone)]
+pub struct Target {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Target {
+    /// The settings of `url`, with a `lock_timeout` of [`PG_LOCK_TIMEOUT_MS`]
+    /// added to its options (no statement of this service waits for a lock for
+    /// ever: a stuck batch fails and its callers are told nothing was written)
+    /// and TCP keepalives; and TLS when the URL says `sslmode=require`,
+    /// `verify-ca` or `verify-full` (see [`tls`]).
+    ///
+    /// [`PG_LOCK_TIMEOUT_MS`]: crate::limits::PG_LOCK_TIMEOUT_MS
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let (url, root_cert) = tls::split_options(url);
+        let mut config = tokio_postgres::Config::from_str(&url)?;
+        let timeout = format!("-c lock_timeout={}", crate::limits::PG_LOCK_TIMEOUT_MS);
+        let options = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
+            _ => timeout,
+        };
+        config.options(&options);
+        // A connection whose peer vanished without a word (a cut network, a frozen
+        // host) is found dead in under a minute, not after the kernel's two hours:
+        // a node holding a session lock (delivery, relay) must learn it lost it.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(crate::limits::PG_KEEPALIVE_IDLE_SECS))
+            .keepalives_interval(Duration::from_secs(
+                crate::limits::PG_KEEPALIVE_INTERVAL_SECS,
+            ))
+            .keepalives_retries(crate::limits::PG_KEEPALIVE_RETRIES);
+        let tls = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Require => Some(tls::connector(root_cert.as_deref())?),
+            _ => None,
+        };
+        Ok(Self { config, tls })
+    }
+
+    /// Opens one connection: its client, and the messages that drive it.
+    async fn open(&self) -> Result<(Client, Messages), StoreError> {
+        Ok(match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                (client, messages(connection))
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                (client, messages(connection))
+            }
+        })
+    }
+}
+
+fn messages<S, T>(mut connection: tokio_postgres::Connection<S, T>) -> Messages
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        connection.poll_message(cx)
+    }))
 }
 
 /// The channel a committing batch notifies with its last event seq.
@@ -112,14 +162,14 @@ pub type Pool = deadpool_postgres::Pool;
 /// A pool of at most `size` connections to `url`; none is opened before it is
 /// needed, and a broken one is replaced.
 pub fn pool(url: &str, size: usize) -> Result<Pool, StoreError> {
-    let config = config(url)?;
-    let manager = deadpool_postgres::Manager::from_config(
-        config,
-        NoTls,
-        deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-        },
-    );
+    let Target { config, tls } = Target::parse(url)?;
+    let manager_config = deadpool_postgres::ManagerConfig {
+        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        None => deadpool_postgres::Manager::from_config(config, NoTls, manager_config),
+        Some(tls) => deadpool_postgres::Manager::from_config(config, tls, manager_config),
+    };
     Pool::builder(manager)
         .max_size(size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -216,11 +266,10 @@ pub async fn follow_events(url: String, newest: watch::Sender<u64>) {
 }
 
 async fn listen_once(url: &str, newest: &watch::Sender<u64>) -> Result<(), StoreError> {
-    let (client, mut connection) = config(url)?.connect(NoTls).await?;
+    let (client, mut stream) = Target::parse(url)?.open().await?;
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
     // Drives the connection and hands its notifications over; ends with it.
     let pump = tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = stream.next().await {
             if tx.send(message).is_err() {
                 break;
@@ -309,10 +358,10 @@ pub struct HeldLock {
 /// Takes the session advisory lock `key` if no other session holds it. Dropping
 /// the answer (or losing its connection) releases it.
 pub async fn try_lock(url: &str, key: i64) -> Result<Option<HeldLock>, StoreError> {
-    let (client, connection) = config(url)?.connect(NoTls).await?;
+    let (client, mut messages) = Target::parse(url)?.open().await?;
     let (gone, lost) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let _ = connection.await;
+        while let Some(Ok(_)) = messages.next().await {}
         let _ = gone.send(());
     });
     let got: bool = client
