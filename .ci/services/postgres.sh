@@ -50,6 +50,10 @@ chown postgres "$DIR"
 # TLS: a CA of the test's own and a certificate for 127.0.0.1 signed by it, so
 # clients can ask for TLS (sslmode=require, sslrootcert=$DIR/tls/ca.crt) and verify
 # the server; clients that do not ask connect in plain text as before.
+if ! command -v openssl >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
 mkdir -p "$DIR/tls"
 (
   cd "$DIR/tls"
