@@ -479,6 +479,16 @@ impl ChildServer {
 
     /// Starts `orderflow serve` on port 0 and waits for its "listening on" line.
     pub fn start(data_dir: &Path, inbox: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, inbox, extra, &[])
+    }
+
+    /// [`Self::start`] with more environment variables.
+    pub fn start_with_env(
+        data_dir: &Path,
+        inbox: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(Self::binary())
             .arg("serve")
             .args(["--bind", "127.0.0.1:0"])
@@ -492,6 +502,7 @@ impl ChildServer {
             .env("ORDERFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("ORDERFLOW_REGISTRATIONS_PER_CLIENT_MAX", "10000")
             .env("ORDERFLOW_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

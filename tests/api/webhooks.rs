@@ -530,3 +530,79 @@ async fn deliveries_pending_at_a_sigkill_all_arrive_after_the_restart() {
     drop(r);
     drop(server);
 }
+
+/// A proxy named in the environment (`HTTP_PROXY` and friends) once resolved and
+/// connected to webhook targets itself, past the SSRF guard. Here a "proxy" on
+/// 127.0.0.1 counts the connections it gets: a delivery reaches its receiver, and
+/// the proxy sees none.
+#[actix_web::test]
+async fn deliveries_ignore_a_proxy_named_in_the_environment() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counter = {
+        let (hits, stop) = (Arc::clone(&hits), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+                match proxy.accept() {
+                    Ok(_) => {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        })
+    };
+    let data = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let env = [
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("https_proxy", proxy_url.as_str()),
+        ("ALL_PROXY", proxy_url.as_str()),
+        ("all_proxy", proxy_url.as_str()),
+    ];
+    let server = ChildServer::start_with_env(
+        data.path(),
+        inbox.path(),
+        &["--webhook-allow-private"],
+        &env,
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = server.base.clone();
+    let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
+    let (url, receiver) = start_receiver();
+    let (status, endpoint) = call(
+        &client,
+        &base,
+        &admin,
+        Method::POST,
+        "/api/v1/webhooks",
+        json!({"url": url, "events": ["order.*"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+    receiver.lock().unwrap().secrets = vec![endpoint["secret"].as_str().unwrap().to_owned()];
+    let id = endpoint["id"].as_u64().unwrap();
+    let (status, sent) = call(
+        &client,
+        &base,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/webhooks/{id}/test"),
+        json!({}),
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    counter.join().unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the delivery went to the proxy");
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["outcome"], "succeeded", "{sent}");
+    assert_eq!(receiver.lock().unwrap().seen.len(), 1);
+    server.terminate();
+}
