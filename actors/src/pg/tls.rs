@@ -158,6 +158,31 @@ mod tests {
         assert_eq!(split_options(plain), (plain.to_owned(), None));
     }
 
+    /// Every connection gets a lock_timeout and keepalives, whatever else the
+    /// URL sets; TLS only where the URL asks for it.
+    #[test]
+    fn every_connection_has_a_lock_timeout_and_keepalives() {
+        use crate::pg::Target;
+        let target =
+            Target::parse("postgres://u@h/db?options=-c%20statement_timeout%3D1000").unwrap();
+        let options = target.config.get_options().unwrap();
+        assert!(options.contains("statement_timeout=1000"), "{options}");
+        assert!(
+            options.contains(&format!(
+                "lock_timeout={}",
+                crate::limits::PG_LOCK_TIMEOUT_MS
+            )),
+            "{options}"
+        );
+        assert_eq!(
+            target.config.get_keepalives_idle(),
+            std::time::Duration::from_secs(crate::limits::PG_KEEPALIVE_IDLE_SECS)
+        );
+        assert!(target.tls.is_none());
+        let tls = Target::parse("postgres://u@h/db?sslmode=verify-full").unwrap();
+        assert!(tls.tls.is_some());
+    }
+
     #[test]
     fn a_missing_or_empty_root_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -837,6 +837,31 @@ mod tests {
         );
     }
 
+    /// A file written by a release that wrote schema 3 and journaled (this
+    /// release's predecessor) is taken to schema 4 and its journal replayed; a
+    /// release that knows only schema 3 refuses a schema 4 file, so it can no
+    /// longer open a data directory whose journal it would silently skip.
+    #[test]
+    fn a_schema_3_file_becomes_4_with_its_journal_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut journal = Journal::open(&store, dir.path()).unwrap();
+            journal_but_lose(&store, &mut journal, &[(1, b"one")]);
+            let txn = store.db().begin_write().unwrap();
+            txn.open_table(tables::META)
+                .unwrap()
+                .insert(counter::SCHEMA, 3)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(orders(&store), vec![(1, b"one".to_vec())]);
+        let txn = store.db().begin_write().unwrap();
+        assert_eq!(meta_value(&txn, counter::SCHEMA).unwrap(), Some(4));
+        assert_eq!(super::super::SCHEMA_VERSION, 4);
+    }
+
     #[test]
     fn after_a_checkpoint_the_older_records_behind_the_new_ones_end_the_log() {
         let dir = tempfile::tempdir().unwrap();
