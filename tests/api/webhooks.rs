@@ -600,7 +600,11 @@ async fn deliveries_ignore_a_proxy_named_in_the_environment() {
     .await;
     stop.store(true, Ordering::SeqCst);
     counter.join().unwrap();
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the delivery went to the proxy");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the delivery went to the proxy"
+    );
     assert_eq!(status, 200, "{sent}");
     assert_eq!(sent["outcome"], "succeeded", "{sent}");
     assert_eq!(receiver.lock().unwrap().seen.len(), 1);
