@@ -1,6 +1,9 @@
 //! Webhooks: the SSRF guard, signed deliveries verified by the Standard Webhooks
 //! reference library, retries in seq order, disable and resume, test events,
-//! secret rotation.
+//! secret rotation, the deliveries log's filter and pages, no proxy.
+//!
+//! Why one file: every test here shares the signature-checking receiver and the
+//! registration and waiting helpers at its top (and `nodes.rs` borrows them).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
