@@ -26,8 +26,11 @@ use crate::store::StoreError;
 /// Both URL (`postgres://…?a=b&c=d`) and key-value (`host=… sslmode=…`) forms.
 pub fn split_options(url: &str) -> (String, Option<PathBuf>) {
     let mut root_cert = None;
+    // Each option as it stays in the URL (none for `sslrootcert`).
     let mut keep = |option: &str| -> Option<String> {
-        let (key, value) = option.split_once('=')?;
+        let Some((key, value)) = option.split_once('=') else {
+            return Some(option.to_owned());
+        };
         match key.trim() {
             "sslrootcert" => {
                 root_cert = Some(PathBuf::from(percent_decoded(value.trim())));
@@ -42,16 +45,7 @@ pub fn split_options(url: &str) -> (String, Option<PathBuf>) {
     let url = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         match url.split_once('?') {
             Some((base, query)) => {
-                let kept: Vec<String> = query
-                    .split('&')
-                    .filter_map(|option| {
-                        if option.contains('=') {
-                            keep(option)
-                        } else {
-                            Some(option.to_owned())
-                        }
-                    })
-                    .collect();
+                let kept: Vec<String> = query.split('&').filter_map(&mut keep).collect();
                 if kept.is_empty() {
                     base.to_owned()
                 } else {
@@ -62,13 +56,7 @@ pub fn split_options(url: &str) -> (String, Option<PathBuf>) {
         }
     } else {
         url.split_whitespace()
-            .filter_map(|option| {
-                if option.contains('=') {
-                    keep(option)
-                } else {
-                    Some(option.to_owned())
-                }
-            })
+            .filter_map(&mut keep)
             .collect::<Vec<_>>()
             .join(" ")
     };
