@@ -18,7 +18,7 @@ use orderflow_actors::domain::{
     Category, Cents, Currency, MovementKind, OrderLines, ProductName, Quantity, Sku, StockLevel,
     Timestamp, UserId,
 };
-use orderflow_actors::ledger::book::{Book, OrderRequest, Source};
+use orderflow_actors::ledger::{Book, OrderRequest, Source};
 use orderflow_actors::store::Store;
 
 const SKUS: usize = 100;

@@ -255,7 +255,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use orderflow_actors::inbox::jobs::{Job, JobStatus, OpenJobs, Origin};
+    use orderflow_actors::inbox::jobs::{Job, JobStatus, Origin};
+    use orderflow_actors::inbox::messages::OpenJobs;
     use orderflow_actors::inbox::pipeline::{Outcome, Pipeline};
     use orderflow_actors::inbox::report::{Dirs, finalize};
     use orderflow_actors::inbox::watcher::create_job;

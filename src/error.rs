@@ -20,7 +20,7 @@ use serde_json::Value;
 use orderflow_actors::apikeys::ApiKeyError;
 use orderflow_actors::catalog::CatalogError;
 use orderflow_actors::events::EventsError;
-use orderflow_actors::ledger::book::{CheckoutError, OrderError, StockError};
+use orderflow_actors::ledger::{CheckoutError, OrderError, StockError};
 use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
 use orderflow_actors::store::StoreError;

@@ -19,7 +19,7 @@ use orderflow_actors::limits::{
 };
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::pg::{
-    self, apikeys::PgApiKeys, catalog::PgCatalog, events::PgEvents, orders::PgLedgerActor,
+    self, actor::PgLedgerActor, apikeys::PgApiKeys, catalog::PgCatalog, events::PgEvents,
     users::PgUsers, webhooks::PgWebhooks,
 };
 use orderflow_actors::room::Room;

@@ -73,6 +73,8 @@ impl Application {
                 scan_interval: Duration::from_millis(args.scan_interval_ms),
                 poll: args.inbox_poll,
                 truncated_wait: Duration::from_secs(args.truncated_wait_secs),
+                // Nodes on one PostgreSQL database may share one inbox folder.
+                shared: matches!(backend, Backend::Postgres(_)),
             },
             backend.ledger(),
             backend.currency(),

@@ -14,7 +14,9 @@ use orderflow_actors::domain::{
     Category, Cents, Currency, OrderLines, ProductName, Quantity, Sku, StockLevel, UserId,
 };
 use orderflow_actors::events::RowEvents;
-use orderflow_actors::ledger::book::{OrderRequest, Source};
+use orderflow_actors::ledger::CreateProduct;
+use orderflow_actors::ledger::products::ProductCommand;
+use orderflow_actors::ledger::{OrderRequest, Source};
 use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::pg::ledger::{PgLedger, Settings};
 use orderflow_actors::pg::{connect, schema};
@@ -53,16 +55,16 @@ async fn main() {
     let sku = |i: u64| Sku::parse(&format!("H-{i}")).unwrap();
     for i in 0..skus {
         nodes[0]
-            .put_product(
-                sku(i),
-                ProductDraft {
+            .product(ProductCommand::Create(CreateProduct {
+                sku: sku(i),
+                draft: ProductDraft {
                     name: ProductName::parse(&format!("Hot {i}")).unwrap(),
                     category: Category::uncategorized(),
                     description: None,
                     price: Cents::new(250).unwrap(),
                 },
-                StockLevel::new(i64::try_from(STOCK_UNITS_MAX).unwrap()).unwrap(),
-            )
+                stock: Some(StockLevel::new(i64::try_from(STOCK_UNITS_MAX).unwrap()).unwrap()),
+            }))
             .await
             .expect("seed");
     }

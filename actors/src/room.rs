@@ -3,13 +3,52 @@
 //!
 //! A message can be sent to a room only if *both* actors handle it, so the
 //! compiler keeps the two backends answering the same messages; the few that one
-//! backend lacks (imports, backups: redb only, so far) are reached through
-//! [`Room::redb`], and the caller says what happens on the other.
+//! backend lacks (online backups: redb only) are reached through [`Room::redb`],
+//! and the caller says what happens on the other.
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message};
 
+use crate::ledger::Ledger;
 use crate::mailbox::{AskError, Mailbox, Slot};
+use crate::pg::actor::PgLedgerActor;
+
+/// The ledger on this node's backend: the redb [`Ledger`] or PostgreSQL's twin.
+pub type LedgerRoom = Room<Ledger, PgLedgerActor>;
+
+/// A room both of whose actors answer `M`: the bound a generic caller states
+/// instead of naming the two actors (so the inbox names no backend).
+pub trait Asks<M: Message + Send + 'static>
+where
+    M::Result: Send,
+{
+    /// Takes a place in the actor's queue and sends `msg` into it; a full queue
+    /// hands the message back with the refusal.
+    fn try_send(
+        &self,
+        msg: M,
+    ) -> Result<impl Future<Output = Result<M::Result, AskError>> + '_, (M, AskError)>;
+}
+
+impl<R: Actor, P: Actor, M> Asks<M> for Room<R, P>
+where
+    R: Handler<M>,
+    R::Context: ToEnvelope<R, M>,
+    P: Handler<M>,
+    P::Context: ToEnvelope<P, M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn try_send(
+        &self,
+        msg: M,
+    ) -> Result<impl Future<Output = Result<M::Result, AskError>> + '_, (M, AskError)> {
+        match self.reserve() {
+            Ok(slot) => Ok(slot.send(msg)),
+            Err(e) => Err((msg, e)),
+        }
+    }
+}
 
 /// A room's mailbox on the backend this node runs.
 pub enum Room<R: Actor, P: Actor> {

@@ -33,10 +33,10 @@ use orderflow_actors::domain::{
 use orderflow_actors::inbox::jobs::{JobStatus, Origin};
 use orderflow_actors::inbox::pipeline::{Outcome, Pipeline};
 use orderflow_actors::inbox::watcher::create_job;
-use orderflow_actors::ledger::book::{Caller, MovementRow, OrderRequest, OrderRow, Source};
 use orderflow_actors::ledger::{
     self, AdjustStock, ChangeStatus, CreateProduct, Ledger, PlaceOrder, verify,
 };
+use orderflow_actors::ledger::{Caller, MovementRow, OrderRequest, OrderRow, Source};
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::store::fault::{FaultKind, FaultPlan, open_faulty};
 use orderflow_actors::store::tables::{MOVEMENTS, ORDERS, PRODUCTS};
@@ -385,7 +385,7 @@ fn a_failed_durable_commit_is_answered_as_outcome_unknown() {
         assert!(
             matches!(
                 answer,
-                Err(ledger::book::StockError::Store(
+                Err(ledger::StockError::Store(
                     orderflow_actors::store::StoreError::OutcomeUnknown(_)
                 ))
             ),

@@ -22,13 +22,13 @@ use orderflow_actors::domain::{
     Category, Cents, Currency, IdempotencyKey, OrderId, OrderLines, OrderStatus, ProductName,
     Quantity, Reason, Sku, StockDelta, StockLevel, UserId,
 };
-use orderflow_actors::ledger::book::{
-    Caller, CheckoutError, OrderError, OrderRequest, OrderRow, Source, StockError,
-};
 use orderflow_actors::ledger::{
     self, AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, Ledger, PlaceOrder,
 };
-use orderflow_actors::pg::{self, ledger::PgLedger, orders::PgLedgerActor, schema};
+use orderflow_actors::ledger::{
+    Caller, CheckoutError, OrderError, OrderRequest, OrderRow, Source, StockError,
+};
+use orderflow_actors::pg::{self, actor::PgLedgerActor, ledger::PgLedger, schema};
 use orderflow_actors::store::tables::{ORDERS, STOCK};
 use orderflow_actors::store::{Store, codec};
 use orderflow_actors::telemetry::Telemetry;
@@ -427,7 +427,7 @@ enum Request {
     Status(ChangeStatus),
 }
 
-fn stock_outcome(r: Result<orderflow_actors::ledger::book::Movement, StockError>) -> Outcome {
+fn stock_outcome(r: Result<orderflow_actors::ledger::Movement, StockError>) -> Outcome {
     match r {
         Ok(m) => Outcome::Moved(m.row.stock_after),
         Err(StockError::UnknownSku) => Outcome::NotFound,

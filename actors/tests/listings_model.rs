@@ -17,7 +17,7 @@ use orderflow_actors::catalog::{
 use orderflow_actors::domain::{
     Category, Cents, Currency, MovementKind, ProductName, Sku, StockLevel, Timestamp,
 };
-use orderflow_actors::ledger::book::Source;
+use orderflow_actors::ledger::Source;
 use orderflow_actors::ledger::{
     self, ArchiveProduct, CreateProduct, Ledger, PatchProduct, ReplaceProduct, Transact,
 };

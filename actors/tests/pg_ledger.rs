@@ -17,7 +17,9 @@ use orderflow_actors::events::reader::ListEvents;
 use orderflow_actors::events::{Event, TypeFilter};
 use orderflow_actors::inbox::jobs::{JobRow, Origin, new_job};
 use orderflow_actors::inbox::load::{Batch, Piece, Unit};
-use orderflow_actors::ledger::book::{Caller, CheckoutError, OrderRequest, Source};
+use orderflow_actors::ledger::CreateProduct;
+use orderflow_actors::ledger::products::ProductCommand;
+use orderflow_actors::ledger::{Caller, CheckoutError, OrderRequest, Source};
 use orderflow_actors::pg::ledger::{JobAnswer, JobCommand, PgLedger, Settings};
 use orderflow_actors::pg::schema::{self, MigrateError, SCHEMA_VERSION};
 use orderflow_actors::pg::{self, events::list};
@@ -56,16 +58,16 @@ fn sku(name: &str) -> Sku {
 }
 
 async fn stock_product(node: &PgLedger, name: &str, units: i64) {
-    node.put_product(
-        sku(name),
-        ProductDraft {
+    node.product(ProductCommand::Create(CreateProduct {
+        sku: sku(name),
+        draft: ProductDraft {
             name: ProductName::parse(&format!("Product {name}")).unwrap(),
             category: Category::uncategorized(),
             description: None,
             price: Cents::new(250).unwrap(),
         },
-        StockLevel::new(units).unwrap(),
-    )
+        stock: Some(StockLevel::new(units).unwrap()),
+    }))
     .await
     .unwrap();
 }

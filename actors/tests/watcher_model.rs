@@ -106,6 +106,7 @@ impl World {
             poll: true,
             // Longer than any test run: unfinished files only go when completed.
             truncated_wait: Duration::from_secs(3600),
+            shared: false,
         };
         Self {
             scanner: Scanner::new(config, dirs),

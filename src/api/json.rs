@@ -12,7 +12,7 @@ use orderflow_actors::domain::Currency;
 use orderflow_actors::events::Event;
 use orderflow_actors::events::resource::{self, Resource};
 use orderflow_actors::inbox::jobs::{Job, JobView};
-use orderflow_actors::ledger::book::{Movement, Order};
+use orderflow_actors::ledger::{Movement, Order};
 use orderflow_actors::store::CodecError;
 use orderflow_actors::users::User;
 

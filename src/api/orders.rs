@@ -13,8 +13,8 @@ use crate::state::AppState;
 use orderflow_actors::domain::{
     IdempotencyKey, OrderId, OrderLines, OrderStatus, Quantity, Sku, UserId,
 };
-use orderflow_actors::ledger::book::{OrderRequest, Source};
 use orderflow_actors::ledger::{ChangeStatus, GetOrder, ListOrders, PlaceOrder};
+use orderflow_actors::ledger::{OrderRequest, Source};
 use orderflow_actors::limits::ORDER_LINES_MAX;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");

@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use orderflow_actors::apikeys::{AuthenticateKey, KeyHolder};
 use orderflow_actors::domain::{Role, UserId};
-use orderflow_actors::ledger::book::Caller;
+use orderflow_actors::ledger::Caller;
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone, Copy)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use orderflow::config::{LogFormat, PipelineArgs, ServeArgs, StoreArgs};
 use orderflow::startup::Application;
-use orderflow_actors::pg::orders::PgLedgerActor;
+use orderflow_actors::pg::actor::PgLedgerActor;
 use orderflow_actors::room::Room;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";

@@ -15,8 +15,8 @@ mod user;
 pub use catalog::{Category, Description, ProductName, Sku, StockDelta, StockLevel};
 pub use money::{Cents, Currency, PriceError, parse_decimal_price, parse_json_number_price};
 pub use order::{
-    IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef, OrderStatus, Quantity,
-    Reason,
+    CheckoutRejection, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,
+    OrderStatus, Quantity, Reason,
 };
 pub use time::Timestamp;
 pub use user::{Email, KeyName, Password, Role, Scope, UserId, Username};

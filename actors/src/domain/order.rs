@@ -224,6 +224,33 @@ impl TryFrom<String> for Reason {
     }
 }
 
+/// Why a checkout was refused, as a closed set: the metric label and the import's
+/// reject code come from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckoutRejection {
+    UnknownSku,
+    InsufficientStock,
+    IdempotencyKeyReused,
+    InFlight,
+    DuplicateOrderRef,
+    PriceMismatch,
+    Storage,
+}
+
+impl CheckoutRejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutRejection::UnknownSku => "unknown_sku",
+            CheckoutRejection::InsufficientStock => "insufficient_stock",
+            CheckoutRejection::IdempotencyKeyReused => "idempotency_key_reused",
+            CheckoutRejection::InFlight => "in_flight",
+            CheckoutRejection::DuplicateOrderRef => "duplicate_order_ref",
+            CheckoutRejection::PriceMismatch => "price_mismatch",
+            CheckoutRejection::Storage => "storage",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,9 +154,9 @@ impl TypeFilter {
 pub enum Subject {
     /// `record` is a `catalog::ProductRow`; `stock` the level after the change.
     Product { sku: Sku, stock: u64 },
-    /// `record` is a `ledger::book::MovementRow`.
+    /// `record` is a `ledger::records::MovementRow`.
     Movement { sku: Sku, seq: u64 },
-    /// `record` is a `ledger::book::OrderRow`; a status change names the status
+    /// `record` is a `ledger::records::OrderRow`; a status change names the status
     /// before it.
     Order {
         id: OrderId,

@@ -1,6 +1,6 @@
 //! Appending events inside the write transaction that makes the change.
 //!
-//! The outbox is opened by the ledger's [`crate::ledger::book::Book`], beside the
+//! The outbox is opened by the ledger's [`crate::ledger::redb_rows::Book`], beside the
 //! tables whose changes it records, so an event exists exactly when its change
 //! does: an abandoned batch or a refused command leaves neither. `seq` is taken
 //! from a counter in the same transaction; with redb's single writer, seqs are

@@ -169,7 +169,7 @@ mod tests {
     use super::*;
     use crate::domain::{Currency, MovementKind, Sku, StockLevel, Timestamp};
     use crate::events::EventType;
-    use crate::ledger::book::{Source, StockError};
+    use crate::ledger::records::{Source, StockError};
     use crate::ledger::tx::commit_one;
 
     /// Five `stock.changed` events, at 0 s, 1 s, … 4 s after the epoch.

@@ -8,7 +8,7 @@ use super::{Event, Subject};
 use crate::catalog::Product;
 use crate::domain::OrderStatus;
 use crate::inbox::jobs::Job;
-use crate::ledger::book::{Movement, Order};
+use crate::ledger::records::{Movement, Order};
 use crate::store::{CodecError, codec};
 
 /// What an event is about, as it stood after the change.

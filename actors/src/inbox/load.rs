@@ -15,7 +15,7 @@
 
 use redb::ReadableTable;
 
-use super::jobs::{JobRow, JobTables, Step};
+use super::jobs::{JobRow, JobRows, Step, advance};
 use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
 use crate::catalog::{ProductDraft, Upsert};
@@ -25,9 +25,10 @@ use crate::domain::{
 };
 use crate::events::{EventType, RowEvents, Subject};
 use crate::ledger::Tx;
-use crate::ledger::book::{CheckoutError, OrderRequest, Rules, Source, StockError};
 use crate::ledger::products::CatalogRows;
+use crate::ledger::records::{CheckoutError, OrderRequest, Source, StockError};
 use crate::ledger::rows::LedgerRows;
+use crate::ledger::rules::Rules;
 use crate::limits::ORDER_LINES_MAX;
 use crate::store::StoreError;
 use crate::store::tables::{USER_EMAILS, USER_NAMES};
@@ -675,15 +676,15 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
     })
 }
 
-/// Advances the job past a batch: its read position, counts and rejects. A real
-/// load calls this in the same transaction as [`apply`], which is what makes the
+/// Advances the job past a batch: its read position, counts and rejects. Both ledgers
+/// call this in the same transaction as [`apply`] (or [`apply_to`]), which is what makes the
 /// load exactly once.
 pub fn record_progress(
-    tx: &mut Tx<'_, '_>,
+    jobs: &mut impl JobRows,
     job: JobId,
     applied: &Applied,
 ) -> Result<JobRow, StoreError> {
-    JobTables::open(tx.txn)?.advance(job, applied.step())
+    advance(jobs, job, applied.step())
 }
 
 /// The per-row product event of an import (`--import-events rows`), from the

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod failure;
 pub mod jobs;
 pub mod load;
+pub mod messages;
 pub mod naming;
 pub mod pipeline;
 pub mod reject;

@@ -12,24 +12,22 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-use actix::dev::ToEnvelope;
-use actix::{Actor, Handler, Message};
+use actix::Message;
 
 use super::extract;
 use super::failure::{FileFailure, Stage};
-use super::jobs::{AdvanceJob, End, Job, JobRow, JobStatus, LoadBatch, Step};
+use super::jobs::{End, Job, JobRow, JobStatus, Step};
 use super::load::{Applied, Batch, Grouper, Piece};
+use super::messages::{AdvanceJob, LoadBatch};
 use super::naming::{FileType, Kind};
 use super::transform;
 use crate::domain::{Currency, JobId, OrderRef, Timestamp};
-use crate::ledger::Ledger;
 use crate::limits::{
     IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, JOB_RETRY_BACKOFF_MS,
     JOB_RUN_ATTEMPTS_MAX, LEDGER_BUSY_RETRIES_MAX, PROGRESS_LOG_INTERVAL_MS,
 };
 use crate::mailbox::AskError;
-use crate::pg::orders::PgLedgerActor;
-use crate::room::Room;
+use crate::room::{Asks, LedgerRoom};
 use crate::store::StoreError;
 use crate::telemetry::{Event, FileFinished, RowsCommitted, Telemetry};
 
@@ -109,9 +107,6 @@ impl StageCell {
     }
 }
 
-/// The ledger on this node's backend.
-pub type LedgerRoom = Room<Ledger, PgLedgerActor>;
-
 impl Pipeline {
     /// Sends `msg` to the ledger and waits for the answer however long the ledger
     /// takes (it always answers after its commit): giving up would leave the
@@ -121,27 +116,26 @@ impl Pipeline {
     where
         M: Message + Send + 'static,
         M::Result: Send,
-        Ledger: Handler<M>,
-        <Ledger as Actor>::Context: ToEnvelope<Ledger, M>,
-        PgLedgerActor: Handler<M>,
-        <PgLedgerActor as Actor>::Context: ToEnvelope<PgLedgerActor, M>,
+        LedgerRoom: Asks<M>,
     {
         let mut attempt = 0;
-        let slot = loop {
-            match self.ledger.reserve() {
-                Ok(slot) => break slot,
-                Err(AskError::Overloaded(_)) if attempt < LEDGER_BUSY_RETRIES_MAX => {
+        let mut msg = msg;
+        let sent = loop {
+            match self.ledger.try_send(msg) {
+                Ok(sent) => break sent,
+                Err((back, AskError::Overloaded(_))) if attempt < LEDGER_BUSY_RETRIES_MAX => {
                     attempt += 1;
+                    msg = back;
                     std::thread::sleep(Duration::from_millis(JOB_RETRY_BACKOFF_MS));
                 }
-                Err(e) => return Err(e.into()),
+                Err((_, e)) => return Err(e.into()),
             }
         };
-        Ok(rt.block_on(slot.send(msg))?)
+        Ok(rt.block_on(sent)?)
     }
 
     pub fn job(&self, rt: &tokio::runtime::Runtime, id: JobId) -> Result<Job, PipelineError> {
-        self.send(rt, super::jobs::GetJob { id })??
+        self.send(rt, super::messages::GetJob { id })??
             .ok_or(PipelineError::Missing(id))
     }
 

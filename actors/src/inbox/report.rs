@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::jobs::{Job, JobStatus, ListRejects, Origin, SettleJob, Step};
+use super::jobs::{Job, JobStatus, Origin, Step};
+use super::messages::{ListRejects, SettleJob};
 use super::naming::with_suffix;
 use super::pipeline::{Pipeline, PipelineError};
 use crate::store::StoreError;

@@ -26,15 +26,19 @@ use actix::prelude::*;
 use std::ffi::OsString;
 
 use super::failure::FileFailure;
-use super::jobs::{self, Job, OpenJobs, Origin};
+use super::jobs::{self, Job, Origin};
+use super::messages::{ClaimFile, CreateJob, DropClaim, OpenJobs, TakeOver};
 use super::naming::{escape_name, format_of, safe_name, unclaimable_reason};
-use super::pipeline::{LedgerRoom, Outcome, Pipeline, PipelineError};
+use super::pipeline::{Outcome, Pipeline, PipelineError};
 use super::report::{Dirs, finalize};
 use super::settle::{Park, Seen, Settler};
 use crate::domain::{Currency, JobId};
-use crate::limits::{INBOX_SCAN_DEBOUNCE_MS, INBOX_TRACKED_FILES_MAX, UPLOAD_IDLE_SECS_MAX};
+use crate::limits::{
+    INBOX_LEASE_RENEW_MS, INBOX_SCAN_DEBOUNCE_MS, INBOX_TRACKED_FILES_MAX, UPLOAD_IDLE_SECS_MAX,
+};
 use crate::mailbox::AskError;
-use crate::pg::jobs::{ClaimFile, DropClaim, TakeOver};
+use crate::room::LedgerRoom;
+
 use crate::telemetry::{Event, InboxScanned, Telemetry};
 
 /// How the inbox behaves (all from the command line).
@@ -49,6 +53,12 @@ pub struct InboxConfig {
     pub poll: bool,
     /// How long a file that looks truncated is waited for before it fails.
     pub truncated_wait: Duration,
+    /// Other nodes watch this folder too (the PostgreSQL backend): files are
+    /// claimed through the ledger before they are renamed, the working folder
+    /// holds other nodes' files (so it is not recovered from), and what a node
+    /// that stopped left is taken over. The inbox never asks which backend runs;
+    /// whoever starts it says whether its folder is shared.
+    pub shared: bool,
 }
 
 /// Work for the runner thread.
@@ -109,7 +119,7 @@ impl Inbox {
     /// On PostgreSQL the inbox may be shared by several nodes: files are claimed in
     /// the database before they are renamed, the working folder holds other nodes'
     /// files too (so it is not recovered from), and jobs whose node died are taken
-    /// over once their lease runs out (see [`crate::pg::jobs`]).
+    /// over once their lease runs out (see [`super::messages`]).
     pub fn start(
         config: InboxConfig,
         ledger: LedgerRoom,
@@ -118,7 +128,7 @@ impl Inbox {
     ) -> std::io::Result<Self> {
         let dirs = Dirs::new(&config.root);
         dirs.create()?;
-        let shared = ledger.postgres().is_some();
+        let shared = config.shared;
         let (tasks, queue) = sync_channel::<Task>(INBOX_TRACKED_FILES_MAX);
         let queued = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -149,7 +159,7 @@ impl Inbox {
             .spawn(move || {
                 // Cleared however the thread ends, so readiness sees a dead runner.
                 let _on_exit = on_exit;
-                run_tasks(queue, pipeline, runner_dirs, runner_queued);
+                run_tasks(queue, pipeline, runner_dirs, runner_queued, shared);
             })?;
 
         let watcher_dirs = dirs.clone();
@@ -617,7 +627,7 @@ pub fn create_job(
 ) -> Result<Job, PipelineError> {
     Ok(pipeline.send(
         rt,
-        jobs::CreateJob {
+        CreateJob {
             new: jobs::new_job(work_path, file_name, origin, refused, dry_run),
             claim: None,
         },
@@ -625,7 +635,13 @@ pub fn create_job(
 }
 
 /// The runner thread: one job at a time, each run to its end and reported.
-fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<AtomicUsize>) {
+fn run_tasks(
+    queue: Receiver<Task>,
+    pipeline: Pipeline,
+    dirs: Dirs,
+    queued: Arc<AtomicUsize>,
+    shared: bool,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -638,8 +654,9 @@ fn run_tasks(queue: Receiver<Task>, pipeline: Pipeline, dirs: Dirs, queued: Arc<
     };
     let mut last_takeover: Option<Instant> = None;
     while !pipeline.stop.load(Ordering::Acquire) {
-        if pipeline.ledger.postgres().is_some()
-            && last_takeover.is_none_or(|t| t.elapsed() >= crate::pg::jobs::renew_every())
+        if shared
+            && last_takeover
+                .is_none_or(|t| t.elapsed() >= Duration::from_millis(INBOX_LEASE_RENEW_MS))
         {
             last_takeover = Some(Instant::now());
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -710,9 +727,6 @@ fn offer(
     file_name: String,
     refused: Option<FileFailure>,
 ) -> Result<(), PipelineError> {
-    let Some(pg) = pipeline.ledger.postgres() else {
-        return Ok(());
-    };
     let Some(raw) = path.file_name() else {
         return Ok(());
     };
@@ -721,7 +735,7 @@ fn offer(
     }
     let name = raw.to_string_lossy().into_owned();
     let work = unique_work_path(dirs, &file_name);
-    let won = rt.block_on(pg.ask(ClaimFile {
+    let won = rt.block_on(pipeline.ledger.ask(ClaimFile {
         name: name.clone(),
         work_path: work.to_string_lossy().into_owned(),
     }))??;
@@ -731,13 +745,13 @@ fn offer(
     }
     if let Err(e) = std::fs::rename(path, &work) {
         tracing::info!(file = %file_name, error = %e, "a claimed inbox file was gone; claim dropped");
-        rt.block_on(pg.ask(DropClaim { name }))??;
+        rt.block_on(pipeline.ledger.ask(DropClaim { name }))??;
         return Ok(());
     }
     tracing::info!(file = %file_name, "claimed an inbox file");
     let job = pipeline.send(
         rt,
-        jobs::CreateJob {
+        CreateJob {
             new: jobs::new_job(&work, file_name, Origin::Inbox, refused, false),
             claim: Some(name),
         },
@@ -759,10 +773,7 @@ fn unique_work_path(dirs: &Dirs, file_name: &str) -> PathBuf {
 /// open jobs (resumed from the last committed batch) and the files they renamed
 /// but made no job for.
 fn take_over(pipeline: &Pipeline, rt: &tokio::runtime::Runtime, dirs: &Dirs) {
-    let Some(pg) = pipeline.ledger.postgres() else {
-        return;
-    };
-    let taken = match rt.block_on(pg.ask(TakeOver)) {
+    let taken = match rt.block_on(pipeline.ledger.ask(TakeOver)) {
         Ok(Ok(taken)) => taken,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot look for imports to take over");
@@ -790,7 +801,7 @@ fn take_over(pipeline: &Pipeline, rt: &tokio::runtime::Runtime, dirs: &Dirs) {
             pipeline
                 .send(
                     rt,
-                    jobs::CreateJob {
+                    CreateJob {
                         new: jobs::new_job(&work, name.clone(), Origin::Inbox, None, false),
                         claim: Some(name.clone()),
                     },
@@ -800,7 +811,7 @@ fn take_over(pipeline: &Pipeline, rt: &tokio::runtime::Runtime, dirs: &Dirs) {
         } else if in_inbox.exists() {
             offer(pipeline, rt, dirs, &in_inbox, name.clone(), None)
         } else {
-            rt.block_on(pg.ask(DropClaim { name: name.clone() }))
+            rt.block_on(pipeline.ledger.ask(DropClaim { name: name.clone() }))
                 .map_err(PipelineError::from)
                 .and_then(|dropped| Ok(dropped?))
         };
@@ -912,6 +923,7 @@ mod tests {
                 scan_interval: Duration::from_secs(1),
                 poll: true,
                 truncated_wait: Duration::from_secs(60),
+                shared: false,
             },
             dirs,
         )

@@ -2,7 +2,7 @@
 //!
 //!
 //! Why one file: the ledger actor's messages and its group-commit loop; the rules are
-//! in `book`, transactions in `tx`, products in `products`.
+//! in `rules` (over the `rows` traits; `records` are what they keep, `redb_rows` the embedded rows), transactions in `tx`, products in `products`.
 //! # One transaction per batch, prices read inside it
 //!
 //! An order, its `sale` movements and the stock levels they change are written in
@@ -13,7 +13,7 @@
 //! catalog before it is visible to it. So the price charged is the catalog price at
 //! the moment the order commits, and no two actors ever commit halves of one order:
 //! the catalog only ever writes product rows (plus the initial stock of a new
-//! product, through the same [`book::Book`] rules), the ledger writes everything an
+//! product, through the same [`redb_rows::Book`] rules), the ledger writes everything an
 //! order touches. The ledger keeps no cached copy of stock or prices between
 //! transactions, which is what makes sharing the write lock with the catalog safe.
 //!
@@ -35,9 +35,12 @@
 //! the HTTP workers.
 
 pub mod backup;
-pub mod book;
+pub mod jobs;
 pub mod products;
+pub mod records;
+pub mod redb_rows;
 pub mod rows;
+pub mod rules;
 pub mod tx;
 pub mod verify;
 
@@ -50,7 +53,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::catalog::ProductCache;
 use crate::domain::{
-    Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId,
+    CheckoutRejection, Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta,
+    Timestamp, UserId,
 };
 use crate::events::RowEvents;
 use crate::limits::{
@@ -62,11 +66,13 @@ use crate::store::journal::{Journal, durable_empty_commit};
 use crate::store::tables::{self, MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS, counter};
 use crate::store::{Store, StoreError, codec};
 use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
-use book::{
-    Caller, CheckoutError, CheckoutRejection, Movement, MovementRow, Order, OrderError,
-    OrderRequest, OrderRow, Placed, StockError,
-};
 pub use products::{ArchiveProduct, CreateProduct, PatchProduct, ReplaceProduct};
+pub use records::{
+    Caller, CheckoutError, IdempotencyRow, Level, Movement, MovementDraft, MovementRow, Order,
+    OrderError, OrderLine, OrderRequest, OrderRow, Placed, Shortage, Source, StockError,
+};
+pub use redb_rows::Book;
+pub use rules::Rules;
 pub use tx::Tx;
 pub use verify::VerifyReport;
 

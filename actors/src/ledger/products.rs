@@ -5,8 +5,9 @@
 use actix::{Context, Handler, Message, ResponseFuture};
 
 use super::Ledger;
-use super::book::{Rules, Source, StockError};
+use super::records::{Source, StockError};
 use super::rows::{LedgerRows, ProductRows};
+use super::rules::Rules;
 use crate::catalog::tables::same_content;
 use crate::catalog::{
     CatalogError, CatalogTables, Product, ProductDraft, ProductPatch, ProductRow, Upsert,

@@ -13,7 +13,7 @@ use crate::domain::{Currency, Timestamp};
 use crate::events::RowEvents;
 use crate::store::{Store, StoreError};
 
-use super::book::Book;
+use super::redb_rows::Book;
 
 /// The open transaction a command works in.
 pub struct Tx<'a, 'txn> {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::book::{MovementRow, OrderRow};
+use super::records::{MovementRow, OrderRow};
 use crate::store::tables::{MOVEMENTS, ORDERS, STOCK};
 use crate::store::{Store, StoreError, codec};
 

@@ -18,7 +18,7 @@
 //!    waits for this batch's stock lock (a deadlock). Client-chosen strings lock in
 //!    a space of their own ([`CLIENT_KEY_LOCK_SPACE`]), and every wait is bounded by
 //!    `lock_timeout` ([`crate::limits::PG_LOCK_TIMEOUT_MS`]);
-//! 2. run the ledger's rules ([`crate::ledger::book::Rules`], the very code the redb
+//! 2. run the ledger's rules ([`crate::ledger::rules::Rules`], the very code the redb
 //!    backend runs) on those rows: each command checks, then writes, so a refused
 //!    order leaves no trace and never fails its neighbours;
 //! 3. write the batch back with one statement per table ([`super::staged`]), the
@@ -39,23 +39,22 @@ use tokio_postgres::Client;
 
 use super::jobs::{StagedCustomers, StagedJobs};
 use super::staged::{Staged, StagedProducts, int, uint};
-use crate::catalog::{CatalogError, Product, ProductDraft, ProductRow};
+use crate::catalog::{CatalogError, Product, ProductRow};
 use crate::domain::JobId;
 use crate::domain::{
-    Currency, IdempotencyKey, MovementKind, OrderId, OrderRef, OrderStatus, Reason, Sku,
-    StockDelta, StockLevel, Timestamp, UserId,
+    Currency, IdempotencyKey, OrderId, OrderRef, OrderStatus, Reason, Sku, StockDelta, Timestamp,
+    UserId,
 };
 use crate::events::RowEvents;
-use crate::events::Subject;
-use crate::inbox::jobs::{Job, JobRow, NewJob, Step, advance, end_event};
+use crate::inbox::jobs::{Job, JobRow, NewJob, Step};
 use crate::inbox::load::{self, Applied, Batch, Target, Unit};
-use crate::ledger::book::{
-    Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
-    OrderRow, Placed, Rules, Source, StockError,
-};
+use crate::ledger::jobs::advance_announcing;
 use crate::ledger::products::{self, ProductCommand};
-use crate::ledger::rows::LedgerRows;
-use crate::ledger::rows::ProductRows;
+use crate::ledger::records::{
+    Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
+    OrderRow, Placed, StockError,
+};
+use crate::ledger::rules::Rules;
 use crate::store::{StoreError, codec};
 use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
 
@@ -80,12 +79,6 @@ enum Command {
         oneshot::Sender<Result<(Product, bool), CatalogError>>,
     ),
     /// Creates or replaces a product with its stock level.
-    PutProduct(
-        Sku,
-        ProductDraft,
-        StockLevel,
-        oneshot::Sender<Result<(), StockError>>,
-    ),
     /// A step of an import job (see [`JobCommand`]).
     Job(JobCommand, oneshot::Sender<Result<JobAnswer, StoreError>>),
 }
@@ -138,7 +131,6 @@ enum Answer {
     Change(Result<Order, OrderError>),
     Adjust(Result<Movement, StockError>),
     Product(Result<(Product, bool), CatalogError>),
-    PutProduct(Result<(), StockError>),
     Job(Result<JobAnswer, StoreError>),
 }
 
@@ -288,18 +280,6 @@ impl PgLedger {
     ) -> impl Future<Output = Result<(Product, bool), CatalogError>> + use<> {
         self.ask(
             move |r| Command::Product(command, r),
-            || Err(stopped().into()),
-        )
-    }
-
-    pub fn put_product(
-        &self,
-        sku: Sku,
-        draft: ProductDraft,
-        stock: StockLevel,
-    ) -> impl Future<Output = Result<(), StockError>> + use<> {
-        self.ask(
-            move |r| Command::PutProduct(sku, draft, stock, r),
             || Err(stopped().into()),
         )
     }
@@ -482,7 +462,6 @@ fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
         (Command::Place(_, r), Ok(Answer::Place(a))) => drop(r.send(a)),
         (Command::Change(.., r), Ok(Answer::Change(a))) => drop(r.send(a)),
         (Command::Adjust(.., r), Ok(Answer::Adjust(a))) => drop(r.send(a)),
-        (Command::PutProduct(.., r), Ok(Answer::PutProduct(a))) => drop(r.send(a)),
         (Command::Product(_, r), Ok(Answer::Product(a))) => drop(r.send(a)),
         (Command::Job(_, r), Ok(Answer::Job(a))) => drop(r.send(a)),
         (Command::Job(_, r), Err(e)) => drop(r.send(Err(aborted(e)))),
@@ -490,7 +469,6 @@ fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
         (Command::Place(_, r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Change(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (Command::Adjust(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
-        (Command::PutProduct(.., r), Err(e)) => drop(r.send(Err(aborted(e).into()))),
         (_, Ok(_)) => unreachable!("answers are made in the order of their commands"),
     }
 }
@@ -565,7 +543,7 @@ async fn apply(
             Command::Change(id, ..) => {
                 needs.orders.insert(int(id.0)?);
             }
-            Command::Adjust(sku, ..) | Command::PutProduct(sku, ..) => {
+            Command::Adjust(sku, ..) => {
                 needs.skus.insert(sku.clone());
             }
             Command::Product(command, _) => {
@@ -759,14 +737,6 @@ async fn apply(
                 command.clone(),
                 at,
             )),
-            Command::PutProduct(sku, draft, stock, _) => Answer::PutProduct(put_product(
-                &mut rules,
-                &mut products,
-                sku,
-                draft,
-                *stock,
-                at,
-            )),
         };
         if let Some(e) = storage_failure(&answer) {
             // A storage error mid-rules (a row not read, a record that does not
@@ -819,20 +789,8 @@ fn run_job(
             )))
         }
         JobCommand::Advance { id, step } => {
-            let id = *id;
-            let ended_at = match step {
-                Step::Finished { at, .. } => Some(*at),
-                _ => None,
-            };
             let step = std::mem::replace(step, Step::Named(String::new()));
-            let row = advance(jobs, id, step)?;
-            if let Some(ended) = ended_at
-                && let Some(kind) = end_event(&row, ended)
-            {
-                rules
-                    .rows
-                    .append_event(kind, Subject::Job { id }, codec::encode(&row), at)?;
-            }
+            let row = advance_announcing(jobs, rules, *id, step, at)?;
             Ok(JobAnswer::Row(row))
         }
         JobCommand::Settle { id } => {
@@ -852,27 +810,10 @@ fn run_job(
                 id,
                 std::mem::take(batch),
             )?;
-            advance(jobs, id, applied.step())?;
+            load::record_progress(jobs, id, &applied)?;
             Ok(JobAnswer::Loaded(applied))
         }
     }
-}
-
-fn put_product(
-    rules: &mut Rules<Staged>,
-    products: &mut StagedProducts,
-    sku: &Sku,
-    draft: &ProductDraft,
-    stock: StockLevel,
-    at: Timestamp,
-) -> Result<(), StockError> {
-    let previous = products.product(sku)?;
-    products.put(
-        sku,
-        ProductRow::drafted(draft.clone(), previous.as_ref(), at),
-    );
-    rules.set_level(sku, stock, MovementKind::Receipt, Source::Api, at)?;
-    Ok(())
 }
 
 fn storage_failure(answer: &Answer) -> Option<String> {
@@ -880,7 +821,6 @@ fn storage_failure(answer: &Answer) -> Option<String> {
         Answer::Place(Err(CheckoutError::Store(e)))
         | Answer::Change(Err(OrderError::Store(e)))
         | Answer::Adjust(Err(StockError::Store(e)))
-        | Answer::PutProduct(Err(StockError::Store(e)))
         | Answer::Product(Err(CatalogError::Store(e))) => Some(e.to_string()),
         // A job another node took over is refused alone; the batch goes on.
         Answer::Job(Err(StoreError::LeaseLost(_))) => None,

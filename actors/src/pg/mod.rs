@@ -43,12 +43,13 @@ macro_rules! ping_and_stop {
 
 pub(crate) use {ping_and_stop, ping_handler};
 
+pub mod actor;
 pub mod apikeys;
 pub mod catalog;
 pub mod events;
+pub mod job_reads;
 pub mod jobs;
 pub mod ledger;
-pub mod orders;
 pub mod schema;
 pub mod staged;
 mod tls;

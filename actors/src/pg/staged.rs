@@ -16,8 +16,8 @@ use crate::catalog::ProductRow;
 use crate::catalog::tables::name_key;
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventRow, EventType, RowEvents, Subject};
-use crate::ledger::book::{IdempotencyRow, Level, MovementRow, OrderRow};
 use crate::ledger::products::CatalogRows;
+use crate::ledger::records::{IdempotencyRow, Level, MovementRow, OrderRow};
 use crate::ledger::rows::{LedgerRows, ProductRows};
 use crate::store::{StoreError, codec};
 

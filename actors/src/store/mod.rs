@@ -325,6 +325,19 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+impl<T, C> Page<T, C> {
+    /// A page from up to `limit + 1` items read in list order: the one past
+    /// `limit`, if there, only says that more follow, and the next page starts
+    /// after the last item kept (`cursor` of it). Every list of both backends reads
+    /// its pages this way.
+    pub fn from_overfetch(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more { items.last().map(cursor) } else { None };
+        Page { items, next }
+    }
+}
+
 /// Takes the next value of a counter in `META` inside `txn` (starting at 1).
 pub fn next_id(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     let mut meta = txn.open_table(tables::META)?;

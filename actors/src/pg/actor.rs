@@ -15,12 +15,13 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::{CatalogError, Product};
 use crate::domain::{OrderId, Timestamp};
-use crate::inbox::jobs::{AdvanceJob, CreateJob, Job, JobRow, LoadBatch, SettleJob};
+use crate::inbox::jobs::{Job, JobRow};
 use crate::inbox::load::Applied;
-use crate::ledger::book::{
+use crate::inbox::messages::{AdvanceJob, CreateJob, LoadBatch, SettleJob};
+use crate::ledger::products::ProductCommand;
+use crate::ledger::records::{
     CheckoutError, Movement, MovementRow, Order, OrderError, OrderRow, Placed, StockError,
 };
-use crate::ledger::products::ProductCommand;
 use crate::ledger::verify::{VerifyReport, check_order, check_sku};
 use crate::ledger::{
     AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, GetOrder, ListMovements, ListOrders,
