@@ -255,11 +255,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use orderflow_actors::inbox::jobs::{Job, JobStatus, Origin};
-    use orderflow_actors::inbox::messages::OpenJobs;
+    use orderflow_actors::inbox::jobs::JobStatus;
     use orderflow_actors::inbox::pipeline::{Outcome, Pipeline};
     use orderflow_actors::inbox::report::{Dirs, finalize};
-    use orderflow_actors::inbox::watcher::create_job;
 
     let services = Services::start(&args.store, &args.pipeline, 1)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -304,30 +302,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            let open = rt.block_on(pipeline.ledger.ask(OpenJobs))??;
-            let resumable = open.into_iter().find(|j: &Job| {
-                j.row.origin == Origin::Cli
-                    && j.row.work_path == path.to_string_lossy()
-                    && j.row.dry_run == dry_run
-            });
-            let job = match resumable {
-                Some(job) => {
-                    eprintln!(
-                        "{name}: resuming job {} at row {}",
-                        job.id.0, job.row.rows_read
-                    );
-                    job
-                }
-                None => create_job(
-                    &pipeline,
-                    &rt,
-                    &path,
-                    name.clone(),
-                    Origin::Cli,
-                    None,
-                    dry_run,
-                )?,
-            };
+            let job = cli_job(&pipeline, &rt, &path, &name, dry_run)?;
             let progress =
                 crate::progress::FileProgress::start(redb_ledger.clone(), job.id, name.clone());
             let outcome = pipeline.run(&rt, job.id);
@@ -352,6 +327,45 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The job for a file given to `orderflow ingest`: the open one a previous run
+/// left for the same path (resumed where it stopped), or a new one.
+fn cli_job(
+    pipeline: &orderflow_actors::inbox::pipeline::Pipeline,
+    rt: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    name: &str,
+    dry_run: bool,
+) -> anyhow::Result<orderflow_actors::inbox::jobs::Job> {
+    use orderflow_actors::inbox::jobs::{Job, Origin};
+    use orderflow_actors::inbox::messages::OpenJobs;
+    use orderflow_actors::inbox::watcher::create_job;
+
+    let open = rt.block_on(pipeline.ledger.ask(OpenJobs))??;
+    let resumable = open.into_iter().find(|j: &Job| {
+        j.row.origin == Origin::Cli
+            && j.row.work_path == path.to_string_lossy()
+            && j.row.dry_run == dry_run
+    });
+    Ok(match resumable {
+        Some(job) => {
+            eprintln!(
+                "{name}: resuming job {} at row {}",
+                job.id.0, job.row.rows_read
+            );
+            job
+        }
+        None => create_job(
+            pipeline,
+            rt,
+            path,
+            name.to_owned(),
+            Origin::Cli,
+            None,
+            dry_run,
+        )?,
     })
 }
 

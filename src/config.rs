@@ -177,10 +177,10 @@ pub struct ServeArgs {
     pub inbox: PathBuf,
     /// Keep all state in PostgreSQL instead of the embedded file (a libpq URL, e.g.
     /// `postgresql://orderflow@db1,db2/shop?target_session_attrs=read-write`):
-    /// several nodes on one database act as one service. Catalog, accounts,
-    /// orders, stock, the events feed, API keys and webhooks so far; imports and
-    /// backups answer 501 on this backend (see the README's "Running several
-    /// nodes"). Prefer the environment variable: the URL may hold a password.
+    /// several nodes on one database act as one service, imports and a shared
+    /// inbox folder included; online backups answer 501 on this backend (use
+    /// PostgreSQL's own tools; see the README's "Running several nodes"). Prefer
+    /// the environment variable: the URL may hold a password.
     #[arg(long, env = "ORDERFLOW_POSTGRES_URL", hide_env_values = true)]
     pub postgres: Option<String>,
     /// HS256 signing secret, at least 32 bytes; by default one is generated and kept in

@@ -146,110 +146,137 @@ pub fn generate(args: &GenArgs, out: impl Write) -> io::Result<u64> {
     };
     let is_dirty = |i: u64| dirty_every > 0 && i % dirty_every == dirty_every / 2;
     match args.kind {
-        GenKind::Products => {
-            const COLUMNS: [&str; 6] = ["sku", "name", "category", "price", "stock", "description"];
-            let mut w = Writer::start(out, args.format, &COLUMNS)?;
-            let mut bad = 0usize;
-            let first = args.first.max(1);
-            for i in first..first.saturating_add(args.count) {
-                let name = format!(
-                    "{} {} {}",
-                    ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
-                    NOUNS[rng.random_range(0..NOUNS.len())],
-                    rng.random_range(100..10_000)
-                );
-                let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
-                let price = price_cents(&mut rng);
-                let stock = if rng.random_bool(0.1) {
-                    0
-                } else {
-                    rng.random_range(1..500u64)
-                };
-                let mut fields = vec![
-                    Field::Text(sku_of(i)),
-                    Field::Text(name.clone()),
-                    Field::Text(category.into()),
-                    Field::Number(money(price)),
-                    Field::Number(stock.to_string()),
-                    Field::Text(format!("{name}, {category}")),
-                ];
-                if is_dirty(i) {
-                    bad += 1;
-                    match bad % 8 {
-                        0 => fields[3] = Field::Number(format!("-{}", money(price))),
-                        1 => fields[3] = Field::Number("0".into()),
-                        2 => fields[1] = Field::Absent,
-                        3 => fields[3] = Field::Text("twelve".into()),
-                        4 => fields[3] = Field::Text(format!("{} USD", money(price))),
-                        5 => fields[1] = Field::Text("N".repeat(250)),
-                        6 => fields[4] = Field::Text("-3".into()),
-                        _ => fields[0] = Field::Text(format!("bad sku {i}")),
-                    }
-                }
-                w.row(&fields)?;
+        GenKind::Products => products(args, out, &mut rng, is_dirty),
+        GenKind::Orders => orders(args, out, &mut rng, is_dirty),
+        GenKind::Inventory => inventory(args, out, &mut rng, is_dirty),
+    }
+}
+
+/// `args.count` product rows from `args.first`, the dirty ones broken in turn
+/// in eight ways.
+fn products(
+    args: &GenArgs,
+    out: impl Write,
+    rng: &mut ChaCha8Rng,
+    is_dirty: impl Fn(u64) -> bool,
+) -> io::Result<u64> {
+    const COLUMNS: [&str; 6] = ["sku", "name", "category", "price", "stock", "description"];
+    let mut w = Writer::start(out, args.format, &COLUMNS)?;
+    let mut bad = 0usize;
+    let first = args.first.max(1);
+    for i in first..first.saturating_add(args.count) {
+        let name = format!(
+            "{} {} {}",
+            ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
+            NOUNS[rng.random_range(0..NOUNS.len())],
+            rng.random_range(100..10_000)
+        );
+        let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+        let price = price_cents(rng);
+        let stock = if rng.random_bool(0.1) {
+            0
+        } else {
+            rng.random_range(1..500u64)
+        };
+        let mut fields = vec![
+            Field::Text(sku_of(i)),
+            Field::Text(name.clone()),
+            Field::Text(category.into()),
+            Field::Number(money(price)),
+            Field::Number(stock.to_string()),
+            Field::Text(format!("{name}, {category}")),
+        ];
+        if is_dirty(i) {
+            bad += 1;
+            match bad % 8 {
+                0 => fields[3] = Field::Number(format!("-{}", money(price))),
+                1 => fields[3] = Field::Number("0".into()),
+                2 => fields[1] = Field::Absent,
+                3 => fields[3] = Field::Text("twelve".into()),
+                4 => fields[3] = Field::Text(format!("{} USD", money(price))),
+                5 => fields[1] = Field::Text("N".repeat(250)),
+                6 => fields[4] = Field::Text("-3".into()),
+                _ => fields[0] = Field::Text(format!("bad sku {i}")),
             }
-            let rows = w.rows;
-            w.finish()?;
-            Ok(rows)
         }
-        GenKind::Orders => {
-            const COLUMNS: [&str; 5] = ["order_ref", "customer", "sku", "quantity", "unit_price"];
-            let mut w = Writer::start(out, args.format, &COLUMNS)?;
-            let mut order = 0u64;
-            let mut bad = 0usize;
-            while w.rows < args.count {
-                order += 1;
-                let customer = format!("customer{}", rng.random_range(1..=args.customers.max(1)));
-                let lines = rng.random_range(1..=4u64).min(args.count - w.rows);
-                let dirty = is_dirty(order);
-                for line in 0..lines {
-                    let mut fields = vec![
-                        Field::Text(format!("ORD-{}-{order:07}", args.seed)),
-                        Field::Text(customer.clone()),
-                        Field::Text(sku_of(rng.random_range(1..=args.products.max(1)))),
-                        Field::Number(rng.random_range(1..=5u64).to_string()),
-                        Field::Absent,
-                    ];
-                    if dirty && line == 0 {
-                        bad += 1;
-                        match bad % 4 {
-                            0 => fields[2] = Field::Text("NO-SUCH-SKU".into()),
-                            1 => fields[3] = Field::Number("0".into()),
-                            2 => fields[1] = Field::Text("nobody-here".into()),
-                            _ => fields[1] = Field::Absent,
-                        }
-                    }
-                    w.row(&fields)?;
+        w.row(&fields)?;
+    }
+    let rows = w.rows;
+    w.finish()?;
+    Ok(rows)
+}
+
+/// Orders of one to four lines until `args.count` rows; a dirty order's first
+/// line broken in one of four ways.
+fn orders(
+    args: &GenArgs,
+    out: impl Write,
+    rng: &mut ChaCha8Rng,
+    is_dirty: impl Fn(u64) -> bool,
+) -> io::Result<u64> {
+    const COLUMNS: [&str; 5] = ["order_ref", "customer", "sku", "quantity", "unit_price"];
+    let mut w = Writer::start(out, args.format, &COLUMNS)?;
+    let mut order = 0u64;
+    let mut bad = 0usize;
+    while w.rows < args.count {
+        order += 1;
+        let customer = format!("customer{}", rng.random_range(1..=args.customers.max(1)));
+        let lines = rng.random_range(1..=4u64).min(args.count - w.rows);
+        let dirty = is_dirty(order);
+        for line in 0..lines {
+            let mut fields = vec![
+                Field::Text(format!("ORD-{}-{order:07}", args.seed)),
+                Field::Text(customer.clone()),
+                Field::Text(sku_of(rng.random_range(1..=args.products.max(1)))),
+                Field::Number(rng.random_range(1..=5u64).to_string()),
+                Field::Absent,
+            ];
+            if dirty && line == 0 {
+                bad += 1;
+                match bad % 4 {
+                    0 => fields[2] = Field::Text("NO-SUCH-SKU".into()),
+                    1 => fields[3] = Field::Number("0".into()),
+                    2 => fields[1] = Field::Text("nobody-here".into()),
+                    _ => fields[1] = Field::Absent,
                 }
             }
-            let rows = w.rows;
-            w.finish()?;
-            Ok(rows)
-        }
-        GenKind::Inventory => {
-            const COLUMNS: [&str; 2] = ["sku", "stock"];
-            let mut w = Writer::start(out, args.format, &COLUMNS)?;
-            let mut bad = 0usize;
-            for i in 1..=args.count {
-                let mut fields = vec![
-                    Field::Text(sku_of(rng.random_range(1..=args.products.max(1)))),
-                    Field::Number(rng.random_range(0..1000u64).to_string()),
-                ];
-                if is_dirty(i) {
-                    bad += 1;
-                    match bad % 3 {
-                        0 => fields[1] = Field::Number("-1".into()),
-                        1 => fields[0] = Field::Text("NO-SUCH-SKU".into()),
-                        _ => fields[1] = Field::Text("lots".into()),
-                    }
-                }
-                w.row(&fields)?;
-            }
-            let rows = w.rows;
-            w.finish()?;
-            Ok(rows)
+            w.row(&fields)?;
         }
     }
+    let rows = w.rows;
+    w.finish()?;
+    Ok(rows)
+}
+
+/// `args.count` stock levels of random products, the dirty ones broken in one
+/// of three ways.
+fn inventory(
+    args: &GenArgs,
+    out: impl Write,
+    rng: &mut ChaCha8Rng,
+    is_dirty: impl Fn(u64) -> bool,
+) -> io::Result<u64> {
+    const COLUMNS: [&str; 2] = ["sku", "stock"];
+    let mut w = Writer::start(out, args.format, &COLUMNS)?;
+    let mut bad = 0usize;
+    for i in 1..=args.count {
+        let mut fields = vec![
+            Field::Text(sku_of(rng.random_range(1..=args.products.max(1)))),
+            Field::Number(rng.random_range(0..1000u64).to_string()),
+        ];
+        if is_dirty(i) {
+            bad += 1;
+            match bad % 3 {
+                0 => fields[1] = Field::Number("-1".into()),
+                1 => fields[0] = Field::Text("NO-SUCH-SKU".into()),
+                _ => fields[1] = Field::Text("lots".into()),
+            }
+        }
+        w.row(&fields)?;
+    }
+    let rows = w.rows;
+    w.finish()?;
+    Ok(rows)
 }
 
 #[cfg(test)]

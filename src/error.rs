@@ -337,9 +337,8 @@ impl ApiError {
     }
 
     /// 500 for a write that was accepted but whose answer never came: it may still
-    /// take effect, so the client must look before repeating it (no `Retry-After`).
-    /// 501: the route exists, but not on the backend this node runs (the
-    /// PostgreSQL backend does not have every room yet).
+    /// 501: the route exists, but not on the backend this node runs (online
+    /// backups, which PostgreSQL takes with its own tools).
     pub fn not_on_this_backend(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -353,6 +352,8 @@ impl ApiError {
         )
     }
 
+    /// 500 for a write that was accepted but whose answer never came: it may still
+    /// take effect, so the client must look before repeating it (no `Retry-After`).
     pub fn outcome_unknown() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -354,7 +354,6 @@ impl Backend {
         self.room(|s| &s.webhooks, |s| &s.webhooks)
     }
 
-    /// The embedded store's actors, when this node runs on it.
     /// Where work that one node at a time does (webhook deliveries, the NATS
     /// relay) takes its lock: the database on PostgreSQL; `None` on redb, where a
     /// node is alone.
@@ -365,6 +364,7 @@ impl Backend {
         }
     }
 
+    /// The embedded store's actors, when this node runs on it.
     pub fn redb(&self) -> Option<&Services> {
         match self {
             Self::Redb(s) => Some(s),

@@ -45,26 +45,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let catalog_threads = usize::try_from(args.catalog_threads).unwrap_or(1);
-        let (backend, secret) = match &args.postgres {
-            Some(url) => {
-                let services = PgServices::start(
-                    url,
-                    &args.store,
-                    &args.pipeline,
-                    catalog_threads,
-                    args.jwt_secret.as_deref(),
-                )
-                .await?;
-                let secret = services.jwt_secret.clone();
-                (Backend::Postgres(services), secret)
-            }
-            None => {
-                let services = Services::start(&args.store, &args.pipeline, catalog_threads)?;
-                let secret = jwt::load_secret(args.jwt_secret.as_deref(), &args.store.data_dir)?;
-                (Backend::Redb(services), secret)
-            }
-        };
+        let (backend, secret) = start_backend(&args).await?;
         bootstrap_admin(&backend.users(), args.admin_password.clone()).await?;
         let inbox = Inbox::start(
             InboxConfig {
@@ -81,28 +62,8 @@ impl Application {
             backend.telemetry().clone(),
         )
         .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?;
-        let deliverer = Deliverer {
-            webhooks: backend.webhooks(),
-            events: backend.events(),
-            leader_lock: backend.leader_lock(),
-            newest: backend.newest_event(),
-            currency: backend.currency(),
-            telemetry: backend.telemetry().clone(),
-            client: deliverer::client(args.webhook_allow_private),
-            allow_private: args.webhook_allow_private,
-            concurrency: usize::try_from(args.webhook_concurrency).unwrap_or(1),
-            retry_unit: Duration::from_millis(args.webhook_retry_unit_ms),
-        };
-
-        let relay = args.events_nats.clone().map(|url| Relay {
-            url,
-            replicas: usize::try_from(args.events_nats_replicas).unwrap_or(1),
-            events: backend.events(),
-            leader_lock: backend.leader_lock(),
-            newest: backend.newest_event(),
-            currency: backend.currency(),
-            telemetry: backend.telemetry().clone(),
-        });
+        let deliverer = deliverer_of(&args, &backend);
+        let relay = relay_of(&args, &backend);
 
         let listener = TcpListener::bind(args.bind)
             .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -149,16 +110,7 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
-        let control = match backend.redb() {
-            Some(_) => match control::bind(&args.store.data_dir) {
-                Ok(listener) => Some(listener),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no control socket: `orderflow backup` cannot reach this service (POST /api/v1/admin/backup can)");
-                    None
-                }
-            },
-            None => None,
-        };
+        let control = backend.redb().and_then(|_| control_socket(&args));
         match &args.postgres {
             Some(_) => tracing::info!("listening on http://{address}"),
             None => {
@@ -261,6 +213,71 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
         tokio::select! {
             _ = term.recv() => {}
             _ = interrupt.recv() => {}
+        }
+    }
+}
+
+/// The backend the arguments choose, started, and the JWT secret it keeps.
+async fn start_backend(args: &ServeArgs) -> anyhow::Result<(Backend, Vec<u8>)> {
+    let catalog_threads = usize::try_from(args.catalog_threads).unwrap_or(1);
+    Ok(match &args.postgres {
+        Some(url) => {
+            let services = PgServices::start(
+                url,
+                &args.store,
+                &args.pipeline,
+                catalog_threads,
+                args.jwt_secret.as_deref(),
+            )
+            .await?;
+            let secret = services.jwt_secret.clone();
+            (Backend::Postgres(services), secret)
+        }
+        None => {
+            let services = Services::start(&args.store, &args.pipeline, catalog_threads)?;
+            let secret = jwt::load_secret(args.jwt_secret.as_deref(), &args.store.data_dir)?;
+            (Backend::Redb(services), secret)
+        }
+    })
+}
+
+/// The webhook deliverer on this backend, as the arguments set it.
+fn deliverer_of(args: &ServeArgs, backend: &Backend) -> Deliverer {
+    Deliverer {
+        webhooks: backend.webhooks(),
+        events: backend.events(),
+        leader_lock: backend.leader_lock(),
+        newest: backend.newest_event(),
+        currency: backend.currency(),
+        telemetry: backend.telemetry().clone(),
+        client: deliverer::client(args.webhook_allow_private),
+        allow_private: args.webhook_allow_private,
+        concurrency: usize::try_from(args.webhook_concurrency).unwrap_or(1),
+        retry_unit: Duration::from_millis(args.webhook_retry_unit_ms),
+    }
+}
+
+/// The NATS relay, if the arguments name a server.
+fn relay_of(args: &ServeArgs, backend: &Backend) -> Option<Relay> {
+    args.events_nats.clone().map(|url| Relay {
+        url,
+        replicas: usize::try_from(args.events_nats_replicas).unwrap_or(1),
+        events: backend.events(),
+        leader_lock: backend.leader_lock(),
+        newest: backend.newest_event(),
+        currency: backend.currency(),
+        telemetry: backend.telemetry().clone(),
+    })
+}
+
+/// The control socket `orderflow backup` talks to (redb only); a node that
+/// cannot bind it runs without.
+fn control_socket(args: &ServeArgs) -> Option<tokio::net::UnixListener> {
+    match control::bind(&args.store.data_dir) {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `orderflow backup` cannot reach this service (POST /api/v1/admin/backup can)");
+            None
         }
     }
 }

@@ -2,8 +2,9 @@
 //! settings. Handlers never get the database itself.
 //!
 //! Each room is a [`Room`]: the redb actor, or its PostgreSQL twin with `--postgres`.
-//! What the PostgreSQL backend does not have yet (imports) is
-//! `None` there, and its routes answer 501 through the accessors below.
+//! Both backends have every room; what one backend does not do (online backups
+//! on PostgreSQL) is reached through `Room::redb`, and its route answers 501 on
+//! the other.
 
 use std::path::PathBuf;
 use std::sync::Arc;

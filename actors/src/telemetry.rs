@@ -16,9 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::domain::CheckoutRejection;
-use crate::inbox::naming::Kind;
-use crate::inbox::reject::Reject;
+use crate::domain::{CheckoutRejection, Kind, RejectCode};
 use crate::store::StoreError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,7 +89,8 @@ impl Event for BatchCommitted<'_> {
 pub struct RowsCommitted<'a> {
     pub kind: Kind,
     pub loaded: u64,
-    pub rejected: &'a [Reject],
+    /// The code of each row rejected.
+    pub rejected: &'a [RejectCode],
 }
 
 impl Event for RowsCommitted<'_> {
@@ -101,10 +100,10 @@ impl Event for RowsCommitted<'_> {
                 kind: self.kind.as_str(),
             })
             .inc_by(self.loaded);
-        for r in self.rejected {
+        for code in self.rejected.iter().copied() {
             t.rows_rejected
                 .get_or_create(&ReasonLabel {
-                    reason: r.code.as_str(),
+                    reason: code.as_str(),
                 })
                 .inc();
         }

@@ -188,6 +188,85 @@ pub struct Purged {
     pub families: usize,
 }
 
+/// The refresh-token rows the rotation rules read and write, on either backend:
+/// redb's [`RefreshTables`], or the rows a PostgreSQL transaction read and
+/// locked (`crate::pg::users`).
+pub trait RefreshRows {
+    fn token(&self, digest: &[u8; 32]) -> Result<Option<RefreshRow>, StoreError>;
+    fn is_revoked(&self, family: u128) -> Result<bool, StoreError>;
+    /// Stores (or rewrites) a token.
+    fn put_token(&mut self, digest: &[u8; 32], row: &RefreshRow) -> Result<(), StoreError>;
+    /// Revokes a family for as long as any of its tokens could live.
+    fn revoke_family(&mut self, family: u128, now: Timestamp) -> Result<(), StoreError>;
+}
+
+impl RefreshRows for RefreshTables<'_> {
+    fn token(&self, digest: &[u8; 32]) -> Result<Option<RefreshRow>, StoreError> {
+        self.get(digest)
+    }
+    fn is_revoked(&self, family: u128) -> Result<bool, StoreError> {
+        RefreshTables::is_revoked(self, family)
+    }
+    fn put_token(&mut self, digest: &[u8; 32], row: &RefreshRow) -> Result<(), StoreError> {
+        self.put(digest, row)
+    }
+    fn revoke_family(&mut self, family: u128, now: Timestamp) -> Result<(), StoreError> {
+        self.revoke(family, now)
+    }
+}
+
+/// Whether `presented` may be rotated at `now` ([`judge`]): its row if so. A
+/// reused token's family is revoked here, and the caller must commit that even
+/// though it refuses the request.
+pub fn judge_presented(
+    rows: &mut impl RefreshRows,
+    presented: &[u8; 32],
+    now: Timestamp,
+) -> Result<Result<RefreshRow, RefreshError>, StoreError> {
+    let row = rows.token(presented)?;
+    let revoked = match &row {
+        Some(r) => rows.is_revoked(r.family)?,
+        None => false,
+    };
+    Ok(match judge(row, revoked, now) {
+        Judged::Valid(row) => Ok(row),
+        Judged::Invalid => Err(RefreshError::Invalid),
+        Judged::Reused(family) => {
+            rows.revoke_family(family, now)?;
+            Err(RefreshError::Reused)
+        }
+    })
+}
+
+/// Rotation, for both backends: the presented token is judged
+/// ([`judge_presented`]); a valid one whose owner still exists is spent and
+/// `successor` joins its family. Answers the owner. Whatever it wrote, a
+/// refusal included (a reuse revokes the family), must be committed.
+pub fn rotate(
+    rows: &mut impl RefreshRows,
+    msg: &RotateRefreshToken,
+    now: Timestamp,
+    owner_exists: impl FnOnce(UserId) -> Result<bool, StoreError>,
+) -> Result<Result<UserId, RefreshError>, StoreError> {
+    let mut row = match judge_presented(rows, &msg.presented, now)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if !owner_exists(row.user)? {
+        return Ok(Err(RefreshError::Invalid));
+    }
+    row.rotated = true;
+    rows.put_token(&msg.presented, &row)?;
+    let next = RefreshRow {
+        user: row.user,
+        family: row.family,
+        expires_at: msg.expires_at,
+        rotated: false,
+    };
+    rows.put_token(&msg.successor, &next)?;
+    Ok(Ok(row.user))
+}
+
 impl<'txn> RefreshTables<'txn> {
     pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
@@ -213,27 +292,13 @@ impl<'txn> RefreshTables<'txn> {
         Ok(self.revoked.get(family)?.is_some())
     }
 
-    /// Whether `presented` may be rotated at `now` ([`judge`]): its row if so. A
-    /// reused token's family is revoked here, and the caller must commit that even
-    /// though it refuses the request.
+    /// [`judge_presented`] on these tables.
     pub fn judge(
         &mut self,
         presented: &[u8; 32],
         now: Timestamp,
     ) -> Result<Result<RefreshRow, RefreshError>, StoreError> {
-        let row = self.get(presented)?;
-        let revoked = match &row {
-            Some(r) => self.is_revoked(r.family)?,
-            None => false,
-        };
-        Ok(match judge(row, revoked, now) {
-            Judged::Valid(row) => Ok(row),
-            Judged::Invalid => Err(RefreshError::Invalid),
-            Judged::Reused(family) => {
-                self.revoke(family, now)?;
-                Err(RefreshError::Reused)
-            }
-        })
+        judge_presented(self, presented, now)
     }
 
     /// Revokes a family and remembers it for [`REFRESH_TTL_SECS_MAX`]: no token of
@@ -498,25 +563,19 @@ impl Handler<RotateRefreshToken> for UserStore {
         // A detected reuse must revoke the family durably *and* refuse the request,
         // so the transaction commits in both cases and the verdict is returned after.
         self.write(|txn| -> Result<Result<User, RefreshError>, RefreshError> {
-            let mut tokens = RefreshTables::open(txn)?;
-            let mut row = match tokens.judge(&msg.presented, Timestamp::now())? {
-                Ok(row) => row,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            let user_row: Option<UserRow> = get_record(&txn.open_table(USERS)?, row.user.0)?;
-            let Some(user_row) = user_row else {
-                return Ok(Err(RefreshError::Invalid));
-            };
-            row.rotated = true;
-            tokens.put(&msg.presented, &row)?;
-            let next = RefreshRow {
-                user: row.user,
-                family: row.family,
-                expires_at: msg.expires_at,
-                rotated: false,
-            };
-            tokens.put(&msg.successor, &next)?;
-            Ok(Ok(User::from_row(row.user, &user_row)))
+            let users = txn.open_table(USERS)?;
+            let mut owner: Option<UserRow> = None;
+            let rotated = rotate(
+                &mut RefreshTables::open(txn)?,
+                &msg,
+                Timestamp::now(),
+                |user| {
+                    owner = get_record(&users, user.0)?;
+                    Ok(owner.is_some())
+                },
+            )?;
+            Ok(rotated
+                .map(|user| User::from_row(user, owner.as_ref().expect("the owner was read"))))
         })?
     }
 }

@@ -12,6 +12,7 @@ use orderflow_actors::domain::{
     Quantity, Sku, StockLevel, UserId,
 };
 use orderflow_actors::events::EventType;
+use orderflow_actors::events::PurgeCutoffs;
 use orderflow_actors::events::RowEvents;
 use orderflow_actors::events::reader::ListEvents;
 use orderflow_actors::events::{Event, TypeFilter};
@@ -413,12 +414,30 @@ async fn purges_forget_old_keys_and_events_and_the_feed_says_expired_before_them
 
     // Nothing is old enough yet.
     let past = Timestamp(0);
-    let none = pg::purge(&mut client, past, past, 100).await.unwrap();
+    let none = pg::purge(
+        &mut client,
+        PurgeCutoffs {
+            keys: past,
+            events: past,
+        },
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(none, pg::Purged::default());
 
     // Everything is, two at a time: the two oldest events go, and the key.
     let later = Timestamp::now().plus_secs(60);
-    let some = pg::purge(&mut client, later, later, 2).await.unwrap();
+    let some = pg::purge(
+        &mut client,
+        PurgeCutoffs {
+            keys: later,
+            events: later,
+        },
+        2,
+    )
+    .await
+    .unwrap();
     assert_eq!(some, pg::Purged { keys: 1, events: 2 });
     let from_oldest = list(&client, all(None)).await.unwrap();
     assert_eq!(from_oldest.items[0].seq, 3, "from the oldest kept");
@@ -439,9 +458,16 @@ async fn purges_forget_old_keys_and_events_and_the_feed_says_expired_before_them
     assert!(!again.replayed);
     assert_ne!(again.order.id, first.order.id);
     // New events go on from the seqs taken; a full purge keeps the mark.
-    let rest = pg::purge(&mut client, later, Timestamp::now().plus_secs(60), 1_000)
-        .await
-        .unwrap();
+    let rest = pg::purge(
+        &mut client,
+        PurgeCutoffs {
+            keys: later,
+            events: Timestamp::now().plus_secs(60),
+        },
+        1_000,
+    )
+    .await
+    .unwrap();
     assert!(rest.events >= 3);
     let empty = list(&client, all(None)).await.unwrap();
     assert!(empty.items.is_empty());

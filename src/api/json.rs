@@ -7,10 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
+use super::resource::{self, Resource};
 use orderflow_actors::catalog::Product;
 use orderflow_actors::domain::Currency;
 use orderflow_actors::events::Event;
-use orderflow_actors::events::resource::{self, Resource};
 use orderflow_actors::inbox::jobs::{Job, JobView};
 use orderflow_actors::ledger::{Movement, Order};
 use orderflow_actors::store::CodecError;

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod products;
+pub mod resource;
 pub mod routes;
 pub mod strict;
 pub mod webhooks;

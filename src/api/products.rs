@@ -19,6 +19,7 @@ use orderflow_actors::catalog::{
 };
 use orderflow_actors::domain::{
     Category, Cents, Currency, Description, ProductName, Reason, Sku, StockDelta, StockLevel,
+    fold_case,
 };
 use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
@@ -96,7 +97,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
             ));
             None
         }
-        v => v.map(|v| v.trim().to_lowercase()),
+        v => v.map(|v| fold_case(v.trim())),
     };
     let category = text("category", &mut errors);
     let name_contains = text("q", &mut errors);

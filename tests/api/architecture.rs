@@ -1,5 +1,8 @@
 //! The invariants ARCHITECTURE.md states, checked on the source tree itself, so a
 //! change that breaks one fails here rather than in a review.
+//!
+//! Why one file: every check reads the same tree with the same few helpers (the
+//! module graph, the function measure); apart, each would carry its own copy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -474,4 +477,114 @@ fn long_files_say_why_they_are_long() {
             text.lines().count()
         );
     }
+}
+
+/// Every function's length in lines, from its `fn` line to its closing brace
+/// (rustfmt puts that at the `fn` line's indentation), unit tests left out.
+fn function_lengths(path: &Path) -> Vec<(String, usize)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let head = [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "const ",
+            "async ",
+            "unsafe ",
+        ]
+        .iter()
+        .fold(trimmed, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let Some(rest) = head.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let Some(open) = (i..lines.len()).find(|&j| {
+            let l = lines[j].trim_end();
+            l.ends_with('{') || l.ends_with(';')
+        }) else {
+            continue;
+        };
+        if lines[open].trim_end().ends_with(';') {
+            continue;
+        }
+        let closing = format!("{indent}}}");
+        if let Some(end) = (open + 1..lines.len()).find(|&j| lines[j] == closing) {
+            out.push((name, end - i + 1));
+        }
+    }
+    out
+}
+
+/// No function over 100 lines anywhere, and none over 70 (TigerBeetle's limit)
+/// where money and stock move: the ledger's rules and rows, the product
+/// commands, the PostgreSQL batch and its staged rows, the import's loader.
+#[test]
+fn functions_are_short_and_shorter_where_money_moves() {
+    let write_paths: BTreeSet<&str> = [
+        "actors/src/ledger/rules.rs",
+        "actors/src/ledger/records.rs",
+        "actors/src/ledger/redb_rows.rs",
+        "actors/src/ledger/jobs.rs",
+        "actors/src/ledger/products.rs",
+        "actors/src/pg/ledger.rs",
+        "actors/src/pg/staged.rs",
+        "actors/src/inbox/load.rs",
+    ]
+    .into();
+    let mut files = Vec::new();
+    for dir in ["src", "actors/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut measured = 0;
+    for file in files {
+        let rel = file
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let limit = if write_paths.contains(rel.as_str()) {
+            70
+        } else {
+            100
+        };
+        for (name, lines) in function_lengths(&file) {
+            measured += 1;
+            assert!(
+                lines <= limit,
+                "{rel}: fn {name} is {lines} lines (at most {limit} here)"
+            );
+        }
+    }
+    assert!(
+        measured > 500,
+        "the walk measured only {measured} functions"
+    );
+}
+
+/// The measure itself: a planted long function is caught, a declaration without
+/// a body is not a function, a nested one is measured on its own.
+#[test]
+fn function_lengths_are_measured_from_fn_to_its_closing_brace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.rs");
+    let body = "        let _ = 1;\n".repeat(80);
+    std::fs::write(
+        &path,
+        format!(
+            "trait T {{\n    fn f(&self);\n}}\n\npub async fn long() {{\n{body}}}\n\nimpl X {{\n    pub(crate) fn short(&self) -> u8 {{\n        1\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        function_lengths(&path),
+        vec![("long".to_owned(), 82), ("short".to_owned(), 3)]
+    );
 }

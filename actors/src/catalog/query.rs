@@ -4,7 +4,6 @@ use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable};
 
-use super::tables::name_key;
 use super::{CatalogError, ListCursor, Product, ProductQuery, ProductRow, ProductSort};
 use crate::domain::Sku;
 use crate::limits::LIST_SCAN_ROWS_MAX;
@@ -48,8 +47,6 @@ pub fn list_products(
         items: Vec::new(),
         scanned: 0,
     };
-    let min = query.min_price.unwrap_or(0);
-    let max = query.max_price.unwrap_or(u64::MAX);
     let outcome = match (query.sort, &query.after) {
         (ProductSort::Sku, after @ (None | Some(ListCursor::Sku(_)))) => {
             let lower = match after {
@@ -75,38 +72,7 @@ pub fn list_products(
         (
             ProductSort::PriceAsc | ProductSort::PriceDesc,
             after @ (None | Some(ListCursor::Price(..))),
-        ) => {
-            let listings = ListingTables::open(txn)?;
-            let floor = listing::price_key(min, "");
-            let ceiling = max.checked_add(1).map(|next| listing::price_key(next, ""));
-            let cursor = match after {
-                Some(ListCursor::Price(p, s)) => Some(listing::price_key(*p, s)),
-                _ => None,
-            };
-            let ceiling = match &ceiling {
-                Some(c) => Bound::Excluded(c.as_slice()),
-                None => Bound::Unbounded,
-            };
-            let direction = match query.sort {
-                ProductSort::PriceDesc => Direction::Descending,
-                _ => Direction::Ascending,
-            };
-            let floor = Bound::Included(floor.as_slice());
-            let (lower, upper) = match (&cursor, direction) {
-                (Some(c), Direction::Ascending) => (Bound::Excluded(c.as_slice()), ceiling),
-                (Some(c), Direction::Descending) => (floor, Bound::Excluded(c.as_slice())),
-                (None, _) => (floor, ceiling),
-            };
-            let mut scan = listings.scan(Index::Price, lower, upper, direction)?;
-            walk(&mut scan, |key, present| {
-                let (price, sku) = listing::split_price(key)?;
-                let here = || ListCursor::Price(price, sku.to_owned());
-                if !present {
-                    return Ok(lister.pass(here));
-                }
-                lister.offer(sku, None, |row| row.price.get() == price, &products, here)
-            })?
-        }
+        ) => by_price(txn, &products, &mut lister, after.as_ref())?,
         (ProductSort::Name, after @ (None | Some(ListCursor::Name(..)))) => {
             let listings = ListingTables::open(txn)?;
             let cursor = match after {
@@ -125,13 +91,7 @@ pub fn list_products(
                 if !present {
                     return Ok(lister.pass(here));
                 }
-                lister.offer(
-                    sku,
-                    None,
-                    |row| name_key(&row.name) == name,
-                    &products,
-                    here,
-                )
+                lister.offer(sku, None, |row| row.name.key() == name, &products, here)
             })?
         }
         _ => return Err(CatalogError::CursorMismatch),
@@ -143,6 +103,48 @@ pub fn list_products(
     Ok(Page {
         items: lister.items,
         next,
+    })
+}
+
+/// A page in price order (either way), between the query's price bounds.
+fn by_price<S: ReadableTable<&'static str, (u64, u64)>>(
+    txn: &ReadTransaction,
+    products: &impl ReadableTable<&'static str, &'static [u8]>,
+    lister: &mut Lister<'_, S>,
+    after: Option<&ListCursor>,
+) -> Result<Scan, CatalogError> {
+    let query = lister.query;
+    let min = query.min_price.unwrap_or(0);
+    let max = query.max_price.unwrap_or(u64::MAX);
+    let listings = ListingTables::open(txn)?;
+    let floor = listing::price_key(min, "");
+    let ceiling = max.checked_add(1).map(|next| listing::price_key(next, ""));
+    let cursor = match after {
+        Some(ListCursor::Price(p, s)) => Some(listing::price_key(*p, s)),
+        _ => None,
+    };
+    let ceiling = match &ceiling {
+        Some(c) => Bound::Excluded(c.as_slice()),
+        None => Bound::Unbounded,
+    };
+    let direction = match query.sort {
+        ProductSort::PriceDesc => Direction::Descending,
+        _ => Direction::Ascending,
+    };
+    let floor = Bound::Included(floor.as_slice());
+    let (lower, upper) = match (&cursor, direction) {
+        (Some(c), Direction::Ascending) => (Bound::Excluded(c.as_slice()), ceiling),
+        (Some(c), Direction::Descending) => (floor, Bound::Excluded(c.as_slice())),
+        (None, _) => (floor, ceiling),
+    };
+    let mut scan = listings.scan(Index::Price, lower, upper, direction)?;
+    walk(&mut scan, |key, present| {
+        let (price, sku) = listing::split_price(key)?;
+        let here = || ListCursor::Price(price, sku.to_owned());
+        if !present {
+            return Ok(lister.pass(here));
+        }
+        lister.offer(sku, None, |row| row.price.get() == price, products, here)
     })
 }
 
@@ -244,10 +246,10 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
             || q.max_price.is_some_and(|m| row.price.get() > m)
             || q.category
                 .as_deref()
-                .is_some_and(|c| row.category.as_str().to_lowercase() != c)
+                .is_some_and(|c| row.category.key() != c)
             || q.name_contains
                 .as_deref()
-                .is_some_and(|t| !row.name.as_str().to_lowercase().contains(t))
+                .is_some_and(|t| !row.name.key().contains(t))
         {
             return Ok(None);
         }
@@ -270,7 +272,7 @@ pub(crate) fn cursor_of(sort: ProductSort, p: &Product) -> ListCursor {
     match sort {
         ProductSort::Sku => ListCursor::Sku(sku),
         ProductSort::PriceAsc | ProductSort::PriceDesc => ListCursor::Price(p.row.price.get(), sku),
-        ProductSort::Name => ListCursor::Name(name_key(&p.row.name), sku),
+        ProductSort::Name => ListCursor::Name(p.row.name.key(), sku),
     }
 }
 

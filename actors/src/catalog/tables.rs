@@ -6,7 +6,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::cache::Touched;
 use super::{ProductDraft, ProductRow};
-use crate::domain::{ProductName, Sku, Timestamp};
+use crate::domain::{Sku, Timestamp};
 use crate::store::listing::{self, Index, ListingWriter};
 use crate::store::sorted::SortedWrites;
 use crate::store::tables::{CATEGORIES, PRODUCTS};
@@ -127,7 +127,7 @@ impl<'txn> CatalogTables<'txn> {
             let mut next = Some(draft);
             while let Some(draft) = next {
                 let current = written.as_ref().or(stored.as_ref());
-                if let Some(row) = redrafted(draft, current, at) {
+                if let (_, Some(row)) = upsert_of(draft, current, at) {
                     changes.note(&sku, current, &row);
                     written = Some(row);
                 }
@@ -165,12 +165,8 @@ impl<'txn> CatalogTables<'txn> {
         at: Timestamp,
     ) -> Result<(Upsert, Vec<u8>), StoreError> {
         let previous = self.get(sku)?;
-        let Some(row) = redrafted(draft, previous.as_ref(), at) else {
+        let (outcome, Some(row)) = upsert_of(draft, previous.as_ref(), at) else {
             return Ok((Upsert::Unchanged, Vec::new()));
-        };
-        let outcome = match previous {
-            None => Upsert::Created,
-            Some(_) => Upsert::Updated,
         };
         let encoded = self.put_over(sku, &row, previous.as_ref())?;
         Ok((outcome, encoded))
@@ -197,7 +193,7 @@ impl IndexChanges {
         let before = previous.filter(|p| !p.archived);
         let after = Some(row).filter(|r| !r.archived);
         let price = |r: &ProductRow| listing::price_key(r.price.get(), sku.as_str());
-        let name = |r: &ProductRow| listing::name_key(&name_key(&r.name), sku.as_str());
+        let name = |r: &ProductRow| listing::name_key(&r.name.key(), sku.as_str());
         note_moved(&mut self.price, before.map(price), after.map(price));
         note_moved(&mut self.name, before.map(name), after.map(name));
         if before.map(|r| &r.category) != after.map(|r| &r.category) {
@@ -226,14 +222,20 @@ fn note_moved(changes: &mut listing::Changes, before: Option<Vec<u8>>, after: Op
     }
 }
 
-/// The row `draft` makes of `previous`, or `None` when that changes nothing.
-fn redrafted(
+/// What writing `draft` over `previous` at `at` is (created, updated or
+/// unchanged) and the row to write, `None` when nothing changes. Both backends
+/// decide an upsert here.
+pub(crate) fn upsert_of(
     draft: ProductDraft,
     previous: Option<&ProductRow>,
     at: Timestamp,
-) -> Option<ProductRow> {
+) -> (Upsert, Option<ProductRow>) {
     let row = ProductRow::drafted(draft, previous, at);
-    (!previous.is_some_and(|p| same_content(p, &row))).then_some(row)
+    match previous {
+        None => (Upsert::Created, Some(row)),
+        Some(p) if same_content(p, &row) => (Upsert::Unchanged, None),
+        Some(_) => (Upsert::Updated, Some(row)),
+    }
 }
 
 pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
@@ -244,17 +246,12 @@ pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
         && a.archived == b.archived
 }
 
-/// Listing by name sorts without regard to case.
-pub(crate) fn name_key(name: &ProductName) -> String {
-    name.as_str().to_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     use redb::ReadableTable;
 
     use super::*;
-    use crate::domain::{Category, Cents};
+    use crate::domain::{Category, Cents, ProductName};
     use crate::store::Store;
     use crate::store::tables::LISTING_RUNS;
 

@@ -55,6 +55,11 @@ impl ProductName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name as lists sort and search it: case folded ([`fold_case`]).
+    pub fn key(&self) -> String {
+        fold_case(self.as_str())
+    }
 }
 
 /// A category name: 1–64 characters after trimming; `uncategorized` when absent.
@@ -73,6 +78,11 @@ impl Category {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The category as filters compare it: case folded ([`fold_case`]).
+    pub fn key(&self) -> String {
+        fold_case(self.as_str())
     }
 }
 
@@ -174,6 +184,13 @@ impl TryFrom<i64> for StockDelta {
     fn try_from(raw: i64) -> Result<Self, InvalidValue> {
         Self::new(raw)
     }
+}
+
+/// Text as names and categories are compared without regard to case: one rule
+/// for the catalog's listing, its filters, PostgreSQL's key columns and the API's
+/// query parameters.
+pub fn fold_case(text: &str) -> String {
+    text.to_lowercase()
 }
 
 #[cfg(test)]

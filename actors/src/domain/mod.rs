@@ -7,12 +7,14 @@
 //! in a request body obey one rule.
 
 mod catalog;
+mod import;
 mod money;
 mod order;
 mod time;
 mod user;
 
-pub use catalog::{Category, Description, ProductName, Sku, StockDelta, StockLevel};
+pub use catalog::{Category, Description, ProductName, Sku, StockDelta, StockLevel, fold_case};
+pub use import::{Kind, RejectCode};
 pub use money::{Cents, Currency, PriceError, parse_decimal_price, parse_json_number_price};
 pub use order::{
     CheckoutRejection, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,

@@ -16,11 +16,11 @@
 
 pub mod outbox;
 pub mod reader;
-pub mod resource;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{JobId, OrderId, OrderStatus, Sku, Timestamp};
+use crate::limits::IDEMPOTENCY_KEY_TTL_SECS;
 
 pub use outbox::{Outbox, RowEvents};
 pub use reader::{EventPage, EventsError, EventsReader, ListEvents};
@@ -200,6 +200,42 @@ impl Event {
         crate::text::push_hex(&mut id, &self.row.id);
         id
     }
+}
+
+/// Where the periodic purge cuts, as of one moment: idempotency keys older than
+/// [`IDEMPOTENCY_KEY_TTL_SECS`], events older than the retention. Both ledgers
+/// purge to these cutoffs, a bounded number of rows at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCutoffs {
+    pub keys: Timestamp,
+    pub events: Timestamp,
+}
+
+impl PurgeCutoffs {
+    pub fn at(now: Timestamp, retention_days: u64) -> Self {
+        Self {
+            keys: now.minus_secs(IDEMPOTENCY_KEY_TTL_SECS),
+            events: now.minus_secs(retention_days.saturating_mul(86_400)),
+        }
+    }
+}
+
+/// The seqs of the oldest events that are past `cutoff`, from `oldest_first`
+/// (at most as many as it yields): the purge stops at the first event still
+/// kept, so the feed's history never has a hole. Both ledgers purge events so.
+pub fn expired_prefix<E>(
+    oldest_first: impl IntoIterator<Item = Result<(u64, Timestamp), E>>,
+    cutoff: Timestamp,
+) -> Result<Vec<u64>, E> {
+    let mut expired = Vec::new();
+    for event in oldest_first {
+        let (seq, at) = event?;
+        if at >= cutoff {
+            break;
+        }
+        expired.push(seq);
+    }
+    Ok(expired)
 }
 
 #[cfg(test)]

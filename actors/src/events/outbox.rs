@@ -109,15 +109,12 @@ impl<'txn> Outbox<'txn> {
     /// Forgets events created before `cutoff`, oldest first, at most `max` of them,
     /// and remembers the highest seq forgotten (an `after` below it is expired).
     pub fn purge(&mut self, cutoff: Timestamp, max: usize) -> Result<usize, StoreError> {
-        let mut expired = Vec::new();
-        for entry in self.events.iter()?.take(max) {
+        let oldest = self.events.iter()?.take(max).map(|entry| {
             let (seq, bytes) = entry?;
             let row: EventRow = codec::decode(bytes.value())?;
-            if row.at >= cutoff {
-                break;
-            }
-            expired.push(seq.value());
-        }
+            Ok::<_, StoreError>((seq.value(), row.at))
+        });
+        let expired = super::expired_prefix(oldest, cutoff)?;
         if let Some(&highest) = expired.last() {
             for seq in &expired {
                 self.events.remove(*seq)?;

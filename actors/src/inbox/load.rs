@@ -94,6 +94,102 @@ struct Group {
     records: u64,
 }
 
+impl Group {
+    /// Adds one row of this order: a line, or a rejected row that fails it.
+    fn add(&mut self, outcome: Result<Row, Failed>, line: u64, raw: impl FnOnce() -> String) {
+        self.records += 1;
+        match outcome {
+            Ok(Row::OrderLine {
+                customer,
+                sku,
+                quantity,
+                unit_price,
+                ..
+            }) => {
+                match &self.customer {
+                    Some(c) if *c != customer => {
+                        let order_ref = &self.order_ref;
+                        self.failure.get_or_insert_with(|| {
+                            format!(
+                                "rows of order {} name different customers",
+                                order_ref.as_str()
+                            )
+                        });
+                    }
+                    _ => self.customer = Some(customer),
+                }
+                self.lines.push(OrderLineIn {
+                    line,
+                    raw: raw(),
+                    sku,
+                    quantity,
+                    unit_price,
+                });
+            }
+            Err(f) => {
+                let order_ref = &self.order_ref;
+                self.failure.get_or_insert_with(|| {
+                    format!(
+                        "order {}: line {} was rejected ({})",
+                        order_ref.as_str(),
+                        f.reject.line,
+                        f.reject.reason
+                    )
+                });
+                self.rejects.push(f.reject);
+            }
+            Ok(_) => unreachable!("only order lines carry a reference"),
+        }
+    }
+}
+
+/// A record that belongs to no order: a product, an inventory row, or a
+/// rejected row without a usable order reference.
+fn single_piece(outcome: Result<Row, Failed>, line: u64, raw: impl FnOnce() -> String) -> Piece {
+    let unit = match outcome {
+        Ok(Row::Product { sku, draft, stock }) => Unit::Product { sku, draft, stock },
+        Ok(Row::Inventory { sku, stock }) => Unit::Inventory {
+            line,
+            raw: raw(),
+            sku,
+            stock,
+        },
+        Err(f) => Unit::Rejected(f.reject),
+        Ok(Row::OrderLine { .. }) => unreachable!("order lines have a reference"),
+    };
+    Piece {
+        unit,
+        records: 1,
+        failed_ref_after: None,
+    }
+}
+
+/// A row of an order already refused for having too many lines: refused too.
+fn rest_of_a_failed_order(
+    outcome: Result<Row, Failed>,
+    line: u64,
+    raw: impl FnOnce() -> String,
+    order_ref: OrderRef,
+) -> Piece {
+    let reject = match outcome {
+        Err(f) => f.reject,
+        Ok(_) => Reject {
+            line,
+            code: RejectCode::OrderRejected,
+            reason: format!(
+                "order {} has more than {ORDER_LINES_MAX} lines",
+                order_ref.as_str()
+            ),
+            raw: raw(),
+        },
+    };
+    Piece {
+        unit: Unit::Rejected(reject),
+        records: 1,
+        failed_ref_after: Some(order_ref),
+    }
+}
+
 impl Grouper {
     /// Resumes inside an order that had already failed.
     pub fn resume(failed_ref: Option<OrderRef>) -> Self {
@@ -120,49 +216,11 @@ impl Grouper {
             // Not part of any order: products, inventory, or an order row without a
             // usable reference.
             self.close(out);
-            out.push(match outcome {
-                Ok(Row::Product { sku, draft, stock }) => Piece {
-                    unit: Unit::Product { sku, draft, stock },
-                    records: 1,
-                    failed_ref_after: None,
-                },
-                Ok(Row::Inventory { sku, stock }) => Piece {
-                    unit: Unit::Inventory {
-                        line,
-                        raw: raw(),
-                        sku,
-                        stock,
-                    },
-                    records: 1,
-                    failed_ref_after: None,
-                },
-                Err(f) => Piece {
-                    unit: Unit::Rejected(f.reject),
-                    records: 1,
-                    failed_ref_after: None,
-                },
-                Ok(Row::OrderLine { .. }) => unreachable!("order lines have a reference"),
-            });
+            out.push(single_piece(outcome, line, raw));
             return;
         };
         if self.failed_ref.as_ref() == Some(&order_ref) {
-            let reject = match outcome {
-                Err(f) => f.reject,
-                Ok(_) => Reject {
-                    line,
-                    code: RejectCode::OrderRejected,
-                    reason: format!(
-                        "order {} has more than {ORDER_LINES_MAX} lines",
-                        order_ref.as_str()
-                    ),
-                    raw: raw(),
-                },
-            };
-            out.push(Piece {
-                unit: Unit::Rejected(reject),
-                records: 1,
-                failed_ref_after: Some(order_ref),
-            });
+            out.push(rest_of_a_failed_order(outcome, line, raw, order_ref));
             return;
         }
         self.failed_ref = None;
@@ -177,74 +235,38 @@ impl Grouper {
             failure: None,
             records: 0,
         });
-        group.records += 1;
-        match outcome {
-            Ok(Row::OrderLine {
-                customer,
-                sku,
-                quantity,
-                unit_price,
-                ..
-            }) => {
-                match &group.customer {
-                    Some(c) if *c != customer => {
-                        group.failure.get_or_insert_with(|| {
-                            format!(
-                                "rows of order {} name different customers",
-                                order_ref.as_str()
-                            )
-                        });
-                    }
-                    _ => group.customer = Some(customer),
-                }
-                group.lines.push(OrderLineIn {
-                    line,
-                    raw: raw(),
-                    sku,
-                    quantity,
-                    unit_price,
-                });
-            }
-            Err(f) => {
-                group.failure.get_or_insert_with(|| {
-                    format!(
-                        "order {}: line {} was rejected ({})",
-                        order_ref.as_str(),
-                        f.reject.line,
-                        f.reject.reason
-                    )
-                });
-                group.rejects.push(f.reject);
-            }
-            Ok(_) => unreachable!("only order lines carry a reference"),
-        }
+        group.add(outcome, line, raw);
         if group.lines.len() + group.rejects.len() > ORDER_LINES_MAX {
-            // Too many rows: refuse what is buffered and everything that follows with
-            // this reference, without buffering it.
-            let reason = format!(
-                "order {} has more than {ORDER_LINES_MAX} lines",
-                order_ref.as_str()
-            );
-            if let Some(mut g) = self.open.take() {
-                g.failure = Some(reason);
-                let records = g.records;
-                let rejects = group_rejects(g);
-                let n = rejects.len();
-                for (i, r) in rejects.into_iter().enumerate() {
-                    let records = if i + 1 == n {
-                        records - (n as u64 - 1)
-                    } else {
-                        1
-                    };
-                    out.push(Piece {
-                        unit: Unit::Rejected(r),
-                        records,
-                        failed_ref_after: Some(order_ref.clone()),
-                    });
-                }
-            }
-            self.failed_ref = Some(order_ref);
+            self.refuse_overlong(order_ref, out);
         }
+    }
+
+    /// Too many rows: refuses what is buffered and everything that follows with
+    /// this reference, without buffering it.
+    fn refuse_overlong(&mut self, order_ref: OrderRef, out: &mut Vec<Piece>) {
+        let reason = format!(
+            "order {} has more than {ORDER_LINES_MAX} lines",
+            order_ref.as_str()
+        );
+        if let Some(mut g) = self.open.take() {
+            g.failure = Some(reason);
+            let records = g.records;
+            let rejects = group_rejects(g);
+            let n = rejects.len();
+            for (i, r) in rejects.into_iter().enumerate() {
+                let records = if i + 1 == n {
+                    records - (n as u64 - 1)
+                } else {
+                    1
+                };
+                out.push(Piece {
+                    unit: Unit::Rejected(r),
+                    records,
+                    failed_ref_after: Some(order_ref.clone()),
+                });
+            }
+        }
+        self.failed_ref = Some(order_ref);
     }
 
     /// Emits the open order, if any (at the end of the file, or when the next
@@ -555,17 +577,10 @@ fn set_stock<R: LedgerRows>(
 /// Applies a batch to `target`. Only a storage error fails it; every row-level
 /// problem becomes a reject.
 pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
-    target: Target<'_, C, R, U>,
+    mut target: Target<'_, C, R, U>,
     job: JobId,
     batch: Batch,
 ) -> Result<Applied, StoreError> {
-    let Target {
-        catalog,
-        rules,
-        customers,
-        currency,
-        at,
-    } = target;
     let source = Source::Import(job);
     let mut rejects = Vec::new();
     let mut loaded = 0u64;
@@ -573,13 +588,7 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
     for piece in batch.pieces {
         match piece.unit {
             Unit::Product { sku, draft, stock } => {
-                let (outcome, record) = upsert_row(catalog, &sku, draft, at)?;
-                if let Some(level) = stock {
-                    set_stock(rules, &sku, level, source, at)?;
-                }
-                if rules.rows.row_events() == RowEvents::Rows {
-                    announce_row(rules, sku, stock, outcome, record, at)?;
-                }
+                target.product(sku, draft, stock, source)?;
                 loaded += 1;
             }
             Unit::Inventory {
@@ -587,85 +596,28 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
                 raw,
                 sku,
                 stock,
-            } => {
-                if catalog.product(&sku)?.is_some_and(|p| !p.archived) {
-                    rules
-                        .set_level(&sku, stock, MovementKind::Adjustment, source, at)
-                        .map_err(stock_storage)?;
-                    loaded += 1;
-                } else {
-                    rejects.push(Reject {
-                        line,
-                        code: RejectCode::UnknownSku,
-                        reason: format!("unknown or archived SKU {sku}"),
-                        raw,
-                    });
-                }
-            }
+            } => match target.inventory(&sku, stock, source)? {
+                true => loaded += 1,
+                false => rejects.push(Reject {
+                    line,
+                    code: RejectCode::UnknownSku,
+                    reason: format!("unknown or archived SKU {sku}"),
+                    raw,
+                }),
+            },
             Unit::Order {
                 order_ref,
                 customer,
                 lines,
-            } => {
-                let user = customers.user_of(&customer)?;
-                let refuse = |code: RejectCode, reason: String, rejects: &mut Vec<Reject>| {
-                    for l in &lines {
-                        rejects.push(Reject {
-                            line: l.line,
-                            code,
-                            reason: reason.clone(),
-                            raw: l.raw.clone(),
-                        });
-                    }
-                };
-                let Some(user) = user else {
-                    let who = match &customer {
-                        Customer::Username(u) => u.as_str().to_owned(),
-                        Customer::Email(e) => e.as_str().to_owned(),
-                    };
-                    refuse(
-                        RejectCode::UnknownCustomer,
-                        format!("order {}: no customer {who}", order_ref.as_str()),
-                        &mut rejects,
-                    );
-                    continue;
-                };
-                let merged =
-                    match OrderLines::merge(lines.iter().map(|l| (l.sku.clone(), l.quantity))) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            refuse(
-                                RejectCode::InvalidOrder,
-                                format!("order {}: lines {e}", order_ref.as_str()),
-                                &mut rejects,
-                            );
-                            continue;
-                        }
-                    };
-                let request = OrderRequest {
-                    user,
-                    lines: merged,
-                    idempotency_key: None,
-                    source,
-                    external_ref: Some(order_ref.clone()),
-                    expected_prices: lines
-                        .iter()
-                        .filter_map(|l| l.unit_price.map(|p| (l.sku.clone(), p)))
-                        .collect(),
-                };
-                match rules.place_order(&*catalog, &request, currency, at) {
-                    Ok(_) => loaded += lines.len() as u64,
-                    Err(CheckoutError::Store(e)) => return Err(e),
-                    Err(e) => {
-                        let (code, reason) = checkout_reject(&e);
-                        refuse(
-                            code,
-                            format!("order {}: {reason}", order_ref.as_str()),
-                            &mut rejects,
-                        );
-                    }
-                }
-            }
+            } => match target.order(&order_ref, &customer, &lines, source)? {
+                Ok(()) => loaded += lines.len() as u64,
+                Err((code, reason)) => rejects.extend(lines.iter().map(|l| Reject {
+                    line: l.line,
+                    code,
+                    reason: format!("order {}: {reason}", order_ref.as_str()),
+                    raw: l.raw.clone(),
+                })),
+            },
             Unit::Rejected(r) => rejects.push(r),
         }
     }
@@ -674,6 +626,92 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
         rejects,
         ..applied
     })
+}
+
+impl<C: CatalogRows, R: LedgerRows, U: Customers> Target<'_, C, R, U> {
+    /// A product row: upserted, its stock set if the row gives one, announced
+    /// per row if the ledger reports rows.
+    fn product(
+        &mut self,
+        sku: Sku,
+        draft: ProductDraft,
+        stock: Option<StockLevel>,
+        source: Source,
+    ) -> Result<(), StoreError> {
+        let (outcome, record) = upsert_row(self.catalog, &sku, draft, self.at)?;
+        if let Some(level) = stock {
+            set_stock(self.rules, &sku, level, source, self.at)?;
+        }
+        if self.rules.rows.row_events() == RowEvents::Rows {
+            announce_row(self.rules, sku, stock, outcome, record, self.at)?;
+        }
+        Ok(())
+    }
+
+    /// An inventory row: the level set if the SKU is in the catalog (false if
+    /// it is not, or archived).
+    fn inventory(
+        &mut self,
+        sku: &Sku,
+        stock: StockLevel,
+        source: Source,
+    ) -> Result<bool, StoreError> {
+        if self.catalog.product(sku)?.is_none_or(|p| p.archived) {
+            return Ok(false);
+        }
+        self.rules
+            .set_level(sku, stock, MovementKind::Adjustment, source, self.at)
+            .map_err(stock_storage)?;
+        Ok(true)
+    }
+
+    /// An imported order, through the checkout's own rules; refused whole (code
+    /// and reason for each of its rows) for an unknown customer, lines that do
+    /// not merge, or any reason a checkout is refused.
+    fn order(
+        &mut self,
+        order_ref: &OrderRef,
+        customer: &Customer,
+        lines: &[OrderLineIn],
+        source: Source,
+    ) -> Result<Result<(), (RejectCode, String)>, StoreError> {
+        let Some(user) = self.customers.user_of(customer)? else {
+            let who = match customer {
+                Customer::Username(u) => u.as_str(),
+                Customer::Email(e) => e.as_str(),
+            };
+            return Ok(Err((
+                RejectCode::UnknownCustomer,
+                format!("no customer {who}"),
+            )));
+        };
+        let merged = match OrderLines::merge(lines.iter().map(|l| (l.sku.clone(), l.quantity))) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err((RejectCode::InvalidOrder, format!("lines {e}")))),
+        };
+        let request = OrderRequest {
+            user,
+            lines: merged,
+            idempotency_key: None,
+            source,
+            external_ref: Some(order_ref.clone()),
+            expected_prices: lines
+                .iter()
+                .filter_map(|l| l.unit_price.map(|p| (l.sku.clone(), p)))
+                .collect(),
+        };
+        match self
+            .rules
+            .place_order(&*self.catalog, &request, self.currency, self.at)
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(CheckoutError::Store(e)) => Err(e),
+            Err(e) => {
+                let (code, reason) = checkout_reject(&e);
+                Ok(Err((code, reason.to_string())))
+            }
+        }
+    }
 }
 
 /// Advances the job past a batch: its read position, counts and rejects. Both ledgers

@@ -6,23 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::failure::FileFailure;
 use crate::limits::FILE_NAME_BYTES_MAX;
 
-/// What the rows of a file are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Kind {
-    Products,
-    Orders,
-    Inventory,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Products => "products",
-            Kind::Orders => "orders",
-            Kind::Inventory => "inventory",
-        }
-    }
-}
+pub use crate::domain::Kind;
 
 /// How the rows are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use actix::Message;
@@ -333,96 +333,17 @@ impl Pipeline {
             .failed_order_ref
             .as_deref()
             .and_then(|r| OrderRef::parse(r).ok());
-        let (record_tx, record_rx) =
-            sync_channel::<Result<Vec<extract::RawRecord>, FileFailure>>(IMPORT_CHANNEL_CHUNKS_MAX);
-        let (piece_tx, piece_rx) =
-            sync_channel::<Result<Vec<Piece>, FileFailure>>(IMPORT_CHANNEL_CHUNKS_MAX);
+        let (record_tx, record_rx) = sync_channel::<Records>(IMPORT_CHANNEL_CHUNKS_MAX);
+        let (piece_tx, piece_rx) = sync_channel::<Pieces>(IMPORT_CHANNEL_CHUNKS_MAX);
         let stop = &self.stop;
         let currency = self.currency;
 
         std::thread::scope(|scope| {
             // Extract: records, skipping those already committed.
-            scope.spawn(move || {
-                let crash = record_tx.clone();
-                let run = guarded(Stage::Extract, move || {
-                    let mut extractor = match extract::extractor(ty, reader) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            let _ = record_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let mut seen = 0u64;
-                    let mut chunk = Vec::with_capacity(IMPORT_CHUNK_ROWS);
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        match extractor.next_record() {
-                            Ok(Some(record)) => {
-                                crate::failpoint::hit("extract", || record.raw_text());
-                                seen += 1;
-                                if seen <= skip {
-                                    continue;
-                                }
-                                chunk.push(record);
-                                if chunk.len() == IMPORT_CHUNK_ROWS
-                                    && record_tx.send(Ok(std::mem::take(&mut chunk))).is_err()
-                                {
-                                    return;
-                                }
-                            }
-                            Ok(None) => {
-                                if !chunk.is_empty() {
-                                    let _ = record_tx.send(Ok(chunk));
-                                }
-                                return;
-                            }
-                            Err(e) => {
-                                let _ = record_tx.send(Err(e));
-                                return;
-                            }
-                        }
-                    }
-                });
-                if let Err(reason) = run {
-                    let _ = crash.send(Err(reason));
-                }
-            });
+            scope.spawn(move || extract_stage(ty, reader, skip, stop, record_tx));
             // Transform: rows and rejects, orders grouped.
             scope.spawn(move || {
-                let crash = piece_tx.clone();
-                let run = guarded(Stage::Transform, move || {
-                    let mut grouper = Grouper::resume(failed_ref);
-                    for message in record_rx {
-                        let records = match message {
-                            Ok(r) => r,
-                            Err(e) => {
-                                let _ = piece_tx.send(Err(e));
-                                return;
-                            }
-                        };
-                        let mut out = Vec::with_capacity(records.len());
-                        for record in &records {
-                            crate::failpoint::hit("transform", || record.raw_text());
-                            let outcome = transform::transform(ty.kind, currency, record);
-                            grouper.push(outcome, record.line, || record.raw_text(), &mut out);
-                        }
-                        if piece_tx.send(Ok(out)).is_err() {
-                            return;
-                        }
-                    }
-                    // The end of the file closes the last order, unless the extractor only
-                    // stopped because of a shutdown.
-                    if !stop.load(Ordering::Relaxed) {
-                        let mut out = Vec::new();
-                        grouper.close(&mut out);
-                        let _ = piece_tx.send(Ok(out));
-                    }
-                });
-                if let Err(reason) = run {
-                    let _ = crash.send(Err(reason));
-                }
+                transform_stage(ty, currency, failed_ref, stop, record_rx, piece_tx)
             });
             // Load: batches into the ledger.
             self.load_loop(rt, job, ty, piece_rx, &bytes_read)
@@ -507,7 +428,7 @@ impl Pipeline {
         RowsCommitted {
             kind,
             loaded: applied.loaded,
-            rejected: &applied.rejects,
+            rejected: &applied.rejects.iter().map(|r| r.code).collect::<Vec<_>>(),
         }
         .emit(&self.telemetry);
         Ok(applied.records)
@@ -531,5 +452,109 @@ fn finished(job: &Job) -> FileFinished<'_> {
         rows_loaded: r.rows_loaded,
         rows_rejected: r.rows_rejected,
         error: r.error.as_deref(),
+    }
+}
+
+/// The records a chunk of the file gave, or why the file cannot be read on.
+type Records = Result<Vec<extract::RawRecord>, FileFailure>;
+/// The pieces a chunk of records gave.
+type Pieces = Result<Vec<Piece>, FileFailure>;
+
+/// The extract stage: records in chunks, skipping the `skip` already committed;
+/// stops at the file's end, a failure, a closed channel or a shutdown.
+fn extract_stage(
+    ty: FileType,
+    reader: Box<dyn std::io::BufRead + Send>,
+    skip: u64,
+    stop: &AtomicBool,
+    record_tx: SyncSender<Records>,
+) {
+    let crash = record_tx.clone();
+    let run = guarded(Stage::Extract, move || {
+        let mut extractor = match extract::extractor(ty, reader) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = record_tx.send(Err(e));
+                return;
+            }
+        };
+        let mut seen = 0u64;
+        let mut chunk = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match extractor.next_record() {
+                Ok(Some(record)) => {
+                    crate::failpoint::hit("extract", || record.raw_text());
+                    seen += 1;
+                    if seen <= skip {
+                        continue;
+                    }
+                    chunk.push(record);
+                    if chunk.len() == IMPORT_CHUNK_ROWS
+                        && record_tx.send(Ok(std::mem::take(&mut chunk))).is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if !chunk.is_empty() {
+                        let _ = record_tx.send(Ok(chunk));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let _ = record_tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(reason) = run {
+        let _ = crash.send(Err(reason));
+    }
+}
+
+/// The transform stage: rows and rejects, an order's rows grouped into one piece.
+fn transform_stage(
+    ty: FileType,
+    currency: Currency,
+    failed_ref: Option<OrderRef>,
+    stop: &AtomicBool,
+    record_rx: Receiver<Records>,
+    piece_tx: SyncSender<Pieces>,
+) {
+    let crash = piece_tx.clone();
+    let run = guarded(Stage::Transform, move || {
+        let mut grouper = Grouper::resume(failed_ref);
+        for message in record_rx {
+            let records = match message {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = piece_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut out = Vec::with_capacity(records.len());
+            for record in &records {
+                crate::failpoint::hit("transform", || record.raw_text());
+                let outcome = transform::transform(ty.kind, currency, record);
+                grouper.push(outcome, record.line, || record.raw_text(), &mut out);
+            }
+            if piece_tx.send(Ok(out)).is_err() {
+                return;
+            }
+        }
+        // The end of the file closes the last order, unless the extractor only
+        // stopped because of a shutdown.
+        if !stop.load(Ordering::Relaxed) {
+            let mut out = Vec::new();
+            grouper.close(&mut out);
+            let _ = piece_tx.send(Ok(out));
+        }
+    });
+    if let Err(reason) = run {
+        let _ = crash.send(Err(reason));
     }
 }

@@ -7,15 +7,12 @@
 //!
 //! An order, its `sale` movements and the stock levels they change are written in
 //! one redb write transaction, so they are on disk together or not at all. The price
-//! on each line is read from the product row *inside that same transaction*. redb
-//! admits exactly one write transaction at a time, database-wide: while the ledger
-//! holds it, no catalog write can interleave, and a price change committed by the
-//! catalog before it is visible to it. So the price charged is the catalog price at
-//! the moment the order commits, and no two actors ever commit halves of one order:
-//! the catalog only ever writes product rows (plus the initial stock of a new
-//! product, through the same [`redb_rows::Book`] rules), the ledger writes everything an
-//! order touches. The ledger keeps no cached copy of stock or prices between
-//! transactions, which is what makes sharing the write lock with the catalog safe.
+//! on each line is read from the product row *inside that same transaction*. Every
+//! write of the catalog is a ledger command too (`products.rs`: products and their
+//! initial stock through the same [`rules::Rules`]), and the catalog actor only
+//! reads; so the price charged is the catalog price at the moment the order
+//! commits, and no two actors ever commit halves of one order. The ledger keeps no
+//! cached copy of stock or prices between transactions.
 //!
 //! # Group commit
 //!
@@ -44,7 +41,6 @@ pub mod rules;
 pub mod tx;
 pub mod verify;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -52,25 +48,24 @@ use redb::ReadableDatabase;
 use tokio::sync::{oneshot, watch};
 
 use crate::catalog::ProductCache;
-use crate::domain::{
-    CheckoutRejection, Currency, IdempotencyKey, OrderId, OrderStatus, Reason, Sku, StockDelta,
-    Timestamp, UserId,
-};
-use crate::events::RowEvents;
+use crate::catalog::cache::Touched;
+use crate::domain::{Currency, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId};
+use crate::events::{PurgeCutoffs, RowEvents};
 use crate::limits::{
-    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, JOURNAL_CHECKPOINT_MS,
-    LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
+    EVENT_RETENTION_DAYS_DEFAULT, JOURNAL_CHECKPOINT_MS, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX,
+    PURGE_INTERVAL_SECS,
 };
 use crate::store::Page;
 use crate::store::journal::{Journal, durable_empty_commit};
 use crate::store::tables::{self, MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS, counter};
 use crate::store::{Store, StoreError, codec};
-use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
+use crate::telemetry::{BatchCommitted, Event, Telemetry};
 pub use products::{ArchiveProduct, CreateProduct, PatchProduct, ReplaceProduct};
 pub use records::{
     Caller, CheckoutError, IdempotencyRow, Level, Movement, MovementDraft, MovementRow, Order,
     OrderError, OrderLine, OrderRequest, OrderRow, Placed, Shortage, Source, StockError,
 };
+use records::{KeysInFlight, count_checkout};
 pub use redb_rows::Book;
 pub use rules::Rules;
 pub use tx::Tx;
@@ -129,7 +124,7 @@ pub struct Ledger {
     flush_scheduled: bool,
     /// (user, key) of keyed checkouts queued but not yet committed: a second request
     /// with the same key meanwhile is "still in flight" (409).
-    keys_in_flight: HashSet<(UserId, IdempotencyKey)>,
+    keys_in_flight: KeysInFlight,
     /// The commit log in front of redb (see [`crate::store::journal`]); none: every
     /// batch commits durably.
     journal: Option<Journal>,
@@ -148,7 +143,7 @@ impl Ledger {
             telemetry,
             queue: Vec::new(),
             flush_scheduled: false,
-            keys_in_flight: HashSet::new(),
+            keys_in_flight: KeysInFlight::default(),
             journal: None,
             product_cache: ProductCache::default(),
         }
@@ -233,52 +228,16 @@ impl Ledger {
             journal.batch_started();
         }
         let mut txn = self.store.db().begin_write()?;
-        let (poisoned, newest, touched, payload) =
-            tx::within(&txn, self.currency, self.events.row_events, |tx| {
-                if journaled {
-                    tx.book.rows.capture.start();
-                }
-                let mut poisoned = false;
-                for (work, _) in batch {
-                    if poisoned {
-                        // Nothing after a storage error is attempted; its caller is told
-                        // the batch was abandoned.
-                        responders.push(Box::new(|_| {}));
-                        continue;
-                    }
-                    // A command that panics must not take the ledger (and every later
-                    // checkout) with it: the batch is abandoned as for a storage error,
-                    // and that command's caller, whose reply went with it, is told the
-                    // ledger did not answer.
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tx))) {
-                        Ok((respond, failed)) => {
-                            responders.push(respond);
-                            poisoned |= failed;
-                        }
-                        Err(_) => {
-                            tracing::error!("a ledger command panicked; its batch is abandoned");
-                            poisoned = true;
-                        }
-                    }
-                }
-                let catalog_rows = tx.catalog.take_touched();
-                if !catalog_rows.is_empty() {
-                    // The catalog's tables are not logged: a batch that wrote one
-                    // commits durably (no journaled command does today).
-                    tx.book.rows.capture.spoil();
-                }
-                let touched = catalog_rows.and(std::mem::take(&mut tx.book.rows.touched));
-                let payload = tx.book.rows.capture.take();
-                (
-                    (
-                        poisoned,
-                        tx.book.rows.outbox.last_appended(),
-                        touched,
-                        payload,
-                    ),
-                    !poisoned,
-                )
-            })?;
+        let Ran {
+            poisoned,
+            newest,
+            touched,
+            payload,
+        } = tx::within(&txn, self.currency, self.events.row_events, |tx| {
+            let ran = run_commands(tx, batch, responders, journaled);
+            let stands = !ran.poisoned;
+            (ran, stands)
+        })?;
         if poisoned {
             txn.abort()?;
             return Err(StoreError::Aborted(
@@ -363,16 +322,18 @@ impl Actor for Ledger {
         }
         // Forget idempotency keys past their time, a bounded number at a time.
         ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
-            let retention_secs = act.events.retention_days.saturating_mul(86_400);
+            let retention_days = act.events.retention_days;
             let work: Work = Box::new(move |tx| {
-                let now = Timestamp::now();
-                let cutoff = now.minus_secs(IDEMPOTENCY_KEY_TTL_SECS);
-                let failed = tx.book.purge_idempotency(cutoff, PURGE_BATCH_MAX).is_err()
+                let cutoffs = PurgeCutoffs::at(Timestamp::now(), retention_days);
+                let failed = tx
+                    .book
+                    .purge_idempotency(cutoffs.keys, PURGE_BATCH_MAX)
+                    .is_err()
                     || tx
                         .book
                         .rows
                         .outbox
-                        .purge(now.minus_secs(retention_secs), PURGE_BATCH_MAX)
+                        .purge(cutoffs.events, PURGE_BATCH_MAX)
                         .is_err();
                 (Box::new(|_| {}), failed)
             });
@@ -446,6 +407,64 @@ impl Ledger {
     }
 }
 
+/// What running a batch's commands in its transaction left for the commit.
+struct Ran {
+    /// A command failed to write (or panicked): the batch is abandoned.
+    poisoned: bool,
+    /// The last event seq the batch appended.
+    newest: Option<u64>,
+    /// Products and levels the read cache must forget.
+    touched: Touched,
+    /// The journal record of what the batch wrote, if it recorded one.
+    payload: Option<Vec<u8>>,
+}
+
+/// Runs each command of a batch in `tx`, pushing its responder; stops trying
+/// after a storage error (the rest are told the batch was abandoned).
+fn run_commands(
+    tx: &mut Tx<'_, '_>,
+    batch: Vec<(Work, Commit)>,
+    responders: &mut Vec<Responder>,
+    journaled: bool,
+) -> Ran {
+    if journaled {
+        tx.book.rows.capture.start();
+    }
+    let mut poisoned = false;
+    for (work, _) in batch {
+        if poisoned {
+            responders.push(Box::new(|_| {}));
+            continue;
+        }
+        // A command that panics must not take the ledger (and every later
+        // checkout) with it: the batch is abandoned as for a storage error, and
+        // that command's caller, whose reply went with it, is told the ledger
+        // did not answer.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tx))) {
+            Ok((respond, failed)) => {
+                responders.push(respond);
+                poisoned |= failed;
+            }
+            Err(_) => {
+                tracing::error!("a ledger command panicked; its batch is abandoned");
+                poisoned = true;
+            }
+        }
+    }
+    let catalog_rows = tx.catalog.take_touched();
+    if !catalog_rows.is_empty() {
+        // The catalog's tables are not logged: a batch that wrote one commits
+        // durably (no journaled command does today).
+        tx.book.rows.capture.spoil();
+    }
+    Ran {
+        poisoned,
+        newest: tx.book.rows.outbox.last_appended(),
+        touched: catalog_rows.and(std::mem::take(&mut tx.book.rows.touched)),
+        payload: tx.book.rows.capture.take(),
+    }
+}
+
 /// Place an order (checkout). Answered only once the order is durable.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Placed, CheckoutError>")]
@@ -459,14 +478,10 @@ impl Handler<PlaceOrder> for Ledger {
 
     fn handle(&mut self, msg: PlaceOrder, ctx: &mut Self::Context) -> Self::Result {
         let request = msg.request;
-        if let Some(key) = &request.idempotency_key
-            && !self.keys_in_flight.insert((request.user, key.clone()))
-        {
-            OrderRejected {
-                reason: CheckoutRejection::InFlight,
-            }
-            .emit(&self.telemetry);
-            return Box::pin(async { Err(CheckoutError::InFlight) });
+        if let Err(e) = self.keys_in_flight.take(&request) {
+            let refused = Err(e);
+            count_checkout(&self.telemetry, &refused);
+            return Box::pin(async { refused });
         }
         let telemetry = self.telemetry.clone();
         let poisons = |e: &CheckoutError| matches!(e, CheckoutError::Store(_));
@@ -474,14 +489,7 @@ impl Handler<PlaceOrder> for Ledger {
             let result = tx
                 .book
                 .place_order(tx.catalog, &request, tx.currency, tx.at);
-            match &result {
-                Ok(p) if !p.replayed => OrderPlaced.emit(&telemetry),
-                Ok(_) => {}
-                Err(e) => OrderRejected {
-                    reason: e.rejection(),
-                }
-                .emit(&telemetry),
-            }
+            count_checkout(&telemetry, &result);
             result
         })
     }
@@ -645,29 +653,24 @@ impl Handler<ListOrders> for Ledger {
                     .map(|e| e.map(|(k, _)| k.value())),
             ),
         };
-        let mut items: Vec<Order> = Vec::with_capacity(msg.limit);
-        let mut next = None;
-        for (scanned, id) in ids.enumerate() {
+        let rows = ids.map(|id| {
             let id = id?;
-            if items.len() == msg.limit {
-                // One more exists: the page is full.
-                next = items.last().map(|o| o.id);
-                break;
-            }
-            if scanned == LIST_SCAN_ROWS_MAX {
-                next = Some(OrderId(id + 1));
-                break;
-            }
             let row: OrderRow = crate::store::get_record(&orders, id)?
                 .ok_or_else(|| StoreError::Corrupt(format!("order {id} is indexed but missing")))?;
-            if msg.status.is_none_or(|s| row.status == s) {
-                items.push(Order {
-                    id: OrderId(id),
-                    row,
-                });
-            }
-        }
-        Ok(Page { items, next })
+            let matches = msg.status.is_none_or(|s| row.status == s);
+            let order = matches.then_some(Order {
+                id: OrderId(id),
+                row,
+            });
+            Ok::<_, StoreError>((OrderId(id), order))
+        });
+        Page::from_scan(
+            rows,
+            msg.limit,
+            LIST_SCAN_ROWS_MAX,
+            |o| o.id,
+            |id| OrderId(id.0 + 1),
+        )
     }
 }
 
@@ -698,27 +701,19 @@ impl Handler<ListMovements> for Ledger {
         let movements = txn.open_table(MOVEMENTS)?;
         let from = msg.after.map_or(1, |s| s.saturating_add(1));
         let sku = msg.sku.as_str();
-        let mut items = Vec::with_capacity(msg.limit);
-        let mut more = false;
-        for entry in movements.range((sku, from)..=(sku, u64::MAX))? {
-            let (k, v) = entry?;
-            if items.len() == msg.limit {
-                more = true;
-                break;
-            }
-            let row: MovementRow = codec::decode(v.value())?;
-            items.push(Movement {
-                sku: msg.sku.clone(),
-                seq: k.value().1,
-                row,
-            });
-        }
-        let next = if more {
-            items.last().map(|m| m.seq)
-        } else {
-            None
-        };
-        Ok(Some(Page { items, next }))
+        let items = movements
+            .range((sku, from)..=(sku, u64::MAX))?
+            .take(msg.limit.saturating_add(1))
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok(Movement {
+                    sku: msg.sku.clone(),
+                    seq: k.value().1,
+                    row: codec::decode::<MovementRow>(v.value())?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(Page::from_overfetch(items, msg.limit, |m| m.seq)))
     }
 }
 

@@ -8,7 +8,7 @@ use super::Ledger;
 use super::records::{Source, StockError};
 use super::rows::{LedgerRows, ProductRows};
 use super::rules::Rules;
-use crate::catalog::tables::same_content;
+use crate::catalog::tables::{same_content, upsert_of};
 use crate::catalog::{
     CatalogError, CatalogTables, Product, ProductDraft, ProductPatch, ProductRow, Upsert,
 };
@@ -47,13 +47,10 @@ pub trait CatalogRows: ProductRows {
         at: Timestamp,
     ) -> Result<Upsert, StoreError> {
         let previous = self.product(sku)?;
-        let row = ProductRow::drafted(draft, previous.as_ref(), at);
-        let outcome = match &previous {
-            None => Upsert::Created,
-            Some(prev) if same_content(prev, &row) => return Ok(Upsert::Unchanged),
-            Some(_) => Upsert::Updated,
-        };
-        self.put(sku, &row)?;
+        let (outcome, row) = upsert_of(draft, previous.as_ref(), at);
+        if let Some(row) = row {
+            self.put(sku, &row)?;
+        }
         Ok(outcome)
     }
 
@@ -162,37 +159,7 @@ pub fn apply<R: LedgerRows>(
             }
             Ok((product, outcome == Upsert::Created))
         }
-        ProductCommand::Patch(msg) => {
-            let before = catalog
-                .product(&msg.sku)?
-                .filter(|r| !r.archived)
-                .ok_or_else(|| CatalogError::NotFound(msg.sku.clone()))?;
-            let mut row = before.clone();
-            let p = msg.patch;
-            if let Some(name) = p.name {
-                row.name = name;
-            }
-            if let Some(category) = p.category {
-                row.category = category;
-            }
-            if let Some(description) = p.description {
-                row.description = description;
-            }
-            if let Some(price) = p.price {
-                row.price = price;
-            }
-            // A patch that changes nothing writes nothing (and keeps `updated_at`).
-            let changed = !same_content(&before, &row);
-            if changed {
-                row.updated_at = at;
-                catalog.put(&msg.sku, &row)?;
-            }
-            let product = with_stock(book, msg.sku, row)?;
-            if changed {
-                announce(book, EventType::ProductUpdated, &product, at)?;
-            }
-            Ok((product, false))
-        }
+        ProductCommand::Patch(msg) => patch(book, catalog, msg, at),
         ProductCommand::Archive(msg) => {
             let mut row = catalog
                 .product(&msg.sku)?
@@ -206,6 +173,45 @@ pub fn apply<R: LedgerRows>(
             Ok((product, false))
         }
     }
+}
+
+/// A patch: only the fields it names change; one that changes nothing writes
+/// nothing (and keeps `updated_at`).
+fn patch<R: LedgerRows>(
+    book: &mut Rules<R>,
+    catalog: &mut impl CatalogRows,
+    msg: PatchProduct,
+    at: Timestamp,
+) -> Result<(Product, bool), CatalogError> {
+    let before = catalog
+        .product(&msg.sku)?
+        .filter(|r| !r.archived)
+        .ok_or_else(|| CatalogError::NotFound(msg.sku.clone()))?;
+    let mut row = before.clone();
+    let p = msg.patch;
+    if let Some(name) = p.name {
+        row.name = name;
+    }
+    if let Some(category) = p.category {
+        row.category = category;
+    }
+    if let Some(description) = p.description {
+        row.description = description;
+    }
+    if let Some(price) = p.price {
+        row.price = price;
+    }
+    // A patch that changes nothing writes nothing (and keeps `updated_at`).
+    let changed = !same_content(&before, &row);
+    if changed {
+        row.updated_at = at;
+        catalog.put(&msg.sku, &row)?;
+    }
+    let product = with_stock(book, msg.sku, row)?;
+    if changed {
+        announce(book, EventType::ProductUpdated, &product, at)?;
+    }
+    Ok((product, false))
 }
 
 /// Appends a product event: the product as it now stands, stock included (also

@@ -2,6 +2,8 @@
 //! movements, idempotency keys), the requests it takes and the errors it answers.
 //! Plain data; the rules that write them are in [`super::rules`].
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -11,6 +13,7 @@ use crate::domain::{
 };
 use crate::limits::STOCK_UNITS_MAX;
 use crate::store::{Record, StoreError};
+use crate::telemetry::{Event, OrderPlaced, OrderRejected, Telemetry};
 
 /// Who caused a movement or an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,4 +239,42 @@ pub struct MovementDraft {
     pub source: Source,
     pub reason: Option<Reason>,
     pub at: Timestamp,
+}
+
+/// Idempotency keys whose checkout is being written and not yet committed: a
+/// second checkout with one of them is answered [`CheckoutError::InFlight`]
+/// instead of being written twice. The redb ledger holds them from a checkout's
+/// arrival to its batch's commit; PostgreSQL's for one batch (a later batch
+/// reads the committed key and replays it).
+#[derive(Debug, Default)]
+pub struct KeysInFlight(HashSet<(UserId, IdempotencyKey)>);
+
+impl KeysInFlight {
+    /// Takes the request's key, or says it is taken.
+    pub fn take(&mut self, request: &OrderRequest) -> Result<(), CheckoutError> {
+        match &request.idempotency_key {
+            Some(key) if !self.0.insert((request.user, key.clone())) => {
+                Err(CheckoutError::InFlight)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets every key (their batches committed or failed).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Counts one checkout's outcome, as both ledgers do: a new order, nothing for
+/// a replay, or the reason it was refused.
+pub fn count_checkout(telemetry: &Telemetry, placed: &Result<Placed, CheckoutError>) {
+    match placed {
+        Ok(p) if !p.replayed => OrderPlaced.emit(telemetry),
+        Ok(_) => {}
+        Err(e) => OrderRejected {
+            reason: e.rejection(),
+        }
+        .emit(telemetry),
+    }
 }

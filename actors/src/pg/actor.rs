@@ -15,6 +15,7 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::{CatalogError, Product};
 use crate::domain::{OrderId, Timestamp};
+use crate::events::PurgeCutoffs;
 use crate::inbox::jobs::{Job, JobRow};
 use crate::inbox::load::Applied;
 use crate::inbox::messages::{AdvanceJob, CreateJob, LoadBatch, SettleJob};
@@ -28,7 +29,7 @@ use crate::ledger::{
     PatchProduct, PlaceOrder, ReplaceProduct, Shutdown, VerifyLedger,
 };
 use crate::limits::{
-    EVENT_RETENTION_DAYS_DEFAULT, IDEMPOTENCY_KEY_TTL_SECS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
+    EVENT_RETENTION_DAYS_DEFAULT, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
 };
 use crate::store::{Page, StoreError, codec};
 
@@ -79,18 +80,11 @@ impl Actor for PgLedgerActor {
         // a bounded number at a time (every node does; the purge is idempotent).
         ctx.run_interval(Duration::from_secs(PURGE_INTERVAL_SECS), |act, ctx| {
             let pool = act.pool.clone();
-            let retention_secs = act.retention_days.saturating_mul(86_400);
+            let cutoffs = PurgeCutoffs::at(Timestamp::now(), act.retention_days);
             ctx.spawn(actix::fut::wrap_future(async move {
-                let now = Timestamp::now();
                 let purged = async {
                     let mut db = client(&pool).await?;
-                    super::purge(
-                        &mut db,
-                        now.minus_secs(IDEMPOTENCY_KEY_TTL_SECS),
-                        now.minus_secs(retention_secs),
-                        PURGE_BATCH_MAX,
-                    )
-                    .await
+                    super::purge(&mut db, cutoffs, PURGE_BATCH_MAX).await
                 };
                 match purged.await {
                     Ok(p) if p.keys + p.events > 0 => {
@@ -199,28 +193,33 @@ impl Handler<ListOrders> for PgLedgerActor {
             let before = msg.before.map_or(Ok(i64::MAX), |id| int(id.0))?;
             let user = msg.user.map(|u| int(u.0)).transpose()?;
             let status = msg.status.map(|s| s.as_str());
-            let limit = int(msg.limit as u64 + 1)?;
+            // As on redb: at most LIST_SCAN_ROWS_MAX orders looked at per page,
+            // the status filter applied to them (records of the others not sent).
+            let scan = int(LIST_SCAN_ROWS_MAX as u64 + 1)?;
             let db = client(&pool).await?;
             let rows = db
                 .query(
-                    "SELECT id, record FROM orders WHERE id < $1 \
-                     AND ($2::int8 IS NULL OR user_id = $2) \
-                     AND ($3::text IS NULL OR status = $3) \
+                    "SELECT id, CASE WHEN $3::text IS NULL OR status = $3 THEN record END \
+                     FROM orders WHERE id < $1 AND ($2::int8 IS NULL OR user_id = $2) \
                      ORDER BY id DESC LIMIT $4",
-                    &[&before, &user, &status, &limit],
+                    &[&before, &user, &status, &scan],
                 )
                 .await?;
-            let mut items = rows
-                .iter()
-                .map(|r| order_of(r.get(0), r.get(1)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let next = if items.len() > msg.limit {
-                items.truncate(msg.limit);
-                items.last().map(|o| o.id)
-            } else {
-                None
-            };
-            Ok(Page { items, next })
+            let rows = rows.iter().map(|r| {
+                let id: i64 = r.get(0);
+                let order = r
+                    .get::<_, Option<&[u8]>>(1)
+                    .map(|record| order_of(id, record))
+                    .transpose()?;
+                Ok::<_, StoreError>((OrderId(uint(id)?), order))
+            });
+            Page::from_scan(
+                rows,
+                msg.limit,
+                LIST_SCAN_ROWS_MAX,
+                |o| o.id,
+                |id| OrderId(id.0 + 1),
+            )
         })
     }
 }
@@ -250,7 +249,7 @@ impl Handler<ListMovements> for PgLedgerActor {
                     &[&msg.sku.as_str(), &after, &limit],
                 )
                 .await?;
-            let mut items = rows
+            let items = rows
                 .iter()
                 .map(|r| {
                     Ok(Movement {
@@ -260,13 +259,7 @@ impl Handler<ListMovements> for PgLedgerActor {
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let next = if items.len() > msg.limit {
-                items.truncate(msg.limit);
-                items.last().map(|m| m.seq)
-            } else {
-                None
-            };
-            Ok(Some(Page { items, next }))
+            Ok(Some(Page::from_overfetch(items, msg.limit, |m| m.seq)))
         })
     }
 }

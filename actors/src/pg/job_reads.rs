@@ -47,7 +47,7 @@ impl Handler<ListJobs> for PgLedgerActor {
             let db = client(&pool).await?;
             let before = msg.before.map_or(Ok(i64::MAX), |j| int(j.0))?;
             let limit = i64::try_from(msg.limit).unwrap_or(i64::MAX - 1) + 1;
-            let mut items = db
+            let items = db
                 .query(
                     "SELECT id, record FROM jobs WHERE id < $1 ORDER BY id DESC LIMIT $2",
                     &[&before, &limit],
@@ -56,14 +56,7 @@ impl Handler<ListJobs> for PgLedgerActor {
                 .iter()
                 .map(|r| job_of(r.get(0), r.get(1)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let more = items.len() > msg.limit;
-            items.truncate(msg.limit);
-            let next = if more {
-                items.last().map(|j| j.id)
-            } else {
-                None
-            };
-            Ok(Page { items, next })
+            Ok(Page::from_overfetch(items, msg.limit, |j| j.id))
         })
     }
 }
@@ -84,7 +77,7 @@ impl Handler<ListRejects> for PgLedgerActor {
             }
             let after = msg.after_line.map_or(Ok(-1), int)?;
             let limit = i64::try_from(msg.limit).unwrap_or(i64::MAX - 1) + 1;
-            let mut items = db
+            let items = db
                 .query(
                     "SELECT line, record FROM job_rejects WHERE job = $1 AND line > $2 \
                      ORDER BY line LIMIT $3",
@@ -94,14 +87,9 @@ impl Handler<ListRejects> for PgLedgerActor {
                 .iter()
                 .map(|r| Ok((uint(r.get(0))?, codec::decode(r.get::<_, &[u8]>(1))?)))
                 .collect::<Result<Vec<(u64, RejectRow)>, StoreError>>()?;
-            let more = items.len() > msg.limit;
-            items.truncate(msg.limit);
-            let next = if more {
-                items.last().map(|(line, _)| *line)
-            } else {
-                None
-            };
-            Ok(Some(Page { items, next }))
+            Ok(Some(Page::from_overfetch(items, msg.limit, |(line, _)| {
+                *line
+            })))
         })
     }
 }

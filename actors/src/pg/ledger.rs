@@ -35,7 +35,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::jobs::{StagedCustomers, StagedJobs};
 use super::staged::{Staged, StagedProducts, int, uint};
@@ -51,12 +51,12 @@ use crate::inbox::load::{self, Applied, Batch, Target, Unit};
 use crate::ledger::jobs::advance_announcing;
 use crate::ledger::products::{self, ProductCommand};
 use crate::ledger::records::{
-    Caller, CheckoutError, IdempotencyRow, Level, Movement, Order, OrderError, OrderRequest,
-    OrderRow, Placed, StockError,
+    Caller, CheckoutError, IdempotencyRow, KeysInFlight, Level, Movement, Order, OrderError,
+    OrderRequest, OrderRow, Placed, StockError, count_checkout,
 };
 use crate::ledger::rules::Rules;
 use crate::store::{StoreError, codec};
-use crate::telemetry::{BatchCommitted, Event, OrderPlaced, OrderRejected, Telemetry};
+use crate::telemetry::{BatchCommitted, Event, Telemetry};
 
 /// A command for the ledger, with where its answer goes.
 enum Command {
@@ -364,7 +364,7 @@ async fn commit_batch(
         Ok(answers) => {
             for (command, answer) in batch.drain(..).zip(answers) {
                 if let Answer::Place(placed) = &answer {
-                    count(&settings.telemetry, placed);
+                    count_checkout(&settings.telemetry, placed);
                 }
                 answer_one(command, Ok(answer));
             }
@@ -437,18 +437,6 @@ async fn reconnect(settings: &Settings) -> Option<Client> {
     }
 }
 
-/// Counts a committed checkout's outcome, as the redb ledger does.
-fn count(telemetry: &Telemetry, placed: &Result<Placed, CheckoutError>) {
-    match placed {
-        Ok(p) if !p.replayed => OrderPlaced.emit(telemetry),
-        Ok(_) => {}
-        Err(e) => OrderRejected {
-            reason: e.rejection(),
-        }
-        .emit(telemetry),
-    }
-}
-
 /// Answers a command with what it answered in a committed batch, or with the
 /// batch's failure (nothing of it was written).
 fn answer_one(command: Command, outcome: Result<Answer, &StoreError>) {
@@ -487,6 +475,75 @@ struct Needs {
     new_orders: i64,
 }
 
+impl Needs {
+    /// What the commands of `batch` will read, before any is read.
+    fn of(batch: &[Command]) -> Result<Self, StoreError> {
+        let mut needs = Needs::default();
+        for command in batch {
+            match command {
+                Command::Job(job, _) => needs.add_job(job),
+                Command::Place(request, _) => needs.add_checkout(request),
+                Command::Change(id, ..) => {
+                    needs.orders.insert(int(id.0)?);
+                }
+                Command::Adjust(sku, ..) => {
+                    needs.skus.insert(sku.clone());
+                }
+                Command::Product(command, _) => {
+                    needs.skus.insert(command.sku().clone());
+                }
+            }
+        }
+        Ok(needs)
+    }
+
+    fn add_checkout(&mut self, request: &OrderRequest) {
+        self.skus
+            .extend(request.lines.iter().map(|(s, _)| s.clone()));
+        if let Some(key) = &request.idempotency_key {
+            self.locks.insert(idempotency_lock(request.user, key));
+            self.keys.push((request.user, key.clone()));
+        }
+        if let Some(reference) = &request.external_ref {
+            self.locks.insert(format!("r:{}", reference.as_str()));
+            self.refs.push(reference.clone());
+        }
+        self.new_orders += 1;
+    }
+
+    fn add_job(&mut self, job: &JobCommand) {
+        self.jobs.extend(job.job());
+        match job {
+            JobCommand::Create { .. } => self.new_jobs += 1,
+            JobCommand::Advance {
+                step: Step::Started { sha256, .. },
+                ..
+            } => self.shas.push(*sha256),
+            JobCommand::Load { batch, .. } => self.add_load(batch),
+            JobCommand::Advance { .. } | JobCommand::Settle { .. } => {}
+        }
+    }
+
+    fn add_load(&mut self, batch: &Batch) {
+        for piece in &batch.pieces {
+            match &piece.unit {
+                Unit::Product { sku, .. } | Unit::Inventory { sku, .. } => {
+                    self.skus.insert(sku.clone());
+                }
+                Unit::Order {
+                    order_ref, lines, ..
+                } => {
+                    self.skus.extend(lines.iter().map(|l| l.sku.clone()));
+                    self.locks.insert(format!("r:{}", order_ref.as_str()));
+                    self.refs.push(order_ref.clone());
+                    self.new_orders += 1;
+                }
+                Unit::Rejected(_) => {}
+            }
+        }
+    }
+}
+
 /// One batch in one transaction: lock and read, run the rules, write, commit.
 async fn apply(
     client: &mut Client,
@@ -494,186 +551,18 @@ async fn apply(
     batch: &mut [Command],
     dry: bool,
 ) -> Result<Vec<Answer>, StoreError> {
-    let mut needs = Needs::default();
-    for command in batch.iter() {
-        match command {
-            Command::Job(job, _) => {
-                needs.jobs.extend(job.job());
-                match job {
-                    JobCommand::Create { .. } => needs.new_jobs += 1,
-                    JobCommand::Advance {
-                        step: Step::Started { sha256, .. },
-                        ..
-                    } => needs.shas.push(*sha256),
-                    JobCommand::Load { batch, .. } => {
-                        for piece in &batch.pieces {
-                            match &piece.unit {
-                                Unit::Product { sku, .. } | Unit::Inventory { sku, .. } => {
-                                    needs.skus.insert(sku.clone());
-                                }
-                                Unit::Order {
-                                    order_ref, lines, ..
-                                } => {
-                                    needs.skus.extend(lines.iter().map(|l| l.sku.clone()));
-                                    needs.locks.insert(format!("r:{}", order_ref.as_str()));
-                                    needs.refs.push(order_ref.clone());
-                                    needs.new_orders += 1;
-                                }
-                                Unit::Rejected(_) => {}
-                            }
-                        }
-                    }
-                    JobCommand::Advance { .. } | JobCommand::Settle { .. } => {}
-                }
-            }
-            Command::Place(request, _) => {
-                needs
-                    .skus
-                    .extend(request.lines.iter().map(|(s, _)| s.clone()));
-                if let Some(key) = &request.idempotency_key {
-                    needs.locks.insert(idempotency_lock(request.user, key));
-                    needs.keys.push((request.user, key.clone()));
-                }
-                if let Some(reference) = &request.external_ref {
-                    needs.locks.insert(format!("r:{}", reference.as_str()));
-                    needs.refs.push(reference.clone());
-                }
-                needs.new_orders += 1;
-            }
-            Command::Change(id, ..) => {
-                needs.orders.insert(int(id.0)?);
-            }
-            Command::Adjust(sku, ..) => {
-                needs.skus.insert(sku.clone());
-            }
-            Command::Product(command, _) => {
-                needs.skus.insert(command.sku().clone());
-            }
-        }
-    }
-
+    let mut needs = Needs::of(batch)?;
     let tx = client.transaction().await?;
-    if !needs.locks.is_empty() {
-        // Sorted and without repeats (a set of the lock numbers, so every node
-        // takes them in one order); unnest keeps the array's order.
-        let locks: Vec<i32> = needs
-            .locks
-            .iter()
-            .map(|k| client_key_lock(k))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k",
-            &[&CLIENT_KEY_LOCK_SPACE, &locks],
-        )
-        .await?;
-    }
+    lock_client_keys(&tx, &needs.locks).await?;
     let mut jobs = StagedJobs::new(&settings.node);
     jobs.read(&tx, &needs.jobs, &needs.shas).await?;
-    let mut job_ids = draw_ids(&tx, "job_ids", needs.new_jobs).await?.into_iter();
+    let job_ids = draw_ids(&tx, "job_ids", needs.new_jobs).await?;
     let ids = draw_ids(&tx, "order_ids", needs.new_orders).await?;
     let mut staged = Staged::new(settings.row_events, ids);
-    if !needs.orders.is_empty() {
-        let wanted: Vec<i64> = needs.orders.iter().copied().collect();
-        let rows = tx
-            .query(
-                "SELECT id, record FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                &[&wanted],
-            )
-            .await?;
-        let mut found = HashSet::new();
-        for row in rows {
-            let id = OrderId(uint(row.get(0))?);
-            let order: OrderRow = codec::decode(row.get::<_, &[u8]>(1))?;
-            needs
-                .skus
-                .extend(order.lines.iter().map(|line| line.sku.clone()));
-            found.insert(id);
-            staged.read_order(id, Some(order));
-        }
-        for id in wanted {
-            let id = OrderId(uint(id)?);
-            if !found.contains(&id) {
-                staged.read_order(id, None);
-            }
-        }
-    }
-    let mut products = StagedProducts::default();
-    if !needs.skus.is_empty() {
-        let skus: Vec<&str> = needs.skus.iter().map(Sku::as_str).collect();
-        for sku in &needs.skus {
-            products.rows.insert(sku.clone(), None);
-            staged.read_level(sku.clone(), Level::default());
-        }
-        for row in tx
-            .query(
-                "SELECT sku, record FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
-                &[&skus],
-            )
-            .await?
-        {
-            let sku = stored_sku(row.get(0))?;
-            let product: ProductRow = codec::decode(row.get::<_, &[u8]>(1))?;
-            products.rows.insert(sku, Some(product));
-        }
-        for row in tx
-            .query(
-                "SELECT sku, units, last_seq FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
-                &[&skus],
-            )
-            .await?
-        {
-            let level = Level {
-                units: uint(row.get(1))?,
-                last_seq: uint(row.get(2))?,
-            };
-            staged.read_level(stored_sku(row.get(0))?, level);
-        }
-    }
-    if !needs.keys.is_empty() {
-        let users: Vec<i64> = needs
-            .keys
-            .iter()
-            .map(|(u, _)| int(u.0))
-            .collect::<Result<_, _>>()?;
-        let keys: Vec<&str> = needs.keys.iter().map(|(_, k)| k.as_str()).collect();
-        for (user, key) in &needs.keys {
-            staged.read_key(*user, key.clone(), None);
-        }
-        for row in tx
-            .query(
-                "SELECT i.user_id, i.key, i.record FROM idempotency i \
-                 JOIN unnest($1::int8[], $2::text[]) AS w(user_id, key) \
-                 ON i.user_id = w.user_id AND i.key = w.key",
-                &[&users, &keys],
-            )
-            .await?
-        {
-            let user = UserId(uint(row.get(0))?);
-            let key = IdempotencyKey::parse(row.get::<_, &str>(1))
-                .map_err(|e| StoreError::Corrupt(format!("stored idempotency key: {e}")))?;
-            let remembered: IdempotencyRow = codec::decode(row.get::<_, &[u8]>(2))?;
-            staged.read_key(user, key, Some(remembered));
-        }
-    }
-    if !needs.refs.is_empty() {
-        let wanted: Vec<&str> = needs.refs.iter().map(OrderRef::as_str).collect();
-        let taken: HashSet<String> = tx
-            .query(
-                "SELECT external_ref FROM orders WHERE external_ref = ANY($1)",
-                &[&wanted],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for reference in needs.refs {
-            let is_taken = taken.contains(reference.as_str());
-            staged.read_ref(reference, is_taken);
-        }
-    }
-
+    read_orders(&tx, &mut needs, &mut staged).await?;
+    let mut products = read_products(&tx, &needs.skus, &mut staged).await?;
+    read_keys(&tx, &needs.keys, &mut staged).await?;
+    read_refs(&tx, std::mem::take(&mut needs.refs), &mut staged).await?;
     let customers = StagedCustomers::read(
         &tx,
         batch.iter().filter_map(|c| match c {
@@ -682,83 +571,278 @@ async fn apply(
         }),
     )
     .await?;
-
     let mut rules = Rules { rows: staged };
-    let at = Timestamp::now();
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut in_flight = HashSet::new();
-    for command in batch.iter_mut() {
-        let answer = match command {
-            Command::Job(job, _) => {
-                // A panic in an import's rules (a bug, or a test's failure point)
-                // abandons the batch, as on redb, and never the ledger's task.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_job(
-                        job,
-                        &mut jobs,
-                        &mut job_ids,
-                        &mut rules,
-                        &mut products,
-                        &customers,
-                        settings.currency,
-                        at,
-                    )
-                }));
-                match run {
-                    Ok(answer) => Answer::Job(answer),
-                    Err(_) => {
-                        tracing::error!("an import batch panicked in the ledger; it was abandoned");
-                        return Err(StoreError::Aborted(
-                            "the import batch failed inside the ledger".into(),
-                        ));
-                    }
-                }
-            }
-            Command::Place(request, _) => {
-                let repeated = request
-                    .idempotency_key
-                    .as_ref()
-                    .is_some_and(|k| !in_flight.insert((request.user, k.clone())));
-                if repeated {
-                    Answer::Place(Err(CheckoutError::InFlight))
-                } else {
-                    Answer::Place(rules.place_order(&products, request, settings.currency, at))
-                }
-            }
-            Command::Change(id, next, caller, _) => {
-                Answer::Change(rules.change_status(*id, *next, *caller, at))
-            }
-            Command::Adjust(sku, delta, reason, _) => {
-                Answer::Adjust(rules.adjust(&products, sku, *delta, reason.clone(), at))
-            }
-            Command::Product(command, _) => Answer::Product(products::apply(
-                &mut rules,
-                &mut products,
-                command.clone(),
-                at,
-            )),
-        };
-        if let Some(e) = storage_failure(&answer) {
-            // A storage error mid-rules (a row not read, a record that does not
-            // decode) abandons the batch, as on redb.
-            return Err(StoreError::Aborted(e));
-        }
-        answers.push(answer);
-    }
+    let mut place = Placing {
+        jobs: &mut jobs,
+        job_ids: job_ids.into_iter(),
+        rules: &mut rules,
+        products: &mut products,
+        customers: &customers,
+        currency: settings.currency,
+        at: Timestamp::now(),
+    };
+    let answers = place.run(batch)?;
     jobs.flush(&tx).await?;
     if !dry {
         rules.rows.flush(&tx, &products).await?;
     }
-    // A failure here may come after the server committed (the connection lost
-    // with the answer): the callers must not be told that nothing was written.
+    commit(tx).await?;
+    Ok(answers)
+}
+
+/// Takes the batch's client-key locks (idempotency keys, order references):
+/// sorted and without repeats (a set of the lock numbers, so every node takes
+/// them in one order); unnest keeps the array's order.
+async fn lock_client_keys(tx: &Transaction<'_>, keys: &BTreeSet<String>) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let locks: Vec<i32> = keys
+        .iter()
+        .map(|k| client_key_lock(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k",
+        &[&CLIENT_KEY_LOCK_SPACE, &locks],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads and locks the orders the batch changes; their lines' SKUs join the
+/// SKUs to read (a cancel restocks them).
+async fn read_orders(
+    tx: &Transaction<'_>,
+    needs: &mut Needs,
+    staged: &mut Staged,
+) -> Result<(), StoreError> {
+    if needs.orders.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<i64> = needs.orders.iter().copied().collect();
+    let rows = tx
+        .query(
+            "SELECT id, record FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&wanted],
+        )
+        .await?;
+    let mut found = HashSet::new();
+    for row in rows {
+        let id = OrderId(uint(row.get(0))?);
+        let order: OrderRow = codec::decode(row.get::<_, &[u8]>(1))?;
+        needs
+            .skus
+            .extend(order.lines.iter().map(|line| line.sku.clone()));
+        found.insert(id);
+        staged.read_order(id, Some(order));
+    }
+    for id in wanted {
+        let id = OrderId(uint(id)?);
+        if !found.contains(&id) {
+            staged.read_order(id, None);
+        }
+    }
+    Ok(())
+}
+
+/// Reads and locks the products and stock levels of `skus`, in SKU order.
+async fn read_products(
+    tx: &Transaction<'_>,
+    skus: &BTreeSet<Sku>,
+    staged: &mut Staged,
+) -> Result<StagedProducts, StoreError> {
+    let mut products = StagedProducts::default();
+    if skus.is_empty() {
+        return Ok(products);
+    }
+    let names: Vec<&str> = skus.iter().map(Sku::as_str).collect();
+    for sku in skus {
+        products.rows.insert(sku.clone(), None);
+        staged.read_level(sku.clone(), Level::default());
+    }
+    for row in tx
+        .query(
+            "SELECT sku, record FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+            &[&names],
+        )
+        .await?
+    {
+        let sku = stored_sku(row.get(0))?;
+        let product: ProductRow = codec::decode(row.get::<_, &[u8]>(1))?;
+        products.rows.insert(sku, Some(product));
+    }
+    for row in tx
+        .query(
+            "SELECT sku, units, last_seq FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+            &[&names],
+        )
+        .await?
+    {
+        let level = Level {
+            units: uint(row.get(1))?,
+            last_seq: uint(row.get(2))?,
+        };
+        staged.read_level(stored_sku(row.get(0))?, level);
+    }
+    Ok(products)
+}
+
+/// Reads the idempotency keys the batch's checkouts carry.
+async fn read_keys(
+    tx: &Transaction<'_>,
+    wanted: &[(UserId, IdempotencyKey)],
+    staged: &mut Staged,
+) -> Result<(), StoreError> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<i64> = wanted
+        .iter()
+        .map(|(u, _)| int(u.0))
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<&str> = wanted.iter().map(|(_, k)| k.as_str()).collect();
+    for (user, key) in wanted {
+        staged.read_key(*user, key.clone(), None);
+    }
+    for row in tx
+        .query(
+            "SELECT i.user_id, i.key, i.record FROM idempotency i \
+             JOIN unnest($1::int8[], $2::text[]) AS w(user_id, key) \
+             ON i.user_id = w.user_id AND i.key = w.key",
+            &[&users, &keys],
+        )
+        .await?
+    {
+        let user = UserId(uint(row.get(0))?);
+        let key = IdempotencyKey::parse(row.get::<_, &str>(1))
+            .map_err(|e| StoreError::Corrupt(format!("stored idempotency key: {e}")))?;
+        let remembered: IdempotencyRow = codec::decode(row.get::<_, &[u8]>(2))?;
+        staged.read_key(user, key, Some(remembered));
+    }
+    Ok(())
+}
+
+/// Reads which of the batch's external order references are taken.
+async fn read_refs(
+    tx: &Transaction<'_>,
+    refs: Vec<OrderRef>,
+    staged: &mut Staged,
+) -> Result<(), StoreError> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<&str> = refs.iter().map(OrderRef::as_str).collect();
+    let taken: HashSet<String> = tx
+        .query(
+            "SELECT external_ref FROM orders WHERE external_ref = ANY($1)",
+            &[&wanted],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for reference in refs {
+        let is_taken = taken.contains(reference.as_str());
+        staged.read_ref(reference, is_taken);
+    }
+    Ok(())
+}
+
+/// Commits the batch. A failure here may come after the server committed (the
+/// connection lost with the answer): the callers must not be told that nothing
+/// was written.
+async fn commit(tx: Transaction<'_>) -> Result<(), StoreError> {
     tx.commit().await.map_err(|e| {
         if e.is_closed() {
             StoreError::OutcomeUnknown(e.to_string())
         } else {
             StoreError::Aborted(e.to_string())
         }
-    })?;
-    Ok(answers)
+    })
+}
+
+/// The rules of one batch over the rows it read: each command answered in
+/// turn, as the redb ledger answers them in its transaction.
+struct Placing<'a, I> {
+    jobs: &'a mut StagedJobs,
+    job_ids: I,
+    rules: &'a mut Rules<Staged>,
+    products: &'a mut StagedProducts,
+    customers: &'a StagedCustomers,
+    currency: Currency,
+    at: Timestamp,
+}
+
+impl<I: Iterator<Item = i64>> Placing<'_, I> {
+    fn run(&mut self, batch: &mut [Command]) -> Result<Vec<Answer>, StoreError> {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut in_flight = KeysInFlight::default();
+        for command in batch.iter_mut() {
+            let answer = self.one(command, &mut in_flight)?;
+            if let Some(e) = storage_failure(&answer) {
+                // A storage error mid-rules (a row not read, a record that does
+                // not decode) abandons the batch, as on redb.
+                return Err(StoreError::Aborted(e));
+            }
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
+
+    fn one(
+        &mut self,
+        command: &mut Command,
+        in_flight: &mut KeysInFlight,
+    ) -> Result<Answer, StoreError> {
+        let at = self.at;
+        Ok(match command {
+            Command::Job(job, _) => Answer::Job(self.job(job)?),
+            Command::Place(request, _) => Answer::Place(match in_flight.take(request) {
+                Err(e) => Err(e),
+                Ok(()) => self
+                    .rules
+                    .place_order(&*self.products, request, self.currency, at),
+            }),
+            Command::Change(id, next, caller, _) => {
+                Answer::Change(self.rules.change_status(*id, *next, *caller, at))
+            }
+            Command::Adjust(sku, delta, reason, _) => {
+                Answer::Adjust(
+                    self.rules
+                        .adjust(&*self.products, sku, *delta, reason.clone(), at),
+                )
+            }
+            Command::Product(command, _) => Answer::Product(products::apply(
+                self.rules,
+                self.products,
+                command.clone(),
+                at,
+            )),
+        })
+    }
+
+    /// A panic in an import's rules (a bug, or a test's failure point) abandons
+    /// the batch, as on redb, and never the ledger's task.
+    fn job(&mut self, job: &mut JobCommand) -> Result<Result<JobAnswer, StoreError>, StoreError> {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(
+                job,
+                self.jobs,
+                &mut self.job_ids,
+                self.rules,
+                self.products,
+                self.customers,
+                self.currency,
+                self.at,
+            )
+        }));
+        run.map_err(|_| {
+            tracing::error!("an import batch panicked in the ledger; it was abandoned");
+            StoreError::Aborted("the import batch failed inside the ledger".into())
+        })
+    }
 }
 
 /// One import job command, on the rows the batch read: the job's state machine

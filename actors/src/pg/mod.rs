@@ -388,8 +388,7 @@ pub struct Purged {
 /// may purge at once: both deletes are idempotent, the mark only moves forward.
 pub async fn purge(
     client: &mut Client,
-    key_cutoff: crate::domain::Timestamp,
-    event_cutoff: crate::domain::Timestamp,
+    cutoffs: crate::events::PurgeCutoffs,
     max: usize,
 ) -> Result<Purged, StoreError> {
     let max = staged::int(max as u64)?;
@@ -397,7 +396,7 @@ pub async fn purge(
         .execute(
             "DELETE FROM idempotency WHERE (user_id, key) IN (SELECT user_id, key \
              FROM idempotency WHERE created_ms < $1 ORDER BY created_ms LIMIT $2)",
-            &[&key_cutoff.millis(), &max],
+            &[&cutoffs.keys.millis(), &max],
         )
         .await?;
     let oldest = client
@@ -406,11 +405,13 @@ pub async fn purge(
             &[&max],
         )
         .await?;
-    let through = oldest
-        .iter()
-        .take_while(|r| r.get::<_, i64>(1) < event_cutoff.millis())
-        .map(|r| r.get::<_, i64>(0))
-        .last();
+    let oldest = oldest.iter().map(|r| {
+        Ok::<_, StoreError>((staged::uint(r.get(0))?, crate::domain::Timestamp(r.get(1))))
+    });
+    let through = crate::events::expired_prefix(oldest, cutoffs.events)?
+        .last()
+        .map(|&seq| staged::int(seq))
+        .transpose()?;
     let mut events = 0;
     if let Some(through) = through {
         let tx = client.transaction().await?;

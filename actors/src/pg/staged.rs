@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio_postgres::Transaction;
 
 use crate::catalog::ProductRow;
-use crate::catalog::tables::name_key;
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventRow, EventType, RowEvents, Subject};
 use crate::ledger::products::CatalogRows;
@@ -134,129 +133,117 @@ impl Staged {
         tx: &Transaction<'_>,
         products: &StagedProducts,
     ) -> Result<(), StoreError> {
-        if !products.written.is_empty() {
-            let mut skus = Vec::new();
-            let mut names = Vec::new();
-            let mut name_keys = Vec::new();
-            let mut categories = Vec::new();
-            let mut category_keys = Vec::new();
-            let mut prices = Vec::new();
-            let mut archived = Vec::new();
-            let mut records = Vec::new();
-            for (sku, row) in &products.written {
-                skus.push(sku.as_str());
-                names.push(row.name.as_str());
-                name_keys.push(name_key(&row.name));
-                categories.push(row.category.as_str());
-                category_keys.push(row.category.as_str().to_lowercase());
-                prices.push(int(row.price.get())?);
-                archived.push(row.archived);
-                records.push(codec::encode(row));
-            }
-            tx.execute(
-                "INSERT INTO products \
-                 (sku, name, name_key, category, category_key, price_cents, archived, record) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-                 $5::text[], $6::int8[], $7::bool[], $8::bytea[]) \
-                 ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, \
-                 name_key = EXCLUDED.name_key, category = EXCLUDED.category, \
-                 category_key = EXCLUDED.category_key, \
-                 price_cents = EXCLUDED.price_cents, archived = EXCLUDED.archived, \
-                 record = EXCLUDED.record",
-                &[
-                    &skus,
-                    &names,
-                    &name_keys,
-                    &categories,
-                    &category_keys,
-                    &prices,
-                    &archived,
-                    &records,
-                ],
-            )
-            .await?;
-        }
-        if !self.changed_levels.is_empty() {
-            let mut skus: Vec<&Sku> = self.changed_levels.iter().collect();
-            skus.sort();
-            let mut units = Vec::with_capacity(skus.len());
-            let mut seqs = Vec::with_capacity(skus.len());
-            for sku in &skus {
-                let level = self.levels[*sku];
-                units.push(int(level.units)?);
-                seqs.push(int(level.last_seq)?);
-            }
-            let names: Vec<&str> = skus.iter().map(|s| s.as_str()).collect();
-            tx.execute(
-                "INSERT INTO stock (sku, units, last_seq) \
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
-                 ON CONFLICT (sku) DO UPDATE SET units = EXCLUDED.units, \
-                 last_seq = EXCLUDED.last_seq",
-                &[&names, &units, &seqs],
-            )
-            .await?;
-        }
-        if !self.movements.is_empty() {
-            let n = self.movements.len();
-            let (
-                mut skus,
-                mut seqs,
-                mut kinds,
-                mut deltas,
-                mut afters,
-                mut orders,
-                mut ats,
-                mut records,
-            ) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for (sku, seq, row) in &self.movements {
-                skus.push(sku.as_str());
-                seqs.push(int(*seq)?);
-                kinds.push(row.kind.as_str());
-                deltas.push(row.delta);
-                afters.push(int(row.stock_after)?);
-                orders.push(row.order_id.map(|id| int(id.0)).transpose()?);
-                ats.push(row.at.millis());
-                records.push(codec::encode(row));
-            }
-            tx.execute(
-                "INSERT INTO movements (sku, seq, kind, delta, stock_after, order_id, at_ms, record) \
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], \
-                 $6::int8[], $7::int8[], $8::bytea[])",
-                &[&skus, &seqs, &kinds, &deltas, &afters, &orders, &ats, &records],
-            )
-            .await?;
-        }
+        flush_products(tx, products).await?;
+        self.flush_levels(tx).await?;
+        self.flush_movements(tx).await?;
         self.flush_orders(tx).await?;
-        if !self.new_keys.is_empty() {
-            let mut users = Vec::new();
-            let mut keys = Vec::new();
-            let mut ats = Vec::new();
-            let mut records = Vec::new();
-            for (user, key, at) in &self.new_keys {
-                let row = self.keys[&(*user, key.clone())]
-                    .as_ref()
-                    .ok_or_else(|| not_read("written idempotency key", key.as_str()))?;
-                users.push(int(user.0)?);
-                keys.push(key.as_str());
-                ats.push(at.millis());
-                records.push(codec::encode(row));
-            }
-            tx.execute(
-                "INSERT INTO idempotency (user_id, key, created_ms, record) \
-                 SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::bytea[])",
-                &[&users, &keys, &ats, &records],
-            )
-            .await?;
+        self.flush_keys(tx).await?;
+        self.flush_events(tx).await
+    }
+
+    /// The stock levels the batch changed, in SKU order.
+    async fn flush_levels(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        if self.changed_levels.is_empty() {
+            return Ok(());
         }
+        let mut skus: Vec<&Sku> = self.changed_levels.iter().collect();
+        skus.sort();
+        let mut units = Vec::with_capacity(skus.len());
+        let mut seqs = Vec::with_capacity(skus.len());
+        for sku in &skus {
+            let level = self.levels[*sku];
+            units.push(int(level.units)?);
+            seqs.push(int(level.last_seq)?);
+        }
+        let names: Vec<&str> = skus.iter().map(|s| s.as_str()).collect();
+        tx.execute(
+            "INSERT INTO stock (sku, units, last_seq) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
+             ON CONFLICT (sku) DO UPDATE SET units = EXCLUDED.units, \
+             last_seq = EXCLUDED.last_seq",
+            &[&names, &units, &seqs],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The movements the batch wrote.
+    async fn flush_movements(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        if self.movements.is_empty() {
+            return Ok(());
+        }
+        let n = self.movements.len();
+        let (
+            mut skus,
+            mut seqs,
+            mut kinds,
+            mut deltas,
+            mut afters,
+            mut orders,
+            mut ats,
+            mut records,
+        ) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (sku, seq, row) in &self.movements {
+            skus.push(sku.as_str());
+            seqs.push(int(*seq)?);
+            kinds.push(row.kind.as_str());
+            deltas.push(row.delta);
+            afters.push(int(row.stock_after)?);
+            orders.push(row.order_id.map(|id| int(id.0)).transpose()?);
+            ats.push(row.at.millis());
+            records.push(codec::encode(row));
+        }
+        tx.execute(
+            "INSERT INTO movements (sku, seq, kind, delta, stock_after, order_id, at_ms, record) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], \
+             $6::int8[], $7::int8[], $8::bytea[])",
+            &[
+                &skus, &seqs, &kinds, &deltas, &afters, &orders, &ats, &records,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The idempotency keys the batch remembered.
+    async fn flush_keys(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        if self.new_keys.is_empty() {
+            return Ok(());
+        }
+        let mut users = Vec::new();
+        let mut keys = Vec::new();
+        let mut ats = Vec::new();
+        let mut records = Vec::new();
+        for (user, key, at) in &self.new_keys {
+            let row = self.keys[&(*user, key.clone())]
+                .as_ref()
+                .ok_or_else(|| not_read("written idempotency key", key.as_str()))?;
+            users.push(int(user.0)?);
+            keys.push(key.as_str());
+            ats.push(at.millis());
+            records.push(codec::encode(row));
+        }
+        tx.execute(
+            "INSERT INTO idempotency (user_id, key, created_ms, record) \
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::bytea[])",
+            &[&users, &keys, &ats, &records],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The batch's events, numbered in commit order, and the notice that wakes
+    /// every node's feed when (and only if) the batch commits.
+    async fn flush_events(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         if self.events.is_empty() {
             return Ok(());
         }
@@ -460,4 +447,52 @@ impl LedgerRows for Staged {
         self.events.push((kind, subject, record, at));
         Ok(())
     }
+}
+
+/// The product rows the batch wrote, in one upsert.
+async fn flush_products(tx: &Transaction<'_>, products: &StagedProducts) -> Result<(), StoreError> {
+    if products.written.is_empty() {
+        return Ok(());
+    }
+    let mut skus = Vec::new();
+    let mut names = Vec::new();
+    let mut name_keys = Vec::new();
+    let mut categories = Vec::new();
+    let mut category_keys = Vec::new();
+    let mut prices = Vec::new();
+    let mut archived = Vec::new();
+    let mut records = Vec::new();
+    for (sku, row) in &products.written {
+        skus.push(sku.as_str());
+        names.push(row.name.as_str());
+        name_keys.push(row.name.key());
+        categories.push(row.category.as_str());
+        category_keys.push(row.category.key());
+        prices.push(int(row.price.get())?);
+        archived.push(row.archived);
+        records.push(codec::encode(row));
+    }
+    tx.execute(
+        "INSERT INTO products \
+         (sku, name, name_key, category, category_key, price_cents, archived, record) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+         $5::text[], $6::int8[], $7::bool[], $8::bytea[]) \
+         ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, \
+         name_key = EXCLUDED.name_key, category = EXCLUDED.category, \
+         category_key = EXCLUDED.category_key, \
+         price_cents = EXCLUDED.price_cents, archived = EXCLUDED.archived, \
+         record = EXCLUDED.record",
+        &[
+            &skus,
+            &names,
+            &name_keys,
+            &categories,
+            &category_keys,
+            &prices,
+            &archived,
+            &records,
+        ],
+    )
+    .await?;
+    Ok(())
 }

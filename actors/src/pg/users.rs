@@ -19,8 +19,8 @@ use crate::limits::{PURGE_BATCH_MAX, PURGE_INTERVAL_SECS, REFRESH_TTL_SECS_MAX};
 use crate::store::{StoreError, codec};
 use crate::users::{
     ADMIN_BOOTSTRAPPED, AdminBootstrapped, BootstrapAdmin, CheckAvailable, CreateUser,
-    FindCredentials, GetUser, Judged, RefreshError, RevokeRefreshToken, RotateRefreshToken,
-    StoreRefreshToken, User, UserError, UserRow, judge,
+    FindCredentials, GetUser, RefreshError, RefreshRows, RevokeRefreshToken, RotateRefreshToken,
+    StoreRefreshToken, User, UserError, UserRow, rotate,
 };
 
 /// The user store of one node on PostgreSQL.
@@ -287,69 +287,127 @@ impl Handler<RotateRefreshToken> for PgUsers {
             let now = Timestamp::now();
             let mut db = client(&pool).await?;
             let tx = db.transaction().await.map_err(StoreError::from)?;
+            // The presented token (locked), its family's revocation and its owner:
+            // every row the rotation rule reads.
             let found = tx
                 .query_opt(
                     "SELECT t.user_id, t.family, t.expires_ms, t.rotated, \
-                     EXISTS (SELECT 1 FROM revoked_families r WHERE r.family = t.family) \
-                     FROM refresh_tokens t WHERE t.digest = $1 FOR UPDATE OF t",
+                     EXISTS (SELECT 1 FROM revoked_families r WHERE r.family = t.family), \
+                     u.id, u.record \
+                     FROM refresh_tokens t LEFT JOIN users u ON u.id = t.user_id \
+                     WHERE t.digest = $1 FOR UPDATE OF t",
                     &[&msg.presented.as_slice()],
                 )
                 .await
                 .map_err(StoreError::from)?;
-            let (row, revoked) = match found {
-                Some(r) => (
-                    Some(crate::users::RefreshRow {
-                        user: UserId(uint(r.get(0))?),
-                        family: family_of(r.get(1))?,
-                        expires_at: Timestamp(r.get(2)),
-                        rotated: r.get(3),
-                    }),
-                    r.get(4),
-                ),
-                None => (None, false),
-            };
-            let row = match judge(row, revoked, now) {
-                Judged::Valid(row) => row,
-                Judged::Invalid => return Err(RefreshError::Invalid),
-                Judged::Reused(family) => {
-                    // Durable even though the request is refused.
-                    revoke(&tx, family, now).await?;
-                    tx.commit().await.map_err(StoreError::from)?;
-                    return Err(RefreshError::Reused);
+            let mut staged = StagedRefresh::new(msg.presented);
+            let mut owner = None;
+            if let Some(r) = &found {
+                staged.row = Some(crate::users::RefreshRow {
+                    user: UserId(uint(r.get(0))?),
+                    family: family_of(r.get(1))?,
+                    expires_at: Timestamp(r.get(2)),
+                    rotated: r.get(3),
+                });
+                staged.revoked = r.get(4);
+                if let (Some(id), Some(record)) =
+                    (r.get::<_, Option<i64>>(5), r.get::<_, Option<&[u8]>>(6))
+                {
+                    owner = Some(user_of(id, record)?.0);
                 }
-            };
-            let Some(user) = tx
-                .query_opt(
-                    "SELECT id, record FROM users WHERE id = $1",
-                    &[&int(row.user.0)?],
-                )
-                .await
-                .map_err(StoreError::from)?
-            else {
-                return Err(RefreshError::Invalid);
-            };
-            let (user, _) = user_of(user.get(0), user.get(1))?;
-            tx.execute(
-                "UPDATE refresh_tokens SET rotated = true WHERE digest = $1",
-                &[&msg.presented.as_slice()],
-            )
-            .await
-            .map_err(StoreError::from)?;
-            tx.execute(
-                "INSERT INTO refresh_tokens (digest, user_id, family, expires_ms, rotated) \
-                 VALUES ($1, $2, $3, $4, false)",
-                &[
-                    &msg.successor.as_slice(),
-                    &int(row.user.0)?,
-                    &family_bytes(row.family),
-                    &msg.expires_at.millis(),
-                ],
-            )
-            .await
-            .map_err(StoreError::from)?;
+            }
+            let verdict = rotate(&mut staged, &msg, now, |_| Ok(owner.is_some()))?;
+            staged.write(&tx, now).await?;
             tx.commit().await.map_err(StoreError::from)?;
-            Ok(user)
+            verdict?;
+            Ok(owner.expect("a rotation is answered only for an owner that exists"))
         })
+    }
+}
+
+/// The refresh-token rows one rotation read, and what the rule wrote to them.
+struct StagedRefresh {
+    presented: [u8; 32],
+    row: Option<crate::users::RefreshRow>,
+    revoked: bool,
+    written: Vec<([u8; 32], crate::users::RefreshRow)>,
+    revoked_now: Option<u128>,
+}
+
+impl StagedRefresh {
+    fn new(presented: [u8; 32]) -> Self {
+        Self {
+            presented,
+            row: None,
+            revoked: false,
+            written: Vec::new(),
+            revoked_now: None,
+        }
+    }
+
+    /// Sends back what the rule wrote: the presented token spent, its successor
+    /// added, a family revoked.
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        for (digest, row) in &self.written {
+            if *digest == self.presented {
+                tx.execute(
+                    "UPDATE refresh_tokens SET rotated = $2 WHERE digest = $1",
+                    &[&digest.as_slice(), &row.rotated],
+                )
+                .await?;
+            } else {
+                tx.execute(
+                    "INSERT INTO refresh_tokens (digest, user_id, family, expires_ms, rotated) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &digest.as_slice(),
+                        &int(row.user.0)?,
+                        &family_bytes(row.family),
+                        &row.expires_at.millis(),
+                        &row.rotated,
+                    ],
+                )
+                .await?;
+            }
+        }
+        if let Some(family) = self.revoked_now {
+            revoke(tx, family, now).await?;
+        }
+        Ok(())
+    }
+}
+
+impl RefreshRows for StagedRefresh {
+    fn token(&self, digest: &[u8; 32]) -> Result<Option<crate::users::RefreshRow>, StoreError> {
+        if let Some((_, row)) = self.written.iter().rev().find(|(d, _)| d == digest) {
+            return Ok(Some(row.clone()));
+        }
+        if *digest == self.presented {
+            return Ok(self.row.clone());
+        }
+        Err(StoreError::Corrupt(
+            "a rotation read a refresh token it had not locked".into(),
+        ))
+    }
+    fn is_revoked(&self, family: u128) -> Result<bool, StoreError> {
+        let read = self.row.as_ref().is_some_and(|r| r.family == family) && self.revoked;
+        Ok(read || self.revoked_now == Some(family))
+    }
+    fn put_token(
+        &mut self,
+        digest: &[u8; 32],
+        row: &crate::users::RefreshRow,
+    ) -> Result<(), StoreError> {
+        self.written.push((*digest, row.clone()));
+        Ok(())
+    }
+    fn revoke_family(&mut self, family: u128, _: Timestamp) -> Result<(), StoreError> {
+        self.revoked_now = Some(family);
+        Ok(())
     }
 }
 

@@ -4,6 +4,9 @@
 //! directory fails here with [`OpenError::Locked`] instead of corrupting anything.
 //! Every write is a redb write transaction committed with immediate durability
 //! (redb's default): when `commit` returns, the data is on disk.
+//!
+//! Why one file: opening, the schema's upgrades, the shared error and `Page` are
+//! what every room of the store uses; about 150 of its lines are unit tests.
 
 pub mod awake;
 pub mod backup;
@@ -336,6 +339,40 @@ impl<T, C> Page<T, C> {
         let next = if more { items.last().map(cursor) } else { None };
         Page { items, next }
     }
+
+    /// A page from a filtered scan in list order, of rows given as `(where,
+    /// Some(item))` when they match and `(where, None)` when they do not: at most
+    /// `limit` items, and at most `scan_max` rows looked at, so a filter that
+    /// matches little costs a bounded read. A full page goes on after its last
+    /// item (`cursor`); a scan stopped at `scan_max` goes on at the first row not
+    /// looked at (`resume`). Both backends' filtered lists read their pages so.
+    pub fn from_scan<E>(
+        rows: impl IntoIterator<Item = Result<(C, Option<T>), E>>,
+        limit: usize,
+        scan_max: usize,
+        cursor: impl Fn(&T) -> C,
+        resume: impl Fn(C) -> C,
+    ) -> Result<Self, E> {
+        let mut items = Vec::with_capacity(limit.min(scan_max));
+        for (scanned, row) in rows.into_iter().enumerate() {
+            let (at, item) = row?;
+            if items.len() == limit {
+                // One more exists: the page is full.
+                return Ok(Page {
+                    next: items.last().map(&cursor),
+                    items,
+                });
+            }
+            if scanned == scan_max {
+                return Ok(Page {
+                    items,
+                    next: Some(resume(at)),
+                });
+            }
+            items.extend(item);
+        }
+        Ok(Page { items, next: None })
+    }
 }
 
 /// Takes the next value of a counter in `META` inside `txn` (starting at 1).
@@ -364,6 +401,39 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pages of both backends' lists: over-fetch by one, and a filtered scan that
+    /// stops at a full page or at its scan bound, each with the cursor it goes
+    /// on from.
+    #[test]
+    fn pages_say_where_the_next_one_starts() {
+        let page = Page::from_overfetch(vec![5, 4, 3], 2, |n| *n);
+        assert_eq!((page.items, page.next), (vec![5, 4], Some(4)));
+        let page = Page::from_overfetch(vec![5, 4], 2, |n| *n);
+        assert_eq!((page.items, page.next), (vec![5, 4], None));
+        // Rows 10 down to 1; only even ones match.
+        let rows = || {
+            (1..=10u64)
+                .rev()
+                .map(|n| Ok::<_, ()>((n, (n % 2 == 0).then_some(n))))
+        };
+        let full = Page::from_scan(rows(), 2, 100, |n| *n, |n| n + 1).unwrap();
+        assert_eq!((full.items, full.next), (vec![10, 8], Some(8)));
+        let bounded = Page::from_scan(rows(), 5, 3, |n| *n, |n| n + 1).unwrap();
+        // 10, 9, 8 looked at; the next page goes on at 7 (ids below 8).
+        assert_eq!((bounded.items, bounded.next), (vec![10, 8], Some(8)));
+        // A full page with rows after it goes on after its last item, even if
+        // none of those rows would match (it does not look at them).
+        let full_last = Page::from_scan(rows(), 5, 100, |n| *n, |n| n + 1).unwrap();
+        assert_eq!(
+            (full_last.items, full_last.next),
+            (vec![10, 8, 6, 4, 2], Some(2))
+        );
+        let all = Page::from_scan(rows(), 6, 100, |n| *n, |n| n + 1).unwrap();
+        assert_eq!((all.items, all.next), (vec![10, 8, 6, 4, 2], None));
+        let bound_at_the_end = Page::from_scan(rows(), 6, 10, |n| *n, |n| n + 1).unwrap();
+        assert_eq!(bound_at_the_end.next, None);
+    }
 
     #[test]
     fn second_open_of_a_data_dir_is_refused_clearly() {

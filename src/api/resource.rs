@@ -1,15 +1,16 @@
-//! The resource an event carries, decoded from its stored record.
+//! The resource an event carries, decoded from its stored record: what the
+//! events API and the webhooks show of it.
 //!
-//! Kept apart from `events/mod.rs` because it names every record type: the tables
-//! that append events import `events`, and this file imports them, so arrows
-//! still point one way.
+//! In the web layer, not beside the events: it names every record type (the
+//! catalog's, the ledger's, the inbox's), and the rooms that append events must
+//! not import them back.
 
-use super::{Event, Subject};
-use crate::catalog::Product;
-use crate::domain::OrderStatus;
-use crate::inbox::jobs::Job;
-use crate::ledger::records::{Movement, Order};
-use crate::store::{CodecError, codec};
+use orderflow_actors::catalog::Product;
+use orderflow_actors::domain::OrderStatus;
+use orderflow_actors::events::{Event, Subject};
+use orderflow_actors::inbox::jobs::Job;
+use orderflow_actors::ledger::{Movement, Order};
+use orderflow_actors::store::{CodecError, codec};
 
 /// What an event is about, as it stood after the change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,108 @@
+//! The import's closed sets that other rooms count and show: what a file's rows
+//! are ([`Kind`]) and why a row was rejected ([`RejectCode`]). The inbox decides
+//! them; telemetry and the web layer only name them.
+
+use serde::{Deserialize, Serialize};
+
+/// What the rows of a file are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Products,
+    Orders,
+    Inventory,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Products => "products",
+            Kind::Orders => "orders",
+            Kind::Inventory => "inventory",
+        }
+    }
+}
+
+/// The reason code of a rejected row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    // A record that could not be read as one.
+    RowTooLarge,
+    FieldCount,
+    NotAnObject,
+    MalformedJson,
+    // A value that is missing or invalid.
+    MissingSku,
+    MissingName,
+    MissingPrice,
+    MissingStock,
+    MissingOrderRef,
+    MissingCustomer,
+    MissingQuantity,
+    InvalidSku,
+    InvalidName,
+    InvalidCategory,
+    InvalidDescription,
+    InvalidStock,
+    InvalidOrderRef,
+    InvalidCustomer,
+    InvalidQuantity,
+    PriceNotANumber,
+    PriceAmbiguous,
+    PriceTooPrecise,
+    PriceNotPositive,
+    PriceTooLarge,
+    PriceForeignCurrency,
+    // A row that is valid but does not fit the ledger.
+    UnknownSku,
+    UnknownCustomer,
+    InvalidOrder,
+    OrderRejected,
+    InsufficientStock,
+    DuplicateOrder,
+    PriceMismatch,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::RowTooLarge => "row_too_large",
+            RejectCode::FieldCount => "field_count",
+            RejectCode::NotAnObject => "not_an_object",
+            RejectCode::MalformedJson => "malformed_json",
+            RejectCode::MissingSku => "missing_sku",
+            RejectCode::MissingName => "missing_name",
+            RejectCode::MissingPrice => "missing_price",
+            RejectCode::MissingStock => "missing_stock",
+            RejectCode::MissingOrderRef => "missing_order_ref",
+            RejectCode::MissingCustomer => "missing_customer",
+            RejectCode::MissingQuantity => "missing_quantity",
+            RejectCode::InvalidSku => "invalid_sku",
+            RejectCode::InvalidName => "invalid_name",
+            RejectCode::InvalidCategory => "invalid_category",
+            RejectCode::InvalidDescription => "invalid_description",
+            RejectCode::InvalidStock => "invalid_stock",
+            RejectCode::InvalidOrderRef => "invalid_order_ref",
+            RejectCode::InvalidCustomer => "invalid_customer",
+            RejectCode::InvalidQuantity => "invalid_quantity",
+            RejectCode::PriceNotANumber => "price_not_a_number",
+            RejectCode::PriceAmbiguous => "price_ambiguous",
+            RejectCode::PriceTooPrecise => "price_too_precise",
+            RejectCode::PriceNotPositive => "price_not_positive",
+            RejectCode::PriceTooLarge => "price_too_large",
+            RejectCode::PriceForeignCurrency => "price_foreign_currency",
+            RejectCode::UnknownSku => "unknown_sku",
+            RejectCode::UnknownCustomer => "unknown_customer",
+            RejectCode::InvalidOrder => "invalid_order",
+            RejectCode::OrderRejected => "order_rejected",
+            RejectCode::InsufficientStock => "insufficient_stock",
+            RejectCode::DuplicateOrder => "duplicate_order",
+            RejectCode::PriceMismatch => "price_mismatch",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
