@@ -12,8 +12,8 @@ use crate::services::Services;
 use crate::startup::{Application, shutdown_signal};
 use crate::{auth, logging};
 use orderflow_actors::domain::{Email, Password, Role, Username};
-use orderflow_actors::store::backup::{self, Manifest};
 use orderflow_actors::store::{DB_FILE_NAME, OpenError, Store};
+use orderflow_actors::store::{Manifest, backup};
 use orderflow_actors::users::CreateUser;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -157,7 +157,7 @@ fn verify(args: &VerifyArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match orderflow_actors::ledger::verify::verify(&store) {
+    match orderflow_actors::ledger::verify(&store) {
         Ok(r) => {
             let report = crate::api::json::VerifyJson::from(r);
             println!(
@@ -255,9 +255,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use orderflow_actors::inbox::jobs::JobStatus;
-    use orderflow_actors::inbox::pipeline::{Outcome, Pipeline};
-    use orderflow_actors::inbox::report::{Dirs, finalize};
+    use orderflow_actors::inbox::JobStatus;
+    use orderflow_actors::inbox::{Dirs, finalize};
+    use orderflow_actors::inbox::{Outcome, Pipeline};
 
     let services = Services::start(&args.store, &args.pipeline, 1)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -333,15 +333,15 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
 /// The job for a file given to `orderflow ingest`: the open one a previous run
 /// left for the same path (resumed where it stopped), or a new one.
 fn cli_job(
-    pipeline: &orderflow_actors::inbox::pipeline::Pipeline,
+    pipeline: &orderflow_actors::inbox::Pipeline,
     rt: &tokio::runtime::Runtime,
     path: &std::path::Path,
     name: &str,
     dry_run: bool,
-) -> anyhow::Result<orderflow_actors::inbox::jobs::Job> {
-    use orderflow_actors::inbox::jobs::{Job, Origin};
-    use orderflow_actors::inbox::messages::OpenJobs;
-    use orderflow_actors::inbox::watcher::create_job;
+) -> anyhow::Result<orderflow_actors::inbox::Job> {
+    use orderflow_actors::inbox::OpenJobs;
+    use orderflow_actors::inbox::create_job;
+    use orderflow_actors::inbox::{Job, Origin};
 
     let open = rt.block_on(pipeline.ledger.ask(OpenJobs))??;
     let resumable = open.into_iter().find(|j: &Job| {
@@ -369,7 +369,7 @@ fn cli_job(
     })
 }
 
-fn print_summary(job: &orderflow_actors::inbox::jobs::Job) {
+fn print_summary(job: &orderflow_actors::inbox::Job) {
     let r = &job.row;
     let verb = if r.dry_run { "would load" } else { "loaded" };
     let seconds = match (r.started_at, r.finished_at) {

@@ -14,10 +14,10 @@ use tokio::net::UnixListener;
 use tokio::sync::Notify;
 
 use orderflow_actors::ledger::Ledger;
-use orderflow_actors::ledger::backup::TakeBackup;
+use orderflow_actors::ledger::TakeBackup;
 use orderflow_actors::limits::{CONTROL_READ_TIMEOUT_MS, CONTROL_REQUEST_BYTES_MAX};
 use orderflow_actors::mailbox::Mailbox;
-use orderflow_actors::store::backup::Manifest;
+use orderflow_actors::store::Manifest;
 
 /// The socket's name inside the data directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -48,7 +48,7 @@ pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
     let fresh = data_dir.join(format!(".{SOCKET_NAME}.{}", std::process::id()));
     let _ = std::fs::remove_file(&fresh);
     let listener = UnixListener::bind(&fresh)?;
-    orderflow_actors::store::private::file(&fresh)?;
+    orderflow_actors::store::private_file(&fresh)?;
     std::fs::rename(&fresh, &path)?;
     Ok(listener)
 }

@@ -341,12 +341,12 @@ mod tests {
 
     /// Counts the rows the real pipeline stages reject.
     fn rejected(
-        kind: orderflow_actors::inbox::naming::Kind,
-        format: orderflow_actors::inbox::naming::Format,
+        kind: orderflow_actors::inbox::Kind,
+        format: orderflow_actors::inbox::Format,
         text: String,
     ) -> (usize, std::collections::BTreeSet<&'static str>) {
         use orderflow_actors::domain::Currency;
-        use orderflow_actors::inbox::{extract, naming::FileType, transform};
+        use orderflow_actors::inbox::{FileType, extract, transform};
         let reader: Box<dyn std::io::BufRead + Send> =
             Box::new(std::io::Cursor::new(text.into_bytes()));
         let mut ex = extract::extractor(
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn dirty_rows_are_exactly_the_share_asked_for_and_every_one_is_rejected() {
-        use orderflow_actors::inbox::naming::{Format, Kind};
+        use orderflow_actors::inbox::{Format, Kind};
         for (format, gen_format) in [
             (Format::Csv, GenFormat::Csv),
             (Format::JsonLines, GenFormat::Jsonl),

@@ -19,12 +19,12 @@ use serde_json::Value;
 
 use orderflow_actors::apikeys::ApiKeyError;
 use orderflow_actors::catalog::CatalogError;
+use orderflow_actors::common::StoreError;
 use orderflow_actors::events::EventsError;
 use orderflow_actors::ledger::{CheckoutError, OrderError, StockError};
 use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
-use orderflow_actors::store::StoreError;
-use orderflow_actors::store::backup::BackupError;
+use orderflow_actors::store::BackupError;
 use orderflow_actors::users::{RefreshError, UserError};
 use orderflow_actors::webhooks::WebhookError;
 

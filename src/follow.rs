@@ -3,9 +3,9 @@
 //! each read it page by page after their own cursor, and each must step over
 //! events the retention purge forgot before it read them.
 
-use orderflow_actors::events::reader::{EventPage, EventsError, ListEvents};
+use orderflow_actors::events::{EventPage, EventsError, ListEvents};
 use orderflow_actors::events::{EventsReader, TypeFilter};
-use orderflow_actors::pg::events::PgEvents;
+use orderflow_actors::pg::PgEvents;
 use orderflow_actors::room::Room;
 
 /// What a follower finds after its cursor.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orderflow_actors::domain::JobId;
-use orderflow_actors::inbox::messages::GetJob;
+use orderflow_actors::inbox::GetJob;
 use orderflow_actors::ledger::Ledger;
 use orderflow_actors::limits::PROGRESS_LOG_INTERVAL_MS;
 use orderflow_actors::mailbox::Mailbox;

@@ -25,7 +25,7 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use orderflow_actors::domain::Currency;
 use orderflow_actors::events::{EventsReader, TypeFilter};
 use orderflow_actors::limits::{NATS_RELAY_PAGE_MAX, NATS_RETRY_MS};
-use orderflow_actors::pg::events::PgEvents;
+use orderflow_actors::pg::PgEvents;
 use orderflow_actors::room::Room;
 use orderflow_actors::telemetry::{Event as _, NatsRelayed, Telemetry};
 use tokio::sync::{Notify, watch};

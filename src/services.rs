@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use orderflow_actors::apikeys::ApiKeys;
 use orderflow_actors::catalog::{Catalog, ProductCache};
+use orderflow_actors::common::StoreError;
 use orderflow_actors::domain::{Currency, Email, Password, Role, Username};
 use orderflow_actors::events::{self, EventsReader, RowEvents};
 use orderflow_actors::ledger::{self, EventsConfig, Ledger};
@@ -19,13 +20,11 @@ use orderflow_actors::limits::{
 };
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::pg::{
-    self, actor::PgLedgerActor, apikeys::PgApiKeys, catalog::PgCatalog, events::PgEvents,
-    users::PgUsers, webhooks::PgWebhooks,
+    self, PgApiKeys, PgCatalog, PgEvents, PgLedger, PgLedgerActor, PgUsers, PgWebhooks,
 };
 use orderflow_actors::room::Room;
+use orderflow_actors::store::Journal;
 use orderflow_actors::store::Store;
-use orderflow_actors::store::StoreError;
-use orderflow_actors::store::journal::Journal;
 use orderflow_actors::telemetry::Telemetry;
 use orderflow_actors::users::{AdminBootstrapped, BootstrapAdmin, CreateUser, UserStore};
 use orderflow_actors::webhooks::Webhooks;
@@ -196,7 +195,7 @@ impl PgServices {
         let mut setup = pg::connect(url)
             .await
             .context("cannot connect to PostgreSQL (--postgres)")?;
-        pg::schema::migrate(&mut setup).await?;
+        pg::migrate(&mut setup).await?;
         pg::ensure_currency(&setup, currency).await?;
         let jwt_secret = match jwt_secret {
             Some(given) => jwt::check_secret(given)?,
@@ -211,7 +210,7 @@ impl PgServices {
 
         let pool = pg::pool(url, PG_POOL_CONNECTIONS_MAX)?;
         actix_web::rt::spawn(pg::follow_primary(&pool));
-        let settings = pg::ledger::Settings {
+        let settings = pg::LedgerSettings {
             currency,
             batch_max: commit_batch_max.max(1),
             row_events: match pipeline.import_events {
@@ -226,7 +225,7 @@ impl PgServices {
         let retention_days = pipeline.event_retention_days;
         let ledger = pg::on_own_thread(move || async move {
             let client = pg::connect(&url_owned).await?;
-            let ledger = pg::ledger::PgLedger::start(client, settings);
+            let ledger = PgLedger::start(client, settings);
             Ok::<_, StoreError>(
                 PgLedgerActor::new(ledger, p)
                     .with_retention_days(retention_days)

@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
-use orderflow_actors::inbox::watcher::{Inbox, InboxConfig};
+use orderflow_actors::inbox::{Inbox, InboxConfig};
 use orderflow_actors::limits::{
     HTTP_CONNECTIONS_PER_WORKER_MAX, HTTP_DISCONNECT_TIMEOUT_MS, HTTP_HEAD_TIMEOUT_MS,
     HTTP_KEEP_ALIVE_SECS, INBOX_INFLIGHT_MAX, WEBHOOK_DELIVERER_NICE,

@@ -13,11 +13,12 @@ use actix::{Actor, Context, Handler, Message};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use crate::common::{Record, StoreError, codec};
 use crate::domain::{KeyName, Scope, Timestamp};
 use crate::limits::{API_KEY_LAST_USED_WRITE_SECS, API_KEYS_MAX};
 use crate::mailbox::{Ping, Stop};
 use crate::store::tables::{API_KEYS, API_KEYS_BY_HASH, META, counter};
-use crate::store::{Record, Store, StoreError, codec, get_record};
+use crate::store::{Store, get_record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ApiKeyId(pub u64);
@@ -66,7 +67,7 @@ pub enum ApiKeyError {
     Store(#[from] StoreError),
 }
 
-crate::store::lift_redb_errors!(ApiKeyError);
+crate::common::lift_redb_errors!(ApiKeyError);
 
 /// Owns the API keys.
 pub struct ApiKeys {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
-use crate::store::StoreError;
+use crate::common::StoreError;
 
 /// Why an actor gave no answer. None of these means the request was refused on its
 /// merits. After the first three nothing was done and a client may retry; after

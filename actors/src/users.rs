@@ -21,13 +21,14 @@ use actix::{Actor, AsyncContext, Context, Handler, Message};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::common::{Record, StoreError, codec};
 use crate::domain::{Email, Role, Timestamp, UserId, Username};
 use crate::limits::{PURGE_BATCH_MAX, PURGE_INTERVAL_SECS, REFRESH_TTL_SECS_MAX};
 use crate::store::tables::{
     META, REFRESH_EXPIRY, REFRESH_TOKENS, REVOKED_FAMILIES, REVOKED_FAMILY_EXPIRY, USER_EMAILS,
     USER_NAMES, USERS, counter,
 };
-use crate::store::{Record, Store, StoreError, codec, get_record};
+use crate::store::{Store, get_record};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRow {
@@ -100,7 +101,7 @@ pub enum RefreshError {
     Store(#[from] StoreError),
 }
 
-crate::store::lift_redb_errors!(UserError, RefreshError);
+crate::common::lift_redb_errors!(UserError, RefreshError);
 
 pub struct UserStore {
     store: Store,

@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use redb::ReadableDatabase;
 
 use orderflow_actors::catalog::{Catalog, ProductDraft};
+use orderflow_actors::common::codec;
 use orderflow_actors::domain::{
     Category, Cents, Currency, OrderId, OrderLines, OrderStatus, ProductName, Quantity, Reason,
     Sku, StockDelta, StockLevel, UserId,
@@ -38,9 +39,9 @@ use orderflow_actors::ledger::{
 };
 use orderflow_actors::ledger::{Caller, MovementRow, OrderRequest, OrderRow, Source};
 use orderflow_actors::mailbox::Mailbox;
+use orderflow_actors::store::Store;
 use orderflow_actors::store::fault::{FaultKind, FaultPlan, open_faulty};
 use orderflow_actors::store::tables::{MOVEMENTS, ORDERS, PRODUCTS};
-use orderflow_actors::store::{Store, codec};
 use orderflow_actors::telemetry::Telemetry;
 
 const SKUS: usize = 4;
@@ -386,7 +387,7 @@ fn a_failed_durable_commit_is_answered_as_outcome_unknown() {
             matches!(
                 answer,
                 Err(ledger::StockError::Store(
-                    orderflow_actors::store::StoreError::OutcomeUnknown(_)
+                    orderflow_actors::common::StoreError::OutcomeUnknown(_)
                 ))
             ),
             "{answer:?}"

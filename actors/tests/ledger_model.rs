@@ -18,6 +18,7 @@ use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
 use orderflow_actors::catalog::{Catalog, CatalogError, ProductDraft};
+use orderflow_actors::common::codec;
 use orderflow_actors::domain::{
     Category, Cents, Currency, IdempotencyKey, OrderId, OrderLines, OrderStatus, ProductName,
     Quantity, Reason, Sku, StockDelta, StockLevel, UserId,
@@ -29,8 +30,8 @@ use orderflow_actors::ledger::{
     Caller, CheckoutError, OrderError, OrderRequest, OrderRow, Source, StockError,
 };
 use orderflow_actors::pg::{self, actor::PgLedgerActor, ledger::PgLedger, schema};
+use orderflow_actors::store::Store;
 use orderflow_actors::store::tables::{ORDERS, STOCK};
-use orderflow_actors::store::{Store, codec};
 use orderflow_actors::telemetry::Telemetry;
 
 mod support;

@@ -14,6 +14,7 @@ use orderflow_actors::catalog::{
     Catalog, CatalogError, ListCategories, ListCursor, ListProducts, ProductDraft, ProductPatch,
     ProductQuery, ProductSort,
 };
+use orderflow_actors::common::StoreError;
 use orderflow_actors::domain::{
     Category, Cents, Currency, MovementKind, ProductName, Sku, StockLevel, Timestamp,
 };
@@ -21,7 +22,7 @@ use orderflow_actors::ledger::Source;
 use orderflow_actors::ledger::{
     self, ArchiveProduct, CreateProduct, Ledger, PatchProduct, ReplaceProduct, Transact,
 };
-use orderflow_actors::store::{Store, StoreError};
+use orderflow_actors::store::Store;
 use orderflow_actors::telemetry::Telemetry;
 
 #[allow(dead_code)] // this binary uses the store helpers, not PostgreSQL

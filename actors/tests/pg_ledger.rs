@@ -7,6 +7,7 @@ mod support;
 use std::collections::{BTreeSet, HashSet};
 
 use orderflow_actors::catalog::ProductDraft;
+use orderflow_actors::common::{StoreError, codec};
 use orderflow_actors::domain::{
     Category, Cents, Currency, IdempotencyKey, OrderLines, OrderRef, OrderStatus, ProductName,
     Quantity, Sku, StockLevel, UserId,
@@ -24,7 +25,6 @@ use orderflow_actors::ledger::{Caller, CheckoutError, OrderRequest, Source};
 use orderflow_actors::pg::ledger::{JobAnswer, JobCommand, PgLedger, Settings};
 use orderflow_actors::pg::schema::{self, MigrateError, SCHEMA_VERSION};
 use orderflow_actors::pg::{self, events::list};
-use orderflow_actors::store::{StoreError, codec};
 use support::pg::database;
 
 const NODES: usize = 3;

@@ -9,7 +9,7 @@ use super::routes::Routes;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
-use orderflow_actors::ledger::backup::TakeBackup;
+use orderflow_actors::ledger::TakeBackup;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]

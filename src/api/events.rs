@@ -11,11 +11,11 @@ use super::strict::{QueryParams, RawQuery};
 use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
+use orderflow_actors::common::StoreError;
 use orderflow_actors::events::{ListEvents, TypeFilter};
 use orderflow_actors::limits::{
     EVENT_TYPE_FILTER_BYTES_MAX, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, EVENTS_WAIT_SECS_MAX,
 };
-use orderflow_actors::store::StoreError;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]

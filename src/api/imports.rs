@@ -11,10 +11,10 @@ use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::domain::JobId;
-use orderflow_actors::inbox::jobs::{Origin, new_job};
-use orderflow_actors::inbox::messages::{CreateJob, GetJob, ListJobs, ListRejects};
-use orderflow_actors::inbox::naming::check_upload_name;
-use orderflow_actors::inbox::watcher::{AcceptUpload, Enqueue};
+use orderflow_actors::inbox::check_upload_name;
+use orderflow_actors::inbox::{AcceptUpload, Enqueue};
+use orderflow_actors::inbox::{CreateJob, GetJob, ListJobs, ListRejects};
+use orderflow_actors::inbox::{Origin, new_job};
 use orderflow_actors::limits::IMPORT_FILE_BYTES_MAX;
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).

@@ -6,11 +6,11 @@
 //! not import them back.
 
 use orderflow_actors::catalog::Product;
+use orderflow_actors::common::{CodecError, codec};
 use orderflow_actors::domain::OrderStatus;
 use orderflow_actors::events::{Event, Subject};
-use orderflow_actors::inbox::jobs::Job;
+use orderflow_actors::inbox::Job;
 use orderflow_actors::ledger::{Movement, Order};
-use orderflow_actors::store::{CodecError, codec};
 
 /// What an event is about, as it stood after the change.
 #[derive(Debug, Clone, PartialEq, Eq)]

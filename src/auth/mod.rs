@@ -161,7 +161,7 @@ pub mod scope {
     }
 
     macro_rules! scopes {
-        ($($name:ident),*) => {$(
+        ($($name:ident $scope:literal),*) => {$(
             #[derive(Debug)]
             pub struct $name;
             impl KeyScope for $name {
@@ -169,15 +169,7 @@ pub mod scope {
             }
         )*};
     }
-    scopes!(
-        CatalogWrite,
-        StockWrite,
-        OrdersRead,
-        OrdersWrite,
-        ImportsWrite,
-        EventsRead,
-        WebhooksWrite
-    );
+    orderflow_actors::with_scopes!(scopes);
 }
 
 use scope::{KeyScope, NoKey};

@@ -30,7 +30,7 @@ use orderflow_actors::limits::{
     WEBHOOK_RESPONSE_BYTES_MAX, WEBHOOK_RETRY_HORIZON_UNITS, WEBHOOK_RETRY_UNITS,
     WEBHOOK_RUN_EVENTS_MAX,
 };
-use orderflow_actors::pg::{events::PgEvents, webhooks::DELIVERY_LOCK, webhooks::PgWebhooks};
+use orderflow_actors::pg::{DELIVERY_LOCK, PgEvents, PgWebhooks};
 use orderflow_actors::room::Room;
 use orderflow_actors::telemetry::{Event as _, Telemetry, WebhookAttempted, WebhookLag};
 use orderflow_actors::webhooks::{

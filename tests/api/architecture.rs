@@ -588,3 +588,41 @@ fn function_lengths_are_measured_from_fn_to_its_closing_brace() {
         vec![("long".to_owned(), 82), ("short".to_owned(), 3)]
     );
 }
+
+/// The web layer uses the actors crate through each room's front: a name of the
+/// room itself (`orderflow_actors::inbox::Inbox`, `orderflow_actors::pg::PgUsers`),
+/// never a file inside it (`inbox::watcher::Inbox`). Each room's `mod.rs` says
+/// what its front is (`pub use`).
+#[test]
+fn the_web_layer_uses_the_rooms_fronts_only() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut seen = 0;
+    for file in files {
+        let code = code_of(&file);
+        let mut from = 0;
+        while let Some(at) = code[from..].find("orderflow_actors::") {
+            let begin = from + at + "orderflow_actors::".len();
+            from = begin;
+            for path in expand(&code[begin..]) {
+                seen += 1;
+                // One module (the room), then its item; a type's own path
+                // (`Room::Redb`) and a function of the room count as the item.
+                let modules = path[..path.len().saturating_sub(1)]
+                    .iter()
+                    .take_while(|s| s.starts_with(|c: char| c.is_ascii_lowercase()))
+                    .count();
+                assert!(
+                    modules <= 1,
+                    "{} reaches inside a room: orderflow_actors::{}",
+                    file.display(),
+                    path.join("::")
+                );
+            }
+        }
+    }
+    assert!(
+        seen > 100,
+        "the walk found only {seen} uses of the actors crate"
+    );
+}

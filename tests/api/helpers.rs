@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use orderflow::config::{LogFormat, PipelineArgs, ServeArgs, StoreArgs};
+use clap::Parser;
+use orderflow::config::ServeArgs;
 use orderflow::startup::Application;
 use orderflow_actors::pg::actor::PgLedgerActor;
 use orderflow_actors::room::Room;
@@ -44,46 +45,33 @@ pub fn on_postgres() -> bool {
     std::env::var("ORDERFLOW_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
+/// `orderflow serve`'s arguments as the command line makes them with no flag
+/// (every default taken from the configuration itself), then what a test node
+/// sets apart: its directories, port 0, known secrets, quick inbox timings, a
+/// small server, and a registration throttle high enough for many test users
+/// from one address (the throttle's own test sets it low).
 pub fn serve_args(data_dir: &Path, inbox: &Path) -> ServeArgs {
-    ServeArgs {
-        store: StoreArgs {
-            data_dir: data_dir.to_owned(),
-            currency: "EUR".into(),
-            log: "warn".into(),
-            log_format: LogFormat::Text,
-        },
-        pipeline: PipelineArgs {
-            commit_batch_max: 1024,
-            ledger_queue_max: 8192,
-            actor_timeout_ms: 30_000,
-            ledger_write_timeout_ms: 120_000,
-            import_events: orderflow::config::ImportEvents::Summary,
-            ledger_journal: orderflow::config::LedgerJournal::On,
-            ledger_journal_awake: orderflow::config::JournalAwake::On,
-            event_retention_days: 30,
-        },
-        bind: "127.0.0.1:0".parse().unwrap(),
-        inbox: inbox.to_owned(),
-        jwt_secret: Some(JWT_SECRET.into()),
-        admin_password: Some(ADMIN_PASSWORD.into()),
-        token_ttl_secs: 3600,
-        refresh_ttl_secs: 86_400,
-        // Tests register many users from one address; the throttle's own test sets it low.
-        registrations_per_client_max: 10_000,
-        settle_ms: 100,
-        inbox_poll: false,
-        scan_interval_ms: 100,
-        truncated_wait_secs: 2,
-        workers: Some(2),
-        catalog_threads: 2,
-        shutdown_grace_secs: 5,
-        webhook_allow_private: false,
-        events_nats: None,
-        events_nats_replicas: 1,
-        webhook_concurrency: 16,
-        webhook_retry_unit_ms: 5_000,
-        postgres: None,
-    }
+    let parsed = orderflow::config::Cli::try_parse_from(["orderflow", "serve"])
+        .expect("serve parses with no flag");
+    let orderflow::config::Command::Serve(args) = parsed.command else {
+        unreachable!("parsed as serve");
+    };
+    let mut args = *args;
+    args.store.data_dir = data_dir.to_owned();
+    args.store.log = "warn".into();
+    args.inbox = inbox.to_owned();
+    args.bind = "127.0.0.1:0".parse().unwrap();
+    args.jwt_secret = Some(JWT_SECRET.into());
+    args.admin_password = Some(ADMIN_PASSWORD.into());
+    args.refresh_ttl_secs = 86_400;
+    args.registrations_per_client_max = 10_000;
+    args.settle_ms = 100;
+    args.scan_interval_ms = 100;
+    args.truncated_wait_secs = 2;
+    args.workers = Some(2);
+    args.shutdown_grace_secs = 5;
+    args.postgres = None;
+    args
 }
 
 pub async fn spawn_app() -> TestApp {

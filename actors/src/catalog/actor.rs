@@ -8,9 +8,10 @@ use actix::{Actor, Context, Handler, Message};
 use redb::{ReadTransaction, ReadableDatabase};
 
 use super::{CatalogError, ListCursor, Product, ProductQuery};
+use crate::common::{Page, StoreError};
 use crate::domain::Sku;
 use crate::mailbox::{Ping, Stop};
-use crate::store::{Page, Store, StoreError};
+use crate::store::Store;
 
 /// Serves every catalog read.
 pub struct Catalog {

@@ -21,8 +21,8 @@ pub mod tables;
 
 use serde::{Deserialize, Serialize};
 
+use crate::common::{Record, StoreError};
 use crate::domain::{Category, Cents, Description, ProductName, Sku, Timestamp};
-use crate::store::{Record, StoreError};
 
 pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
 pub use cache::{ProductCache, Touched};
@@ -101,7 +101,7 @@ pub enum CatalogError {
     Store(#[from] StoreError),
 }
 
-crate::store::lift_redb_errors!(CatalogError);
+crate::common::lift_redb_errors!(CatalogError);
 
 /// How a product list is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,11 +5,11 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable};
 
 use super::{CatalogError, ListCursor, Product, ProductQuery, ProductRow, ProductSort};
+use crate::common::{Page, StoreError, codec};
 use crate::domain::Sku;
 use crate::limits::LIST_SCAN_ROWS_MAX;
 use crate::store::listing::{self, Direction, Index, ListingScan, ListingTables};
 use crate::store::tables::{CATEGORIES, PRODUCTS, STOCK};
-use crate::store::{Page, StoreError, codec};
 
 /// Reads one product with its stock from a read snapshot; archived ones are hidden.
 pub fn read_product(txn: &ReadTransaction, sku: &Sku) -> Result<Option<Product>, StoreError> {

@@ -6,11 +6,11 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::cache::Touched;
 use super::{ProductDraft, ProductRow};
+use crate::common::{StoreError, codec};
 use crate::domain::{Sku, Timestamp};
 use crate::store::listing::{self, Index, ListingWriter};
 use crate::store::sorted::SortedWrites;
 use crate::store::tables::{CATEGORIES, PRODUCTS};
-use crate::store::{StoreError, codec};
 
 /// The product tables, open in one write transaction.
 ///

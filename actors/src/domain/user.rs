@@ -205,44 +205,50 @@ mod tests {
     }
 }
 
-/// What an API key may do: each admin route names the one scope that opens it.
-/// Stored by position: new scopes go at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Scope {
-    CatalogWrite,
-    StockWrite,
-    OrdersRead,
-    OrdersWrite,
-    ImportsWrite,
-    EventsRead,
-    WebhooksWrite,
+/// Calls `$then!` with every API-key scope as `Variant "name"`, in stored
+/// order: the one list of scopes. [`Scope`] is made from it here, and the web
+/// layer makes a route marker type per scope from it too.
+#[macro_export]
+macro_rules! with_scopes {
+    ($then:ident) => {
+        $then! {
+            CatalogWrite "catalog:write",
+            StockWrite "stock:write",
+            OrdersRead "orders:read",
+            OrdersWrite "orders:write",
+            ImportsWrite "imports:write",
+            EventsRead "events:read",
+            WebhooksWrite "webhooks:write"
+        }
+    };
 }
 
-impl Scope {
-    pub const ALL: [Scope; 7] = [
-        Scope::CatalogWrite,
-        Scope::StockWrite,
-        Scope::OrdersRead,
-        Scope::OrdersWrite,
-        Scope::ImportsWrite,
-        Scope::EventsRead,
-        Scope::WebhooksWrite,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::CatalogWrite => "catalog:write",
-            Scope::StockWrite => "stock:write",
-            Scope::OrdersRead => "orders:read",
-            Scope::OrdersWrite => "orders:write",
-            Scope::ImportsWrite => "imports:write",
-            Scope::EventsRead => "events:read",
-            Scope::WebhooksWrite => "webhooks:write",
+macro_rules! scope_enum {
+    ($($variant:ident $name:literal),*) => {
+        /// What an API key may do: each admin route names the one scope that opens
+        /// it. Stored by position: new scopes go at the end of [`with_scopes`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Scope {
+            $($variant),*
         }
-    }
 
+        impl Scope {
+            pub const ALL: &'static [Scope] = &[$(Scope::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Scope::$variant => $name),*
+                }
+            }
+        }
+    };
+}
+
+with_scopes!(scope_enum);
+
+impl Scope {
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+        Self::ALL.iter().copied().find(|s| s.as_str() == raw)
     }
 }
 

@@ -180,7 +180,7 @@ pub struct EventRow {
     pub record: Vec<u8>,
 }
 
-impl crate::store::Record for EventRow {
+impl crate::common::Record for EventRow {
     const VERSION: u8 = 1;
     const NAME: &'static str = "event";
 }

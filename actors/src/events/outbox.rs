@@ -9,10 +9,11 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::{EventRow, EventType, Subject};
+use crate::common::{Record, StoreError, codec};
 use crate::domain::Timestamp;
+use crate::store::get_record;
 use crate::store::journal::{Capture, Logged, table};
 use crate::store::tables::events_meta;
-use crate::store::{Record, StoreError, codec, get_record};
 
 /// Whether products and inventory imports emit an event per row, or only their
 /// job's (`--import-events`). Orders from files always emit `order.placed`.

@@ -10,10 +10,11 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::watch;
 
 use super::{Event, EventRow, TypeFilter};
+use crate::common::{StoreError, codec};
 use crate::limits::EVENTS_SCAN_ROWS_MAX;
 use crate::mailbox::{Ping, Stop};
+use crate::store::Store;
 use crate::store::tables::{EVENTS, EVENTS_META, events_meta};
-use crate::store::{Store, StoreError, codec};
 
 /// One page of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub enum EventsError {
     Store(#[from] StoreError),
 }
 
-crate::store::lift_redb_errors!(EventsError);
+crate::common::lift_redb_errors!(EventsError);
 
 /// Events after `after` (or from the oldest kept, for `None`) and through seq
 /// `through` that `filter` admits, at most `limit`.

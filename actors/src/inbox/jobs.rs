@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::failure::FileFailure;
 use super::naming::FileType;
 use super::reject::Reject;
+use crate::common::{Record, StoreError, codec};
 use crate::domain::{JobId, Timestamp};
 use crate::events::EventType;
 use crate::limits::IMPORT_REJECTS_KEPT_MAX;
+use crate::store::get_record;
 use crate::store::tables::{JOB_REJECTS, JOBS, JOBS_BY_SHA, JOBS_OPEN};
-use crate::store::{Record, StoreError, codec, get_record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobStatus {

@@ -19,6 +19,7 @@ use super::jobs::{JobRow, JobRows, Step, advance};
 use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
 use crate::catalog::{ProductDraft, Upsert};
+use crate::common::StoreError;
 use crate::domain::{
     Cents, Currency, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel,
     Timestamp, UserId,
@@ -30,7 +31,6 @@ use crate::ledger::records::{CheckoutError, OrderRequest, Source, StockError};
 use crate::ledger::rows::LedgerRows;
 use crate::ledger::rules::Rules;
 use crate::limits::ORDER_LINES_MAX;
-use crate::store::StoreError;
 use crate::store::tables::{USER_EMAILS, USER_NAMES};
 
 /// One line of an imported order.

@@ -11,8 +11,8 @@ use actix::Message;
 
 use super::jobs::{Job, JobRow, NewJob, RejectRow, Step};
 use super::load::{Applied, Batch};
+use crate::common::{Page, StoreError};
 use crate::domain::JobId;
-use crate::store::{Page, StoreError};
 
 /// Creates the job for a file. On PostgreSQL the job is leased to this node,
 /// and the inbox claim on `claim` (the file's name in the inbox) ends with it.
@@ -23,7 +23,7 @@ pub struct CreateJob {
     pub claim: Option<String>,
 }
 
-/// Takes a job one step (see [`advance`]); a step that ends it commits the job's
+/// Takes a job one step (see [`super::jobs::advance`]); a step that ends it commits the job's
 /// `import.completed` or `import.failed` event with it. Not for batches: see
 /// [`LoadBatch`].
 #[derive(Debug, Message)]

@@ -25,3 +25,13 @@ pub mod settle;
 pub mod sniff;
 pub mod transform;
 pub mod watcher;
+
+// The inbox's front: what the web layer and the command line use.
+pub use jobs::{Job, JobRow, JobStatus, JobView, Origin, new_job};
+pub use messages::{CreateJob, GetJob, ListJobs, ListRejects, OpenJobs};
+pub use naming::{FileType, Format, Kind, check_upload_name};
+pub use pipeline::{Outcome, Pipeline};
+pub use report::{Dirs, finalize};
+pub use watcher::{
+    AcceptUpload, Enqueue, Inbox, InboxConfig, InboxWatcher, RunnerAlive, create_job,
+};

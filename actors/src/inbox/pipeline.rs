@@ -21,6 +21,7 @@ use super::load::{Applied, Batch, Grouper, Piece};
 use super::messages::{AdvanceJob, LoadBatch};
 use super::naming::{FileType, Kind};
 use super::transform;
+use crate::common::StoreError;
 use crate::domain::{Currency, JobId, OrderRef, Timestamp};
 use crate::limits::{
     IMPORT_BATCH_ROWS_MAX, IMPORT_CHANNEL_CHUNKS_MAX, IMPORT_CHUNK_ROWS, JOB_RETRY_BACKOFF_MS,
@@ -28,7 +29,6 @@ use crate::limits::{
 };
 use crate::mailbox::AskError;
 use crate::room::{Asks, LedgerRoom};
-use crate::store::StoreError;
 use crate::telemetry::{Event, FileFinished, RowsCommitted, Telemetry};
 
 #[derive(Debug, thiserror::Error)]

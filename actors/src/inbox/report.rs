@@ -16,7 +16,7 @@ use super::jobs::{Job, JobStatus, Origin, Step};
 use super::messages::{ListRejects, SettleJob};
 use super::naming::with_suffix;
 use super::pipeline::{Pipeline, PipelineError};
-use crate::store::StoreError;
+use crate::common::StoreError;
 
 /// The inbox and its sub-folders.
 #[derive(Debug, Clone)]

@@ -530,7 +530,7 @@ impl Handler<StopWatcher> for InboxWatcher {
 }
 
 impl Handler<crate::mailbox::Ping> for InboxWatcher {
-    type Result = Result<(), crate::store::StoreError>;
+    type Result = Result<(), crate::common::StoreError>;
     fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
         Ok(())
     }

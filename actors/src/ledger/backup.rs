@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use actix::{Handler, Message, ResponseFuture};
 
 use super::Ledger;
+use crate::common::StoreError;
 use crate::limits::BACKUP_NICE;
-use crate::store::StoreError;
 use crate::store::backup::{self, BackupError, Manifest};
 
 /// Take a backup into `to`, or into `<data-dir>/backups/` under a name of its time.

@@ -1,7 +1,7 @@
 //! The import jobs' messages as the redb ledger answers them, and the two job
 //! rules both ledgers run in their batch: a step that ends a job writes its
 //! event beside it ([`advance_announcing`]), and a loaded batch moves its job past
-//! it ([`record_progress`]).
+//! it ([`crate::inbox::load::record_progress`]).
 
 use actix::{Handler, ResponseFuture};
 use redb::{ReadableTable, ReadableTableMetadata as _};
@@ -9,6 +9,7 @@ use redb::{ReadableTable, ReadableTableMetadata as _};
 use super::rows::LedgerRows;
 use super::rules::Rules;
 use super::{DryRun, Ledger, Transact};
+use crate::common::{Page, StoreError, codec};
 use crate::domain::{JobId, Timestamp};
 use crate::events::Subject;
 use crate::inbox::jobs::{
@@ -19,8 +20,8 @@ use crate::inbox::messages::{
     AdvanceJob, ClaimFile, CreateJob, DropClaim, GetJob, ListJobs, ListRejects, LoadBatch,
     OpenJobs, SettleJob, TakeOver, TakenOver,
 };
+use crate::store::get_record;
 use crate::store::tables::{JOB_REJECTS, JOBS, JOBS_OPEN};
-use crate::store::{Page, StoreError, codec, get_record};
 
 /// Takes job `id` one step; a step that ends it appends the job's
 /// `import.completed` or `import.failed` event in the same transaction. Both
@@ -200,7 +201,7 @@ impl Handler<OpenJobs> for Ledger {
     }
 }
 
-/// The redb ledger work that creates the job of [`new_job`].
+/// The redb ledger work that creates the job of [`crate::inbox::new_job`].
 #[allow(clippy::type_complexity)]
 pub fn create_work(
     new: NewJob,

@@ -49,17 +49,19 @@ use tokio::sync::{oneshot, watch};
 
 use crate::catalog::ProductCache;
 use crate::catalog::cache::Touched;
+use crate::common::Page;
+use crate::common::{StoreError, codec};
 use crate::domain::{Currency, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId};
 use crate::events::{PurgeCutoffs, RowEvents};
 use crate::limits::{
     EVENT_RETENTION_DAYS_DEFAULT, JOURNAL_CHECKPOINT_MS, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX,
     PURGE_INTERVAL_SECS,
 };
-use crate::store::Page;
+use crate::store::Store;
 use crate::store::journal::{Journal, durable_empty_commit};
 use crate::store::tables::{self, MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS, counter};
-use crate::store::{Store, StoreError, codec};
 use crate::telemetry::{BatchCommitted, Event, Telemetry};
+pub use backup::TakeBackup;
 pub use products::{ArchiveProduct, CreateProduct, PatchProduct, ReplaceProduct};
 pub use records::{
     Caller, CheckoutError, IdempotencyRow, Level, Movement, MovementDraft, MovementRow, Order,
@@ -70,6 +72,7 @@ pub use redb_rows::Book;
 pub use rules::Rules;
 pub use tx::Tx;
 pub use verify::VerifyReport;
+pub use verify::verify;
 
 /// Called once the batch's commit has succeeded (`Ok`) or failed (`Err`, nothing
 /// was written); it answers the command's caller.

@@ -12,9 +12,9 @@ use crate::catalog::tables::{same_content, upsert_of};
 use crate::catalog::{
     CatalogError, CatalogTables, Product, ProductDraft, ProductPatch, ProductRow, Upsert,
 };
+use crate::common::{StoreError, codec};
 use crate::domain::{MovementKind, Sku, StockLevel, Timestamp};
 use crate::events::{EventType, Subject};
-use crate::store::{StoreError, codec};
 
 /// Stock refused on a product write: storage errors stay themselves, a level past
 /// the cap is the catalog's `StockAboveMax`.

@@ -7,12 +7,12 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::common::{Record, StoreError};
 use crate::domain::{
     Cents, CheckoutRejection, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,
     OrderStatus, Quantity, Reason, Sku, Timestamp, UserId,
 };
 use crate::limits::STOCK_UNITS_MAX;
-use crate::store::{Record, StoreError};
 use crate::telemetry::{Event, OrderPlaced, OrderRejected, Telemetry};
 
 /// Who caused a movement or an order.
@@ -200,7 +200,7 @@ pub enum StockError {
     Store(#[from] StoreError),
 }
 
-crate::store::lift_redb_errors!(CheckoutError, OrderError, StockError);
+crate::common::lift_redb_errors!(CheckoutError, OrderError, StockError);
 
 /// The outcome of a checkout that did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,12 +10,13 @@ use super::records::{IdempotencyRow, Level, MovementRow, OrderRow};
 use super::rows::LedgerRows;
 use super::rules::Rules;
 use crate::catalog::cache::Touched;
+use crate::common::{StoreError, codec};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, Outbox, RowEvents, Subject};
+use crate::store::get_record;
 use crate::store::journal::{Capture, Logged, table};
 use crate::store::sorted;
 use crate::store::tables::counter;
-use crate::store::{StoreError, codec, get_record};
 
 /// The rules on the ledger's redb tables, open in one write transaction.
 pub type Book<'txn> = Rules<RedbRows<'txn>>;

@@ -11,9 +11,9 @@
 
 use super::records::{IdempotencyRow, Level, MovementRow, OrderRow};
 use crate::catalog::{CatalogTables, ProductRow};
+use crate::common::StoreError;
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, RowEvents, Subject};
-use crate::store::StoreError;
 
 /// The catalog rows the ledger's rules read (price and name of a line, whether a
 /// SKU is archived).

@@ -23,12 +23,12 @@ use super::records::{
     OrderError, OrderLine, OrderRequest, OrderRow, Placed, Shortage, Source, StockError,
 };
 use super::rows::{LedgerRows, ProductRows};
+use crate::common::{StoreError, codec};
 use crate::domain::{
     Currency, MovementKind, OrderId, OrderStatus, Reason, Sku, StockDelta, StockLevel, Timestamp,
 };
 use crate::events::{EventType, RowEvents, Subject};
 use crate::limits::STOCK_UNITS_MAX;
-use crate::store::{StoreError, codec};
 
 /// The level a movement of `delta` reaches from `level`, or why it may not: below
 /// zero, or past [`STOCK_UNITS_MAX`] for an increase (stock above the cap, from an

@@ -9,9 +9,10 @@
 //! - prices and stock are read inside the very transaction that writes the order.
 
 use crate::catalog::CatalogTables;
+use crate::common::StoreError;
 use crate::domain::{Currency, Timestamp};
 use crate::events::RowEvents;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 use super::redb_rows::Book;
 

@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::records::{MovementRow, OrderRow};
+use crate::common::{StoreError, codec};
+use crate::store::Store;
 use crate::store::tables::{MOVEMENTS, ORDERS, STOCK};
-use crate::store::{Store, StoreError, codec};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {

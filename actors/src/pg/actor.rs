@@ -14,6 +14,7 @@ use super::ledger::{JobAnswer, JobCommand, PgLedger};
 use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::{CatalogError, Product};
+use crate::common::{Page, StoreError, codec};
 use crate::domain::{OrderId, Timestamp};
 use crate::events::PurgeCutoffs;
 use crate::inbox::jobs::{Job, JobRow};
@@ -31,7 +32,6 @@ use crate::ledger::{
 use crate::limits::{
     EVENT_RETENTION_DAYS_DEFAULT, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
 };
-use crate::store::{Page, StoreError, codec};
 
 /// The ledger of one node on PostgreSQL.
 pub struct PgLedgerActor {

@@ -15,9 +15,9 @@ use crate::apikeys::{
     ApiKey, ApiKeyError, ApiKeyId, ApiKeyRow, AuthenticateKey, CreateApiKey, KeyHolder,
     ListApiKeys, RevokeApiKey, last_used_due, normalised,
 };
+use crate::common::{StoreError, codec};
 use crate::domain::Timestamp;
 use crate::limits::API_KEYS_MAX;
-use crate::store::{StoreError, codec};
 
 /// The advisory lock key creations hold ("apikeys" in ASCII).
 const CREATE_LOCK: i64 = 0x0061_7069_6b65_7973;

@@ -17,8 +17,8 @@ use crate::catalog::{
     CatalogError, GetProduct, ListCategories, ListCursor, ListProducts, Product, ProductQuery,
     ProductRow, ProductSort,
 };
+use crate::common::{Page, StoreError, codec};
 use crate::domain::Sku;
-use crate::store::{Page, StoreError, codec};
 
 /// The catalog's readers of one node on PostgreSQL.
 pub struct PgCatalog {

@@ -10,9 +10,9 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 
 use super::staged::{int, uint};
 use super::{Pool, client};
+use crate::common::{StoreError, codec};
 use crate::events::reader::{EventPage, EventsError, ListEvents, page, start_after};
 use crate::limits::EVENTS_SCAN_ROWS_MAX;
-use crate::store::{StoreError, codec};
 
 /// The feed's readers of one node on PostgreSQL.
 pub struct PgEvents {

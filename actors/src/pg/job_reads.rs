@@ -7,13 +7,13 @@ use super::actor::PgLedgerActor;
 use super::client;
 use super::jobs::lease_ms;
 use super::staged::{int, uint};
+use crate::common::{Page, StoreError, codec};
 use crate::domain::JobId;
 use crate::inbox::jobs::{Job, RejectRow};
 use crate::inbox::messages::{
     ClaimFile, DropClaim, GetJob, ListJobs, ListRejects, OpenJobs, TakeOver, TakenOver,
 };
 use crate::limits::INBOX_TAKEOVER_MAX;
-use crate::store::{Page, StoreError, codec};
 
 fn job_of(id: i64, record: &[u8]) -> Result<Job, StoreError> {
     Ok(Job {

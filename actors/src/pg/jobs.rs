@@ -10,7 +10,7 @@
 //!   transaction ([`StagedJobs::fence`]): a node that lost its lease writes
 //!   nothing more for that job. A node renews its leases every
 //!   [`INBOX_LEASE_RENEW_MS`]; a node that dies stops renewing, and
-//!   [`INBOX_LEASE_MS`] later another takes the job over ([`TakeOver`]) and resumes
+//!   [`INBOX_LEASE_MS`] later another takes the job over ([`crate::inbox::messages::TakeOver`]) and resumes
 //!   it from the position its last batch committed.
 //! - **The rest is the redb backend's**: the job's state machine
 //!   ([`crate::inbox::jobs::advance`]) and the batch's rules
@@ -26,12 +26,12 @@ use tokio_postgres::Transaction;
 
 use super::client;
 use super::staged::{int, uint};
+use crate::common::{StoreError, codec};
 use crate::domain::{JobId, UserId};
 use crate::inbox::jobs::{Job, JobRow, JobRows, NewJob, RejectRow, new_row};
 use crate::inbox::load::{Batch, Customers, Unit};
 use crate::inbox::transform::Customer;
 use crate::limits::{INBOX_LEASE_MS, INBOX_LEASE_RENEW_MS};
-use crate::store::{StoreError, codec};
 
 /// The lease's length as SQL reads it: `now() + $n * interval '1 millisecond'`.
 pub(super) fn lease_ms() -> f64 {

@@ -40,6 +40,7 @@ use tokio_postgres::{Client, Transaction};
 use super::jobs::{StagedCustomers, StagedJobs};
 use super::staged::{Staged, StagedProducts, int, uint};
 use crate::catalog::{CatalogError, Product, ProductRow};
+use crate::common::{StoreError, codec};
 use crate::domain::JobId;
 use crate::domain::{
     Currency, IdempotencyKey, OrderId, OrderRef, OrderStatus, Reason, Sku, StockDelta, Timestamp,
@@ -55,7 +56,6 @@ use crate::ledger::records::{
     OrderRequest, OrderRow, Placed, StockError, count_checkout,
 };
 use crate::ledger::rules::Rules;
-use crate::store::{StoreError, codec};
 use crate::telemetry::{BatchCommitted, Event, Telemetry};
 
 /// A command for the ledger, with where its answer goes.

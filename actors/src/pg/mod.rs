@@ -4,8 +4,10 @@
 //! - [`schema`]: the tables, migrated at start under an advisory lock;
 //! - [`ledger`]: group commit per node, the same rules as on redb run on rows read
 //!   and locked for the batch ([`staged`]), set-based writes, event seqs gapless in
-//!   commit order across nodes; [`orders`] is its actor, which also reads orders
-//!   and movements;
+//!   commit order across nodes; [`actor`] is its actor ([`PgLedgerActor`]),
+//!   which also reads orders and movements;
+//! - [`jobs`] and [`job_reads`]: import jobs and the shared inbox's claims and
+//!   leases;
 //! - [`users`], [`catalog`], [`events`], [`apikeys`], [`webhooks`]: the actors
 //!   answering the same messages as their redb twins, over a small connection
 //!   pool ([`pool`]); the webhook deliverer runs where [`try_lock`] succeeds.
@@ -17,7 +19,7 @@
 macro_rules! ping_handler {
     ($actor:ty) => {
         impl actix::Handler<crate::mailbox::Ping> for $actor {
-            type Result = actix::ResponseFuture<Result<(), crate::store::StoreError>>;
+            type Result = actix::ResponseFuture<Result<(), crate::common::StoreError>>;
             fn handle(&mut self, _: crate::mailbox::Ping, _: &mut Self::Context) -> Self::Result {
                 let pool = self.pool.clone();
                 Box::pin(async move { crate::pg::ping(&pool).await })
@@ -56,6 +58,16 @@ mod tls;
 pub mod users;
 pub mod webhooks;
 
+// The backend's front: the actors and the task the web layer starts.
+pub use actor::PgLedgerActor;
+pub use apikeys::PgApiKeys;
+pub use catalog::PgCatalog;
+pub use events::PgEvents;
+pub use ledger::{PgLedger, Settings as LedgerSettings};
+pub use schema::migrate;
+pub use users::PgUsers;
+pub use webhooks::{DELIVERY_LOCK, PgWebhooks};
+
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
@@ -64,7 +76,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use crate::store::StoreError;
+use crate::common::StoreError;
 
 /// Connects to `url` (a libpq URL; several hosts and `target_session_attrs` allowed)
 /// and drives the connection on the current tokio runtime.

@@ -11,7 +11,7 @@
 
 use tokio_postgres::Client;
 
-use crate::store::StoreError;
+use crate::common::StoreError;
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i32 = 2;

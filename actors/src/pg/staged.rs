@@ -13,12 +13,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio_postgres::Transaction;
 
 use crate::catalog::ProductRow;
+use crate::common::{StoreError, codec};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventRow, EventType, RowEvents, Subject};
 use crate::ledger::products::CatalogRows;
 use crate::ledger::records::{IdempotencyRow, Level, MovementRow, OrderRow};
 use crate::ledger::rows::{LedgerRows, ProductRows};
-use crate::store::{StoreError, codec};
 
 /// A stored number as PostgreSQL's `bigint`.
 pub(crate) fn int(v: u64) -> Result<i64, StoreError> {

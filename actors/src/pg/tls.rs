@@ -19,7 +19,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::store::StoreError;
+use crate::common::StoreError;
 
 /// `url` without its `sslrootcert` option (answered apart), and with `sslmode`
 /// `verify-ca`/`verify-full` written `require` (rustls verifies in every case).

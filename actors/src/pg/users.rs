@@ -14,9 +14,9 @@ use tokio_postgres::error::SqlState;
 
 use super::staged::{int, uint};
 use super::{Pool, client};
+use crate::common::{StoreError, codec};
 use crate::domain::{Timestamp, UserId};
 use crate::limits::{PURGE_BATCH_MAX, PURGE_INTERVAL_SECS, REFRESH_TTL_SECS_MAX};
-use crate::store::{StoreError, codec};
 use crate::users::{
     ADMIN_BOOTSTRAPPED, AdminBootstrapped, BootstrapAdmin, CheckAvailable, CreateUser,
     FindCredentials, GetUser, RefreshError, RefreshRows, RevokeRefreshToken, RotateRefreshToken,

@@ -11,9 +11,9 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 
 use super::staged::{int, uint};
 use super::{Pool, client};
+use crate::common::{Page, StoreError, codec};
 use crate::domain::Timestamp;
 use crate::limits::{WEBHOOK_DELIVERIES_KEPT_MAX, WEBHOOK_ENDPOINTS_MAX};
-use crate::store::{Page, StoreError, codec};
 use crate::webhooks::{
     CreateEndpoint, DeleteEndpoint, DeliveryRow, Endpoint, EndpointId, EndpointRow, GetEndpoint,
     ListDeliveries, ListEndpoints, RecordAttempts, RotateSecret, SkipTo, UpdateEndpoint,

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::tables::{self, EVENTS, META, ORDERS, TableVisitor, counter};
-use super::{DB_FILE_NAME, SCHEMA_VERSION, Store, StoreError};
+use super::{DB_FILE_NAME, SCHEMA_VERSION, Store};
+use crate::common::StoreError;
 use crate::domain::Timestamp;
 use crate::limits::BACKUP_COMMIT_ENTRIES;
 

@@ -55,9 +55,10 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
+use super::Store;
 use super::awake::DiskAwake;
 use super::tables::{self, counter};
-use super::{Store, StoreError};
+use crate::common::StoreError;
 use crate::limits::{JOURNAL_BYTES, JOURNAL_CHECKPOINT_MS};
 
 /// The journal's file name in the data directory, beside the database.

@@ -18,8 +18,8 @@ use std::ops::Bound;
 
 use redb::{Key, ReadableTable, Table, TableHandle, Value};
 
+use crate::common::StoreError;
 use crate::limits::SORTED_SCAN_STEPS_MAX;
-use crate::store::StoreError;
 
 /// An owned copy of a key or value of redb type `T`, held while the table is
 /// written. Its order, for a key, is the one of the table.

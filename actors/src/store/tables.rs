@@ -9,7 +9,7 @@
 
 use redb::{Key, TableDefinition, Value};
 
-use super::StoreError;
+use crate::common::StoreError;
 
 /// Small values: schema version and id counters.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");

@@ -7,10 +7,11 @@ use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use super::{Endpoint, EndpointId, EndpointRow, EndpointStatus, WebhookError, Webhooks};
+use crate::common::{Page, Record, StoreError, codec};
 use crate::domain::Timestamp;
 use crate::limits::WEBHOOK_DELIVERIES_KEPT_MAX;
+use crate::store::get_record;
 use crate::store::tables::{WEBHOOK_DELIVERIES, WEBHOOKS};
-use crate::store::{Page, Record, StoreError, codec, get_record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

@@ -21,12 +21,13 @@ use actix::AsyncContext;
 use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use crate::common::{Record, StoreError, codec};
 use crate::domain::Timestamp;
 use crate::events::TypeFilter;
 use crate::limits::{WEBHOOK_CURSOR_SYNC_MS, WEBHOOK_ENDPOINTS_MAX, WEBHOOK_SECRET_OVERLAP_SECS};
 use crate::mailbox::{Ping, Stop};
 use crate::store::tables::{META, WEBHOOK_DELIVERIES, WEBHOOKS, counter};
-use crate::store::{Record, Store, StoreError, codec, get_record};
+use crate::store::{Store, get_record};
 
 mod delivery;
 pub use delivery::{
@@ -132,7 +133,7 @@ pub enum WebhookError {
     Store(#[from] StoreError),
 }
 
-crate::store::lift_redb_errors!(WebhookError);
+crate::common::lift_redb_errors!(WebhookError);
 
 /// Owns the webhook endpoints and their delivery log.
 pub struct Webhooks {

@@ -17,7 +17,7 @@
 //! Why one file: the writer, both readers and the schema-2 re-encoding are one
 //! format, and the property tests below check them against each other.
 
-use crate::store::StoreError;
+use crate::common::StoreError;
 
 /// Entries per restart segment: a seek walks at most this many, a descending read
 /// decodes this many at a time. Each restart point costs its whole key and four

@@ -42,8 +42,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use serde::{Deserialize, Serialize};
 
+use crate::common::{Record, StoreError};
 use crate::limits::LISTING_MERGE_FANOUT;
-use crate::store::{Record, StoreError};
 use block::Tag;
 
 pub use read::{ListingScan, ListingTables};

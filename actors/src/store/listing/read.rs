@@ -6,7 +6,7 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 
 use super::block::{Backward, Forward, Tag};
 use super::{Direction, Head, Index, first_head, pass_key};
-use crate::store::StoreError;
+use crate::common::StoreError;
 use crate::store::tables::{LISTING_BLOCKS, LISTING_RUNS};
 
 type BlocksTable = ReadOnlyTable<(u8, u64, &'static [u8]), &'static [u8]>;

@@ -12,12 +12,12 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::block::{BlockWriter, Forward, Tag};
 use super::{Changes, Direction, Head, Index, MergeRow, RunRow, first_head, level_of, pass_key};
+use crate::common::{StoreError, codec};
 use crate::limits::{
     LISTING_BLOCK_BYTES_MAX, LISTING_MERGE_ENTRIES_MIN, LISTING_MERGE_ENTRIES_PER_CHANGE,
     LISTING_MERGE_FANOUT,
 };
 use crate::store::tables::{LISTING_BLOCKS, LISTING_META, LISTING_RUNS, listing_meta};
-use crate::store::{StoreError, codec};
 
 type Blocks<'txn> = Table<'txn, (u8, u64, &'static [u8]), &'static [u8]>;
 
