@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 
 use super::json;
 use super::routes::Routes;
-use super::strict::StrictJson;
+use super::strict::{StrictJson, required};
 use crate::auth::throttle::Account;
 use crate::auth::{Authenticated, password};
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
 use crate::state::AppState;
 use orderflow_actors::domain::{Email, Password, Role, Timestamp, Username};
 use orderflow_actors::limits::{EMAIL_BYTES_MAX, PASSWORD_CHARS_MAX};
@@ -58,24 +58,6 @@ pub struct RegisterBody {
     email: Option<String>,
     #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
     password: Option<String>,
-}
-
-/// Collects a required field's parse result into `errors`.
-pub(crate) fn required<T, E: std::fmt::Display>(
-    field: &str,
-    raw: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-    errors: &mut Vec<FieldError>,
-) -> Option<T> {
-    match raw {
-        None => {
-            errors.push(FieldError::new(field, "is required"));
-            None
-        }
-        Some(raw) => parse(raw)
-            .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
-            .ok(),
-    }
 }
 
 #[utoipa::path(post, operation_id = "auth_register", summary = "Register a customer account", path = "/api/v1/auth/register", tag = "auth", security(), request_body = RegisterBody,

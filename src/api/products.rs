@@ -6,10 +6,10 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Deserializer};
 
-use super::auth::required;
 use super::json;
 use super::routes::Routes;
 use super::strict::{QueryParams, RawQuery, StrictJson};
+use super::strict::{optional, required};
 use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -223,25 +223,11 @@ pub struct ProductBody {
     /// Required on create; on replace, optional and equal to the path's.
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     sku: Option<String>,
-    #[schema(
-        required = true,
-        nullable = false,
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(required = true, schema_with = text::name)]
     name: Option<String>,
-    /// Default `uncategorized`.
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = text::category_or_default)]
     category: Option<String>,
-    #[schema(
-        max_length = 4000,
-        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = text::description)]
     description: Option<String>,
     /// Minor units of the store currency.
     #[schema(
@@ -271,51 +257,33 @@ fn validate_product(
     sku_required: bool,
 ) -> Result<ValidProduct, ApiError> {
     let mut errors = Vec::new();
-    let sku = match (&body.sku, sku_required) {
-        (None, true) => {
-            errors.push(FieldError::new("sku", "is required"));
-            None
-        }
-        (None, false) => None,
-        (Some(raw), _) => Sku::parse(raw)
-            .map_err(|e| errors.push(FieldError::new("sku", e.to_string())))
-            .ok(),
-    };
+    let sku = if sku_required {
+        required("sku", body.sku.as_deref(), Sku::parse, &mut errors).map(Some)
+    } else {
+        optional("sku", body.sku.as_deref(), Sku::parse, &mut errors)
+    }
+    .flatten();
     let name = required(
         "name",
         body.name.as_deref(),
         ProductName::parse,
         &mut errors,
     );
-    let category = match body.category.as_deref() {
-        None => Some(Category::uncategorized()),
-        Some(raw) => Category::parse(raw)
-            .map_err(|e| errors.push(FieldError::new("category", e.to_string())))
-            .ok(),
-    };
-    let description = match body.description.as_deref() {
-        None => Some(None),
-        Some(raw) => Description::parse(raw)
-            .map(Some)
-            .map_err(|e| errors.push(FieldError::new("description", e.to_string())))
-            .ok(),
-    };
-    let price = match body.price_cents {
-        None => {
-            errors.push(FieldError::new("price_cents", "is required"));
-            None
-        }
-        Some(v) => Cents::new(v)
-            .map_err(|e| errors.push(FieldError::new("price_cents", e.to_string())))
-            .ok(),
-    };
-    let stock = match body.stock {
-        None => Some(None),
-        Some(v) => StockLevel::new(v)
-            .map(Some)
-            .map_err(|e| errors.push(FieldError::new("stock", e.to_string())))
-            .ok(),
-    };
+    let category = optional(
+        "category",
+        body.category.as_deref(),
+        Category::parse,
+        &mut errors,
+    )
+    .map(|c| c.unwrap_or_else(Category::uncategorized));
+    let description = optional(
+        "description",
+        body.description.as_deref(),
+        Description::parse,
+        &mut errors,
+    );
+    let price = required("price_cents", body.price_cents, Cents::new, &mut errors);
+    let stock = optional("stock", body.stock, StockLevel::new, &mut errors);
     check_currency(body.currency.as_deref(), currency, &mut errors);
     match (name, category, description, price, stock) {
         (Some(name), Some(category), Some(description), Some(price), Some(stock))
@@ -411,21 +379,12 @@ fn explicit_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = text::name_or_null)]
     name: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = text::category)]
     category: Option<String>,
-    /// `null` clears it.
     #[serde(default, deserialize_with = "explicit_null")]
-    #[schema(value_type = Option<String>, nullable = true, max_length = 4000, pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(schema_with = text::description_or_clear)]
     description: Option<Option<String>>,
     #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     price_cents: Option<i64>,
@@ -495,13 +454,7 @@ pub struct StockBody {
     /// Units added (a `receipt`) or removed (an `adjustment`); not zero.
     #[schema(required = true, nullable = false, minimum = -1_000_000_000, maximum = 1_000_000_000)]
     delta: Option<i64>,
-    #[schema(
-        required = true,
-        nullable = false,
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(required = true, schema_with = text::reason)]
     reason: Option<String>,
 }
 
@@ -574,4 +527,57 @@ pub async fn movements(
 pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.ledger.ask(VerifyLedger).await??;
     Ok(HttpResponse::Ok().json(json::VerifyJson::from(report)))
+}
+
+/// The OpenAPI schemas of the catalog's free text, each bound from `limits`
+/// and the one pattern of the domain's bounded text (no control characters but
+/// tab and newline; a name, category or reason also has a character that is not
+/// a space).
+mod text {
+    use orderflow_actors::limits::{
+        CATEGORY_CHARS_MAX, DESCRIPTION_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, REASON_CHARS_MAX,
+    };
+    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
+    const VISIBLE: &str = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$";
+    const ANY: &str = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$";
+
+    fn text(min: Option<usize>, max: usize, pattern: &str, null: bool) -> ObjectBuilder {
+        let ty = if null {
+            SchemaType::from_iter([Type::String, Type::Null])
+        } else {
+            SchemaType::Type(Type::String)
+        };
+        ObjectBuilder::new()
+            .schema_type(ty)
+            .min_length(min)
+            .max_length(Some(max))
+            .pattern(Some(pattern))
+    }
+
+    pub fn name() -> Object {
+        text(Some(1), PRODUCT_NAME_CHARS_MAX, VISIBLE, false).build()
+    }
+    pub fn name_or_null() -> Object {
+        text(Some(1), PRODUCT_NAME_CHARS_MAX, VISIBLE, true).build()
+    }
+    pub fn category() -> Object {
+        text(Some(1), CATEGORY_CHARS_MAX, VISIBLE, true).build()
+    }
+    pub fn category_or_default() -> Object {
+        text(Some(1), CATEGORY_CHARS_MAX, VISIBLE, true)
+            .description(Some("Default `uncategorized`."))
+            .build()
+    }
+    pub fn description() -> Object {
+        text(None, DESCRIPTION_CHARS_MAX, ANY, true).build()
+    }
+    pub fn description_or_clear() -> Object {
+        text(None, DESCRIPTION_CHARS_MAX, ANY, true)
+            .description(Some("`null` clears it."))
+            .build()
+    }
+    pub fn reason() -> Object {
+        text(Some(1), REASON_CHARS_MAX, VISIBLE, false).build()
+    }
 }

@@ -259,6 +259,42 @@ impl FromRequest for RawQuery {
     }
 }
 
+/// A required field, parsed into its domain value: `None` (and its error, or "is
+/// required", recorded under the field's name) when it is absent or invalid.
+pub(crate) fn required<V, T, E: std::fmt::Display>(
+    field: &str,
+    raw: Option<V>,
+    parse: impl FnOnce(V) -> Result<T, E>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    match raw {
+        None => {
+            errors.push(FieldError::new(field, "is required"));
+            None
+        }
+        Some(raw) => parse(raw)
+            .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
+            .ok(),
+    }
+}
+
+/// An optional field: `Some(None)` when absent, `Some(Some(value))` when valid,
+/// `None` (its error recorded under the field's name) when invalid.
+pub(crate) fn optional<V, T, E: std::fmt::Display>(
+    field: &str,
+    raw: Option<V>,
+    parse: impl FnOnce(V) -> Result<T, E>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => parse(raw)
+            .map(Some)
+            .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
+            .ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
