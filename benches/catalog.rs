@@ -27,6 +27,7 @@ fn seed(store: &Store) {
         let mut catalog = CatalogTables::open(&txn).unwrap();
         for i in 0..PRODUCTS {
             let draft = ProductDraft {
+                attributes: Default::default(),
                 name: ProductName::parse(&format!("Product number {i}")).unwrap(),
                 category: Category::parse("Bench").unwrap(),
                 description: None,

@@ -35,6 +35,7 @@ fn seed(store: &Store) {
         let mut book = Book::open(&txn).unwrap();
         for i in 0..SKUS {
             let draft = ProductDraft {
+                attributes: Default::default(),
                 name: ProductName::parse(&format!("Product {i}")).unwrap(),
                 category: Category::uncategorized(),
                 description: None,

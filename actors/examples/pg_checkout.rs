@@ -58,6 +58,7 @@ async fn main() {
             .product(ProductCommand::Create(CreateProduct {
                 sku: sku(i),
                 draft: ProductDraft {
+                    attributes: Default::default(),
                     name: ProductName::parse(&format!("Hot {i}")).unwrap(),
                     category: Category::uncategorized(),
                     description: None,

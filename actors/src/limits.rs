@@ -12,6 +12,21 @@ pub const PRODUCT_NAME_CHARS_MAX: usize = 200;
 pub const CATEGORY_CHARS_MAX: usize = 64;
 /// Longest product description, in characters.
 pub const DESCRIPTION_CHARS_MAX: usize = 4_000;
+/// Longest variant group handle (`[a-z0-9-]`), in characters.
+pub const GROUP_HANDLE_CHARS_MAX: usize = 64;
+/// Most options (Size, Color, …) a product of a group has.
+pub const OPTIONS_MAX: usize = 3;
+/// Longest option name, in characters.
+pub const OPTION_NAME_CHARS_MAX: usize = 32;
+/// Longest option value, in characters.
+pub const OPTION_VALUE_CHARS_MAX: usize = 64;
+/// Heaviest product, in grams (ten tonnes).
+pub const WEIGHT_GRAMS_MAX: u64 = 10_000_000;
+/// Longest tax class (`[a-z0-9_-]`), in characters.
+pub const TAX_CLASS_CHARS_MAX: usize = 32;
+/// Shortest and longest barcode (a GTIN), in digits.
+pub const BARCODE_DIGITS_MIN: usize = 8;
+pub const BARCODE_DIGITS_MAX: usize = 14;
 /// Highest unit price in minor units (one billion major units).
 pub const PRICE_CENTS_MAX: u64 = 100_000_000_000;
 /// Highest stock level of one SKU.

@@ -144,6 +144,7 @@ async fn workload(
             .send(CreateProduct {
                 sku: sku(i),
                 draft: ProductDraft {
+                    attributes: Default::default(),
                     name: ProductName::parse(&format!("Faulty {i}")).unwrap(),
                     category: Category::uncategorized(),
                     description: None,
@@ -363,6 +364,7 @@ fn a_failed_durable_commit_is_answered_as_outcome_unknown() {
             .send(CreateProduct {
                 sku: sku(0),
                 draft: ProductDraft {
+                    attributes: Default::default(),
                     name: ProductName::parse("Synced").unwrap(),
                     category: Category::uncategorized(),
                     description: None,

@@ -471,6 +471,7 @@ fn run(steps: Vec<Step>, on_postgres: bool) {
                     stock,
                 } => {
                     let draft = ProductDraft {
+                        attributes: Default::default(),
                         name: ProductName::parse(&format!("Product {s}")).unwrap(),
                         category: Category::uncategorized(),
                         description: None,
@@ -735,6 +736,7 @@ fn verify_reports_drift() {
         let live = Live::start(&place).await;
         let store = live.store.clone().unwrap();
         let draft = ProductDraft {
+            attributes: Default::default(),
             name: ProductName::parse("x").unwrap(),
             category: Category::uncategorized(),
             description: None,

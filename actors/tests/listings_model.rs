@@ -55,6 +55,7 @@ struct Fields {
 impl Fields {
     fn draft(&self) -> ProductDraft {
         ProductDraft {
+            attributes: Default::default(),
             name: ProductName::parse(NAMES[self.name]).unwrap(),
             category: Category::parse(CATEGORIES[self.category]).unwrap(),
             description: None,
@@ -385,6 +386,7 @@ async fn apply(live: &Live, model: &mut Model, step: Step) {
                         category: category.map(|c| Category::parse(CATEGORIES[c]).unwrap()),
                         description: None,
                         price: price.map(|p| Cents::new(i64::try_from(p).unwrap()).unwrap()),
+                        ..ProductPatch::default()
                     },
                 })
                 .await

@@ -62,6 +62,7 @@ async fn stock_product(node: &PgLedger, name: &str, units: i64) {
     node.product(ProductCommand::Create(CreateProduct {
         sku: sku(name),
         draft: ProductDraft {
+            attributes: Default::default(),
             name: ProductName::parse(&format!("Product {name}")).unwrap(),
             category: Category::uncategorized(),
             description: None,
@@ -483,6 +484,7 @@ fn products_batch(names: &[&str]) -> Batch {
                 unit: Unit::Product {
                     sku: sku(n),
                     draft: ProductDraft {
+                        attributes: Default::default(),
                         name: ProductName::parse(&format!("Imported {n}")).unwrap(),
                         category: Category::uncategorized(),
                         description: None,
@@ -795,6 +797,7 @@ async fn nodes_writing_and_selling_the_same_skus_never_deadlock() {
                 category: None,
                 description: None,
                 price: Some(Cents::new(100 + round).unwrap()),
+                ..ProductPatch::default()
             },
         }));
         let sells = (1..NODES).map(|n| all[n].place_order(order(7, name, None)));

@@ -30,6 +30,12 @@ pub struct ProductJson<'a> {
     in_stock: bool,
     created_at: String,
     updated_at: String,
+    /// Grams; 0 when not given.
+    weight_grams: u64,
+    /// Which tax rates apply (`standard` unless set).
+    tax_class: &'a str,
+    /// A GTIN, if the product has one.
+    barcode: Option<&'a str>,
 }
 
 pub fn product<'a>(p: &'a Product, currency: &'a Currency) -> ProductJson<'a> {
@@ -44,6 +50,9 @@ pub fn product<'a>(p: &'a Product, currency: &'a Currency) -> ProductJson<'a> {
         in_stock: p.stock > 0,
         created_at: p.row.created_at.to_rfc3339(),
         updated_at: p.row.updated_at.to_rfc3339(),
+        weight_grams: p.row.attributes.weight.get(),
+        tax_class: p.row.attributes.tax_class.as_str(),
+        barcode: p.row.attributes.barcode.as_ref().map(|b| b.as_str()),
     }
 }
 

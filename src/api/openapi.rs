@@ -212,6 +212,10 @@ mod tests {
             ("PatchBody" | "ProductBody", "category", "maxLength") => n(CATEGORY_CHARS_MAX),
             ("PatchBody" | "ProductBody", "description", "maxLength") => n(DESCRIPTION_CHARS_MAX),
             ("PatchBody" | "ProductBody", "name", "maxLength") => n(PRODUCT_NAME_CHARS_MAX),
+            ("PatchBody" | "ProductBody", "weight_grams", "maximum") => u(WEIGHT_GRAMS_MAX),
+            ("PatchBody" | "ProductBody", "tax_class", "maxLength") => n(TAX_CLASS_CHARS_MAX),
+            ("PatchBody" | "ProductBody", "barcode", "minLength") => n(BARCODE_DIGITS_MIN),
+            ("PatchBody" | "ProductBody", "barcode", "maxLength") => n(BARCODE_DIGITS_MAX),
             (
                 "PatchBody" | "ProductBody" | "param",
                 "price_cents" | "min_price_cents" | "max_price_cents",

@@ -14,12 +14,12 @@ use crate::auth::{Admin, scope};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use orderflow_actors::catalog::{
-    GetProduct, ListCategories, ListCursor, ListProducts, ProductDraft, ProductPatch, ProductQuery,
-    ProductSort,
+    Attributes, GetProduct, ListCategories, ListCursor, ListProducts, ProductDraft, ProductPatch,
+    ProductQuery, ProductSort,
 };
 use orderflow_actors::domain::{
-    Category, Cents, Currency, Description, ProductName, Reason, Sku, StockDelta, StockLevel,
-    fold_case,
+    Barcode, Category, Cents, Currency, Description, ProductName, Reason, Sku, StockDelta,
+    StockLevel, TaxClass, WeightGrams, fold_case,
 };
 use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
@@ -243,6 +243,15 @@ pub struct ProductBody {
     /// If given, must be the store currency.
     #[schema(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
+    /// Default 0 (shipping rates use it).
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    weight_grams: Option<i64>,
+    /// Which tax rates apply; default `standard`.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]+$")]
+    tax_class: Option<String>,
+    /// A GTIN (8 to 14 digits, its check digit verified).
+    #[schema(min_length = 8, max_length = 14, pattern = "^[0-9]+$")]
+    barcode: Option<String>,
 }
 
 struct ValidProduct {
@@ -284,24 +293,47 @@ fn validate_product(
     );
     let price = required("price_cents", body.price_cents, Cents::new, &mut errors);
     let stock = optional("stock", body.stock, StockLevel::new, &mut errors);
+    let attributes = attributes(&body, &mut errors);
     check_currency(body.currency.as_deref(), currency, &mut errors);
-    match (name, category, description, price, stock) {
-        (Some(name), Some(category), Some(description), Some(price), Some(stock))
-            if errors.is_empty() =>
-        {
-            Ok(ValidProduct {
-                sku,
-                draft: ProductDraft {
-                    name,
-                    category,
-                    description,
-                    price,
-                },
-                stock,
-            })
-        }
+    match (name, category, description, price, stock, attributes) {
+        (
+            Some(name),
+            Some(category),
+            Some(description),
+            Some(price),
+            Some(stock),
+            Some(attributes),
+        ) if errors.is_empty() => Ok(ValidProduct {
+            sku,
+            draft: ProductDraft {
+                attributes,
+                name,
+                category,
+                description,
+                price,
+            },
+            stock,
+        }),
         _ => Err(ApiError::validation(errors)),
     }
+}
+
+/// The §7 fields of a create or replace, each default when absent.
+fn attributes(body: &ProductBody, errors: &mut Vec<FieldError>) -> Option<Attributes> {
+    let weight = optional("weight_grams", body.weight_grams, WeightGrams::new, errors);
+    let tax_class = optional(
+        "tax_class",
+        body.tax_class.as_deref(),
+        TaxClass::parse,
+        errors,
+    );
+    let barcode = optional("barcode", body.barcode.as_deref(), Barcode::parse, errors);
+    Some(Attributes {
+        weight: weight?.unwrap_or_default(),
+        tax_class: tax_class?.unwrap_or_default(),
+        barcode: barcode?,
+        ..Attributes::default()
+    })
 }
 
 fn check_currency(given: Option<&str>, store: Currency, errors: &mut Vec<FieldError>) {
@@ -390,6 +422,14 @@ pub struct PatchBody {
     price_cents: Option<i64>,
     #[schema(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    weight_grams: Option<i64>,
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]+$")]
+    tax_class: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>, nullable = true, min_length = 8, max_length = 14, pattern = "^[0-9]+$")]
+    barcode: Option<Option<String>>,
 }
 
 #[utoipa::path(patch, operation_id = "products_patch", summary = "Change some fields of a product", path = "/api/v1/products/{sku}", tag = "catalog", security(("bearer" = ["catalog:write"])), params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", description = "The product's SKU")), request_body = PatchBody,
@@ -424,6 +464,24 @@ pub async fn patch(
     }
     if let Some(v) = body.price_cents {
         patch.price = Cents::new(v).map_err(|e| note("price_cents", e)).ok();
+    }
+    if let Some(v) = body.weight_grams {
+        patch.weight = WeightGrams::new(v)
+            .map_err(|e| note("weight_grams", e))
+            .ok();
+    }
+    if let Some(raw) = body.tax_class.as_deref() {
+        patch.tax_class = TaxClass::parse(raw).map_err(|e| note("tax_class", e)).ok();
+    }
+    match body.barcode {
+        Some(Some(raw)) => {
+            patch.barcode = Barcode::parse(&raw)
+                .map(Some)
+                .map_err(|e| note("barcode", e))
+                .ok()
+        }
+        Some(None) => patch.barcode = Some(None),
+        None => {}
     }
     check_currency(body.currency.as_deref(), state.currency, &mut errors);
     if !errors.is_empty() {

@@ -621,3 +621,49 @@ async fn hostile_upload_names_and_callers_are_refused() {
     .await
     .assert_problem(405, "method-not-allowed");
 }
+
+/// A products file with contract §7's optional columns: each row keeps its
+/// weight, tax class and barcode; a barcode whose check digit is wrong, a tax
+/// class out of its alphabet and a negative weight are rejects with their own
+/// codes, and a row without the columns takes the defaults.
+#[actix_web::test]
+async fn a_products_file_carries_weight_tax_class_and_barcode() {
+    let app = spawn_app().await;
+    app.drop_file(
+        "products_attrs.csv",
+        b"sku,name,price,weight_grams,tax_class,barcode\n\
+          TEE-S,Tee S,19.00,170,reduced_7,4006381333931\n\
+          TEE-M,Tee M,19.00,,,\n\
+          BAD-1,Bad barcode,1.00,1,standard,4006381333932\n\
+          BAD-2,Bad class,1.00,1,Reduced,\n\
+          BAD-3,Bad weight,1.00,-5,,\n",
+    );
+    let job = app.job_for("products_attrs.csv").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        (job["rows_loaded"].as_u64(), job["rows_rejected"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(
+        job["rejects_by_reason"],
+        json!({"invalid_barcode": 1, "invalid_tax_class": 1, "invalid_weight": 1})
+    );
+    let s = app.product("TEE-S").await;
+    assert_eq!(
+        (
+            s["weight_grams"].as_u64(),
+            s["tax_class"].as_str(),
+            s["barcode"].as_str()
+        ),
+        (Some(170), Some("reduced_7"), Some("4006381333931"))
+    );
+    let m = app.product("TEE-M").await;
+    assert_eq!(
+        (
+            m["weight_grams"].as_u64(),
+            m["tax_class"].as_str(),
+            m["barcode"].as_str()
+        ),
+        (Some(0), Some("standard"), None)
+    );
+}

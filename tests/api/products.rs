@@ -1,5 +1,7 @@
+//! Why one file: the catalog contract's tests (§2 and §7), read in the contract's order.
+
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
@@ -477,4 +479,70 @@ async fn stock_adjustments_go_through_the_ledger() {
     assert_eq!(rest.body["items"][0]["seq"], 3);
     assert_eq!(rest.body["items"][0]["reason"], "broken");
     assert_eq!(app.verify_ledger().await["problems"], json!([]));
+}
+
+/// Contract §7's product fields: weight, tax class and barcode, with their
+/// defaults, their bounds (a barcode's check digit verified), a patch that
+/// changes or clears them, and the product event that carries them.
+#[actix_web::test]
+async fn weight_tax_class_and_barcode_are_kept_checked_and_patched() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    let plain = app.create_product("PLAIN-1", 500, 1).await;
+    plain.assert_status(201);
+    assert_eq!(plain.body["weight_grams"], 0);
+    assert_eq!(plain.body["tax_class"], "standard");
+    assert_eq!(plain.body["barcode"], Value::Null);
+    app.post(
+        "/api/v1/products",
+        t,
+        json!({"sku": "TEE-M", "name": "Tee", "price_cents": 1900, "weight_grams": 180,
+               "tax_class": "reduced_7", "barcode": "4006381333931"}),
+    )
+    .await
+    .assert_status(201);
+    let got = app.get("/api/v1/products/TEE-M", None).await;
+    assert_eq!(got.body["weight_grams"], 180);
+    assert_eq!(got.body["tax_class"], "reduced_7");
+    assert_eq!(got.body["barcode"], "4006381333931");
+    for (body, field) in [
+        (json!({"barcode": "4006381333932"}), "barcode"),
+        (json!({"barcode": "3.65275E+11"}), "barcode"),
+        (json!({"barcode": "1234567"}), "barcode"),
+        (json!({"tax_class": "Reduced"}), "tax_class"),
+        (json!({"tax_class": ""}), "tax_class"),
+        (json!({"weight_grams": -1}), "weight_grams"),
+        (json!({"weight_grams": 10_000_001}), "weight_grams"),
+    ] {
+        let mut full = json!({"sku": "BAD-1", "name": "x", "price_cents": 1});
+        full.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        app.post("/api/v1/products", t, full)
+            .await
+            .assert_invalid(field);
+        app.call(Method::PATCH, "/api/v1/products/TEE-M", t, Some(body))
+            .await
+            .assert_invalid(field);
+    }
+    let patched = app
+        .call(
+            Method::PATCH,
+            "/api/v1/products/TEE-M",
+            t,
+            Some(json!({"weight_grams": 200, "barcode": null})),
+        )
+        .await;
+    patched.assert_status(200);
+    assert_eq!(patched.body["weight_grams"], 200);
+    assert_eq!(patched.body["tax_class"], "reduced_7", "left alone");
+    assert_eq!(patched.body["barcode"], Value::Null, "cleared");
+    let events = app.all_events().await;
+    let updated = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "product.updated" && e["data"]["sku"] == "TEE-M")
+        .expect("the patch's event");
+    assert_eq!(updated["data"]["weight_grams"], 200);
+    assert_eq!(updated["data"]["barcode"], Value::Null);
 }

@@ -22,7 +22,10 @@ pub mod tables;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{Record, StoreError};
-use crate::domain::{Category, Cents, Description, ProductName, Sku, Timestamp};
+use crate::domain::{
+    Barcode, Category, Cents, Description, GroupHandle, Options, ProductName, Sku, TaxClass,
+    Timestamp, WeightGrams,
+};
 
 pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
 pub use cache::{ProductCache, Touched};
@@ -38,11 +41,54 @@ pub struct ProductRow {
     pub archived: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Variant group, options, weight, tax class, barcode (contract §7).
+    pub attributes: Attributes,
 }
 
 impl Record for ProductRow {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "product";
+
+    /// Version 1 had no attributes: it reads with the defaults (no group, no
+    /// options, 0 g, `standard`, no barcode).
+    fn upgrade(found: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (found == 1).then(|| {
+            postcard::from_bytes::<ProductRowV1>(body).map(|v1| ProductRow {
+                name: v1.name,
+                category: v1.category,
+                description: v1.description,
+                price: v1.price,
+                archived: v1.archived,
+                created_at: v1.created_at,
+                updated_at: v1.updated_at,
+                attributes: Attributes::default(),
+            })
+        })
+    }
+}
+
+/// A product row as release one to this one wrote it (record version 1).
+#[derive(Deserialize)]
+struct ProductRowV1 {
+    name: ProductName,
+    category: Category,
+    description: Option<Description>,
+    price: Cents,
+    archived: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// What contract §7 adds to a product: the variant group it belongs to with its
+/// option values, its weight (shipping rates use it), its tax class and its
+/// barcode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    pub group: Option<GroupHandle>,
+    pub options: Options,
+    pub weight: WeightGrams,
+    pub tax_class: TaxClass,
+    pub barcode: Option<Barcode>,
 }
 
 impl ProductRow {
@@ -57,6 +103,7 @@ impl ProductRow {
             archived: false,
             created_at: previous.map_or(at, |p| p.created_at),
             updated_at: at,
+            attributes: draft.attributes,
         }
     }
 }
@@ -76,6 +123,7 @@ pub struct ProductDraft {
     pub category: Category,
     pub description: Option<Description>,
     pub price: Cents,
+    pub attributes: Attributes,
 }
 
 /// A partial update; `None` leaves a field alone, `Some(None)` clears the description.
@@ -85,6 +133,10 @@ pub struct ProductPatch {
     pub category: Option<Category>,
     pub description: Option<Option<Description>>,
     pub price: Option<Cents>,
+    pub weight: Option<WeightGrams>,
+    pub tax_class: Option<TaxClass>,
+    /// `Some(None)` clears the barcode.
+    pub barcode: Option<Option<Barcode>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,4 +187,50 @@ pub struct ProductQuery {
     /// Only products with at most this stock (a low-stock list).
     pub max_stock: Option<u64>,
     pub sort: ProductSort,
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use crate::common::codec;
+
+    /// A product written by an earlier release (record version 1) reads with the
+    /// §7 fields at their defaults, and is written back as version 2.
+    #[test]
+    fn a_version_1_product_reads_with_default_attributes() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            name: &'a ProductName,
+            category: &'a Category,
+            description: Option<&'a Description>,
+            price: Cents,
+            archived: bool,
+            created_at: Timestamp,
+            updated_at: Timestamp,
+        }
+        let name = ProductName::parse("Old mug").unwrap();
+        let category = Category::parse("Kitchen").unwrap();
+        let mut bytes = vec![1u8];
+        bytes.extend(
+            postcard::to_allocvec(&V1 {
+                name: &name,
+                category: &category,
+                description: None,
+                price: Cents::new(350).unwrap(),
+                archived: false,
+                created_at: Timestamp(5),
+                updated_at: Timestamp(6),
+            })
+            .unwrap(),
+        );
+        let row: ProductRow = codec::decode(&bytes).unwrap();
+        assert_eq!(row.name, name);
+        assert_eq!(row.price.get(), 350);
+        assert_eq!(row.updated_at, Timestamp(6));
+        assert_eq!(row.attributes, Attributes::default());
+        assert_eq!(row.attributes.tax_class.as_str(), "standard");
+        let again = codec::encode(&row);
+        assert_eq!(again[0], 2);
+        assert_eq!(codec::decode::<ProductRow>(&again).unwrap(), row);
+    }
 }

@@ -244,6 +244,7 @@ pub(crate) fn same_content(a: &ProductRow, b: &ProductRow) -> bool {
         && a.description == b.description
         && a.price == b.price
         && a.archived == b.archived
+        && a.attributes == b.attributes
 }
 
 #[cfg(test)]
@@ -286,6 +287,7 @@ mod tests {
         {
             let mut tables = CatalogTables::open(&txn).unwrap();
             let draft = ProductDraft {
+                attributes: Default::default(),
                 name: ProductName::parse(name).unwrap(),
                 category: Category::parse(category).unwrap(),
                 description: None,
@@ -350,6 +352,7 @@ mod tests {
 
         fn draft(&(_, price, name): &Row) -> ProductDraft {
             ProductDraft {
+                attributes: Default::default(),
                 name: ProductName::parse(&format!("Name {name}")).unwrap(),
                 category: Category::parse(&format!("c{}", name % 3)).unwrap(),
                 description: None,

@@ -12,6 +12,7 @@ mod money;
 mod order;
 mod time;
 mod user;
+mod variant;
 
 pub use catalog::{Category, Description, ProductName, Sku, StockDelta, StockLevel, fold_case};
 pub use import::{Kind, RejectCode};
@@ -22,6 +23,7 @@ pub use order::{
 };
 pub use time::Timestamp;
 pub use user::{Email, KeyName, Password, Role, Scope, UserId, Username};
+pub use variant::{Barcode, GroupHandle, Options, TaxClass, WeightGrams};
 
 /// Why a value was refused. The caller attaches the field name it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

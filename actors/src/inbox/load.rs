@@ -924,6 +924,7 @@ mod tests {
                         Some((sku, price, name, category, level)) => Unit::Product {
                             sku: Sku::parse(&format!("SKU-{sku}")).unwrap(),
                             draft: ProductDraft {
+                                attributes: Default::default(),
                                 name: ProductName::parse(&format!("Name {name}")).unwrap(),
                                 category: Category::parse(&format!("c{category}")).unwrap(),
                                 description: None,

@@ -29,6 +29,9 @@ pub enum ProductColumn {
     Price,
     Stock,
     Description,
+    WeightGrams,
+    TaxClass,
+    Barcode,
 }
 
 impl Column for ProductColumn {
@@ -39,6 +42,9 @@ impl Column for ProductColumn {
         Self::Price,
         Self::Stock,
         Self::Description,
+        Self::WeightGrams,
+        Self::TaxClass,
+        Self::Barcode,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -48,6 +54,9 @@ impl Column for ProductColumn {
             Self::Price => "price",
             Self::Stock => "stock",
             Self::Description => "description",
+            Self::WeightGrams => "weight_grams",
+            Self::TaxClass => "tax_class",
+            Self::Barcode => "barcode",
         }
     }
     fn required(self) -> bool {
@@ -61,8 +70,15 @@ impl Column for ProductColumn {
             Self::Name => Some(RejectCode::MissingName),
             Self::Price => Some(RejectCode::MissingPrice),
             // Optional: an absent value takes its default (a derived SKU, the
-            // default category, no stock change, no description).
-            Self::Sku | Self::Category | Self::Stock | Self::Description => None,
+            // default category, no stock change, no description, 0 g, the
+            // `standard` tax class, no barcode).
+            Self::Sku
+            | Self::Category
+            | Self::Stock
+            | Self::Description
+            | Self::WeightGrams
+            | Self::TaxClass
+            | Self::Barcode => None,
         }
     }
     fn invalid(self) -> RejectCode {
@@ -73,6 +89,9 @@ impl Column for ProductColumn {
             Self::Price => RejectCode::PriceNotANumber,
             Self::Stock => RejectCode::InvalidStock,
             Self::Description => RejectCode::InvalidDescription,
+            Self::WeightGrams => RejectCode::InvalidWeight,
+            Self::TaxClass => RejectCode::InvalidTaxClass,
+            Self::Barcode => RejectCode::InvalidBarcode,
         }
     }
 }

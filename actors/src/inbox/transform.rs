@@ -12,10 +12,11 @@ use super::extract::{RawRecord, Value};
 use super::naming::Kind;
 pub use super::reject::{Reject, RejectCode};
 use super::schema::{Column, InventoryColumn, OrderColumn, ProductColumn};
-use crate::catalog::ProductDraft;
+use crate::catalog::{Attributes, ProductDraft};
 use crate::domain::{
-    Category, Cents, Currency, Description, Email, InvalidValue, OrderRef, PriceError, ProductName,
-    Quantity, Sku, StockLevel, Username, parse_decimal_price, parse_json_number_price,
+    Barcode, Category, Cents, Currency, Description, Email, InvalidValue, OrderRef, PriceError,
+    ProductName, Quantity, Sku, StockLevel, TaxClass, Username, WeightGrams, parse_decimal_price,
+    parse_json_number_price,
 };
 
 /// Who placed an imported order: a username or an email address.
@@ -195,9 +196,11 @@ fn product(r: &RawRecord, currency: Currency) -> Check<Row> {
         Some(v) => Some(Description::parse(text(v)).map_err(invalid(P::Description))?),
         None => None,
     };
+    let attributes = attributes(r)?;
     Ok(Row::Product {
         sku,
         draft: ProductDraft {
+            attributes,
             name,
             category,
             description,
@@ -205,6 +208,23 @@ fn product(r: &RawRecord, currency: Currency) -> Check<Row> {
         },
         stock,
     })
+}
+
+/// A products row's §7 columns, each at its default when absent.
+fn attributes(r: &RawRecord) -> Check<Attributes> {
+    use ProductColumn as P;
+    let mut attributes = Attributes::default();
+    if let Some(v) = r.get(P::WeightGrams) {
+        attributes.weight =
+            WeightGrams::new(integer(v, P::WeightGrams)?).map_err(invalid(P::WeightGrams))?;
+    }
+    if let Some(v) = r.get(P::TaxClass) {
+        attributes.tax_class = TaxClass::parse(text(v)).map_err(invalid(P::TaxClass))?;
+    }
+    if let Some(v) = r.get(P::Barcode) {
+        attributes.barcode = Some(Barcode::parse(text(v)).map_err(invalid(P::Barcode))?);
+    }
+    Ok(attributes)
 }
 
 fn inventory(r: &RawRecord) -> Check<Row> {

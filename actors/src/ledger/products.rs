@@ -201,6 +201,15 @@ fn patch<R: LedgerRows>(
     if let Some(price) = p.price {
         row.price = price;
     }
+    if let Some(weight) = p.weight {
+        row.attributes.weight = weight;
+    }
+    if let Some(tax_class) = p.tax_class {
+        row.attributes.tax_class = tax_class;
+    }
+    if let Some(barcode) = p.barcode {
+        row.attributes.barcode = barcode;
+    }
     // A patch that changes nothing writes nothing (and keeps `updated_at`).
     let changed = !same_content(&before, &row);
     if changed {

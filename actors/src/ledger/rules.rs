@@ -466,6 +466,7 @@ mod tests {
         let t0 = Timestamp(1_000_000);
         in_tx(&store, |catalog, book| {
             let draft = ProductDraft {
+                attributes: Default::default(),
                 name: ProductName::parse("Cable").unwrap(),
                 category: Category::uncategorized(),
                 description: None,

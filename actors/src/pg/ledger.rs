@@ -230,7 +230,10 @@ impl PgLedger {
         lost: fn() -> T,
     ) -> impl Future<Output = T> + use<T, F> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.queue.send(Queued::Command(command(reply))).is_ok();
+        let sent = self
+            .queue
+            .send(Queued::Command(Box::new(command(reply))))
+            .is_ok();
         async move {
             if !sent {
                 return lost();
@@ -288,7 +291,7 @@ impl PgLedger {
 /// What the ledger's task takes from its queue: a command, or a ping it answers
 /// as soon as it takes it.
 enum Queued {
-    Command(Command),
+    Command(Box<Command>),
     Ping(oneshot::Sender<()>),
 }
 
@@ -298,7 +301,7 @@ async fn run(mut client: Client, settings: Settings, mut queued: mpsc::Unbounded
         let commands: Vec<Command> = gathered
             .drain(..)
             .filter_map(|q| match q {
-                Queued::Command(command) => Some(command),
+                Queued::Command(command) => Some(*command),
                 Queued::Ping(reply) => {
                     let _ = reply.send(());
                     None
