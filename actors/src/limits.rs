@@ -8,8 +8,13 @@
 pub const SKU_CHARS_MAX: usize = 64;
 /// Longest product name after trimming, in characters.
 pub const PRODUCT_NAME_CHARS_MAX: usize = 200;
-/// Longest category name after trimming, in characters.
+/// Longest level of a category path after trimming, in characters.
 pub const CATEGORY_CHARS_MAX: usize = 64;
+/// Most levels of a category path (`Apparel > Men > T-Shirts` has three).
+pub const CATEGORY_LEVELS_MAX: usize = 5;
+/// Longest category path: its levels and the ` > ` between them, in characters.
+pub const CATEGORY_PATH_CHARS_MAX: usize =
+    CATEGORY_LEVELS_MAX * CATEGORY_CHARS_MAX + (CATEGORY_LEVELS_MAX - 1) * 3;
 /// Longest product description, in characters.
 pub const DESCRIPTION_CHARS_MAX: usize = 4_000;
 /// Longest variant group handle (`[a-z0-9-]`), in characters.

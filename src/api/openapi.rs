@@ -209,7 +209,7 @@ mod tests {
             ("CheckoutBody", "items", "maxItems") => n(ORDER_LINES_MAX),
             ("LineBody", "quantity", "maximum") => i128::from(LINE_QUANTITY_MAX),
             ("LineBody" | "ProductBody" | "param", "sku", "maxLength") => n(SKU_CHARS_MAX),
-            ("PatchBody" | "ProductBody", "category", "maxLength") => n(CATEGORY_CHARS_MAX),
+            ("PatchBody" | "ProductBody", "category", "maxLength") => n(CATEGORY_PATH_CHARS_MAX),
             ("PatchBody" | "ProductBody", "description", "maxLength") => n(DESCRIPTION_CHARS_MAX),
             ("PatchBody" | "ProductBody", "name", "maxLength") => n(PRODUCT_NAME_CHARS_MAX),
             ("PatchBody" | "ProductBody", "weight_grams", "maximum") => u(WEIGHT_GRAMS_MAX),
@@ -239,7 +239,8 @@ mod tests {
             // The shortest name with a format: one character and `.csv`.
             ("param", "name", "minLength") => 5,
             ("param", "Idempotency-Key", "maxLength") => n(IDEMPOTENCY_KEY_BYTES_MAX),
-            ("param", "category" | "q", "maxLength") => n(LIST_FILTER_CHARS_MAX),
+            ("param", "q", "maxLength") => n(LIST_FILTER_CHARS_MAX),
+            ("param", "category", "maxLength") => n(CATEGORY_PATH_CHARS_MAX),
             // A value must be there at all: one item, one character, one unit.
             (_, _, "minLength" | "minItems") => 1,
             ("param", "limit" | "user", "minimum")

@@ -25,7 +25,9 @@ use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
     VerifyLedger,
 };
-use orderflow_actors::limits::{LIST_FILTER_CHARS_MAX, PRICE_CENTS_MAX, STOCK_UNITS_MAX};
+use orderflow_actors::limits::{
+    CATEGORY_PATH_CHARS_MAX, LIST_FILTER_CHARS_MAX, PRICE_CENTS_MAX, STOCK_UNITS_MAX,
+};
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
 #[derive(utoipa::OpenApi)]
@@ -89,18 +91,24 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
             ProductSort::Sku
         }
     };
-    let text = |key: &str, errors: &mut Vec<FieldError>| match params.get(key) {
-        Some(v) if v.trim().is_empty() || v.chars().count() > LIST_FILTER_CHARS_MAX => {
+    let text = |key: &str, max: usize, errors: &mut Vec<FieldError>| match params.get(key) {
+        Some(v) if v.trim().is_empty() || v.chars().count() > max => {
             errors.push(FieldError::new(
                 key,
-                format!("must be 1 to {LIST_FILTER_CHARS_MAX} characters"),
+                format!("must be 1 to {max} characters"),
             ));
             None
         }
         v => v.map(|v| fold_case(v.trim())),
     };
-    let category = text("category", &mut errors);
-    let name_contains = text("q", &mut errors);
+    // A path: it and everything below it, compared as `Category::key`.
+    let category = text("category", CATEGORY_PATH_CHARS_MAX, &mut errors).and_then(|v| {
+        Category::parse(&v)
+            .map(|c| c.key())
+            .map_err(|e| errors.push(FieldError::new("category", e.to_string())))
+            .ok()
+    });
+    let name_contains = text("q", LIST_FILTER_CHARS_MAX, &mut errors);
     let after = params.cursor::<ListCursor>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -120,7 +128,7 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
 
 #[utoipa::path(get, operation_id = "products_list", summary = "List products", path = "/api/v1/products", tag = "catalog", security(),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"),
-        ("category" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Category name, without regard to case"),
+        ("category" = Option<String>, Query, min_length = 1, max_length = 332, pattern = ".*\\S.*", description = "A category path (levels separated by ` > `), without regard to case: that category and everything below it"),
         ("q" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Text the name contains, without regard to case"),
         ("min_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
         ("max_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
@@ -593,7 +601,7 @@ pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRes
 /// a space).
 mod text {
     use orderflow_actors::limits::{
-        CATEGORY_CHARS_MAX, DESCRIPTION_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, REASON_CHARS_MAX,
+        CATEGORY_PATH_CHARS_MAX, DESCRIPTION_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, REASON_CHARS_MAX,
     };
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
@@ -620,11 +628,14 @@ mod text {
         text(Some(1), PRODUCT_NAME_CHARS_MAX, VISIBLE, true).build()
     }
     pub fn category() -> Object {
-        text(Some(1), CATEGORY_CHARS_MAX, VISIBLE, true).build()
+        text(Some(1), CATEGORY_PATH_CHARS_MAX, VISIBLE, true).build()
     }
     pub fn category_or_default() -> Object {
-        text(Some(1), CATEGORY_CHARS_MAX, VISIBLE, true)
-            .description(Some("Default `uncategorized`."))
+        text(Some(1), CATEGORY_PATH_CHARS_MAX, VISIBLE, true)
+            .description(Some(
+                "A path of 1 to 5 levels separated by ` > `, each 1 to 64 characters; \
+                 default `uncategorized`.",
+            ))
             .build()
     }
     pub fn description() -> Object {

@@ -546,3 +546,69 @@ async fn weight_tax_class_and_barcode_are_kept_checked_and_patched() {
     assert_eq!(updated["data"]["weight_grams"], 200);
     assert_eq!(updated["data"]["barcode"], Value::Null);
 }
+
+/// Contract §7's category paths: a path is normalized (`a>b` is `a > b`), a
+/// filter matches the category and everything below it by whole levels and
+/// without regard to case, and a path of six levels or with an empty one is
+/// refused, in a body and in a filter alike.
+#[actix_web::test]
+async fn a_category_filter_matches_its_subtree() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    for (sku, category) in [
+        ("TEE-1", "Apparel > Men > T-Shirts"),
+        ("SOCK-1", "apparel>MEN>Socks"),
+        ("DRESS-1", "Apparel > Women"),
+        ("MUG-1", "Kitchen"),
+        ("MENU-1", "Apparel > Menus"),
+    ] {
+        app.post(
+            "/api/v1/products",
+            t,
+            json!({"sku": sku, "name": sku, "price_cents": 100, "category": category}),
+        )
+        .await
+        .assert_status(201);
+    }
+    let sock = app.get("/api/v1/products/SOCK-1", None).await;
+    assert_eq!(sock.body["category"], "apparel > MEN > Socks");
+    let skus = |r: &crate::helpers::Reply| -> Vec<String> {
+        let mut v: Vec<String> = r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    for (filter, expected) in [
+        ("apparel%20%3E%20men", vec!["SOCK-1", "TEE-1"]),
+        ("APPAREL>men", vec!["SOCK-1", "TEE-1"]),
+        ("Apparel", vec!["DRESS-1", "MENU-1", "SOCK-1", "TEE-1"]),
+        ("apparel%20%3E%20men%20%3E%20t-shirts", vec!["TEE-1"]),
+        ("apparel%20%3E%20m", vec![]),
+        ("kitchen", vec!["MUG-1"]),
+    ] {
+        let r = app
+            .get(&format!("/api/v1/products?category={filter}"), None)
+            .await;
+        r.assert_status(200);
+        assert_eq!(skus(&r), expected, "{filter}");
+    }
+    app.get("/api/v1/products?category=a%3Eb%3Ec%3Ed%3Ee%3Ef", None)
+        .await
+        .assert_invalid("category");
+    app.get("/api/v1/products?category=a%20%3E%20%3E%20b", None)
+        .await
+        .assert_invalid("category");
+    for bad in ["a>b>c>d>e>f", "A >  > B"] {
+        app.post(
+            "/api/v1/products",
+            t,
+            json!({"sku": "BAD-1", "name": "x", "price_cents": 1, "category": bad}),
+        )
+        .await
+        .assert_invalid("category");
+    }
+}

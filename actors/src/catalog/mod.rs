@@ -177,7 +177,7 @@ pub enum ListCursor {
 pub struct ProductQuery {
     pub limit: usize,
     pub after: Option<ListCursor>,
-    /// Lower-case category to match exactly, ignoring case.
+    /// A category key (`Category::key`): that category and everything below it.
     pub category: Option<String>,
     /// Lower-case text the lower-cased name must contain.
     pub name_contains: Option<String>,

@@ -246,7 +246,7 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
             || q.max_price.is_some_and(|m| row.price.get() > m)
             || q.category
                 .as_deref()
-                .is_some_and(|c| row.category.key() != c)
+                .is_some_and(|c| !row.category.is_within(c))
             || q.name_contains
                 .as_deref()
                 .is_some_and(|t| !row.name.key().contains(t))

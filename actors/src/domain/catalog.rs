@@ -2,8 +2,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{InvalidValue, bounded_text};
 use crate::limits::{
-    CATEGORY_CHARS_MAX, DESCRIPTION_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, SKU_CHARS_MAX,
-    STOCK_UNITS_MAX,
+    CATEGORY_CHARS_MAX, CATEGORY_LEVELS_MAX, CATEGORY_PATH_CHARS_MAX, DESCRIPTION_CHARS_MAX,
+    PRODUCT_NAME_CHARS_MAX, SKU_CHARS_MAX, STOCK_UNITS_MAX,
 };
 
 /// A stock-keeping unit: 1–64 of `[A-Za-z0-9._-]`, compared exactly.
@@ -62,7 +62,10 @@ impl ProductName {
     }
 }
 
-/// A category name: 1–64 characters after trimming; `uncategorized` when absent.
+/// A category: a path of 1–5 levels separated by ` > ` (the Google product
+/// taxonomy's separator), each level 1–64 characters after trimming, e.g.
+/// `Apparel > Men > T-Shirts`; `uncategorized` when absent. A one-level category
+/// is a one-level path. Compared without regard to case ([`Self::key`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Category(String);
@@ -70,9 +73,43 @@ pub struct Category(String);
 impl Category {
     pub const DEFAULT: &'static str = "uncategorized";
 
+    /// The path `raw` names, each level trimmed and joined by ` > ` (`a>b` is
+    /// `a > b`).
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        bounded_text(raw, 1, CATEGORY_CHARS_MAX).map(Self)
+        let levels = raw
+            .split('>')
+            .map(|level| bounded_text(level, 1, CATEGORY_CHARS_MAX))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                InvalidValue::new(format!(
+                    "each level of the path {e} (levels are separated by ' > ')"
+                ))
+            })?;
+        if levels.len() > CATEGORY_LEVELS_MAX {
+            return Err(InvalidValue::new(format!(
+                "must have at most {CATEGORY_LEVELS_MAX} levels"
+            )));
+        }
+        let path = levels.join(" > ");
+        debug_assert!(path.chars().count() <= CATEGORY_PATH_CHARS_MAX);
+        Ok(Self(path))
     }
+
+    /// A category as a record stored it, kept exactly: an earlier release took
+    /// any text as a one-level category, and its counts are keyed by that text.
+    pub fn stored(raw: String) -> Self {
+        Self(raw)
+    }
+
+    /// Whether this category is `ancestor_key` (a [`Self::key`]) or lies below it.
+    pub fn is_within(&self, ancestor_key: &str) -> bool {
+        let key = self.key();
+        key == ancestor_key
+            || key
+                .strip_prefix(ancestor_key)
+                .is_some_and(|rest| rest.starts_with(" > "))
+    }
+
     pub fn uncategorized() -> Self {
         Self(Self::DEFAULT.to_owned())
     }
@@ -158,10 +195,11 @@ impl TryFrom<String> for ProductName {
     }
 }
 
+/// Records only (the API and the files go through [`Category::parse`]).
 impl TryFrom<String> for Category {
     type Error = InvalidValue;
     fn try_from(raw: String) -> Result<Self, InvalidValue> {
-        Self::parse(&raw)
+        Ok(Self::stored(raw))
     }
 }
 
@@ -239,5 +277,52 @@ mod tests {
         assert!(StockDelta::new(-1_000_000_001).is_err());
         assert!(StockDelta::new(1_000_000_001).is_err());
         assert!(StockDelta::new(i64::MIN).is_err());
+    }
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::*;
+
+    #[test]
+    fn a_category_is_a_path_of_up_to_five_levels() {
+        let c = Category::parse(" Apparel>Men >  T-Shirts ").unwrap();
+        assert_eq!(c.as_str(), "Apparel > Men > T-Shirts");
+        assert_eq!(c.key(), "apparel > men > t-shirts");
+        assert_eq!(Category::parse("Kitchen").unwrap().as_str(), "Kitchen");
+        for bad in ["", " ", "A >  > B", "A >", "> A", "a>b>c>d>e>f"] {
+            assert!(Category::parse(bad).is_err(), "{bad:?}");
+        }
+        let longest = vec!["x".repeat(64); 5].join(" > ");
+        assert_eq!(longest.chars().count(), CATEGORY_PATH_CHARS_MAX);
+        assert!(Category::parse(&longest).is_ok());
+        assert!(Category::parse(&"x".repeat(65)).is_err(), "a level over 64");
+    }
+
+    #[test]
+    fn within_means_the_category_or_below_it_by_whole_levels() {
+        let c = Category::parse("Apparel > Men > T-Shirts").unwrap();
+        for ancestor in ["apparel", "apparel > men", "apparel > men > t-shirts"] {
+            assert!(c.is_within(ancestor), "{ancestor}");
+        }
+        for other in [
+            "apparel > m",
+            "app",
+            "apparel > men > t",
+            "men",
+            "apparel > women",
+        ] {
+            assert!(!c.is_within(other), "{other}");
+        }
+    }
+
+    /// A record of an earlier release keeps its category text exactly (its
+    /// counts are keyed by it), even one the path rules would now refuse.
+    #[test]
+    fn a_stored_category_reads_back_as_it_was_written() {
+        for raw in ["a>b", ">x", "Kitchen"] {
+            let c: Category = serde_json::from_value(serde_json::json!(raw)).unwrap();
+            assert_eq!(c.as_str(), raw);
+        }
     }
 }

@@ -96,7 +96,10 @@ fn list_statement(query: &ProductQuery) -> Result<Sql, CatalogError> {
     }
     if let Some(category) = &query.category {
         let p = sql.param(category.clone());
-        conditions.push(format!("p.category_key = {p}"));
+        // The category and everything below it (`Category::is_within`).
+        conditions.push(format!(
+            "(p.category_key = {p} OR starts_with(p.category_key, {p} || ' > '))"
+        ));
     }
     if let Some(text) = &query.name_contains {
         let p = sql.param(text.clone());
