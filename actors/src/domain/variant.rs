@@ -131,32 +131,20 @@ impl TryFrom<u64> for WeightGrams {
 }
 
 /// Which tax rates apply to a product: 1–32 of `[a-z0-9_-]`, `standard` by
-/// default.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String")]
-pub struct TaxClass(String);
+/// default. The default is kept as nothing at all (every product row carries a
+/// tax class, and most are `standard`: no allocation, one byte in the record).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaxClass(Option<String>);
 
 impl TaxClass {
     pub const DEFAULT: &'static str = "standard";
 
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        identifier(raw, TAX_CLASS_CHARS_MAX, b"_-", "a-z, 0-9, '_' and '-'").map(Self)
+        let class = identifier(raw, TAX_CLASS_CHARS_MAX, b"_-", "a-z, 0-9, '_' and '-'")?;
+        Ok(Self((class != Self::DEFAULT).then_some(class)))
     }
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for TaxClass {
-    fn default() -> Self {
-        Self(Self::DEFAULT.to_owned())
-    }
-}
-
-impl TryFrom<String> for TaxClass {
-    type Error = InvalidValue;
-    fn try_from(raw: String) -> Result<Self, InvalidValue> {
-        Self::parse(&raw)
+        self.0.as_deref().unwrap_or(Self::DEFAULT)
     }
 }
 
@@ -246,6 +234,7 @@ mod tests {
             assert!(GroupHandle::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(TaxClass::default().as_str(), "standard");
+        assert_eq!(TaxClass::parse("standard").unwrap(), TaxClass::default());
         assert!(TaxClass::parse("reduced_7").is_ok());
         assert!(TaxClass::parse("Reduced").is_err());
         assert!(WeightGrams::new(10_000_000).is_ok());
