@@ -443,15 +443,32 @@ pub struct FindCredentials {
     pub login: String,
 }
 
+/// What a login names, folded as the account indexes keep it: an email address
+/// (it holds `@`) or a username. Both backends look a login up so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginKey {
+    Email(String),
+    Username(String),
+}
+
+impl FindCredentials {
+    pub fn key(&self) -> LoginKey {
+        let folded = self.login.to_ascii_lowercase();
+        if folded.contains('@') {
+            LoginKey::Email(folded)
+        } else {
+            LoginKey::Username(folded)
+        }
+    }
+}
+
 impl Handler<FindCredentials> for UserStore {
     type Result = Result<Option<(User, String)>, StoreError>;
     fn handle(&mut self, msg: FindCredentials, _: &mut Self::Context) -> Self::Result {
         let txn = self.store.db().begin_read()?;
-        let folded = msg.login.to_ascii_lowercase();
-        let index = if folded.contains('@') {
-            USER_EMAILS
-        } else {
-            USER_NAMES
+        let (index, folded) = match msg.key() {
+            LoginKey::Email(folded) => (USER_EMAILS, folded),
+            LoginKey::Username(folded) => (USER_NAMES, folded),
         };
         let Some(id) = txn
             .open_table(index)?

@@ -451,45 +451,20 @@ pub async fn patch(
     let sku = path_sku(&sku)?;
     let mut errors = Vec::new();
     let mut patch = ProductPatch::default();
-    let mut note = |field: &str, e: orderflow_actors::domain::InvalidValue| {
-        errors.push(FieldError::new(field, e.to_string()))
-    };
-    if let Some(raw) = body.name.as_deref() {
-        patch.name = ProductName::parse(raw).map_err(|e| note("name", e)).ok();
+    let e = &mut errors;
+    // In the body's order; an explicit `null` clears the description and the
+    // barcode (`optional` answers `Some(None)` for it).
+    patch.name = optional("name", body.name.as_deref(), ProductName::parse, e).flatten();
+    patch.category = optional("category", body.category.as_deref(), Category::parse, e).flatten();
+    if let Some(raw) = &body.description {
+        patch.description = optional("description", raw.as_deref(), Description::parse, e);
     }
-    if let Some(raw) = body.category.as_deref() {
-        patch.category = Category::parse(raw).map_err(|e| note("category", e)).ok();
-    }
-    match body.description {
-        Some(Some(raw)) => {
-            patch.description = Description::parse(&raw)
-                .map(Some)
-                .map_err(|e| note("description", e))
-                .ok()
-        }
-        Some(None) => patch.description = Some(None),
-        None => {}
-    }
-    if let Some(v) = body.price_cents {
-        patch.price = Cents::new(v).map_err(|e| note("price_cents", e)).ok();
-    }
-    if let Some(v) = body.weight_grams {
-        patch.weight = WeightGrams::new(v)
-            .map_err(|e| note("weight_grams", e))
-            .ok();
-    }
-    if let Some(raw) = body.tax_class.as_deref() {
-        patch.tax_class = TaxClass::parse(raw).map_err(|e| note("tax_class", e)).ok();
-    }
-    match body.barcode {
-        Some(Some(raw)) => {
-            patch.barcode = Barcode::parse(&raw)
-                .map(Some)
-                .map_err(|e| note("barcode", e))
-                .ok()
-        }
-        Some(None) => patch.barcode = Some(None),
-        None => {}
+    patch.price = optional("price_cents", body.price_cents, Cents::new, e).flatten();
+    patch.weight = optional("weight_grams", body.weight_grams, WeightGrams::new, e).flatten();
+    patch.tax_class =
+        optional("tax_class", body.tax_class.as_deref(), TaxClass::parse, e).flatten();
+    if let Some(raw) = &body.barcode {
+        patch.barcode = optional("barcode", raw.as_deref(), Barcode::parse, e);
     }
     check_currency(body.currency.as_deref(), state.currency, &mut errors);
     if !errors.is_empty() {

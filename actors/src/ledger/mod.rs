@@ -54,8 +54,7 @@ use crate::common::{StoreError, codec};
 use crate::domain::{Currency, OrderId, OrderStatus, Reason, Sku, StockDelta, Timestamp, UserId};
 use crate::events::{PurgeCutoffs, RowEvents};
 use crate::limits::{
-    EVENT_RETENTION_DAYS_DEFAULT, JOURNAL_CHECKPOINT_MS, LIST_SCAN_ROWS_MAX, PURGE_BATCH_MAX,
-    PURGE_INTERVAL_SECS,
+    EVENT_RETENTION_DAYS_DEFAULT, JOURNAL_CHECKPOINT_MS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
 };
 use crate::store::Store;
 use crate::store::journal::{Journal, durable_empty_commit};
@@ -629,7 +628,7 @@ pub struct ListOrders {
     pub before: Option<OrderId>,
     /// Page size, already bounded.
     pub limit: usize,
-    /// Only orders in this status. The scan stops after [`LIST_SCAN_ROWS_MAX`]
+    /// Only orders in this status. The scan stops after [`crate::limits::LIST_SCAN_ROWS_MAX`]
     /// orders: a page may then come short, with a cursor to go on.
     pub status: Option<OrderStatus>,
 }
@@ -667,13 +666,7 @@ impl Handler<ListOrders> for Ledger {
             });
             Ok::<_, StoreError>((OrderId(id), order))
         });
-        Page::from_scan(
-            rows,
-            msg.limit,
-            LIST_SCAN_ROWS_MAX,
-            |o| o.id,
-            |id| OrderId(id.0 + 1),
-        )
+        records::orders_page(rows, msg.limit)
     }
 }
 

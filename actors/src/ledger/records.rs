@@ -7,12 +7,13 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::common::Page;
 use crate::common::{Record, StoreError};
 use crate::domain::{
     Cents, CheckoutRejection, IdempotencyKey, JobId, MovementKind, OrderId, OrderLines, OrderRef,
     OrderStatus, Quantity, Reason, Sku, Timestamp, UserId,
 };
-use crate::limits::STOCK_UNITS_MAX;
+use crate::limits::{LIST_SCAN_ROWS_MAX, STOCK_UNITS_MAX};
 use crate::telemetry::{Event, OrderPlaced, OrderRejected, Telemetry};
 
 /// Who caused a movement or an order.
@@ -239,6 +240,23 @@ pub struct MovementDraft {
     pub source: Source,
     pub reason: Option<Reason>,
     pub at: Timestamp,
+}
+
+/// A page of orders, newest first, from a scan of `(id, Some(order) when it
+/// passes the filter)`: both ledgers page `ListOrders` so, at most
+/// [`LIST_SCAN_ROWS_MAX`] orders looked at, a page stopped there going on below
+/// the first order not looked at.
+pub fn orders_page<E>(
+    rows: impl IntoIterator<Item = Result<(OrderId, Option<Order>), E>>,
+    limit: usize,
+) -> Result<Page<Order, OrderId>, E> {
+    Page::from_scan(
+        rows,
+        limit,
+        LIST_SCAN_ROWS_MAX,
+        |o| o.id,
+        |id| OrderId(id.0 + 1),
+    )
 }
 
 /// Idempotency keys whose checkout is being written and not yet committed: a

@@ -23,6 +23,7 @@ use crate::inbox::messages::{AdvanceJob, CreateJob, LoadBatch, SettleJob};
 use crate::ledger::products::ProductCommand;
 use crate::ledger::records::{
     CheckoutError, Movement, MovementRow, Order, OrderError, OrderRow, Placed, StockError,
+    orders_page,
 };
 use crate::ledger::verify::{VerifyReport, check_order, check_sku};
 use crate::ledger::{
@@ -213,13 +214,7 @@ impl Handler<ListOrders> for PgLedgerActor {
                     .transpose()?;
                 Ok::<_, StoreError>((OrderId(uint(id)?), order))
             });
-            Page::from_scan(
-                rows,
-                msg.limit,
-                LIST_SCAN_ROWS_MAX,
-                |o| o.id,
-                |id| OrderId(id.0 + 1),
-            )
+            orders_page(rows, msg.limit)
         })
     }
 }

@@ -19,8 +19,8 @@ use crate::domain::{Timestamp, UserId};
 use crate::limits::{PURGE_BATCH_MAX, PURGE_INTERVAL_SECS, REFRESH_TTL_SECS_MAX};
 use crate::users::{
     ADMIN_BOOTSTRAPPED, AdminBootstrapped, BootstrapAdmin, CheckAvailable, CreateUser,
-    FindCredentials, GetUser, RefreshError, RefreshRows, RevokeRefreshToken, RotateRefreshToken,
-    StoreRefreshToken, User, UserError, UserRow, rotate,
+    FindCredentials, GetUser, LoginKey, RefreshError, RefreshRows, RevokeRefreshToken,
+    RotateRefreshToken, StoreRefreshToken, User, UserError, UserRow, rotate,
 };
 
 /// The user store of one node on PostgreSQL.
@@ -152,11 +152,13 @@ impl Handler<FindCredentials> for PgUsers {
     fn handle(&mut self, msg: FindCredentials, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
-            let folded = msg.login.to_ascii_lowercase();
-            let sql = if folded.contains('@') {
-                "SELECT id, record FROM users WHERE email_key = $1"
-            } else {
-                "SELECT id, record FROM users WHERE name_key = $1"
+            let (sql, folded) = match msg.key() {
+                LoginKey::Email(folded) => {
+                    ("SELECT id, record FROM users WHERE email_key = $1", folded)
+                }
+                LoginKey::Username(folded) => {
+                    ("SELECT id, record FROM users WHERE name_key = $1", folded)
+                }
             };
             let db = client(&pool).await?;
             match db.query_opt(sql, &[&folded]).await? {
