@@ -3,7 +3,8 @@
 //! patch, archive) and restarts run against the real ledger and catalog actors and
 //! against a plain in-memory model. After every step, every query of the case —
 //! each sort, filters, page sizes, followed cursor by cursor to the end — must list
-//! exactly what the model lists, and the category counts must agree.
+//! exactly what the model lists, and the category tree (every node and each
+//! node's children, with subtree counts) must agree.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +39,15 @@ const NAMES: [&str; 7] = [
     "date",
     "Éclair",
 ];
-const CATEGORIES: [&str; 3] = ["Tools", "toys", "Garden"];
+/// Paths of one to three levels, some the same node spelt in another case.
+const CATEGORIES: [&str; 6] = [
+    "Tools",
+    "toys",
+    "Garden",
+    "Tools > Saws",
+    "tools > SAWS > Hand",
+    "Garden > Hoses",
+];
 const PRICES: [u64; 5] = [100, 250, 250, 999, 5_000];
 
 fn sku(i: usize) -> Sku {
@@ -195,7 +204,7 @@ impl Model {
             .filter(|(_, name, category, price, stock)| {
                 q.category
                     .as_ref()
-                    .is_none_or(|c| category.to_lowercase() == *c)
+                    .is_none_or(|c| within(&category.to_lowercase(), c))
                     && q.name_contains
                         .as_ref()
                         .is_none_or(|t| name.to_lowercase().contains(t.as_str()))
@@ -216,16 +225,40 @@ impl Model {
         rows
     }
 
-    fn categories(&self) -> Vec<(String, u64)> {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    /// Every node of the category tree, depth first: its case-folded path, its
+    /// parent's, its depth and the active products at or below it.
+    fn categories(&self) -> Vec<Node> {
+        let mut counts: BTreeMap<Vec<String>, u64> = BTreeMap::new();
         for p in self.products.values().filter(|p| !p.archived) {
-            *counts
-                .entry(CATEGORIES[p.fields.category].to_owned())
-                .or_default() += 1;
+            let levels: Vec<String> = CATEGORIES[p.fields.category]
+                .to_lowercase()
+                .split(" > ")
+                .map(str::to_owned)
+                .collect();
+            for depth in 1..=levels.len() {
+                *counts.entry(levels[..depth].to_vec()).or_default() += 1;
+            }
         }
-        counts.into_iter().collect()
+        counts
+            .into_iter()
+            .map(|(levels, count)| {
+                let parent = (levels.len() > 1).then(|| levels[..levels.len() - 1].join(" > "));
+                (levels.join(" > "), parent, levels.len(), count)
+            })
+            .collect()
     }
 }
+
+/// Whether the case-folded `category` is `ancestor` or lies below it.
+fn within(category: &str, ancestor: &str) -> bool {
+    category == ancestor
+        || category
+            .strip_prefix(ancestor)
+            .is_some_and(|rest| rest.starts_with(" > "))
+}
+
+/// A category node as the model and the test compare it.
+type Node = (String, Option<String>, usize, u64);
 
 struct Live {
     store: Store,
@@ -283,22 +316,41 @@ impl Live {
         panic!("more than 100 pages for at most {SKUS} products");
     }
 
-    async fn categories(&self) -> Vec<(String, u64)> {
+    /// The category tree's nodes (every one, or the children of `parent`), page
+    /// after page of two, folded as the model keeps them.
+    async fn categories(&self, parent: Option<&str>) -> Vec<Node> {
         let mut out = Vec::new();
         let mut after = None;
-        loop {
+        for _ in 0..100 {
             let page = self
                 .catalog
-                .send(ListCategories { after, limit: 2 })
+                .send(ListCategories {
+                    parent: parent.map(str::to_owned),
+                    after,
+                    limit: 2,
+                })
                 .await
                 .unwrap()
                 .unwrap();
-            out.extend(page.items);
+            assert!(page.items.len() <= 2, "a page longer than its limit");
+            out.extend(page.items.into_iter().map(|n| {
+                assert!(
+                    n.path.ends_with(&n.name),
+                    "{n:?}: the name is the last level"
+                );
+                (
+                    n.path.to_lowercase(),
+                    n.parent.map(|p| p.to_lowercase()),
+                    n.depth,
+                    n.product_count,
+                )
+            }));
             match page.next {
                 Some(next) => after = Some(next),
                 None => return out,
             }
         }
+        panic!("more than 100 pages of categories");
     }
 }
 
@@ -443,11 +495,30 @@ fn run(steps: Vec<Step>, queries: Vec<ProductQuery>) {
                     "step {n} ({described}), query {q:?}"
                 );
             }
+            let tree = model.categories();
             assert_eq!(
-                live.categories().await,
-                model.categories(),
+                live.categories(None).await,
+                tree,
                 "categories after step {n} ({described})"
             );
+            // One level below each node (and below a path that has none), with
+            // the parent spelt in another case than the tree shows it.
+            for parent in tree
+                .iter()
+                .map(|n| n.0.to_uppercase())
+                .chain(["Nowhere".to_owned()])
+            {
+                let children: Vec<Node> = tree
+                    .iter()
+                    .filter(|n| n.1.as_deref() == Some(parent.to_lowercase().as_str()))
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    live.categories(Some(&parent)).await,
+                    children,
+                    "children of {parent:?} after step {n} ({described})"
+                );
+            }
         }
         live.stop().await;
     });

@@ -8,7 +8,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
 use super::resource::{self, Resource};
-use orderflow_actors::catalog::Product;
+use orderflow_actors::catalog::{CategoryNode, Product};
 use orderflow_actors::common::CodecError;
 use orderflow_actors::domain::Currency;
 use orderflow_actors::events::Event;
@@ -189,8 +189,29 @@ pub struct TokenPair {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CategoryJson {
+    /// The last level of `path`.
     pub name: String,
+    /// Levels separated by ` > `.
+    pub path: String,
+    /// The path one level up; `null` at the top.
+    pub parent: Option<String>,
+    /// 1 at the top, at most 5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub depth: usize,
+    /// Active products in this category and every category below it.
     pub product_count: u64,
+}
+
+impl From<CategoryNode> for CategoryJson {
+    fn from(node: CategoryNode) -> Self {
+        Self {
+            name: node.name,
+            path: node.path,
+            parent: node.parent,
+            depth: node.depth,
+            product_count: node.product_count,
+        }
+    }
 }
 
 /// The ledger's audit (`GET /api/v1/admin/ledger/verify` and `orderflow verify`).

@@ -240,7 +240,9 @@ mod tests {
             ("param", "name", "minLength") => 5,
             ("param", "Idempotency-Key", "maxLength") => n(IDEMPOTENCY_KEY_BYTES_MAX),
             ("param", "q", "maxLength") => n(LIST_FILTER_CHARS_MAX),
-            ("param", "category", "maxLength") => n(CATEGORY_PATH_CHARS_MAX),
+            ("param", "category" | "parent", "maxLength") => n(CATEGORY_PATH_CHARS_MAX),
+            ("CategoryJson", "depth", "maximum") => n(CATEGORY_LEVELS_MAX),
+            ("CategoryJson", "depth", "minimum") => 1,
             // A value must be there at all: one item, one character, one unit.
             (_, _, "minLength" | "minItems") => 1,
             ("param", "limit" | "user", "minimum")

@@ -186,37 +186,53 @@ fn json_bytes(bytes: web::Bytes) -> HttpResponse {
         .body(bytes)
 }
 
-#[utoipa::path(get, operation_id = "products_categories", summary = "List categories with product counts", path = "/api/v1/categories", tag = "catalog", security(),
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "From the previous page's `Link: <…>; rel=\"next\"`")),
-    responses((status = 200, description = "Categories with active products, by name. The body stays a plain array; when more follow, a `Link` header (RFC 8288) with `rel=\"next\"` gives the next page's URL", body = Vec<json::CategoryJson>,
+#[utoipa::path(get, operation_id = "products_categories", summary = "The category tree with subtree product counts", path = "/api/v1/categories", tag = "catalog", security(),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"),
+        ("parent" = Option<String>, Query, min_length = 1, max_length = 332, pattern = ".*\\S.*", description = "A category path (levels separated by ` > `), without regard to case: only the categories one level below it"),
+        ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "From the previous page's `Link: <…>; rel=\"next\"`")),
+    responses((status = 200, description = "Every category with active products at or below it, depth first (a parent before its children, siblings by name without regard to case); `product_count` counts the whole subtree. The body stays a plain array; when more follow, a `Link` header (RFC 8288) with `rel=\"next\"` gives the next page's URL", body = Vec<json::CategoryJson>,
             headers(("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, only when more categories follow"))),
         crate::error::responses::Invalid, crate::error::responses::Unavailable))]
 pub async fn categories(
     state: web::Data<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let params = QueryParams::parse(&raw, &["limit", "cursor"])?;
+    let params = QueryParams::parse(&raw, &["limit", "cursor", "parent"])?;
     let mut errors = Vec::new();
     let limit = params.page_limit(&mut errors);
     let after = params.cursor::<String>(&mut errors);
+    let parent = params.get("parent").and_then(|raw| {
+        Category::parse(raw)
+            .map(|c| c.as_str().to_owned())
+            .map_err(|e| errors.push(FieldError::new("parent", e.to_string())))
+            .ok()
+    });
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state.catalog.ask(ListCategories { after, limit }).await??;
+    let query = ListCategories {
+        parent,
+        after,
+        limit,
+    };
+    let parent_param = query
+        .parent
+        .as_deref()
+        .and_then(|p| serde_urlencoded::to_string([("parent", p)]).ok())
+        .map(|pair| format!("&{pair}"))
+        .unwrap_or_default();
+    let page = state.catalog.ask(query).await??;
     let body: Vec<json::CategoryJson> = page
         .items
         .into_iter()
-        .map(|(name, product_count)| json::CategoryJson {
-            name,
-            product_count,
-        })
+        .map(json::CategoryJson::from)
         .collect();
     let mut res = HttpResponse::Ok();
     if let Some(next) = page.next {
         res.insert_header((
             "Link",
             format!(
-                "</api/v1/categories?limit={limit}&cursor={}>; rel=\"next\"",
+                "</api/v1/categories?limit={limit}{parent_param}&cursor={}>; rel=\"next\"",
                 json::encode_cursor(&next)
             ),
         ));

@@ -382,7 +382,11 @@ async fn list_filters_sorts_and_paginates() {
     let cats = app.get("/api/v1/categories", None).await;
     assert_eq!(
         cats.body,
-        json!([{"name": "Cables", "product_count": 2}, {"name": "Networking", "product_count": 2}, {"name": "Radio", "product_count": 1}])
+        json!([
+            {"name": "Cables", "path": "Cables", "parent": null, "depth": 1, "product_count": 2},
+            {"name": "Networking", "path": "Networking", "parent": null, "depth": 1, "product_count": 2},
+            {"name": "Radio", "path": "Radio", "parent": null, "depth": 1, "product_count": 1}
+        ])
     );
 }
 
@@ -611,4 +615,115 @@ async fn a_category_filter_matches_its_subtree() {
         .await
         .assert_invalid("category");
     }
+}
+
+/// Contract §7's category tree: every node with active products at or below it,
+/// depth first, with its parent, depth and subtree count; `?parent=` lists one
+/// level, case-insensitively, page after page with the parent kept in the
+/// `Link`; an archive and a move between categories change the counts.
+#[actix_web::test]
+async fn categories_are_a_tree_with_subtree_counts() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    for (sku, category) in [
+        ("TEE-1", "Apparel > Men > T-Shirts"),
+        ("TEE-2", "apparel > men > t-shirts"),
+        ("SOCK-1", "Apparel > Men > Socks"),
+        ("DRESS-1", "Apparel > Women"),
+        ("MUG-1", "Kitchen"),
+    ] {
+        app.post(
+            "/api/v1/products",
+            t,
+            json!({"sku": sku, "name": sku, "price_cents": 100, "category": category}),
+        )
+        .await
+        .assert_status(201);
+    }
+    let tree = |r: &crate::helpers::Reply| -> Vec<(String, Value, u64, u64)> {
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["path"].as_str().unwrap().to_owned(),
+                    c["parent"].clone(),
+                    c["depth"].as_u64().unwrap(),
+                    c["product_count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let all = app.get("/api/v1/categories", None).await;
+    all.assert_status(200);
+    let node = |p: &str, parent: Value, depth: u64, n: u64| (p.to_owned(), parent, depth, n);
+    assert_eq!(
+        tree(&all),
+        [
+            node("Apparel", Value::Null, 1, 4),
+            node("Apparel > Men", json!("Apparel"), 2, 3),
+            node("Apparel > Men > Socks", json!("Apparel > Men"), 3, 1),
+            node("Apparel > Men > T-Shirts", json!("Apparel > Men"), 3, 2),
+            node("Apparel > Women", json!("Apparel"), 2, 1),
+            node("Kitchen", Value::Null, 1, 1),
+        ]
+    );
+    assert_eq!(all.body[3]["name"], "T-Shirts");
+    // One level, a page of one at a time, the parent kept in the next link.
+    let first = app
+        .get(
+            "/api/v1/categories?parent=apparel%20%3E%20MEN&limit=1",
+            None,
+        )
+        .await;
+    assert_eq!(
+        tree(&first),
+        [node("Apparel > Men > Socks", json!("Apparel > Men"), 3, 1)]
+    );
+    let link = first.header("link").unwrap().to_owned();
+    assert!(link.contains("parent=apparel+%3E+MEN"), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let second = app.get(next, None).await;
+    assert_eq!(
+        tree(&second),
+        [node(
+            "Apparel > Men > T-Shirts",
+            json!("Apparel > Men"),
+            3,
+            2
+        )]
+    );
+    assert!(second.header("link").is_none());
+    assert_eq!(
+        app.get("/api/v1/categories?parent=Nowhere", None)
+            .await
+            .body,
+        json!([])
+    );
+    app.get("/api/v1/categories?parent=a%3E%3Eb", None)
+        .await
+        .assert_invalid("parent");
+    // An archive and a move: the counts follow, an emptied node goes.
+    app.call(Method::DELETE, "/api/v1/products/DRESS-1", t, None)
+        .await
+        .assert_status(204);
+    app.call(
+        Method::PATCH,
+        "/api/v1/products/SOCK-1",
+        t,
+        Some(json!({"category": "Kitchen > Socks?"})),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(
+        tree(&app.get("/api/v1/categories", None).await),
+        [
+            node("Apparel", Value::Null, 1, 2),
+            node("Apparel > Men", json!("Apparel"), 2, 2),
+            node("Apparel > Men > T-Shirts", json!("Apparel > Men"), 3, 2),
+            node("Kitchen", Value::Null, 1, 2),
+            node("Kitchen > Socks?", json!("Kitchen"), 2, 1),
+        ]
+    );
 }

@@ -7,6 +7,7 @@
 use actix::{Actor, Context, Handler, Message};
 use redb::{ReadTransaction, ReadableDatabase};
 
+use super::tree::{CategoryNode, CategoryTree};
 use super::{CatalogError, ListCursor, Product, ProductQuery};
 use crate::common::{Page, StoreError};
 use crate::domain::Sku;
@@ -62,21 +63,38 @@ impl Handler<ListProducts> for Catalog {
     }
 }
 
-/// Categories that have active products, with their count, by name, a page at a
-/// time.
+/// The category tree's nodes that have active products below them, with their
+/// subtree counts, depth first (`CategoryTree`), a page at a time.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Page<(String, u64), String>, StoreError>")]
+#[rtype(result = "Result<Page<CategoryNode, String>, StoreError>")]
 pub struct ListCategories {
-    /// Continue after this category (the previous page's cursor).
+    /// Only the children of this path (compared case-insensitively).
+    pub parent: Option<String>,
+    /// Continue after this node (the previous page's cursor).
     pub after: Option<String>,
     /// Page size, already bounded.
     pub limit: usize,
 }
 
+impl ListCategories {
+    /// This page of the tree of `counts` (stored path → active products).
+    pub fn page_of(
+        &self,
+        counts: impl IntoIterator<Item = (String, u64)>,
+    ) -> Page<CategoryNode, String> {
+        CategoryTree::from_counts(counts).page(
+            self.parent.as_deref(),
+            self.after.as_deref(),
+            self.limit,
+        )
+    }
+}
+
 impl Handler<ListCategories> for Catalog {
-    type Result = Result<Page<(String, u64), String>, StoreError>;
+    type Result = Result<Page<CategoryNode, String>, StoreError>;
     fn handle(&mut self, msg: ListCategories, _: &mut Self::Context) -> Self::Result {
-        super::query::list_categories(&self.read()?, msg.after.as_deref(), msg.limit)
+        let counts = super::query::category_counts(&self.read()?)?;
+        Ok(msg.page_of(counts))
     }
 }
 

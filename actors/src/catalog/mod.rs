@@ -6,7 +6,8 @@
 //!   categories);
 //! - [`actor`]: the catalog actor, a pool of readers;
 //! - [`cache`]: recently read products' response bytes, forgotten by the
-//!   ledger's commits.
+//!   ledger's commits;
+//! - [`tree`]: the category tree, paged from per-path counts (both backends).
 //!
 //! Stock is not part of a product row: it belongs to the ledger, and a product is
 //! shown with the stock level read from the ledger's table in the same read
@@ -18,6 +19,7 @@ pub mod actor;
 pub mod cache;
 pub mod query;
 pub mod tables;
+pub mod tree;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,7 @@ pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
 pub use cache::{ProductCache, Touched};
 pub use query::{list_products, read_product};
 pub use tables::{CatalogTables, Upsert};
+pub use tree::{CategoryNode, CategoryTree};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductRow {

@@ -276,32 +276,15 @@ pub(crate) fn cursor_of(sort: ProductSort, p: &Product) -> ListCursor {
     }
 }
 
-/// Categories that have active products, with their count, by name, from after
-/// `after`, at most `limit` of them.
-pub fn list_categories(
-    txn: &ReadTransaction,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<Page<(String, u64), String>, StoreError> {
+/// Every category path with active products, with their count (exactly that
+/// path, not below it), by path.
+pub fn category_counts(txn: &ReadTransaction) -> Result<Vec<(String, u64)>, StoreError> {
     let table = txn.open_table(CATEGORIES)?;
-    let lower = match after {
-        Some(a) => Bound::Excluded(a),
-        None => Bound::Unbounded,
-    };
-    let mut items = Vec::with_capacity(limit);
-    let mut more = false;
-    for entry in table.range::<&str>((lower, Bound::Unbounded))? {
-        let (k, v) = entry?;
-        if items.len() == limit {
-            more = true;
-            break;
-        }
-        items.push((k.value().to_owned(), v.value()));
-    }
-    let next = if more {
-        items.last().map(|(name, _)| name.clone())
-    } else {
-        None
-    };
-    Ok(Page { items, next })
+    table
+        .iter()?
+        .map(|entry| {
+            let (k, v) = entry?;
+            Ok((k.value().to_owned(), v.value()))
+        })
+        .collect()
 }

@@ -14,8 +14,8 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::query::cursor_of;
 use crate::catalog::{
-    CatalogError, GetProduct, ListCategories, ListCursor, ListProducts, Product, ProductQuery,
-    ProductRow, ProductSort,
+    CatalogError, CategoryNode, GetProduct, ListCategories, ListCursor, ListProducts, Product,
+    ProductQuery, ProductRow, ProductSort,
 };
 use crate::common::{Page, StoreError, codec};
 use crate::domain::Sku;
@@ -185,31 +185,23 @@ impl Handler<ListProducts> for PgCatalog {
 }
 
 impl Handler<ListCategories> for PgCatalog {
-    type Result = ResponseFuture<Result<Page<(String, u64), String>, StoreError>>;
+    type Result = ResponseFuture<Result<Page<CategoryNode, String>, StoreError>>;
     fn handle(&mut self, msg: ListCategories, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
             let db = client(&pool).await?;
-            let limit = int(msg.limit as u64 + 1)?;
             let rows = db
                 .query(
                     "SELECT category, count(*) FROM products WHERE NOT archived \
-                     AND ($1::text IS NULL OR category > $1) \
-                     GROUP BY category ORDER BY category LIMIT $2",
-                    &[&msg.after, &limit],
+                     GROUP BY category",
+                    &[],
                 )
                 .await?;
-            let mut items = rows
+            let counts = rows
                 .iter()
                 .map(|r| Ok((r.get::<_, String>(0), uint(r.get(1))?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let next = if items.len() > msg.limit {
-                items.truncate(msg.limit);
-                items.last().map(|(name, _)| name.clone())
-            } else {
-                None
-            };
-            Ok(Page { items, next })
+            Ok(msg.page_of(counts))
         })
     }
 }
