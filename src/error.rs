@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use orderflow_actors::apikeys::ApiKeyError;
-use orderflow_actors::catalog::CatalogError;
+use orderflow_actors::catalog::{CatalogError, VariantConflict};
 use orderflow_actors::common::StoreError;
 use orderflow_actors::events::EventsError;
 use orderflow_actors::ledger::{CheckoutError, OrderError, StockError};
@@ -646,7 +646,25 @@ impl From<CatalogError> for ApiError {
                 ApiError::field("cursor", "does not belong to this sort order")
             }
             CatalogError::StockAboveMax => ApiError::field("stock", "would exceed the maximum"),
+            CatalogError::Variant(v) => v.into(),
             CatalogError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<VariantConflict> for ApiError {
+    fn from(e: VariantConflict) -> Self {
+        match e {
+            VariantConflict::Exists { group, holder } => ApiError::conflict(
+                "variant-exists",
+                "Variant exists",
+                format!("product {holder} of group {group} already has these option values"),
+            ),
+            VariantConflict::OptionNames { group, expected } => ApiError::field(
+                "options",
+                format!("the products of group {group} have the options {expected:?}"),
+            ),
+            VariantConflict::Full { .. } => ApiError::field("group", e.to_string()),
         }
     }
 }

@@ -19,6 +19,9 @@ pub const CATEGORY_PATH_CHARS_MAX: usize =
 pub const DESCRIPTION_CHARS_MAX: usize = 4_000;
 /// Longest variant group handle (`[a-z0-9-]`), in characters.
 pub const GROUP_HANDLE_CHARS_MAX: usize = 64;
+/// Most active products one variant group holds (Shopify's variant limit): the
+/// rule that keeps a group's variants distinct reads them all on each write.
+pub const GROUP_VARIANTS_MAX: usize = 2_048;
 /// Most options (Size, Color, …) a product of a group has.
 pub const OPTIONS_MAX: usize = 3;
 /// Longest option name, in characters.

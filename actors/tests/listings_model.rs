@@ -145,6 +145,8 @@ fn query() -> impl Strategy<Value = ProductQuery> {
                 after: None,
                 category: category.map(|c| CATEGORIES[c].to_lowercase()),
                 name_contains: contains.map(str::to_owned),
+                group: None,
+                options: Vec::new(),
                 min_price: min,
                 max_price: max,
                 in_stock,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::resource::{self, Resource};
 use orderflow_actors::catalog::{CategoryNode, Product};
 use orderflow_actors::common::CodecError;
-use orderflow_actors::domain::Currency;
+use orderflow_actors::domain::{Currency, Options};
 use orderflow_actors::events::Event;
 use orderflow_actors::inbox::{Job, JobView};
 use orderflow_actors::ledger::{Movement, Order};
@@ -36,6 +36,21 @@ pub struct ProductJson<'a> {
     tax_class: &'a str,
     /// A GTIN, if the product has one.
     barcode: Option<&'a str>,
+    /// The variant group, if the product is one of several variants.
+    group: Option<&'a str>,
+    /// Option name → value, in the order written; `{}` outside a group.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    options: OptionsJson<'a>,
+}
+
+/// A product's options as a JSON object in their order.
+#[derive(Debug)]
+pub struct OptionsJson<'a>(&'a Options);
+
+impl Serialize for OptionsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter())
+    }
 }
 
 pub fn product<'a>(p: &'a Product, currency: &'a Currency) -> ProductJson<'a> {
@@ -53,6 +68,8 @@ pub fn product<'a>(p: &'a Product, currency: &'a Currency) -> ProductJson<'a> {
         weight_grams: p.row.attributes.weight.get(),
         tax_class: p.row.attributes.tax_class.as_str(),
         barcode: p.row.attributes.barcode.as_ref().map(|b| b.as_str()),
+        group: p.row.attributes.group.as_ref().map(|g| g.as_str()),
+        options: OptionsJson(&p.row.attributes.options),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backup;
 pub mod console;
 pub mod events;
+pub mod groups;
 pub mod imports;
 pub mod json;
 pub mod openapi;
@@ -28,6 +29,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     let mut v1 = routes::Routes::new("/api/v1");
     auth::routes(&mut v1);
     products::routes(&mut v1);
+    groups::routes(&mut v1);
     orders::routes(&mut v1);
     imports::routes(&mut v1);
     events::routes(&mut v1);

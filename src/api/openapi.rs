@@ -7,7 +7,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{apikeys, auth, backup, console, events, imports, ops, orders, products, webhooks};
+use super::{
+    apikeys, auth, backup, console, events, groups, imports, ops, orders, products, webhooks,
+};
 use crate::error::{FieldError, Problem, Shortage};
 
 struct Bearer;
@@ -56,6 +58,7 @@ pub fn spec() -> &'static str {
         for part in [
             auth::Doc::openapi(),
             products::Doc::openapi(),
+            groups::Doc::openapi(),
             orders::Doc::openapi(),
             imports::Doc::openapi(),
             events::Doc::openapi(),
@@ -143,7 +146,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(public.len(), 13, "{public:?}");
+        assert_eq!(public.len(), 14, "{public:?}");
     }
 
     #[test]
@@ -241,6 +244,8 @@ mod tests {
             ("param", "Idempotency-Key", "maxLength") => n(IDEMPOTENCY_KEY_BYTES_MAX),
             ("param", "q", "maxLength") => n(LIST_FILTER_CHARS_MAX),
             ("param", "category" | "parent", "maxLength") => n(CATEGORY_PATH_CHARS_MAX),
+            ("param" | "ProductBody", "group" | "handle", "maxLength") => n(GROUP_HANDLE_CHARS_MAX),
+            ("param", "option.{name}", "maxLength") => n(OPTION_VALUE_CHARS_MAX),
             ("CategoryJson", "depth", "maximum") => n(CATEGORY_LEVELS_MAX),
             ("CategoryJson", "depth", "minimum") => 1,
             // A value must be there at all: one item, one character, one unit.

@@ -18,15 +18,15 @@ use orderflow_actors::catalog::{
     ProductQuery, ProductSort,
 };
 use orderflow_actors::domain::{
-    Barcode, Category, Cents, Currency, Description, ProductName, Reason, Sku, StockDelta,
-    StockLevel, TaxClass, WeightGrams, fold_case,
+    Barcode, Category, Cents, Currency, Description, GroupHandle, Options, ProductName, Reason,
+    Sku, StockDelta, StockLevel, TaxClass, WeightGrams, fold_case,
 };
 use orderflow_actors::ledger::{
     AdjustStock, ArchiveProduct, CreateProduct, ListMovements, PatchProduct, ReplaceProduct,
     VerifyLedger,
 };
 use orderflow_actors::limits::{
-    CATEGORY_PATH_CHARS_MAX, LIST_FILTER_CHARS_MAX, PRICE_CENTS_MAX, STOCK_UNITS_MAX,
+    CATEGORY_PATH_CHARS_MAX, LIST_FILTER_CHARS_MAX, OPTIONS_MAX, PRICE_CENTS_MAX, STOCK_UNITS_MAX,
 };
 
 /// This resource's part of the OpenAPI document (`openapi.rs` merges them).
@@ -50,7 +50,8 @@ fn path_sku(raw: &str) -> Result<Sku, ApiError> {
     Sku::parse(raw).map_err(|_| ApiError::not_found(format!("no product with SKU {raw}")))
 }
 
-const LIST_PARAMS: [&str; 9] = [
+const LIST_PARAMS: [&str; 10] = [
+    "group",
     "limit",
     "cursor",
     "category",
@@ -62,8 +63,11 @@ const LIST_PARAMS: [&str; 9] = [
     "sort",
 ];
 
+/// The prefix of the `option.NAME=VALUE` filters.
+const OPTION_PARAM: &str = "option.";
+
 fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
-    let params = QueryParams::parse(raw, &LIST_PARAMS)?;
+    let params = QueryParams::parse_with_prefix(raw, &LIST_PARAMS, Some(OPTION_PARAM))?;
     let mut errors = Vec::new();
     let limit = params.page_limit(&mut errors);
     let min_price = params.integer("min_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
@@ -109,6 +113,27 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
             .ok()
     });
     let name_contains = text("q", LIST_FILTER_CHARS_MAX, &mut errors);
+    let group = optional(
+        "group",
+        params.get("group"),
+        GroupHandle::parse,
+        &mut errors,
+    )
+    .flatten();
+    // Every option filter must hold; names and values compared folded, as
+    // `Options::values_key` keeps them.
+    let pairs: Vec<(&str, &str)> = params.with_prefix(OPTION_PARAM).collect();
+    let options = match Options::parse(pairs.iter().copied()) {
+        Ok(options) => options.values_key(),
+        Err(e) => {
+            let name = pairs.first().map_or("", |(n, _)| n);
+            errors.push(FieldError::new(
+                format!("{OPTION_PARAM}{name}"),
+                e.to_string(),
+            ));
+            Vec::new()
+        }
+    };
     let after = params.cursor::<ListCursor>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -118,6 +143,8 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
         after,
         category,
         name_contains,
+        group,
+        options,
         min_price,
         max_price,
         in_stock,
@@ -129,6 +156,8 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
 #[utoipa::path(get, operation_id = "products_list", summary = "List products", path = "/api/v1/products", tag = "catalog", security(),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"), ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$", description = "`next_cursor` of the previous page"),
         ("category" = Option<String>, Query, min_length = 1, max_length = 332, pattern = ".*\\S.*", description = "A category path (levels separated by ` > `), without regard to case: that category and everything below it"),
+        ("group" = Option<String>, Query, min_length = 1, max_length = 64, pattern = "^[a-z0-9-]+$", description = "Only the variants of this group"),
+        ("option.{name}" = Option<String>, Query, min_length = 1, max_length = 64, description = "Only products whose option `name` has this value (both without regard to case); one parameter per option, e.g. `option.Size=M&option.Color=Black`"),
         ("q" = Option<String>, Query, min_length = 1, max_length = 200, pattern = ".*\\S.*", description = "Text the name contains, without regard to case"),
         ("min_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
         ("max_price_cents" = Option<u64>, Query, minimum = 0, maximum = 100_000_000_000_i64),
@@ -276,6 +305,46 @@ pub struct ProductBody {
     /// A GTIN (8 to 14 digits, its check digit verified).
     #[schema(min_length = 8, max_length = 14, pattern = "^[0-9]+$")]
     barcode: Option<String>,
+    /// The variant group (Shopify's handle, Google's `item_group_id`): every
+    /// product of a group has the same option names, and no two the same values.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9-]+$")]
+    group: Option<String>,
+    /// Option name → value, e.g. `{"Size": "M", "Color": "Black"}`; only with a
+    /// `group`. Names 1–32 characters, distinct without regard to case; values
+    /// 1–64.
+    #[schema(schema_with = text::options)]
+    options: Option<OptionPairs>,
+}
+
+/// An object of option names to values, in the order written (a JSON object's
+/// order is its author's; the map type would sort it).
+#[derive(Debug, Default)]
+pub struct OptionPairs(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for OptionPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = OptionPairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of option names to string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OptionPairs, A::Error> {
+                let mut pairs = Vec::new();
+                // One more than allowed is enough to refuse: the rest is not read.
+                while pairs.len() <= OPTIONS_MAX
+                    && let Some(pair) = map.next_entry::<String, String>()?
+                {
+                    pairs.push(pair);
+                }
+                Ok(OptionPairs(pairs))
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
 }
 
 struct ValidProduct {
@@ -352,11 +421,27 @@ fn attributes(body: &ProductBody, errors: &mut Vec<FieldError>) -> Option<Attrib
         errors,
     );
     let barcode = optional("barcode", body.barcode.as_deref(), Barcode::parse, errors);
+    let group = optional("group", body.group.as_deref(), GroupHandle::parse, errors);
+    let options = optional(
+        "options",
+        body.options.as_ref(),
+        |pairs| Options::parse(pairs.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        errors,
+    );
+    let (group, options) = (group?, options?.unwrap_or_default());
+    if group.is_none() && !options.is_empty() {
+        errors.push(FieldError::new(
+            "options",
+            "are only for a product of a `group`",
+        ));
+        return None;
+    }
     Some(Attributes {
+        group,
+        options,
         weight: weight?.unwrap_or_default(),
         tax_class: tax_class?.unwrap_or_default(),
         barcode: barcode?,
-        ..Attributes::default()
     })
 }
 
@@ -592,7 +677,8 @@ pub async fn verify(_admin: Admin, state: web::Data<AppState>) -> Result<HttpRes
 /// a space).
 mod text {
     use orderflow_actors::limits::{
-        CATEGORY_PATH_CHARS_MAX, DESCRIPTION_CHARS_MAX, PRODUCT_NAME_CHARS_MAX, REASON_CHARS_MAX,
+        CATEGORY_PATH_CHARS_MAX, DESCRIPTION_CHARS_MAX, OPTION_NAME_CHARS_MAX,
+        OPTION_VALUE_CHARS_MAX, OPTIONS_MAX, PRODUCT_NAME_CHARS_MAX, REASON_CHARS_MAX,
     };
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
@@ -627,6 +713,15 @@ mod text {
                 "A path of 1 to 5 levels separated by ` > `, each 1 to 64 characters; \
                  default `uncategorized`.",
             ))
+            .build()
+    }
+    /// An object of 0 to 3 option names to values (or null).
+    pub fn options() -> Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+            .max_properties(Some(OPTIONS_MAX))
+            .property_names(Some(text(Some(1), OPTION_NAME_CHARS_MAX, VISIBLE, false)))
+            .additional_properties(Some(text(Some(1), OPTION_VALUE_CHARS_MAX, VISIBLE, false)))
             .build()
     }
     pub fn description() -> Object {

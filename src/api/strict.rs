@@ -171,11 +171,22 @@ pub struct QueryParams {
 impl QueryParams {
     /// Decodes `query`, refusing unknown and repeated parameters.
     pub fn parse(query: &str, allowed: &[&str]) -> Result<Self, ApiError> {
+        Self::parse_with_prefix(query, allowed, None)
+    }
+
+    /// [`Self::parse`], also taking every parameter whose name starts with
+    /// `prefix` (`option.` of `option.Size=M`).
+    pub fn parse_with_prefix(
+        query: &str,
+        allowed: &[&str],
+        prefix: Option<&str>,
+    ) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|_| ApiError::bad_request("the query string is not valid URL encoding"))?;
         let mut errors = Vec::new();
+        let known = |k: &str| allowed.contains(&k) || prefix.is_some_and(|p| k.starts_with(p));
         for (i, (k, _)) in pairs.iter().enumerate() {
-            if !allowed.contains(&k.as_str()) {
+            if !known(k) {
                 errors.push(FieldError::new(k.clone(), "unknown query parameter"));
             } else if pairs[..i].iter().any(|(earlier, _)| earlier == k) {
                 errors.push(FieldError::new(k.clone(), "given more than once"));
@@ -185,6 +196,13 @@ impl QueryParams {
             return Err(ApiError::validation(errors));
         }
         Ok(Self { pairs })
+    }
+
+    /// The parameters whose name starts with `prefix`: (rest of the name, value).
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.pairs
+            .iter()
+            .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

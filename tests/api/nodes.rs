@@ -445,3 +445,33 @@ async fn one_node_delivers_each_event_once_and_another_takes_over_when_it_stops(
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }
+
+/// One variant created twenty-one times across three nodes at once, each time
+/// under its own SKU, is one product: the group's advisory lock orders the
+/// batches of every node, and the unique index stands behind the rule.
+#[actix_web::test]
+async fn one_variant_created_across_nodes_at_once_is_one_product() {
+    let nodes = spawn_nodes(3).await;
+    for round in 0..3 {
+        let replies = join_all((0..21).map(|i| {
+            let node = &nodes[i % 3];
+            node.post(
+                "/api/v1/products",
+                Some(&node.admin_token),
+                json!({"sku": format!("V{round}-{i}"), "name": "Tee", "price_cents": 100,
+                       "group": format!("tee-{round}"), "options": {"Size": "M"}}),
+            )
+        }))
+        .await;
+        let created = replies.iter().filter(|r| r.status == 201).count();
+        let taken = replies
+            .iter()
+            .filter(|r| r.status == 409 && r.body["type"] == "/problems/variant-exists")
+            .count();
+        assert_eq!((created, taken), (1, 20), "round {round}");
+        let listed = nodes[round % 3]
+            .get(&format!("/api/v1/products?group=tee-{round}"), None)
+            .await;
+        assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    }
+}

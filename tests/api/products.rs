@@ -1,5 +1,7 @@
 //! Why one file: the catalog contract's tests (§2 and §7), read in the contract's order.
 
+use std::collections::BTreeSet;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -726,4 +728,215 @@ async fn categories_are_a_tree_with_subtree_counts() {
             node("Kitchen > Socks?", json!("Kitchen"), 2, 1),
         ]
     );
+}
+
+/// Contract §7's variants: a product of a group carries its options (in the
+/// order written); two active products of one group with the same values (case
+/// aside) are a 409 `variant-exists`, other option names a 422, options without a
+/// group a 422; archiving or leaving the group frees the values; `?group=` and
+/// `option.NAME=` filter the list.
+#[actix_web::test]
+async fn the_variants_of_a_group_are_distinct_and_filterable() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    let tee = |sku: &str, size: &str, color: &str| {
+        json!({"sku": sku, "name": "Tee", "price_cents": 1500, "group": "tee",
+               "options": {"Size": size, "Color": color}})
+    };
+    for (sku, size, color) in [
+        ("TEE-S-B", "S", "Black"),
+        ("TEE-M-B", "M", "Black"),
+        ("TEE-M-W", "M", "White"),
+    ] {
+        app.post("/api/v1/products", t, tee(sku, size, color))
+            .await
+            .assert_status(201);
+    }
+    let shown = app.get("/api/v1/products/TEE-M-W", None).await;
+    assert_eq!(shown.body["group"], "tee");
+    let options: Vec<(&String, &Value)> =
+        shown.body["options"].as_object().unwrap().iter().collect();
+    assert_eq!(options.len(), 2);
+    assert_eq!(
+        shown.body["options"],
+        json!({"Size": "M", "Color": "White"})
+    );
+    assert_eq!(
+        app.get("/api/v1/products/TEE-S-B", None).await.body["options"]["Size"],
+        "S"
+    );
+    // The same values, in another case and order: taken.
+    let dup = app
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"sku": "TEE-DUP", "name": "Tee", "price_cents": 1500,
+            "group": "tee", "options": {"color": "BLACK", "size": "m"}}),
+        )
+        .await;
+    dup.assert_status(409);
+    assert_eq!(dup.body["type"], "/problems/variant-exists", "{}", dup.body);
+    assert!(
+        dup.body["detail"].as_str().unwrap().contains("TEE-M-B"),
+        "{}",
+        dup.body
+    );
+    // Other option names than the group's.
+    app.post(
+        "/api/v1/products",
+        t,
+        json!({"sku": "TEE-X", "name": "Tee", "price_cents": 1500,
+            "group": "tee", "options": {"Size": "XL"}}),
+    )
+    .await
+    .assert_invalid("options");
+    // Options outside a group; a handle that is not one; four options.
+    app.post(
+        "/api/v1/products",
+        t,
+        json!({"sku": "LONE", "name": "x", "price_cents": 1, "options": {"Size": "M"}}),
+    )
+    .await
+    .assert_invalid("options");
+    app.post(
+        "/api/v1/products",
+        t,
+        json!({"sku": "LONE", "name": "x", "price_cents": 1, "group": "Tee Shirts"}),
+    )
+    .await
+    .assert_invalid("group");
+    app.post(
+        "/api/v1/products",
+        t,
+        json!({"sku": "LONE", "name": "x", "price_cents": 1, "group": "g",
+            "options": {"a": "1", "b": "2", "c": "3", "d": "4"}}),
+    )
+    .await
+    .assert_invalid("options");
+    // A replace onto another variant's values is refused; onto its own, fine.
+    let put = |values: Value| json!({"name": "Tee", "price_cents": 1600, "group": "tee", "options": values});
+    app.call(
+        Method::PUT,
+        "/api/v1/products/TEE-M-W",
+        t,
+        Some(put(json!({"Size": "M", "Color": "Black"}))),
+    )
+    .await
+    .assert_status(409);
+    app.call(
+        Method::PUT,
+        "/api/v1/products/TEE-M-W",
+        t,
+        Some(put(json!({"Size": "M", "Color": "White"}))),
+    )
+    .await
+    .assert_status(200);
+    // Archived, its values are free again.
+    app.call(Method::DELETE, "/api/v1/products/TEE-M-B", t, None)
+        .await
+        .assert_status(204);
+    app.post("/api/v1/products", t, tee("TEE-M-B2", "M", "Black"))
+        .await
+        .assert_status(201);
+    // Leaving the group (a replace without one) frees them too.
+    app.call(
+        Method::PUT,
+        "/api/v1/products/TEE-S-B",
+        t,
+        Some(json!({"name": "Tee", "price_cents": 1500})),
+    )
+    .await
+    .assert_status(200);
+    app.post("/api/v1/products", t, tee("TEE-S-B2", "S", "Black"))
+        .await
+        .assert_status(201);
+    app.create_product("MUG-1", 900, 1).await.assert_status(201);
+    let skus = |path: String| {
+        let app = &app;
+        async move {
+            let r = app.get(&path, None).await;
+            r.assert_status(200);
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["sku"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        skus("/api/v1/products?group=tee".into()).await,
+        ["TEE-M-B2", "TEE-M-W", "TEE-S-B2"]
+    );
+    assert_eq!(
+        skus("/api/v1/products?option.size=m".into()).await,
+        ["TEE-M-B2", "TEE-M-W"]
+    );
+    assert_eq!(
+        skus("/api/v1/products?group=tee&option.Size=M&option.COLOR=white&sort=price".into()).await,
+        ["TEE-M-W"]
+    );
+    assert!(skus("/api/v1/products?group=mug".into()).await.is_empty());
+    app.get("/api/v1/products?group=Not%20A%20Handle", None)
+        .await
+        .assert_invalid("group");
+    app.get("/api/v1/products?option.size=m&option.SIZE=l", None)
+        .await
+        .assert_status(422);
+    app.get("/api/v1/products?colour=red", None)
+        .await
+        .assert_invalid("colour");
+    let report = app.verify_ledger().await;
+    assert_eq!(report["problems"], json!([]), "{report}");
+}
+
+/// Twenty creates of one variant at once (each its own SKU) make one product,
+/// and twenty of one new group with two sets of option names make a group of
+/// one set: the rule runs in the ledger's transaction, where the batch sees its
+/// own writes (and, on PostgreSQL, holds the group's lock).
+#[actix_web::test]
+async fn twenty_creates_of_one_variant_at_once_make_one_product() {
+    let app = spawn_app().await;
+    let t = Some(app.admin_token.as_str());
+    let replies = futures_util::future::join_all((0..20).map(|i| {
+        app.post(
+            "/api/v1/products",
+            t,
+            json!({"sku": format!("RACE-{i}"), "name": "Race",
+            "price_cents": 100, "group": "race", "options": {"Size": "M"}}),
+        )
+    }))
+    .await;
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    let taken = replies
+        .iter()
+        .filter(|r| r.status == 409 && r.body["type"] == "/problems/variant-exists")
+        .count();
+    assert_eq!((created, taken), (1, 19));
+    let replies = futures_util::future::join_all((0..20).map(|i| {
+        let name = if i % 2 == 0 { "Size" } else { "Color" };
+        app.post(
+            "/api/v1/products",
+            t,
+            json!({"sku": format!("MIX-{i}"), "name": "Mix",
+            "price_cents": 100, "group": "mix", "options": {name: format!("v{i}")}}),
+        )
+    }))
+    .await;
+    let group = app.get("/api/v1/products?group=mix&limit=50", None).await;
+    let items = group.body["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        replies.iter().filter(|r| r.status == 201).count()
+    );
+    let names: BTreeSet<Vec<String>> = items
+        .iter()
+        .map(|p| p["options"].as_object().unwrap().keys().cloned().collect())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "one set of option names in a group: {names:?}"
+    );
+    assert!(replies.iter().all(|r| r.status == 201 || r.status == 422));
 }

@@ -7,12 +7,15 @@
 use actix::{Actor, Context, Handler, Message};
 use redb::{ReadTransaction, ReadableDatabase};
 
+use super::groups::{GetGroup, Group};
+use super::tables::members_of;
 use super::tree::{CategoryNode, CategoryTree};
 use super::{CatalogError, ListCursor, Product, ProductQuery};
 use crate::common::{Page, StoreError};
 use crate::domain::Sku;
 use crate::mailbox::{Ping, Stop};
 use crate::store::Store;
+use crate::store::tables::GROUP_MEMBERS;
 
 /// Serves every catalog read.
 pub struct Catalog {
@@ -45,6 +48,19 @@ impl Handler<GetProduct> for Catalog {
     type Result = Result<Option<Product>, StoreError>;
     fn handle(&mut self, msg: GetProduct, _: &mut Self::Context) -> Self::Result {
         super::query::read_product(&self.read()?, &msg.sku)
+    }
+}
+
+impl Handler<GetGroup> for Catalog {
+    type Result = Result<Option<Group>, StoreError>;
+    fn handle(&mut self, msg: GetGroup, _: &mut Self::Context) -> Self::Result {
+        let txn = self.read()?;
+        let members = members_of(&txn.open_table(GROUP_MEMBERS)?, &msg.handle)?;
+        let mut variants = Vec::with_capacity(members.len());
+        for sku in &members {
+            variants.extend(super::query::read_product(&txn, sku)?);
+        }
+        Ok(Group::of(msg.handle, variants))
     }
 }
 

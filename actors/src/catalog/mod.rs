@@ -7,7 +7,8 @@
 //! - [`actor`]: the catalog actor, a pool of readers;
 //! - [`cache`]: recently read products' response bytes, forgotten by the
 //!   ledger's commits;
-//! - [`tree`]: the category tree, paged from per-path counts (both backends).
+//! - [`tree`]: the category tree, paged from per-path counts (both backends);
+//! - [`groups`]: a variant group summed up from its products (both backends).
 //!
 //! Stock is not part of a product row: it belongs to the ledger, and a product is
 //! shown with the stock level read from the ledger's table in the same read
@@ -17,6 +18,7 @@
 
 pub mod actor;
 pub mod cache;
+pub mod groups;
 pub mod query;
 pub mod tables;
 pub mod tree;
@@ -31,6 +33,7 @@ use crate::domain::{
 
 pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
 pub use cache::{ProductCache, Touched};
+pub use groups::{GetGroup, Group, GroupOption};
 pub use query::{list_products, read_product};
 pub use tables::{CatalogTables, Upsert};
 pub use tree::{CategoryNode, CategoryTree};
@@ -153,7 +156,26 @@ pub enum CatalogError {
     #[error("stock would be above the maximum")]
     StockAboveMax,
     #[error(transparent)]
+    Variant(#[from] VariantConflict),
+    #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a product cannot stand in its variant group as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VariantConflict {
+    /// Another active product of the group has the same option values.
+    #[error("product {holder} of group {group} has the same option values")]
+    Exists { group: GroupHandle, holder: Sku },
+    /// The group's other products have other option names.
+    #[error("the products of group {group} have the options {expected:?}")]
+    OptionNames {
+        group: GroupHandle,
+        expected: Vec<String>,
+    },
+    /// The group has its most products already.
+    #[error("group {group} already has {max} products", max = crate::limits::GROUP_VARIANTS_MAX)]
+    Full { group: GroupHandle },
 }
 
 crate::common::lift_redb_errors!(CatalogError);
@@ -184,6 +206,10 @@ pub struct ProductQuery {
     pub category: Option<String>,
     /// Lower-case text the lower-cased name must contain.
     pub name_contains: Option<String>,
+    /// Only the products of this variant group.
+    pub group: Option<GroupHandle>,
+    /// Option values the product must have, as `Options::values_key` folds them.
+    pub options: Vec<(String, String)>,
     pub min_price: Option<u64>,
     pub max_price: Option<u64>,
     pub in_stock: bool,

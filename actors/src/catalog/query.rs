@@ -247,6 +247,10 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
             || q.category
                 .as_deref()
                 .is_some_and(|c| !row.category.is_within(c))
+            || q.group
+                .as_ref()
+                .is_some_and(|g| row.attributes.group.as_ref() != Some(g))
+            || !has_options(&row, &q.options)
             || q.name_contains
                 .as_deref()
                 .is_some_and(|t| !row.name.key().contains(t))
@@ -265,6 +269,15 @@ impl<S: ReadableTable<&'static str, (u64, u64)>> Lister<'_, S> {
             .map_err(|_| StoreError::Corrupt(format!("stored SKU {sku:?} is not a valid SKU")))?;
         Ok(Some(Product { sku, row, stock }))
     }
+}
+
+/// Whether `row` has every one of `wanted` (folded name and value pairs).
+fn has_options(row: &ProductRow, wanted: &[(String, String)]) -> bool {
+    if wanted.is_empty() {
+        return true;
+    }
+    let have = row.attributes.options.values_key();
+    wanted.iter().all(|pair| have.contains(pair))
 }
 
 pub(crate) fn cursor_of(sort: ProductSort, p: &Product) -> ListCursor {

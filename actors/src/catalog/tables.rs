@@ -7,10 +7,10 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::cache::Touched;
 use super::{ProductDraft, ProductRow};
 use crate::common::{StoreError, codec};
-use crate::domain::{Sku, Timestamp};
+use crate::domain::{GroupHandle, Sku, Timestamp};
 use crate::store::listing::{self, Index, ListingWriter};
 use crate::store::sorted::SortedWrites;
-use crate::store::tables::{CATEGORIES, PRODUCTS};
+use crate::store::tables::{CATEGORIES, GROUP_MEMBERS, PRODUCTS};
 
 /// The product tables, open in one write transaction.
 ///
@@ -22,6 +22,9 @@ pub struct CatalogTables<'txn> {
     products: Table<'txn, &'static str, &'static [u8]>,
     listings: ListingWriter<'txn>,
     categories: Table<'txn, &'static str, u64>,
+    /// Written through, not buffered: the rule that keeps a group's variants
+    /// distinct reads it between the writes of one transaction.
+    groups: Table<'txn, (&'static str, &'static str), ()>,
     changes: IndexChanges,
     /// SKUs whose row this transaction wrote (for the read cache).
     touched: Touched,
@@ -41,6 +44,7 @@ impl<'txn> CatalogTables<'txn> {
             products: txn.open_table(PRODUCTS)?,
             listings: ListingWriter::open(txn)?,
             categories: txn.open_table(CATEGORIES)?,
+            groups: txn.open_table(GROUP_MEMBERS)?,
             changes: IndexChanges::default(),
             touched: Touched::default(),
         })
@@ -77,6 +81,11 @@ impl<'txn> CatalogTables<'txn> {
         }
     }
 
+    /// The active products of `group`, by SKU.
+    pub fn group_members(&self, group: &GroupHandle) -> Result<Vec<Sku>, StoreError> {
+        members_of(&self.groups, group)
+    }
+
     /// Writes `row` for `sku`, keeping the listing indexes and category counts in
     /// step with whatever was there before.
     pub fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
@@ -96,6 +105,7 @@ impl<'txn> CatalogTables<'txn> {
         self.products.insert(sku.as_str(), encoded.as_slice())?;
         self.touched.note(sku);
         self.changes.note(sku, previous, row);
+        move_member(&mut self.groups, sku, previous, row)?;
         Ok(encoded)
     }
 
@@ -118,6 +128,7 @@ impl<'txn> CatalogTables<'txn> {
         rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         let mut writes = SortedWrites::default();
         let (products, changes, touched) = (&self.products, &mut self.changes, &mut self.touched);
+        let groups = &mut self.groups;
         let mut rows = rows.into_iter().peekable();
         while let Some((sku, draft)) = rows.next() {
             let key = sku.as_str().to_owned();
@@ -126,6 +137,12 @@ impl<'txn> CatalogTables<'txn> {
             let mut written: Option<ProductRow> = None;
             let mut next = Some(draft);
             while let Some(draft) = next {
+                // No rule checks a group here: a batch with a grouped row goes
+                // row by row (`ProductBatch::of`); a row may leave its group.
+                debug_assert!(
+                    draft.attributes.group.is_none(),
+                    "a grouped row in a bulk write"
+                );
                 let current = written.as_ref().or(stored.as_ref());
                 if let (_, Some(row)) = upsert_of(draft, current, at) {
                     changes.note(&sku, current, &row);
@@ -135,6 +152,7 @@ impl<'txn> CatalogTables<'txn> {
             }
             match (written, found) {
                 (Some(row), found) => {
+                    move_member(groups, &sku, stored.as_ref(), &row)?;
                     touched.note(&sku);
                     writes.write(key, codec::encode(&row), found.is_none());
                 }
@@ -206,6 +224,48 @@ impl IndexChanges {
             }
         }
     }
+}
+
+/// The SKUs `groups` holds for `group`, in order.
+pub(crate) fn members_of(
+    groups: &impl ReadableTable<(&'static str, &'static str), ()>,
+    group: &GroupHandle,
+) -> Result<Vec<Sku>, StoreError> {
+    let mut skus = Vec::new();
+    for entry in groups.range((group.as_str(), "")..)? {
+        let (key, _) = entry?;
+        let (g, sku) = key.value();
+        if g != group.as_str() {
+            break;
+        }
+        skus.push(
+            Sku::parse(sku)
+                .map_err(|_| StoreError::Corrupt(format!("group {g} holds {sku:?}, not a SKU")))?,
+        );
+    }
+    Ok(skus)
+}
+
+/// Moves `sku` between groups as writing `row` over `previous` does: an active
+/// product is in its group, an archived one in none.
+fn move_member(
+    groups: &mut Table<'_, (&'static str, &'static str), ()>,
+    sku: &Sku,
+    previous: Option<&ProductRow>,
+    row: &ProductRow,
+) -> Result<(), StoreError> {
+    let group = |r: &ProductRow| r.attributes.group.clone().filter(|_| !r.archived);
+    let (before, after) = (previous.and_then(group), group(row));
+    if before == after {
+        return Ok(());
+    }
+    if let Some(g) = before {
+        groups.remove((g.as_str(), sku.as_str()))?;
+    }
+    if let Some(g) = after {
+        groups.insert((g.as_str(), sku.as_str()), ())?;
+    }
+    Ok(())
 }
 
 /// Notes the removal of `before` and the arrival of `after`, or nothing when they

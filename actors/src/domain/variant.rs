@@ -39,6 +39,12 @@ impl GroupHandle {
     }
 }
 
+impl std::fmt::Display for GroupHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl TryFrom<String> for GroupHandle {
     type Error = InvalidValue;
     fn try_from(raw: String) -> Result<Self, InvalidValue> {

@@ -512,10 +512,13 @@ impl ProductBatch {
     /// The batch taken apart, or given back when it holds an inventory row or an
     /// order.
     pub fn of(batch: Batch) -> Result<Self, Batch> {
-        let only_products = batch
-            .pieces
-            .iter()
-            .all(|p| matches!(p.unit, Unit::Product { .. } | Unit::Rejected(_)));
+        // A row that puts a product in a variant group goes row by row: the rule
+        // that keeps a group's variants distinct reads between its writes.
+        let only_products = batch.pieces.iter().all(|p| match &p.unit {
+            Unit::Product { draft, .. } => draft.attributes.group.is_none(),
+            Unit::Rejected(_) => true,
+            Unit::Inventory { .. } | Unit::Order { .. } => false,
+        });
         if !only_products {
             return Err(batch);
         }

@@ -10,11 +10,13 @@ use super::rows::{LedgerRows, ProductRows};
 use super::rules::Rules;
 use crate::catalog::tables::{same_content, upsert_of};
 use crate::catalog::{
-    CatalogError, CatalogTables, Product, ProductDraft, ProductPatch, ProductRow, Upsert,
+    Attributes, CatalogError, CatalogTables, Product, ProductDraft, ProductPatch, ProductRow,
+    Upsert, VariantConflict,
 };
 use crate::common::{StoreError, codec};
-use crate::domain::{MovementKind, Sku, StockLevel, Timestamp};
+use crate::domain::{GroupHandle, MovementKind, Sku, StockLevel, Timestamp};
 use crate::events::{EventType, Subject};
+use crate::limits::GROUP_VARIANTS_MAX;
 
 /// Stock refused on a product write: storage errors stay themselves, a level past
 /// the cap is the catalog's `StockAboveMax`.
@@ -105,6 +107,16 @@ pub enum ProductCommand {
 }
 
 impl ProductCommand {
+    /// The variant group it puts its product in, if any (a patch never moves a
+    /// product between groups, an archive only takes it out).
+    pub fn group(&self) -> Option<&GroupHandle> {
+        match self {
+            Self::Create(m) => m.draft.attributes.group.as_ref(),
+            Self::Replace(m) => m.draft.attributes.group.as_ref(),
+            Self::Patch(_) | Self::Archive(_) => None,
+        }
+    }
+
     /// The product it writes.
     pub fn sku(&self) -> &Sku {
         match self {
@@ -130,6 +142,7 @@ pub fn apply<R: LedgerRows>(
             if catalog.product(&msg.sku)?.is_some() {
                 return Err(CatalogError::Exists(msg.sku.clone()));
             }
+            check_variant(catalog, &msg.sku, &msg.draft.attributes)?;
             catalog.upsert(&msg.sku, msg.draft, at)?;
             if let Some(level) = msg.stock {
                 book.set_level(&msg.sku, level, MovementKind::Receipt, Source::Api, at)
@@ -140,6 +153,7 @@ pub fn apply<R: LedgerRows>(
             Ok((product, true))
         }
         ProductCommand::Replace(msg) => {
+            check_variant(catalog, &msg.sku, &msg.draft.attributes)?;
             let outcome = catalog.upsert(&msg.sku, msg.draft, at)?;
             if let Some(level) = msg.stock {
                 let kind = if outcome == Upsert::Created {
@@ -173,6 +187,58 @@ pub fn apply<R: LedgerRows>(
             Ok((product, false))
         }
     }
+}
+
+/// Whether `sku` may stand in its variant group with `attributes`: the group's
+/// other active products have the same option names, none has the same values,
+/// and the group is not full. Both backends' product writes ask here first.
+fn check_variant(
+    catalog: &impl CatalogRows,
+    sku: &Sku,
+    attributes: &Attributes,
+) -> Result<(), CatalogError> {
+    let Some(group) = &attributes.group else {
+        return Ok(());
+    };
+    let others: Vec<Sku> = catalog
+        .group_members(group)?
+        .into_iter()
+        .filter(|s| s != sku)
+        .collect();
+    if others.len() >= GROUP_VARIANTS_MAX {
+        return Err(VariantConflict::Full {
+            group: group.clone(),
+        }
+        .into());
+    }
+    let (names, values) = (
+        attributes.options.names_key(),
+        attributes.options.values_key(),
+    );
+    for other in others {
+        let theirs = catalog
+            .product(&other)?
+            .filter(|r| !r.archived && r.attributes.group.as_ref() == Some(group))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("group {group} lists {other}, not an active member"))
+            })?
+            .attributes
+            .options;
+        if theirs.names_key() != names {
+            let expected = theirs.iter().map(|(name, _)| name.to_owned()).collect();
+            let group = group.clone();
+            return Err(VariantConflict::OptionNames { group, expected }.into());
+        }
+        if theirs.values_key() == values {
+            let group = group.clone();
+            return Err(VariantConflict::Exists {
+                group,
+                holder: other,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A patch: only the fields it names change; one that changes nothing writes

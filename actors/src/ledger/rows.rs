@@ -12,18 +12,23 @@
 use super::records::{IdempotencyRow, Level, MovementRow, OrderRow};
 use crate::catalog::{CatalogTables, ProductRow};
 use crate::common::StoreError;
-use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
+use crate::domain::{GroupHandle, IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventType, RowEvents, Subject};
 
 /// The catalog rows the ledger's rules read (price and name of a line, whether a
-/// SKU is archived).
+/// SKU is archived, the other variants of a product's group).
 pub trait ProductRows {
     fn product(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError>;
+    /// The active products of a variant group, by SKU.
+    fn group_members(&self, group: &GroupHandle) -> Result<Vec<Sku>, StoreError>;
 }
 
 impl ProductRows for CatalogTables<'_> {
     fn product(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError> {
         self.get(sku)
+    }
+    fn group_members(&self, group: &GroupHandle) -> Result<Vec<Sku>, StoreError> {
+        CatalogTables::group_members(self, group)
     }
 }
 

@@ -4,14 +4,16 @@
 //! from its lines, on one read snapshot, and lists each disagreement. An empty list
 //! is a proof, not a hope: the invariants are rechecked from the raw records.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::records::{MovementRow, OrderRow};
+use crate::catalog::ProductRow;
 use crate::common::{StoreError, codec};
+use crate::domain::Options;
 use crate::store::Store;
-use crate::store::tables::{MOVEMENTS, ORDERS, STOCK};
+use crate::store::tables::{GROUP_MEMBERS, MOVEMENTS, ORDERS, PRODUCTS, STOCK};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -58,7 +60,70 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         let (k, v) = entry?;
         check_order(&mut report, k.value(), &codec::decode(v.value())?);
     }
+    check_redb_groups(&txn, &mut report)?;
     Ok(report)
+}
+
+/// The variant groups of every active product, checked by [`check_groups`], and
+/// the group index (`GROUP_MEMBERS`) against them.
+fn check_redb_groups(txn: &ReadTransaction, report: &mut VerifyReport) -> Result<(), StoreError> {
+    let mut groups = Groups::new();
+    for entry in txn.open_table(PRODUCTS)?.iter()? {
+        let (k, v) = entry?;
+        let row: ProductRow = codec::decode(v.value())?;
+        if let (Some(group), false) = (row.attributes.group, row.archived) {
+            let sku = k.value().to_owned();
+            groups
+                .entry(group.as_str().to_owned())
+                .or_default()
+                .push((sku, row.attributes.options));
+        }
+    }
+    let mut indexed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in txn.open_table(GROUP_MEMBERS)?.iter()? {
+        let (k, _) = entry?;
+        let (group, sku) = k.value();
+        indexed
+            .entry(group.to_owned())
+            .or_default()
+            .push(sku.to_owned());
+    }
+    let rows: BTreeMap<String, Vec<String>> = groups
+        .iter()
+        .map(|(g, members)| (g.clone(), members.iter().map(|(s, _)| s.clone()).collect()))
+        .collect();
+    if rows != indexed {
+        report.problems.push(format!(
+            "the group index holds {indexed:?}, the active products {rows:?}"
+        ));
+    }
+    check_groups(report, &groups);
+    Ok(())
+}
+
+/// Active products by variant group: (sku, options), by SKU.
+pub(crate) type Groups = BTreeMap<String, Vec<(String, Options)>>;
+
+/// Every product of a group has the group's option names, and no two the same
+/// values (the rule `check_variant` enforces on each write, rechecked here).
+pub(crate) fn check_groups(report: &mut VerifyReport, groups: &Groups) {
+    for (group, members) in groups {
+        let mut seen: BTreeMap<Vec<(String, String)>, &str> = BTreeMap::new();
+        let names = members.first().map(|(_, o)| o.names_key());
+        for (sku, options) in members {
+            if Some(options.names_key()) != names {
+                report.problems.push(format!(
+                    "group {group}: {sku} has the options {:?}, not {names:?}",
+                    options.names_key()
+                ));
+            }
+            if let Some(other) = seen.insert(options.values_key(), sku) {
+                report.problems.push(format!(
+                    "group {group}: {other} and {sku} have the same option values"
+                ));
+            }
+        }
+    }
 }
 
 /// Checks one SKU's stock row (`level`, `last_seq`) against its movements, oldest
@@ -131,5 +196,66 @@ pub(crate) fn check_order(report: &mut VerifyReport, id: u64, row: &OrderRow) {
             "order {id}: total is {} but its lines sum to {total}",
             row.total_cents
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Attributes, CatalogTables, ProductDraft};
+    use crate::domain::{Category, Cents, GroupHandle, ProductName, Sku, Timestamp};
+
+    fn variant(size: &str) -> ProductDraft {
+        ProductDraft {
+            attributes: Attributes {
+                group: Some(GroupHandle::parse("tee").unwrap()),
+                options: Options::parse([("Size", size)]).unwrap(),
+                ..Attributes::default()
+            },
+            name: ProductName::parse("Tee").unwrap(),
+            category: Category::uncategorized(),
+            description: None,
+            price: Cents::new(100).unwrap(),
+        }
+    }
+
+    /// Rows written past the rule (two variants with one size) and a group index
+    /// out of step with the rows are both reported; a clean group is not.
+    #[test]
+    fn verify_sees_a_repeated_variant_and_a_stale_group_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let write = |rows: &[(&str, &str)]| {
+            let txn = store.db().begin_write().unwrap();
+            {
+                let mut tables = CatalogTables::open(&txn).unwrap();
+                for (sku, size) in rows {
+                    let sku = Sku::parse(sku).unwrap();
+                    tables.upsert(&sku, variant(size), Timestamp(1)).unwrap();
+                }
+                tables.flush().unwrap();
+            }
+            txn.commit().unwrap();
+        };
+        write(&[("T-S", "S"), ("T-M", "M")]);
+        assert_eq!(verify(&store).unwrap().problems, Vec::<String>::new());
+        write(&[("T-M2", "m")]);
+        let problems = verify(&store).unwrap().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("T-M and T-M2 have the same option values"),
+            "{problems:?}"
+        );
+        let txn = store.db().begin_write().unwrap();
+        txn.open_table(GROUP_MEMBERS)
+            .unwrap()
+            .remove(("tee", "T-S"))
+            .unwrap();
+        txn.commit().unwrap();
+        let problems = verify(&store).unwrap().problems;
+        assert!(
+            problems.iter().any(|p| p.contains("the group index holds")),
+            "{problems:?}"
+        );
     }
 }

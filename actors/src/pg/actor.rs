@@ -13,7 +13,7 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, ResponseFuture}
 use super::ledger::{JobAnswer, JobCommand, PgLedger};
 use super::staged::{int, uint};
 use super::{Pool, client};
-use crate::catalog::{CatalogError, Product};
+use crate::catalog::{CatalogError, Product, ProductRow};
 use crate::common::{Page, StoreError, codec};
 use crate::domain::{OrderId, Timestamp};
 use crate::events::PurgeCutoffs;
@@ -25,7 +25,7 @@ use crate::ledger::records::{
     CheckoutError, Movement, MovementRow, Order, OrderError, OrderRow, Placed, StockError,
     orders_page,
 };
-use crate::ledger::verify::{VerifyReport, check_order, check_sku};
+use crate::ledger::verify::{Groups, VerifyReport, check_groups, check_order, check_sku};
 use crate::ledger::{
     AdjustStock, ArchiveProduct, ChangeStatus, CreateProduct, GetOrder, ListMovements, ListOrders,
     PatchProduct, PlaceOrder, ReplaceProduct, Shutdown, VerifyLedger,
@@ -320,6 +320,27 @@ async fn verify(pool: &Pool) -> Result<VerifyReport, StoreError> {
         let order = order_of(r.get(0), r.get(1))?;
         check_order(&mut report, order.id.0, &order.row);
     }
+    let mut groups = Groups::new();
+    for r in tx
+        .query(
+            "SELECT sku, group_handle, record FROM products \
+             WHERE group_handle IS NOT NULL AND NOT archived ORDER BY sku",
+            &[],
+        )
+        .await?
+    {
+        let (sku, column): (String, String) = (r.get(0), r.get(1));
+        let row: ProductRow = codec::decode(r.get::<_, &[u8]>(2))?;
+        let group = row.attributes.group.map(|g| g.as_str().to_owned());
+        if group.as_deref() != Some(column.as_str()) {
+            report
+                .problems
+                .push(format!("{sku}: group column {column:?}, record {group:?}"));
+        }
+        let members = groups.entry(column).or_default();
+        members.push((sku, row.attributes.options));
+    }
+    check_groups(&mut report, &groups);
     tx.commit().await?;
     Ok(report)
 }

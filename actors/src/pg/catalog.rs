@@ -14,8 +14,8 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::query::cursor_of;
 use crate::catalog::{
-    CatalogError, CategoryNode, GetProduct, ListCategories, ListCursor, ListProducts, Product,
-    ProductQuery, ProductRow, ProductSort,
+    CatalogError, CategoryNode, GetGroup, GetProduct, Group, ListCategories, ListCursor,
+    ListProducts, Product, ProductQuery, ProductRow, ProductSort,
 };
 use crate::common::{Page, StoreError, codec};
 use crate::domain::Sku;
@@ -65,6 +65,29 @@ impl Handler<GetProduct> for PgCatalog {
     }
 }
 
+impl Handler<GetGroup> for PgCatalog {
+    type Result = ResponseFuture<Result<Option<Group>, StoreError>>;
+    fn handle(&mut self, msg: GetGroup, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let db = client(&pool).await?;
+            let rows = db
+                .query(
+                    "SELECT p.sku, p.record, coalesce(s.units, 0) FROM products p \
+                     LEFT JOIN stock s ON s.sku = p.sku \
+                     WHERE p.group_handle = $1 AND NOT p.archived ORDER BY p.sku",
+                    &[&msg.handle.as_str()],
+                )
+                .await?;
+            let variants = rows
+                .iter()
+                .map(|r| product_of(r.get(0), r.get(1), r.get(2)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Group::of(msg.handle, variants))
+        })
+    }
+}
+
 /// A statement under construction: its text and its parameters, numbered as added.
 #[derive(Default)]
 struct Sql {
@@ -104,6 +127,19 @@ fn list_statement(query: &ProductQuery) -> Result<Sql, CatalogError> {
     if let Some(text) = &query.name_contains {
         let p = sql.param(text.clone());
         conditions.push(format!("strpos(p.name_key, {p}) > 0"));
+    }
+    if let Some(group) = &query.group {
+        let p = sql.param(group.as_str().to_owned());
+        conditions.push(format!("p.group_handle = {p}"));
+    }
+    if !query.options.is_empty() {
+        let wanted: serde_json::Map<String, serde_json::Value> = query
+            .options
+            .iter()
+            .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let p = sql.param(serde_json::Value::Object(wanted).to_string());
+        conditions.push(format!("p.options @> ({p}::text)::jsonb"));
     }
     if query.in_stock {
         conditions.push("coalesce(s.units, 0) > 0".to_owned());

@@ -38,13 +38,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Transaction};
 
 use super::jobs::{StagedCustomers, StagedJobs};
-use super::staged::{Staged, StagedProducts, int, uint};
+use super::staged::{Staged, int, uint};
+use super::staged_products::{StagedProducts, flush_products};
 use crate::catalog::{CatalogError, Product, ProductRow};
 use crate::common::{StoreError, codec};
 use crate::domain::JobId;
 use crate::domain::{
-    Currency, IdempotencyKey, OrderId, OrderRef, OrderStatus, Reason, Sku, StockDelta, Timestamp,
-    UserId,
+    Currency, GroupHandle, IdempotencyKey, OrderId, OrderRef, OrderStatus, Reason, Sku, StockDelta,
+    Timestamp, UserId,
 };
 use crate::events::RowEvents;
 use crate::inbox::jobs::{Job, JobRow, NewJob, Step};
@@ -473,6 +474,8 @@ struct Needs {
     new_jobs: i64,
     orders: BTreeSet<i64>,
     skus: BTreeSet<Sku>,
+    /// Variant groups a product joins or changes its options in.
+    groups: BTreeSet<GroupHandle>,
     keys: Vec<(UserId, IdempotencyKey)>,
     refs: Vec<OrderRef>,
     new_orders: i64,
@@ -494,6 +497,10 @@ impl Needs {
                 }
                 Command::Product(command, _) => {
                     needs.skus.insert(command.sku().clone());
+                    if let Some(group) = command.group() {
+                        needs.locks.insert(format!("g:{}", group.as_str()));
+                        needs.groups.insert(group.clone());
+                    }
                 }
             }
         }
@@ -564,6 +571,7 @@ async fn apply(
     let mut staged = Staged::new(settings.row_events, ids);
     read_orders(&tx, &mut needs, &mut staged).await?;
     let mut products = read_products(&tx, &needs.skus, &mut staged).await?;
+    read_groups(&tx, &needs.groups, &mut products).await?;
     read_keys(&tx, &needs.keys, &mut staged).await?;
     read_refs(&tx, std::mem::take(&mut needs.refs), &mut staged).await?;
     let customers = StagedCustomers::read(
@@ -587,7 +595,8 @@ async fn apply(
     let answers = place.run(batch)?;
     jobs.flush(&tx).await?;
     if !dry {
-        rules.rows.flush(&tx, &products).await?;
+        flush_products(&tx, &products).await?;
+        rules.rows.flush(&tx).await?;
     }
     commit(tx).await?;
     Ok(answers)
@@ -651,6 +660,38 @@ async fn read_orders(
 }
 
 /// Reads and locks the products and stock levels of `skus`, in SKU order.
+/// Reads the active products of the variant groups the batch writes into (the
+/// batch holds each group's lock, so no other batch changes who is in it).
+async fn read_groups(
+    tx: &Transaction<'_>,
+    groups: &BTreeSet<GroupHandle>,
+    products: &mut StagedProducts,
+) -> Result<(), StoreError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let handles: Vec<&str> = groups.iter().map(GroupHandle::as_str).collect();
+    for group in groups {
+        products.groups.insert(group.clone(), BTreeSet::new());
+    }
+    for row in tx
+        .query(
+            "SELECT group_handle, sku, record FROM products \
+             WHERE group_handle = ANY($1) AND NOT archived ORDER BY sku",
+            &[&handles],
+        )
+        .await?
+    {
+        let group = GroupHandle::parse(row.get(0))
+            .map_err(|e| StoreError::Corrupt(format!("a stored group handle {e}")))?;
+        let sku = stored_sku(row.get(1))?;
+        let product: ProductRow = codec::decode(row.get::<_, &[u8]>(2))?;
+        products.rows.entry(sku.clone()).or_insert(Some(product));
+        products.groups.entry(group).or_default().insert(sku);
+    }
+    Ok(())
+}
+
 async fn read_products(
     tx: &Transaction<'_>,
     skus: &BTreeSet<Sku>,

@@ -54,6 +54,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod schema;
 pub mod staged;
+pub mod staged_products;
 mod tls;
 pub mod users;
 pub mod webhooks;

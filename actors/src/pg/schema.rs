@@ -14,13 +14,26 @@ use tokio_postgres::Client;
 use crate::common::StoreError;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock migrations hold ("orderflo" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6f72_6465_7266_6c6f;
 
 /// Each version's statements, in order; a version is applied in one transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+
+/// Variant groups (contract §7): a product's group and its option values (case
+/// folded, as the filters compare them) beside its record. The unique index is
+/// the database's own guard behind the ledger's rule that two active products of
+/// a group never have the same values; the rule refuses first, with a 409.
+const V3: &str = "
+ALTER TABLE products ADD COLUMN group_handle text COLLATE \"C\",
+    ADD COLUMN options jsonb NOT NULL DEFAULT '{}';
+CREATE UNIQUE INDEX products_variant ON products (group_handle, options)
+    WHERE NOT archived AND group_handle IS NOT NULL;
+CREATE INDEX products_by_group ON products (group_handle, sku)
+    WHERE NOT archived AND group_handle IS NOT NULL;
+";
 
 /// Imports and the shared inbox: jobs (with the lease of the node running one),
 /// their kept rejects, the hashes of completed loads, and the claims that decide

@@ -2,23 +2,21 @@
 //! run, written back after, in a few set-based statements.
 //!
 //! [`crate::pg::ledger`] reads every row the batch's commands can touch (locked, in
-//! a fixed order), hands them to the rules as [`Staged`] and [`StagedProducts`]
+//! a fixed order), hands them to the rules as [`Staged`] and `StagedProducts`
 //! (which implement [`LedgerRows`] and [`ProductRows`]), and then [`Staged::flush`]
 //! writes what the rules wrote: one statement per table, however many orders. A
 //! read of a row that was not fetched is an error that abandons the batch, never a
 //! guess.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Transaction;
 
-use crate::catalog::ProductRow;
 use crate::common::{StoreError, codec};
 use crate::domain::{IdempotencyKey, OrderId, OrderRef, Sku, Timestamp, UserId};
 use crate::events::{EventRow, EventType, RowEvents, Subject};
-use crate::ledger::products::CatalogRows;
 use crate::ledger::records::{IdempotencyRow, Level, MovementRow, OrderRow};
-use crate::ledger::rows::{LedgerRows, ProductRows};
+use crate::ledger::rows::LedgerRows;
 
 /// A stored number as PostgreSQL's `bigint`.
 pub(crate) fn int(v: u64) -> Result<i64, StoreError> {
@@ -30,41 +28,8 @@ pub(crate) fn uint(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative stored number {v}")))
 }
 
-fn not_read(what: &str, key: impl std::fmt::Display) -> StoreError {
+pub(crate) fn not_read(what: &str, key: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what} {key} was not read for this batch"))
-}
-
-/// The products a batch's commands name, as read (locked for share).
-#[derive(Debug, Default)]
-pub struct StagedProducts {
-    /// `None`: read and absent.
-    pub rows: HashMap<Sku, Option<ProductRow>>,
-    /// Products written by the batch, in the order written.
-    pub(crate) written: BTreeMap<Sku, ProductRow>,
-}
-
-impl StagedProducts {
-    /// Writes a product row (created or replaced).
-    pub fn put(&mut self, sku: &Sku, row: ProductRow) {
-        self.rows.insert(sku.clone(), Some(row.clone()));
-        self.written.insert(sku.clone(), row);
-    }
-}
-
-impl CatalogRows for StagedProducts {
-    fn put(&mut self, sku: &Sku, row: &ProductRow) -> Result<(), StoreError> {
-        StagedProducts::put(self, sku, row.clone());
-        Ok(())
-    }
-}
-
-impl ProductRows for StagedProducts {
-    fn product(&self, sku: &Sku) -> Result<Option<ProductRow>, StoreError> {
-        self.rows
-            .get(sku)
-            .cloned()
-            .ok_or_else(|| not_read("product", sku))
-    }
 }
 
 /// Whether an order was read or is new in this batch.
@@ -127,13 +92,9 @@ impl Staged {
     /// Writes what the rules wrote, one statement per table, the event counter
     /// last (it is the one row every node's batch locks: held from here to the
     /// commit, it orders the commits that write events), then notifies the last
-    /// seq taken, if any event was written.
-    pub async fn flush(
-        self,
-        tx: &Transaction<'_>,
-        products: &StagedProducts,
-    ) -> Result<(), StoreError> {
-        flush_products(tx, products).await?;
+    /// seq taken, if any event was written. The products the batch wrote go
+    /// first ([`crate::pg::staged_products::flush_products`]).
+    pub async fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         self.flush_levels(tx).await?;
         self.flush_movements(tx).await?;
         self.flush_orders(tx).await?;
@@ -447,52 +408,4 @@ impl LedgerRows for Staged {
         self.events.push((kind, subject, record, at));
         Ok(())
     }
-}
-
-/// The product rows the batch wrote, in one upsert.
-async fn flush_products(tx: &Transaction<'_>, products: &StagedProducts) -> Result<(), StoreError> {
-    if products.written.is_empty() {
-        return Ok(());
-    }
-    let mut skus = Vec::new();
-    let mut names = Vec::new();
-    let mut name_keys = Vec::new();
-    let mut categories = Vec::new();
-    let mut category_keys = Vec::new();
-    let mut prices = Vec::new();
-    let mut archived = Vec::new();
-    let mut records = Vec::new();
-    for (sku, row) in &products.written {
-        skus.push(sku.as_str());
-        names.push(row.name.as_str());
-        name_keys.push(row.name.key());
-        categories.push(row.category.as_str());
-        category_keys.push(row.category.key());
-        prices.push(int(row.price.get())?);
-        archived.push(row.archived);
-        records.push(codec::encode(row));
-    }
-    tx.execute(
-        "INSERT INTO products \
-         (sku, name, name_key, category, category_key, price_cents, archived, record) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-         $5::text[], $6::int8[], $7::bool[], $8::bytea[]) \
-         ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, \
-         name_key = EXCLUDED.name_key, category = EXCLUDED.category, \
-         category_key = EXCLUDED.category_key, \
-         price_cents = EXCLUDED.price_cents, archived = EXCLUDED.archived, \
-         record = EXCLUDED.record",
-        &[
-            &skus,
-            &names,
-            &name_keys,
-            &categories,
-            &category_keys,
-            &prices,
-            &archived,
-            &records,
-        ],
-    )
-    .await?;
-    Ok(())
 }

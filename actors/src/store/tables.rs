@@ -44,6 +44,8 @@ pub mod legacy {
 }
 /// category → number of active products in it.
 pub const CATEGORIES: TableDefinition<&str, u64> = TableDefinition::new("categories");
+/// (variant group handle, sku) → () for each active product of a group.
+pub const GROUP_MEMBERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("group_members");
 
 /// sku → (units on hand, seq of the last movement). Owned by the ledger.
 pub const STOCK: TableDefinition<&str, (u64, u64)> = TableDefinition::new("stock");
@@ -152,6 +154,7 @@ pub fn every_table(v: &mut impl TableVisitor) -> Result<(), StoreError> {
     v.visit(LISTING_RUNS)?;
     v.visit(LISTING_META)?;
     v.visit(CATEGORIES)?;
+    v.visit(GROUP_MEMBERS)?;
     v.visit(STOCK)?;
     v.visit(MOVEMENTS)?;
     v.visit(ORDERS)?;
