@@ -482,6 +482,7 @@ fn products_batch(names: &[&str]) -> Batch {
             .iter()
             .map(|n| Piece {
                 unit: Unit::Product {
+                    grouped: None,
                     sku: sku(n),
                     draft: ProductDraft {
                         attributes: Default::default(),

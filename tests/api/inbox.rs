@@ -667,3 +667,61 @@ async fn a_products_file_carries_weight_tax_class_and_barcode() {
         (Some(0), Some("standard"), None)
     );
 }
+
+/// A products file with contract §7's group and option columns: variants load
+/// into their group; a row repeating a variant's values (also within the file),
+/// one with other option names than its group, options without a group, a name
+/// without its value and a handle that is not one are rejects with their own
+/// codes and the line they came from; a row without a group takes its product
+/// out of the group, freeing its values for a row after it.
+#[actix_web::test]
+async fn a_products_file_puts_variants_in_groups_and_refuses_repeats() {
+    let app = spawn_app().await;
+    app.drop_file(
+        "products_variants.csv",
+        b"sku,name,price,group,option1_name,option1_value,option2_name,option2_value\n\
+          TEE-S-B,Tee,19.00,tee,Size,S,Color,Black\n\
+          TEE-M-B,Tee,19.00,tee,Size,M,Color,Black\n\
+          TEE-DUP,Tee,19.00,tee,color,black,size,m\n\
+          TEE-X,Tee,19.00,tee,Size,XL,,\n\
+          LONE-1,Lone,1.00,,Size,M,,\n\
+          HALF-1,Half,1.00,half,Size,,,\n\
+          BAD-G,Bad,1.00,Not A Handle,,,,\n\
+          TEE-M-B,Tee,19.00,,,,,\n\
+          TEE-M-B2,Tee,19.00,tee,Size,M,Color,Black\n",
+    );
+    let job = app.job_for("products_variants.csv").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        job["rejects_by_reason"],
+        json!({"variant_exists": 1, "variant_options": 1, "invalid_options": 2, "invalid_group": 1}),
+        "{job}"
+    );
+    assert_eq!(
+        (job["rows_loaded"].as_u64(), job["rows_rejected"].as_u64()),
+        (Some(4), Some(5))
+    );
+    let rejects = app.rejects_of(&job).await;
+    let dup = rejects.iter().find(|r| r["line"] == 4).unwrap();
+    assert!(dup["reason"].as_str().unwrap().contains("TEE-M-B"), "{dup}");
+    assert!(
+        dup["raw"].as_str().unwrap().starts_with("TEE-DUP,"),
+        "{dup}"
+    );
+    let group = app.get("/api/v1/groups/tee", None).await;
+    let mut skus: Vec<&str> = group.body["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
+    skus.sort();
+    assert_eq!(skus, ["TEE-M-B2", "TEE-S-B"]);
+    assert_eq!(app.product("TEE-M-B").await["group"], Value::Null);
+    assert_eq!(
+        app.product("TEE-S-B").await["options"],
+        json!({"Size": "S", "Color": "Black"})
+    );
+    let report = app.verify_ledger().await;
+    assert_eq!(report["problems"], json!([]), "{report}");
+}

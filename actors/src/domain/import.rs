@@ -45,6 +45,8 @@ pub enum RejectCode {
     InvalidWeight,
     InvalidTaxClass,
     InvalidBarcode,
+    InvalidGroup,
+    InvalidOptions,
     InvalidStock,
     InvalidOrderRef,
     InvalidCustomer,
@@ -63,6 +65,9 @@ pub enum RejectCode {
     InsufficientStock,
     DuplicateOrder,
     PriceMismatch,
+    VariantExists,
+    VariantOptions,
+    GroupFull,
 }
 
 impl RejectCode {
@@ -86,6 +91,8 @@ impl RejectCode {
             RejectCode::InvalidWeight => "invalid_weight",
             RejectCode::InvalidTaxClass => "invalid_tax_class",
             RejectCode::InvalidBarcode => "invalid_barcode",
+            RejectCode::InvalidGroup => "invalid_group",
+            RejectCode::InvalidOptions => "invalid_options",
             RejectCode::InvalidStock => "invalid_stock",
             RejectCode::InvalidOrderRef => "invalid_order_ref",
             RejectCode::InvalidCustomer => "invalid_customer",
@@ -103,6 +110,9 @@ impl RejectCode {
             RejectCode::InsufficientStock => "insufficient_stock",
             RejectCode::DuplicateOrder => "duplicate_order",
             RejectCode::PriceMismatch => "price_mismatch",
+            RejectCode::VariantExists => "variant_exists",
+            RejectCode::VariantOptions => "variant_options",
+            RejectCode::GroupFull => "group_full",
         }
     }
 }

@@ -18,7 +18,7 @@ use redb::ReadableTable;
 use super::jobs::{JobRow, JobRows, Step, advance};
 use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
-use crate::catalog::{ProductDraft, Upsert};
+use crate::catalog::{ProductDraft, Upsert, VariantConflict};
 use crate::common::StoreError;
 use crate::domain::{
     Cents, Currency, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel,
@@ -26,7 +26,7 @@ use crate::domain::{
 };
 use crate::events::{EventType, RowEvents, Subject};
 use crate::ledger::Tx;
-use crate::ledger::products::CatalogRows;
+use crate::ledger::products::{CatalogRows, variant_conflict};
 use crate::ledger::records::{CheckoutError, OrderRequest, Source, StockError};
 use crate::ledger::rows::LedgerRows;
 use crate::ledger::rules::Rules;
@@ -50,6 +50,10 @@ pub enum Unit {
         sku: Sku,
         draft: ProductDraft,
         stock: Option<StockLevel>,
+        /// Line and text of a row that puts its product in a variant group,
+        /// which the group's rule may still refuse; `None` for every other row,
+        /// which the load never refuses (no copy of the text kept).
+        grouped: Option<Box<(u64, String)>>,
     },
     Inventory {
         line: u64,
@@ -147,7 +151,16 @@ impl Group {
 /// rejected row without a usable order reference.
 fn single_piece(outcome: Result<Row, Failed>, line: u64, raw: impl FnOnce() -> String) -> Piece {
     let unit = match outcome {
-        Ok(Row::Product { sku, draft, stock }) => Unit::Product { sku, draft, stock },
+        Ok(Row::Product { sku, draft, stock }) => Unit::Product {
+            grouped: draft
+                .attributes
+                .group
+                .is_some()
+                .then(|| Box::new((line, raw()))),
+            sku,
+            draft,
+            stock,
+        },
         Ok(Row::Inventory { sku, stock }) => Unit::Inventory {
             line,
             raw: raw(),
@@ -530,7 +543,9 @@ impl ProductBatch {
         };
         for piece in batch.pieces {
             match piece.unit {
-                Unit::Product { sku, draft, stock } => {
+                Unit::Product {
+                    sku, draft, stock, ..
+                } => {
                     if let Some(level) = stock {
                         out.levels.push((sku.clone(), level));
                     }
@@ -590,10 +605,23 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
     let applied = batch.nothing_applied();
     for piece in batch.pieces {
         match piece.unit {
-            Unit::Product { sku, draft, stock } => {
-                target.product(sku, draft, stock, source)?;
-                loaded += 1;
-            }
+            Unit::Product {
+                sku,
+                draft,
+                stock,
+                grouped,
+            } => match target.product(sku, draft, stock, source)? {
+                Ok(()) => loaded += 1,
+                Err((code, reason)) => {
+                    let (line, raw) = *grouped.expect("only a grouped row is refused");
+                    rejects.push(Reject {
+                        line,
+                        code,
+                        reason,
+                        raw,
+                    });
+                }
+            },
             Unit::Inventory {
                 line,
                 raw,
@@ -633,14 +661,23 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
 
 impl<C: CatalogRows, R: LedgerRows, U: Customers> Target<'_, C, R, U> {
     /// A product row: upserted, its stock set if the row gives one, announced
-    /// per row if the ledger reports rows.
+    /// per row if the ledger reports rows; refused (code and reason) when its
+    /// variant group does not take it.
     fn product(
         &mut self,
         sku: Sku,
         draft: ProductDraft,
         stock: Option<StockLevel>,
         source: Source,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), (RejectCode, String)>, StoreError> {
+        if let Some(conflict) = variant_conflict(self.catalog, &sku, &draft.attributes)? {
+            let code = match conflict {
+                VariantConflict::Exists { .. } => RejectCode::VariantExists,
+                VariantConflict::OptionNames { .. } => RejectCode::VariantOptions,
+                VariantConflict::Full { .. } => RejectCode::GroupFull,
+            };
+            return Ok(Err((code, conflict.to_string())));
+        }
         let (outcome, record) = upsert_row(self.catalog, &sku, draft, self.at)?;
         if let Some(level) = stock {
             set_stock(self.rules, &sku, level, source, self.at)?;
@@ -648,7 +685,7 @@ impl<C: CatalogRows, R: LedgerRows, U: Customers> Target<'_, C, R, U> {
         if self.rules.rows.row_events() == RowEvents::Rows {
             announce_row(self.rules, sku, stock, outcome, record, self.at)?;
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// An inventory row: the level set if the SKU is in the catalog (false if
@@ -925,6 +962,7 @@ mod tests {
                 .map(|(i, spec)| {
                     let unit = match *spec {
                         Some((sku, price, name, category, level)) => Unit::Product {
+                            grouped: None,
                             sku: Sku::parse(&format!("SKU-{sku}")).unwrap(),
                             draft: ProductDraft {
                                 attributes: Default::default(),

@@ -32,6 +32,22 @@ pub enum ProductColumn {
     WeightGrams,
     TaxClass,
     Barcode,
+    Group,
+    Option1Name,
+    Option1Value,
+    Option2Name,
+    Option2Value,
+    Option3Name,
+    Option3Value,
+}
+
+impl ProductColumn {
+    /// The (name, value) columns of each option, in order.
+    pub const OPTIONS: [(Self, Self); 3] = [
+        (Self::Option1Name, Self::Option1Value),
+        (Self::Option2Name, Self::Option2Value),
+        (Self::Option3Name, Self::Option3Value),
+    ];
 }
 
 impl Column for ProductColumn {
@@ -45,6 +61,13 @@ impl Column for ProductColumn {
         Self::WeightGrams,
         Self::TaxClass,
         Self::Barcode,
+        Self::Group,
+        Self::Option1Name,
+        Self::Option1Value,
+        Self::Option2Name,
+        Self::Option2Value,
+        Self::Option3Name,
+        Self::Option3Value,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -57,6 +80,13 @@ impl Column for ProductColumn {
             Self::WeightGrams => "weight_grams",
             Self::TaxClass => "tax_class",
             Self::Barcode => "barcode",
+            Self::Group => "group",
+            Self::Option1Name => "option1_name",
+            Self::Option1Value => "option1_value",
+            Self::Option2Name => "option2_name",
+            Self::Option2Value => "option2_value",
+            Self::Option3Name => "option3_name",
+            Self::Option3Value => "option3_value",
         }
     }
     fn required(self) -> bool {
@@ -78,7 +108,14 @@ impl Column for ProductColumn {
             | Self::Description
             | Self::WeightGrams
             | Self::TaxClass
-            | Self::Barcode => None,
+            | Self::Barcode
+            | Self::Group
+            | Self::Option1Name
+            | Self::Option1Value
+            | Self::Option2Name
+            | Self::Option2Value
+            | Self::Option3Name
+            | Self::Option3Value => None,
         }
     }
     fn invalid(self) -> RejectCode {
@@ -92,6 +129,13 @@ impl Column for ProductColumn {
             Self::WeightGrams => RejectCode::InvalidWeight,
             Self::TaxClass => RejectCode::InvalidTaxClass,
             Self::Barcode => RejectCode::InvalidBarcode,
+            Self::Group => RejectCode::InvalidGroup,
+            Self::Option1Name
+            | Self::Option1Value
+            | Self::Option2Name
+            | Self::Option2Value
+            | Self::Option3Name
+            | Self::Option3Value => RejectCode::InvalidOptions,
         }
     }
 }

@@ -14,9 +14,9 @@ pub use super::reject::{Reject, RejectCode};
 use super::schema::{Column, InventoryColumn, OrderColumn, ProductColumn};
 use crate::catalog::{Attributes, ProductDraft};
 use crate::domain::{
-    Barcode, Category, Cents, Currency, Description, Email, InvalidValue, OrderRef, PriceError,
-    ProductName, Quantity, Sku, StockLevel, TaxClass, Username, WeightGrams, parse_decimal_price,
-    parse_json_number_price,
+    Barcode, Category, Cents, Currency, Description, Email, GroupHandle, InvalidValue, Options,
+    OrderRef, PriceError, ProductName, Quantity, Sku, StockLevel, TaxClass, Username, WeightGrams,
+    parse_decimal_price, parse_json_number_price,
 };
 
 /// Who placed an imported order: a username or an email address.
@@ -224,7 +224,37 @@ fn attributes(r: &RawRecord) -> Check<Attributes> {
     if let Some(v) = r.get(P::Barcode) {
         attributes.barcode = Some(Barcode::parse(text(v)).map_err(invalid(P::Barcode))?);
     }
+    if let Some(v) = r.get(P::Group) {
+        attributes.group = Some(GroupHandle::parse(text(v)).map_err(invalid(P::Group))?);
+    }
+    attributes.options = options(r)?;
+    if attributes.group.is_none() && !attributes.options.is_empty() {
+        return Err((
+            RejectCode::InvalidOptions,
+            "options are only for a product of a `group`".to_owned(),
+        ));
+    }
     Ok(attributes)
+}
+
+/// The `optionN_name`/`optionN_value` pairs of a products row: a name needs its
+/// value and a value its name.
+fn options(r: &RawRecord) -> Check<Options> {
+    use ProductColumn as P;
+    let mut pairs = Vec::new();
+    for (name, value) in P::OPTIONS {
+        match (r.get(name), r.get(value)) {
+            (Some(n), Some(v)) => pairs.push((text(n), text(v))),
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err((
+                    RejectCode::InvalidOptions,
+                    format!("{} and {} go together", name.name(), value.name()),
+                ));
+            }
+        }
+    }
+    Options::parse(pairs).map_err(|e| (RejectCode::InvalidOptions, format!("options: {e}")))
 }
 
 fn inventory(r: &RawRecord) -> Check<Row> {

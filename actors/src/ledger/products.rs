@@ -189,16 +189,29 @@ pub fn apply<R: LedgerRows>(
     }
 }
 
-/// Whether `sku` may stand in its variant group with `attributes`: the group's
-/// other active products have the same option names, none has the same values,
-/// and the group is not full. Both backends' product writes ask here first.
+/// [`variant_conflict`] as the API's answer.
 fn check_variant(
     catalog: &impl CatalogRows,
     sku: &Sku,
     attributes: &Attributes,
 ) -> Result<(), CatalogError> {
+    match variant_conflict(catalog, sku, attributes)? {
+        Some(conflict) => Err(conflict.into()),
+        None => Ok(()),
+    }
+}
+
+/// What keeps `sku` from standing in its variant group with `attributes`, if
+/// anything: the group's other active products must have the same option names,
+/// none the same values, and the group must not be full. Every product write of
+/// both backends (the API's and the imports') asks here first.
+pub fn variant_conflict(
+    catalog: &impl ProductRows,
+    sku: &Sku,
+    attributes: &Attributes,
+) -> Result<Option<VariantConflict>, StoreError> {
     let Some(group) = &attributes.group else {
-        return Ok(());
+        return Ok(None);
     };
     let others: Vec<Sku> = catalog
         .group_members(group)?
@@ -206,10 +219,8 @@ fn check_variant(
         .filter(|s| s != sku)
         .collect();
     if others.len() >= GROUP_VARIANTS_MAX {
-        return Err(VariantConflict::Full {
-            group: group.clone(),
-        }
-        .into());
+        let group = group.clone();
+        return Ok(Some(VariantConflict::Full { group }));
     }
     let (names, values) = (
         attributes.options.names_key(),
@@ -224,21 +235,19 @@ fn check_variant(
             })?
             .attributes
             .options;
+        let group = group.clone();
         if theirs.names_key() != names {
             let expected = theirs.iter().map(|(name, _)| name.to_owned()).collect();
-            let group = group.clone();
-            return Err(VariantConflict::OptionNames { group, expected }.into());
+            return Ok(Some(VariantConflict::OptionNames { group, expected }));
         }
         if theirs.values_key() == values {
-            let group = group.clone();
-            return Err(VariantConflict::Exists {
+            return Ok(Some(VariantConflict::Exists {
                 group,
                 holder: other,
-            }
-            .into());
+            }));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A patch: only the fields it names change; one that changes nothing writes

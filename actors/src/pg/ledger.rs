@@ -498,8 +498,7 @@ impl Needs {
                 Command::Product(command, _) => {
                     needs.skus.insert(command.sku().clone());
                     if let Some(group) = command.group() {
-                        needs.locks.insert(format!("g:{}", group.as_str()));
-                        needs.groups.insert(group.clone());
+                        needs.add_group(group);
                     }
                 }
             }
@@ -521,6 +520,12 @@ impl Needs {
         self.new_orders += 1;
     }
 
+    /// A variant group the batch writes into: its lock, and its members to read.
+    fn add_group(&mut self, group: &GroupHandle) {
+        self.locks.insert(format!("g:{}", group.as_str()));
+        self.groups.insert(group.clone());
+    }
+
     fn add_job(&mut self, job: &JobCommand) {
         self.jobs.extend(job.job());
         match job {
@@ -537,7 +542,13 @@ impl Needs {
     fn add_load(&mut self, batch: &Batch) {
         for piece in &batch.pieces {
             match &piece.unit {
-                Unit::Product { sku, .. } | Unit::Inventory { sku, .. } => {
+                Unit::Product { sku, draft, .. } => {
+                    self.skus.insert(sku.clone());
+                    if let Some(group) = &draft.attributes.group {
+                        self.add_group(group);
+                    }
+                }
+                Unit::Inventory { sku, .. } => {
                     self.skus.insert(sku.clone());
                 }
                 Unit::Order {
