@@ -312,6 +312,28 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     assert_eq!(app.stock_of("CON-1").await, 13);
     screenshot(c, "stock-1280").await;
 
+    // Catalog: the category tree with subtree counts; a category lists its
+    // products, and a product's group opens with its options and variants.
+    for (sku, size) in [("CAT-TEE-S", "S"), ("CAT-TEE-M", "M")] {
+        app.post(
+            "/api/v1/products",
+            Some(&app.admin_token),
+            json!({"sku": sku, "name": "Console Tee", "price_cents": 1900, "stock": 3,
+                   "category": "Apparel > Tees", "group": "console-tee", "options": {"Size": size}}),
+        )
+        .await
+        .assert_status(201);
+    }
+    view(c, "catalog").await;
+    wait_text(c, "tr[data-category='Apparel'] td.num", "2").await;
+    click(c, Locator::Css("tr[data-category='Apparel > Tees']")).await;
+    wait_for(c, "#catalog-products tr[data-sku='CAT-TEE-M']").await;
+    click(c, Locator::Css("tr[data-sku='CAT-TEE-S'] button")).await;
+    wait_text(c, "[data-group='console-tee']", "Size: ").await;
+    wait_text(c, "[data-group='console-tee'] table", "CAT-TEE-M").await;
+    wait_text(c, "[data-group='console-tee']", "in stock").await;
+    screenshot(c, "catalog-1280").await;
+
     // Webhooks: the endpoint and its state; a disabled one is re-enabled, and a
     // test event to a receiver that is not there shows its failure.
     let hook_id = hook.body["id"].as_u64().unwrap();
@@ -360,7 +382,14 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
 
     // A phone: every view again.
     c.set_window_size(390, 844).await.unwrap();
-    for name in ["imports", "orders", "stock", "webhooks", "throughput"] {
+    for name in [
+        "imports",
+        "orders",
+        "stock",
+        "catalog",
+        "webhooks",
+        "throughput",
+    ] {
         view(c, name).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let overflow = c
