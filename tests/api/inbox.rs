@@ -725,3 +725,160 @@ async fn a_products_file_puts_variants_in_groups_and_refuses_repeats() {
     let report = app.verify_ledger().await;
     assert_eq!(report["problems"], json!([]), "{report}");
 }
+
+/// Shopify's own sample exports (`tests/fixtures/shopify`, real files): every
+/// handle is a group, continuation rows inherit the title, type and option names,
+/// image-only rows are skipped, `Default Title` means no options, and variants
+/// without a SKU get one from the handle and their values.
+#[actix_web::test]
+async fn a_real_shopify_export_loads_as_groups_of_variants() {
+    let app = spawn_app().await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/shopify");
+    for (name, file) in [
+        ("products_jewelery.csv", "jewelery.csv"),
+        ("products_apparel.csv", "apparel.csv"),
+    ] {
+        app.drop_file(name, &std::fs::read(format!("{fixtures}/{file}")).unwrap());
+        let job = app.job_for(name).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(job["rows_rejected"], 0, "{job}");
+    }
+    let jewelery = app.job_for("products_jewelery.csv").await;
+    // 41 records: 23 variants and 18 rows that only carry an image.
+    assert_eq!(
+        (
+            jewelery["rows_read"].as_u64(),
+            jewelery["rows_loaded"].as_u64()
+        ),
+        (Some(41), Some(23))
+    );
+    let chain = app.get("/api/v1/groups/chain-bracelet", None).await;
+    chain.assert_status(200);
+    assert_eq!(chain.body["name"], "7 Shakra Bracelet");
+    assert_eq!(chain.body["category"], "Bracelet");
+    // One batch creates both in the same millisecond: the group lists them, and
+    // the values, in SKU order (docs/decisions.md).
+    assert_eq!(
+        chain.body["options"],
+        json!([{"name": "Color", "values": ["Black", "Blue"]}])
+    );
+    let stock: Vec<(String, u64, u64)> = chain.body["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_owned(),
+                v["stock"].as_u64().unwrap(),
+                v["price_cents"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stock,
+        [
+            ("7 Shakra Bracelet".into(), 0, 4299),
+            ("7 Shakra Bracelet".into(), 1, 4299)
+        ]
+    );
+    let gem = app.get("/api/v1/groups/gemstone", None).await;
+    assert_eq!(
+        gem.body["options"],
+        json!([{"name": "Colour", "values": ["Blue", "Purple"]}])
+    );
+    let earrings = app.get("/api/v1/groups/boho-earrings", None).await;
+    let only = &earrings.body["variants"][0];
+    assert_eq!(
+        (only["options"].clone(), only["weight_grams"].clone()),
+        (json!({}), json!(28))
+    );
+    assert!(
+        only["sku"].as_str().unwrap().starts_with("boho-earrings-"),
+        "{only}"
+    );
+    let varsity = app.get("/api/v1/groups/classic-varsity-top", None).await;
+    assert_eq!(
+        varsity.body["options"],
+        json!([{"name": "Size", "values": ["Large", "Medium", "Small"]}])
+    );
+    assert_eq!(varsity.body["price_min_cents"], 6000);
+    let tree = app.get("/api/v1/categories", None).await;
+    let bracelet = tree
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "Bracelet")
+        .unwrap();
+    assert_eq!(bracelet["product_count"], 7, "{bracelet}");
+    let report = app.verify_ledger().await;
+    assert_eq!(report["problems"], json!([]), "{report}");
+}
+
+/// A messy export: a draft product and image rows are skipped, a barcode a
+/// spreadsheet mangled is left out, grams are rounded, the body's HTML becomes
+/// text, `Product Category` wins over `Type`, a repeated variant and a handle that
+/// is not one are rejects with their lines.
+#[actix_web::test]
+async fn a_messy_shopify_export_keeps_what_it_can() {
+    let app = spawn_app().await;
+    app.drop_file(
+        "products_shop.csv",
+        "Handle,Title,Body (HTML),Type,Product Category,Option1 Name,Option1 Value,Option2 Name,Option2 Value,\
+Variant SKU,Variant Grams,Variant Inventory Qty,Variant Price,Variant Barcode,Image Src,Status\n\
+tee,Tee,\"<p>Soft &amp; <b>warm</b></p>\",Shirts,Apparel > Tops > T-Shirts,Size,S,Color,Black,TEE-S-B,170.6,5,19.00,3.65275E+11,,active\n\
+tee,,,,,,M,,Black,TEE-M-B,170.4,-2,19.00,4006381333931,,\n\
+tee,,,,,,,,,,,,,,https://example.test/tee.jpg,\n\
+tee,,,,,,M,,black,TEE-M-B2,170,1,19.00,,,\n\
+draft-mug,Mug,,Kitchen,,Title,Default Title,,,MUG-1,300,4,9.00,,,draft\n\
+Bad Handle,Bad,,,,Title,Default Title,,,BAD-1,0,1,1.00,,,active\n"
+            .as_bytes(),
+    );
+    let job = app.job_for("products_shop.csv").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        (
+            job["rows_read"].as_u64(),
+            job["rows_loaded"].as_u64(),
+            job["rows_rejected"].as_u64()
+        ),
+        (Some(6), Some(2), Some(2)),
+        "{job}"
+    );
+    assert_eq!(
+        job["rejects_by_reason"],
+        json!({"variant_exists": 1, "invalid_group": 1}),
+        "{job}"
+    );
+    let s = app.product("TEE-S-B").await;
+    assert_eq!(s["description"], "Soft & warm");
+    assert_eq!(s["category"], "Apparel > Tops > T-Shirts");
+    assert_eq!(
+        (
+            s["weight_grams"].clone(),
+            s["barcode"].clone(),
+            s["stock"].clone()
+        ),
+        (json!(171), Value::Null, json!(5))
+    );
+    let m = app.product("TEE-M-B").await;
+    assert_eq!(
+        (
+            m["weight_grams"].clone(),
+            m["barcode"].clone(),
+            m["stock"].clone()
+        ),
+        (json!(170), json!("4006381333931"), json!(0))
+    );
+    assert_eq!(m["options"], json!({"Size": "M", "Color": "Black"}));
+    assert_eq!(m["name"], "Tee");
+    app.get("/api/v1/products/MUG-1", None)
+        .await
+        .assert_status(404);
+    let rejects = app.rejects_of(&job).await;
+    let lines: Vec<u64> = rejects
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [5, 7]);
+}

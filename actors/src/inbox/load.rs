@@ -67,6 +67,8 @@ pub enum Unit {
         lines: Vec<OrderLineIn>,
     },
     Rejected(Reject),
+    /// A record with nothing to load (`Row::Skipped`).
+    Skipped,
 }
 
 /// A unit with the number of file records it accounts for, and the failed order
@@ -167,6 +169,7 @@ fn single_piece(outcome: Result<Row, Failed>, line: u64, raw: impl FnOnce() -> S
             sku,
             stock,
         },
+        Ok(Row::Skipped) => Unit::Skipped,
         Err(f) => Unit::Rejected(f.reject),
         Ok(Row::OrderLine { .. }) => unreachable!("order lines have a reference"),
     };
@@ -529,7 +532,7 @@ impl ProductBatch {
         // that keeps a group's variants distinct reads between its writes.
         let only_products = batch.pieces.iter().all(|p| match &p.unit {
             Unit::Product { draft, .. } => draft.attributes.group.is_none(),
-            Unit::Rejected(_) => true,
+            Unit::Rejected(_) | Unit::Skipped => true,
             Unit::Inventory { .. } | Unit::Order { .. } => false,
         });
         if !only_products {
@@ -552,7 +555,7 @@ impl ProductBatch {
                     out.products.push((sku, draft));
                 }
                 Unit::Rejected(r) => out.rejects.push(r),
-                Unit::Inventory { .. } | Unit::Order { .. } => {}
+                Unit::Inventory { .. } | Unit::Order { .. } | Unit::Skipped => {}
             }
         }
         Ok(out)
@@ -650,6 +653,7 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
                 })),
             },
             Unit::Rejected(r) => rejects.push(r),
+            Unit::Skipped => {}
         }
     }
     Ok(Applied {

@@ -7,7 +7,8 @@
 //! 2. the runner creates a job ([`jobs`]) and runs the [`pipeline`]:
 //!    [`extract::inspect`] hashes it and checks its structure, then
 //!    [`extract`] → [`transform`] → [`load`] stream it into the ledger in batches,
-//!    each committed with the file's read position;
+//!    each committed with the file's read position (a products CSV whose header
+//!    is Shopify's export is read by [`shopify`]);
 //! 3. [`report`] writes `NAME.report.json` (and `NAME.rejects.csv`) and moves the
 //!    file to `processed/` or `failed/`.
 
@@ -22,8 +23,10 @@ pub mod reject;
 pub mod report;
 pub mod schema;
 pub mod settle;
+pub mod shopify;
 pub mod sniff;
 pub mod transform;
+pub mod values;
 pub mod watcher;
 
 // The inbox's front: what the web layer and the command line use.

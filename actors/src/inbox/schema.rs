@@ -19,6 +19,11 @@ pub trait Column: Copy + 'static {
     fn missing(self) -> Option<RejectCode>;
     /// The reject code when a value is not valid (prices have their own).
     fn invalid(self) -> RejectCode;
+    /// Whether a row that leaves it empty takes it from the first row of its
+    /// product (Shopify's continuation rows); no column of the plain formats does.
+    fn inherited(self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +258,140 @@ pub fn columns(kind: Kind) -> Vec<ColumnSpec> {
     }
 }
 
+/// The columns of Shopify's product export, in index order.
+pub fn shopify_columns() -> Vec<ColumnSpec> {
+    specs::<ShopifyColumn>()
+}
+
+/// The columns of Shopify's product CSV export that orderflow reads (contract §7);
+/// its other columns (vendor, tags, SEO, images…) are left alone. One product
+/// (a handle) is a first row with its title, body and options' names, and
+/// continuation rows that give only what differs: a variant, or an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShopifyColumn {
+    Handle,
+    Title,
+    Body,
+    ProductCategory,
+    Type,
+    Option1Name,
+    Option1Value,
+    Option2Name,
+    Option2Value,
+    Option3Name,
+    Option3Value,
+    VariantSku,
+    VariantPrice,
+    VariantInventoryQty,
+    VariantGrams,
+    VariantBarcode,
+    Status,
+}
+
+impl ShopifyColumn {
+    /// The (name, value) columns of each option, in order.
+    pub const OPTIONS: [(Self, Self); 3] = [
+        (Self::Option1Name, Self::Option1Value),
+        (Self::Option2Name, Self::Option2Value),
+        (Self::Option3Name, Self::Option3Value),
+    ];
+
+    /// Whether a header (lower-cased, trimmed names) is Shopify's export: it has
+    /// `Handle` and `Variant SKU` or `Variant Price`.
+    pub fn is_export(names: &[String]) -> bool {
+        let has = |n: &str| names.iter().any(|h| h == n);
+        has("handle") && (has("variant sku") || has("variant price"))
+    }
+}
+
+impl Column for ShopifyColumn {
+    const ALL: &'static [Self] = &[
+        Self::Handle,
+        Self::Title,
+        Self::Body,
+        Self::ProductCategory,
+        Self::Type,
+        Self::Option1Name,
+        Self::Option1Value,
+        Self::Option2Name,
+        Self::Option2Value,
+        Self::Option3Name,
+        Self::Option3Value,
+        Self::VariantSku,
+        Self::VariantPrice,
+        Self::VariantInventoryQty,
+        Self::VariantGrams,
+        Self::VariantBarcode,
+        Self::Status,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Handle => "handle",
+            Self::Title => "title",
+            Self::Body => "body (html)",
+            Self::ProductCategory => "product category",
+            Self::Type => "type",
+            Self::Option1Name => "option1 name",
+            Self::Option1Value => "option1 value",
+            Self::Option2Name => "option2 name",
+            Self::Option2Value => "option2 value",
+            Self::Option3Name => "option3 name",
+            Self::Option3Value => "option3 value",
+            Self::VariantSku => "variant sku",
+            Self::VariantPrice => "variant price",
+            Self::VariantInventoryQty => "variant inventory qty",
+            Self::VariantGrams => "variant grams",
+            Self::VariantBarcode => "variant barcode",
+            Self::Status => "status",
+        }
+    }
+    fn required(self) -> bool {
+        matches!(self, Self::Handle)
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn missing(self) -> Option<RejectCode> {
+        match self {
+            Self::Handle => Some(RejectCode::MissingGroup),
+            _ => None,
+        }
+    }
+    fn invalid(self) -> RejectCode {
+        match self {
+            Self::Handle => RejectCode::InvalidGroup,
+            Self::Title => RejectCode::InvalidName,
+            Self::Body => RejectCode::InvalidDescription,
+            Self::ProductCategory | Self::Type => RejectCode::InvalidCategory,
+            Self::Option1Name
+            | Self::Option1Value
+            | Self::Option2Name
+            | Self::Option2Value
+            | Self::Option3Name
+            | Self::Option3Value => RejectCode::InvalidOptions,
+            Self::VariantSku => RejectCode::InvalidSku,
+            Self::VariantPrice => RejectCode::PriceNotANumber,
+            Self::VariantInventoryQty => RejectCode::InvalidStock,
+            Self::VariantGrams => RejectCode::InvalidWeight,
+            Self::VariantBarcode => RejectCode::InvalidBarcode,
+            Self::Status => RejectCode::InvalidStatus,
+        }
+    }
+    fn inherited(self) -> bool {
+        matches!(
+            self,
+            Self::Title
+                | Self::Body
+                | Self::ProductCategory
+                | Self::Type
+                | Self::Option1Name
+                | Self::Option2Name
+                | Self::Option3Name
+                | Self::Status
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +406,7 @@ mod tests {
     #[test]
     fn every_column_sits_at_its_index() {
         check::<ProductColumn>();
+        check::<ShopifyColumn>();
         check::<OrderColumn>();
         check::<InventoryColumn>();
     }

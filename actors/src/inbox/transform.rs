@@ -6,17 +6,17 @@
 //! a row without a SKU gets one derived deterministically from its name, so
 //! importing the same file again updates rather than duplicates.
 
-use sha2::{Digest, Sha256};
-
-use super::extract::{RawRecord, Value};
+use super::extract::{Dialect, RawRecord};
 use super::naming::Kind;
 pub use super::reject::{Reject, RejectCode};
 use super::schema::{Column, InventoryColumn, OrderColumn, ProductColumn};
+use super::shopify;
+pub use super::values::derive_sku;
+use super::values::{Check, integer, invalid, price, required, text};
 use crate::catalog::{Attributes, ProductDraft};
 use crate::domain::{
-    Barcode, Category, Cents, Currency, Description, Email, GroupHandle, InvalidValue, Options,
-    OrderRef, PriceError, ProductName, Quantity, Sku, StockLevel, TaxClass, Username, WeightGrams,
-    parse_decimal_price, parse_json_number_price,
+    Barcode, Category, Cents, Currency, Description, Email, GroupHandle, Options, OrderRef,
+    ProductName, Quantity, Sku, StockLevel, TaxClass, Username, WeightGrams,
 };
 
 /// Who placed an imported order: a username or an email address.
@@ -45,6 +45,9 @@ pub enum Row {
         quantity: Quantity,
         unit_price: Option<Cents>,
     },
+    /// A record that holds nothing to load and nothing wrong (Shopify's image
+    /// rows, drafts): counted as read, neither loaded nor rejected.
+    Skipped,
 }
 
 /// A failed row of an orders file keeps its reference when it had a valid one, so
@@ -54,8 +57,6 @@ pub struct Failed {
     pub reject: Reject,
     pub order_ref: Option<OrderRef>,
 }
-
-type Check<T> = Result<T, (RejectCode, String)>;
 
 pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<Row, Failed> {
     if let Some(why) = record.unreadable() {
@@ -68,6 +69,11 @@ pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<R
         Reject::new(record.line, record.raw_text(), code, reason)
     };
     match kind {
+        Kind::Products if record.dialect() == Dialect::Shopify => shopify::row(record, currency)
+            .map_err(|e| Failed {
+                reject: fail(e),
+                order_ref: None,
+            }),
         Kind::Products => product(record, currency).map_err(|e| Failed {
             reject: fail(e),
             order_ref: None,
@@ -87,93 +93,6 @@ pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<R
             })
         }
     }
-}
-
-fn text(v: Value<'_>) -> &str {
-    match v {
-        Value::Text(t) | Value::Number(t) => t,
-    }
-}
-
-/// The value of a required column, or its `missing` reject.
-fn required<C: Column>(record: &RawRecord, col: C) -> Check<Value<'_>> {
-    record.get(col).ok_or_else(|| {
-        (
-            col.missing()
-                .expect("only required columns are asked for as required"),
-            format!("{} is missing", col.name()),
-        )
-    })
-}
-
-fn invalid<C: Column>(col: C) -> impl Fn(InvalidValue) -> (RejectCode, String) {
-    move |e| (col.invalid(), format!("{} {e}", col.name()))
-}
-
-fn price<C: Column>(v: Value<'_>, currency: Currency, col: C) -> Check<Cents> {
-    let parsed = match v {
-        Value::Text(t) => parse_decimal_price(t, currency),
-        Value::Number(n) => parse_json_number_price(n, currency),
-    };
-    parsed.map_err(|e| {
-        let code = match e {
-            PriceError::Empty => RejectCode::MissingPrice,
-            PriceError::NotANumber(_) => RejectCode::PriceNotANumber,
-            PriceError::Ambiguous(_) => RejectCode::PriceAmbiguous,
-            PriceError::TooPrecise { .. } => RejectCode::PriceTooPrecise,
-            PriceError::NotPositive(_) => RejectCode::PriceNotPositive,
-            PriceError::TooLarge(_) => RejectCode::PriceTooLarge,
-            PriceError::ForeignCurrency { .. } => RejectCode::PriceForeignCurrency,
-        };
-        let name = col.name();
-        (
-            code,
-            if name == "price" {
-                e.to_string()
-            } else {
-                e.to_string().replacen("price", name, 1)
-            },
-        )
-    })
-}
-
-/// A whole number, written as plain digits (an optional sign; no separators, no
-/// fraction).
-fn integer<C: Column>(v: Value<'_>, col: C) -> Check<i64> {
-    let t = text(v).trim();
-    let name = col.name();
-    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err((col.invalid(), format!("{name} '{t}' is not a whole number")));
-    }
-    t.parse::<i64>()
-        .map_err(|_| (col.invalid(), format!("{name} '{t}' is out of range")))
-}
-
-/// The SKU a product without one gets: a readable slug of its name and 8 hex digits
-/// of the SHA-256 of the name (lower-cased, trimmed), so equal names always map to
-/// the same SKU and different ones practically never collide.
-pub fn derive_sku(name: &ProductName) -> Sku {
-    let normalised = name.as_str().trim().to_lowercase();
-    let mut slug = String::new();
-    for c in normalised.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-        if slug.len() >= 40 {
-            break;
-        }
-    }
-    let slug = slug.trim_end_matches('-');
-    let slug = if slug.is_empty() { "item" } else { slug };
-    let hash = Sha256::digest(normalised.as_bytes());
-    let sku = format!(
-        "{slug}-{:02x}{:02x}{:02x}{:02x}",
-        hash[0], hash[1], hash[2], hash[3]
-    );
-    Sku::parse(&sku).expect("a slug and hex digits form a valid SKU")
 }
 
 fn product(r: &RawRecord, currency: Currency) -> Check<Row> {

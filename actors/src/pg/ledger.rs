@@ -559,7 +559,7 @@ impl Needs {
                     self.refs.push(order_ref.clone());
                     self.new_orders += 1;
                 }
-                Unit::Rejected(_) => {}
+                Unit::Rejected(_) | Unit::Skipped => {}
             }
         }
     }

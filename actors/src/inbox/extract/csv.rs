@@ -5,11 +5,11 @@ use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Body, Extractor, RawRecord, Unreadable};
+use super::{Body, Dialect, Extractor, RawRecord, Unreadable};
 use crate::inbox::failure::FileFailure;
 use crate::inbox::naming::Kind;
 use crate::inbox::reject::RejectCode;
-use crate::inbox::schema::columns;
+use crate::inbox::schema::{Column, ShopifyColumn, columns, shopify_columns};
 use crate::limits::{IMPORT_READ_BUFFER_BYTES, IMPORT_RECORD_BYTES_HARD_MAX, IMPORT_ROW_BYTES_MAX};
 
 /// The I/O error a [`GuardedReader`] fails a record with.
@@ -100,6 +100,11 @@ pub struct CsvExtractor {
     header_len: usize,
     delimiter: u8,
     record_start: Arc<AtomicU64>,
+    dialect: Dialect,
+    /// Shopify's export: the handle of the product being read and its first row,
+    /// which its continuation rows inherit from. Rebuilt from the file on a
+    /// resume, as the extractor reads (and skips) the committed records again.
+    product: Option<(String, Arc<csv::StringRecord>)>,
 }
 
 /// The delimiter among `,` `;` tab `|` that the header line uses most.
@@ -147,9 +152,18 @@ impl CsvExtractor {
             return Err(FileFailure::BlankHeader);
         }
         let names: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
+        let dialect = if kind == Kind::Products && ShopifyColumn::is_export(&names) {
+            Dialect::Shopify
+        } else {
+            Dialect::Plain
+        };
+        let wanted = match dialect {
+            Dialect::Plain => columns(kind),
+            Dialect::Shopify => shopify_columns(),
+        };
         let mut map = Vec::new();
         let mut missing = Vec::new();
-        for column in columns(kind) {
+        for column in wanted {
             let found: Vec<usize> = names
                 .iter()
                 .enumerate()
@@ -175,7 +189,26 @@ impl CsvExtractor {
             header_len: headers.len(),
             delimiter,
             record_start,
+            dialect,
+            product: None,
         })
+    }
+
+    /// The first row of `record`'s product when `record` continues it (Shopify's
+    /// export), remembering `record` as the first row of a new product.
+    fn first_of(&mut self, record: &csv::StringRecord) -> Option<Arc<csv::StringRecord>> {
+        if self.dialect != Dialect::Shopify {
+            return None;
+        }
+        let at = self.map[ShopifyColumn::Handle.index()]?;
+        let handle = record.get(at).unwrap_or_default().trim();
+        match &self.product {
+            Some((current, first)) if current == handle => Some(Arc::clone(first)),
+            _ => {
+                self.product = Some((handle.to_owned(), Arc::new(record.clone())));
+                None
+            }
+        }
     }
 }
 
@@ -224,6 +257,8 @@ impl Extractor for CsvExtractor {
                     record,
                     map: Arc::clone(&self.map),
                     delimiter: self.delimiter,
+                    first: None,
+                    dialect: self.dialect,
                 },
             };
             Body::Unreadable {
@@ -232,9 +267,11 @@ impl Extractor for CsvExtractor {
             }
         } else {
             Body::Csv {
+                first: self.first_of(&record),
                 record,
                 map: Arc::clone(&self.map),
                 delimiter: self.delimiter,
+                dialect: self.dialect,
             }
         };
         Ok(Some(RawRecord { line, body }))

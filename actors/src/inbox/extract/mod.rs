@@ -45,12 +45,24 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+/// Which columns a products file's header names: orderflow's own, or Shopify's
+/// export (`schema::ShopifyColumn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Plain,
+    Shopify,
+}
+
 #[derive(Debug, Clone)]
 pub(super) enum Body {
     Csv {
         record: ::csv::StringRecord,
         map: Arc<[Option<usize>]>,
         delimiter: u8,
+        /// Shopify's export: the first row of this record's product (handle),
+        /// when this is one of its continuation rows.
+        first: Option<Arc<::csv::StringRecord>>,
+        dialect: Dialect,
     },
     Json {
         values: Vec<Option<(bool, String)>>,
@@ -84,12 +96,23 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
-    /// The value of column `col` of the record's kind; empty text is absent.
+    /// The value of column `col` of the record's kind; empty text is absent. An
+    /// inherited column left empty on a continuation row is its first row's.
     pub fn get<C: Column>(&self, col: C) -> Option<Value<'_>> {
+        let inherited = col.inherited();
         let col = col.index();
         match &self.body {
-            Body::Csv { record, map, .. } => {
-                let text = record.get(map[col]?)?.trim();
+            Body::Csv {
+                record, map, first, ..
+            } => {
+                let own = record
+                    .get(map[col]?)
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty());
+                let text = match (own, first) {
+                    (None, Some(first)) if inherited => first.get(map[col]?)?.trim(),
+                    (own, _) => own?,
+                };
                 (!text.is_empty()).then_some(Value::Text(text))
             }
             Body::Json { values, .. } => match values.get(col)?.as_ref()? {
@@ -100,6 +123,25 @@ impl RawRecord {
                 }
             },
             Body::Unreadable { .. } => None,
+        }
+    }
+
+    /// The value this record itself gives for `col`, never inherited.
+    pub fn own<C: Column>(&self, col: C) -> Option<&str> {
+        match &self.body {
+            Body::Csv { record, map, .. } => record
+                .get(map[col.index()]?)
+                .map(str::trim)
+                .filter(|t| !t.is_empty()),
+            Body::Json { .. } | Body::Unreadable { .. } => None,
+        }
+    }
+
+    /// Whose columns the record's file has.
+    pub fn dialect(&self) -> Dialect {
+        match &self.body {
+            Body::Csv { dialect, .. } => *dialect,
+            Body::Json { .. } | Body::Unreadable { .. } => Dialect::Plain,
         }
     }
 
