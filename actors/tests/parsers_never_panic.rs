@@ -113,6 +113,8 @@ fn run_pipeline(bytes: Vec<u8>, kind: Kind, format: Format) {
 fn file_bytes() -> impl Strategy<Value = Vec<u8>> {
     let headers = prop::sample::select(vec![
         "sku,name,category,price,stock,description\n",
+        "sku,name,price,group,option1_name,option1_value,weight_grams,barcode\n",
+        "Handle,Title,Body (HTML),Option1 Name,Option1 Value,Variant SKU,Variant Grams,Variant Price,Variant Barcode,Status\n",
         "order_ref;customer;sku;quantity;unit_price\n",
         "sku\tstock\n",
         "[",

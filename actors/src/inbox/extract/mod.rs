@@ -380,4 +380,32 @@ mod tests {
     fn text_of<C: Column>(r: &RawRecord, col: C) -> Option<String> {
         text(r, col)
     }
+
+    /// Shopify's export: a continuation row reads its product's title and option
+    /// names from the handle's first row, but only its own value for a column
+    /// that is not inherited; a new handle starts afresh; the raw text stays the
+    /// row as written.
+    #[test]
+    fn a_shopify_continuation_row_inherits_from_its_first_row() {
+        use crate::inbox::schema::ShopifyColumn as S;
+        let text = "Handle,Title,Option1 Name,Option1 Value,Variant Price\n\
+                    tee,Tee,Size,S,10\n\
+                    tee,,,M,\n\
+                    mug,Mug,,,5\n";
+        let rows = records(Format::Csv, Kind::Products, text).unwrap();
+        assert!(rows.iter().all(|r| r.dialect() == Dialect::Shopify));
+        assert_eq!(text_of(&rows[1], S::Title).as_deref(), Some("Tee"));
+        assert_eq!(text_of(&rows[1], S::Option1Name).as_deref(), Some("Size"));
+        assert_eq!(text_of(&rows[1], S::Option1Value).as_deref(), Some("M"));
+        assert_eq!(
+            text_of(&rows[1], S::VariantPrice),
+            None,
+            "a price is never inherited"
+        );
+        assert_eq!(rows[1].own(S::Title), None);
+        assert_eq!(rows[1].raw_text(), "tee,,,M,");
+        assert_eq!(text_of(&rows[2], S::Option1Name), None, "another handle");
+        let plain = records(Format::Csv, Kind::Products, "sku,name,price\nA,a,1\n").unwrap();
+        assert_eq!(plain[0].dialect(), Dialect::Plain);
+    }
 }
