@@ -7,7 +7,6 @@
 use super::extract::RawRecord;
 use super::reject::RejectCode;
 use super::schema::{Column, ShopifyColumn as S};
-use super::transform::Row;
 use super::values::{Check, derive_sku_from, integer, invalid, price, required, text};
 use crate::catalog::{Attributes, ProductDraft};
 use crate::domain::{
@@ -19,8 +18,17 @@ use crate::limits::DESCRIPTION_CHARS_MAX;
 /// The single option Shopify gives a product without variants.
 const DEFAULT_OPTION: (&str, &str) = ("title", "default title");
 
-/// A row of the export: a variant, or `Skipped` (an image row, a draft).
-pub fn row(r: &RawRecord, currency: Currency) -> Check<Row> {
+/// A variant of the export, as a products row gives it.
+#[derive(Debug)]
+pub struct Variant {
+    pub sku: Sku,
+    pub draft: ProductDraft,
+    pub stock: Option<StockLevel>,
+}
+
+/// A row of the export: a variant, or `None` when it has nothing to load (an
+/// image row, a draft).
+pub fn row(r: &RawRecord, currency: Currency) -> Check<Option<Variant>> {
     let group = GroupHandle::parse(text(required(r, S::Handle)?)).map_err(invalid(S::Handle))?;
     let variant = [S::VariantSku, S::VariantPrice, S::Option1Value]
         .iter()
@@ -29,7 +37,7 @@ pub fn row(r: &RawRecord, currency: Currency) -> Check<Row> {
         .get(S::Status)
         .is_none_or(|v| text(v).eq_ignore_ascii_case("active"));
     if !variant || !listed {
-        return Ok(Row::Skipped);
+        return Ok(None);
     }
     let name = ProductName::parse(text(required(r, S::Title).map_err(|_| {
         (
@@ -65,7 +73,7 @@ pub fn row(r: &RawRecord, currency: Currency) -> Check<Row> {
             .and_then(|v| Barcode::parse(text(v)).ok()),
         ..Attributes::default()
     };
-    Ok(Row::Product {
+    Ok(Some(Variant {
         sku,
         draft: ProductDraft {
             attributes,
@@ -75,7 +83,7 @@ pub fn row(r: &RawRecord, currency: Currency) -> Check<Row> {
             price,
         },
         stock,
-    })
+    }))
 }
 
 /// `Option1..3 Name` (inherited) and `Value` (the row's own); Shopify's single

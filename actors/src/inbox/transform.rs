@@ -69,11 +69,20 @@ pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<R
         Reject::new(record.line, record.raw_text(), code, reason)
     };
     match kind {
-        Kind::Products if record.dialect() == Dialect::Shopify => shopify::row(record, currency)
-            .map_err(|e| Failed {
-                reject: fail(e),
-                order_ref: None,
-            }),
+        Kind::Products if record.dialect() == Dialect::Shopify => {
+            match shopify::row(record, currency) {
+                Ok(Some(v)) => Ok(Row::Product {
+                    sku: v.sku,
+                    draft: v.draft,
+                    stock: v.stock,
+                }),
+                Ok(None) => Ok(Row::Skipped),
+                Err(e) => Err(Failed {
+                    reject: fail(e),
+                    order_ref: None,
+                }),
+            }
+        }
         Kind::Products => product(record, currency).map_err(|e| Failed {
             reject: fail(e),
             order_ref: None,
