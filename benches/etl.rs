@@ -42,6 +42,7 @@ fn csv() -> Vec<u8> {
         first: 1,
         dirty: 1.0,
         seed: 1,
+        catalog_depth: false,
         format: GenFormat::Csv,
         output: None,
         customers: 0,

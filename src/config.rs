@@ -327,6 +327,12 @@ pub struct GenArgs {
     /// Seed: the same seed gives the same file.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// For products: contract §7's catalog — variant groups of one to six sizes
+    /// in one colour, a three-level category tree, weights and longer
+    /// descriptions (for search). Without it, the flat rows the ingest benchmarks
+    /// have always measured.
+    #[arg(long)]
+    pub catalog_depth: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GenFormat::Csv)]
     pub format: GenFormat,

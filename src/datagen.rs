@@ -5,7 +5,11 @@
 //! between 0.99 and ~2,000.00 and a stock level (some zero). Orders reference the
 //! products `P-000001…` of `gen products` and the customers `customer1…`; inventory
 //! feeds set new levels for them. `--dirty PCT` makes that share of rows bad, cycling
-//! through every kind of row the pipeline rejects.
+//! through every kind of row the pipeline rejects. `--catalog-depth` gives products
+//! contract §7's shape: variant groups, a category tree, weights, descriptions.
+//!
+//! Why one file: every kind is one short generator over the same writer and row
+//! helpers, which a split would only pass around.
 
 use std::io::{self, Write};
 
@@ -146,6 +150,7 @@ pub fn generate(args: &GenArgs, out: impl Write) -> io::Result<u64> {
     };
     let is_dirty = |i: u64| dirty_every > 0 && i % dirty_every == dirty_every / 2;
     match args.kind {
+        GenKind::Products if args.catalog_depth => deep_products(args, out, &mut rng, is_dirty),
         GenKind::Products => products(args, out, &mut rng, is_dirty),
         GenKind::Orders => orders(args, out, &mut rng, is_dirty),
         GenKind::Inventory => inventory(args, out, &mut rng, is_dirty),
@@ -188,16 +193,144 @@ fn products(
         ];
         if is_dirty(i) {
             bad += 1;
-            match bad % 8 {
-                0 => fields[3] = Field::Number(format!("-{}", money(price))),
-                1 => fields[3] = Field::Number("0".into()),
-                2 => fields[1] = Field::Absent,
-                3 => fields[3] = Field::Text("twelve".into()),
-                4 => fields[3] = Field::Text(format!("{} USD", money(price))),
-                5 => fields[1] = Field::Text("N".repeat(250)),
-                6 => fields[4] = Field::Text("-3".into()),
-                _ => fields[0] = Field::Text(format!("bad sku {i}")),
-            }
+            spoil(&mut fields, bad, i, price);
+        }
+        w.row(&fields)?;
+    }
+    let rows = w.rows;
+    w.finish()?;
+    Ok(rows)
+}
+
+/// Breaks a product row (sku, name, category, price, stock, …) in the `bad`-th of
+/// eight ways.
+fn spoil(fields: &mut [Field], bad: usize, i: u64, price: u64) {
+    match bad % 8 {
+        0 => fields[3] = Field::Number(format!("-{}", money(price))),
+        1 => fields[3] = Field::Number("0".into()),
+        2 => fields[1] = Field::Absent,
+        3 => fields[3] = Field::Text("twelve".into()),
+        4 => fields[3] = Field::Text(format!("{} USD", money(price))),
+        5 => fields[1] = Field::Text("N".repeat(250)),
+        6 => fields[4] = Field::Text("-3".into()),
+        _ => fields[0] = Field::Text(format!("bad sku {i}")),
+    }
+}
+
+/// The three levels of the `--catalog-depth` category tree: departments, their
+/// sections, and a leaf shared by every section.
+const DEPARTMENTS: [(&str, [&str; 3]); 4] = [
+    ("Electronics", ["Networking", "Audio", "Video"]),
+    ("Home", ["Lighting", "Kitchen", "Garden"]),
+    ("Office", ["Storage", "Power", "Peripherals"]),
+    ("Apparel", ["Men", "Women", "Kids"]),
+];
+const LEAVES: [&str; 4] = ["Basics", "Pro", "Outlet", "New"];
+const SIZES: [&str; 6] = ["XS", "S", "M", "L", "XL", "XXL"];
+const COLOURS: [&str; 8] = [
+    "Black", "White", "Red", "Blue", "Green", "Grey", "Navy", "Olive",
+];
+const WORDS: [&str; 24] = [
+    "durable",
+    "lightweight",
+    "waterproof",
+    "ergonomic",
+    "recycled",
+    "premium",
+    "compact",
+    "quiet",
+    "fast",
+    "wireless",
+    "cotton",
+    "steel",
+    "aluminium",
+    "bamboo",
+    "soft",
+    "bright",
+    "travel",
+    "everyday",
+    "studio",
+    "outdoor",
+    "warranty",
+    "charging",
+    "café",
+    "crème",
+];
+
+/// `args.count` products shaped as contract §7's catalog: consecutive SKUs form
+/// variant groups (one to six sizes in one colour, one name), each group in one
+/// leaf of a three-level tree, with a weight and a description of 12 to 30 words.
+/// Dirty rows are broken as [`products`] breaks them.
+fn deep_products(
+    args: &GenArgs,
+    out: impl Write,
+    rng: &mut ChaCha8Rng,
+    is_dirty: impl Fn(u64) -> bool,
+) -> io::Result<u64> {
+    const COLUMNS: [&str; 12] = [
+        "sku",
+        "name",
+        "category",
+        "price",
+        "stock",
+        "description",
+        "group",
+        "option1_name",
+        "option1_value",
+        "option2_name",
+        "option2_value",
+        "weight_grams",
+    ];
+    let mut w = Writer::start(out, args.format, &COLUMNS)?;
+    let (mut bad, mut left, mut size) = (0usize, 0usize, 0usize);
+    let (mut group, mut name, mut category, mut colour) =
+        (String::new(), String::new(), String::new(), "");
+    let first = args.first.max(1);
+    for i in first..first.saturating_add(args.count) {
+        if left == 0 {
+            left = rng.random_range(1..=SIZES.len());
+            size = 0;
+            group = format!("g-{i}");
+            name = format!(
+                "{} {} {}",
+                ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
+                NOUNS[rng.random_range(0..NOUNS.len())],
+                rng.random_range(100..10_000)
+            );
+            let (department, sections) = DEPARTMENTS[rng.random_range(0..DEPARTMENTS.len())];
+            let section = sections[rng.random_range(0..sections.len())];
+            let leaf = LEAVES[rng.random_range(0..LEAVES.len())];
+            category = format!("{department} > {section} > {leaf}");
+            colour = COLOURS[rng.random_range(0..COLOURS.len())];
+        }
+        left -= 1;
+        let price = price_cents(rng);
+        let stock = if rng.random_bool(0.1) {
+            0
+        } else {
+            rng.random_range(1..500u64)
+        };
+        let words: Vec<&str> = (0..rng.random_range(12..=30))
+            .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+            .collect();
+        let mut fields = vec![
+            Field::Text(sku_of(i)),
+            Field::Text(name.clone()),
+            Field::Text(category.clone()),
+            Field::Number(money(price)),
+            Field::Number(stock.to_string()),
+            Field::Text(format!("{name}: {}.", words.join(" "))),
+            Field::Text(group.clone()),
+            Field::Text("Size".into()),
+            Field::Text(SIZES[size].into()),
+            Field::Text("Color".into()),
+            Field::Text(colour.into()),
+            Field::Number(rng.random_range(50..5_000u64).to_string()),
+        ];
+        size += 1;
+        if is_dirty(i) {
+            bad += 1;
+            spoil(&mut fields, bad, i, price);
         }
         w.row(&fields)?;
     }
@@ -290,6 +423,7 @@ mod tests {
             first: 1,
             dirty,
             seed,
+            catalog_depth: false,
             format,
             output: None,
             customers: 10,
@@ -393,6 +527,15 @@ mod tests {
                 run(&args(GenKind::Products, gen_format, 0.0, 1)),
             );
             assert_eq!(n, 0);
+        }
+        // The §7 catalog: the same dirty share, and clean rows all valid.
+        for dirty in [10.0, 0.0] {
+            let mut deep = args(GenKind::Products, GenFormat::Csv, dirty, 1);
+            deep.catalog_depth = true;
+            let text = run(&deep);
+            assert!(text.lines().nth(1).unwrap().contains(" > "), "a tree path");
+            let (n, _) = rejected(Kind::Products, Format::Csv, text);
+            assert_eq!(n, if dirty > 0.0 { 20 } else { 0 });
         }
         let (n, codes) = rejected(
             Kind::Inventory,
