@@ -4,7 +4,11 @@
 //! against a plain in-memory model. After every step, every query of the case —
 //! each sort, filters, page sizes, followed cursor by cursor to the end — must list
 //! exactly what the model lists, and the category tree (every node and each
-//! node's children, with subtree counts) must agree.
+//! node's children, with subtree counts) must agree. Products may be variants of
+//! two groups, with a size alone or a size and a colour: every write goes through
+//! the group rule (imports row by row in one transaction, as the loader does) and
+//! must be taken or refused exactly as the model's own rule says, and the group
+//! and option filters must list what the model lists.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +16,16 @@ use actix::Actor;
 use proptest::prelude::*;
 
 use orderflow_actors::catalog::{
-    Catalog, CatalogError, ListCategories, ListCursor, ListProducts, ProductDraft, ProductPatch,
-    ProductQuery, ProductSort,
+    Attributes, Catalog, CatalogError, ListCategories, ListCursor, ListProducts, ProductDraft,
+    ProductPatch, ProductQuery, ProductSort,
 };
 use orderflow_actors::common::StoreError;
 use orderflow_actors::domain::{
-    Category, Cents, Currency, MovementKind, ProductName, Sku, StockLevel, Timestamp,
+    Category, Cents, Currency, GroupHandle, MovementKind, Options, ProductName, Sku, StockLevel,
+    Timestamp,
 };
 use orderflow_actors::ledger::Source;
+use orderflow_actors::ledger::products::variant_conflict;
 use orderflow_actors::ledger::{
     self, ArchiveProduct, CreateProduct, Ledger, PatchProduct, ReplaceProduct, Transact,
 };
@@ -54,17 +60,45 @@ fn sku(i: usize) -> Sku {
     Sku::parse(&format!("P{i:02}")).unwrap()
 }
 
+/// Variant groups and the option sets a product of one may carry: a size alone,
+/// or a size and a colour (so two products of a group may disagree on names).
+const GROUPS: [&str; 2] = ["tee", "mug"];
+const SIZES: [&str; 3] = ["S", "m", "M"];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fields {
     name: usize,
     category: usize,
     price: u64,
+    /// (group, size, with a colour?), or none.
+    variant: Option<(usize, usize, bool)>,
 }
 
 impl Fields {
+    fn attributes(&self) -> Attributes {
+        let Some((group, size, coloured)) = self.variant else {
+            return Attributes::default();
+        };
+        let mut pairs = vec![("Size", SIZES[size])];
+        if coloured {
+            pairs.push(("Color", "Black"));
+        }
+        Attributes {
+            group: Some(GroupHandle::parse(GROUPS[group]).unwrap()),
+            options: Options::parse(pairs).unwrap(),
+            ..Attributes::default()
+        }
+    }
+
+    /// The group, the option names and the folded values, as the rule compares.
+    fn variant_key(&self) -> Option<(usize, bool, String)> {
+        self.variant
+            .map(|(g, size, coloured)| (g, coloured, SIZES[size].to_lowercase()))
+    }
+
     fn draft(&self) -> ProductDraft {
         ProductDraft {
-            attributes: Default::default(),
+            attributes: self.attributes(),
             name: ProductName::parse(NAMES[self.name]).unwrap(),
             category: Category::parse(CATEGORIES[self.category]).unwrap(),
             description: None,
@@ -95,10 +129,15 @@ fn fields() -> impl Strategy<Value = Fields> {
         0..CATEGORIES.len(),
         prop::sample::select(PRICES.to_vec()),
     )
-        .prop_map(|(name, category, price)| Fields {
-            name,
-            category,
-            price,
+        .prop_flat_map(|(name, category, price)| {
+            prop::option::of((0..GROUPS.len(), 0..SIZES.len(), any::<bool>())).prop_map(
+                move |variant| Fields {
+                    name,
+                    category,
+                    price,
+                    variant,
+                },
+            )
         })
 }
 
@@ -138,20 +177,28 @@ fn query() -> impl Strategy<Value = ProductQuery> {
         prop::option::of(prop::sample::select(PRICES.to_vec())),
         any::<bool>(),
         prop::option::of(prop::sample::select(vec![0u64, 5])),
+        (
+            prop::option::of(0..GROUPS.len()),
+            prop::option::of(0..SIZES.len()),
+        ),
     )
         .prop_map(
-            |(sort, limit, category, contains, min, max, in_stock, max_stock)| ProductQuery {
-                limit,
-                after: None,
-                category: category.map(|c| CATEGORIES[c].to_lowercase()),
-                name_contains: contains.map(str::to_owned),
-                group: None,
-                options: Vec::new(),
-                min_price: min,
-                max_price: max,
-                in_stock,
-                max_stock,
-                sort,
+            |(sort, limit, category, contains, min, max, in_stock, max_stock, (group, size))| {
+                ProductQuery {
+                    limit,
+                    after: None,
+                    category: category.map(|c| CATEGORIES[c].to_lowercase()),
+                    name_contains: contains.map(str::to_owned),
+                    group: group.map(|g| GroupHandle::parse(GROUPS[g]).unwrap()),
+                    options: size
+                        .map(|s| vec![("size".to_owned(), SIZES[s].to_lowercase())])
+                        .unwrap_or_default(),
+                    min_price: min,
+                    max_price: max,
+                    in_stock,
+                    max_stock,
+                    sort,
+                }
             },
         )
 }
@@ -185,6 +232,20 @@ impl Model {
         }
     }
 
+    /// Whether `fields` may stand for `sku` in its group: every other active
+    /// product of the group has the same option names and other values.
+    fn variant_ok(&self, sku: usize, fields: &Fields) -> bool {
+        let Some((group, coloured, size)) = fields.variant_key() else {
+            return true;
+        };
+        self.products
+            .iter()
+            .filter(|(s, p)| **s != sku && !p.archived)
+            .filter_map(|(_, p)| p.fields.variant_key())
+            .filter(|(g, ..)| *g == group)
+            .all(|(_, c, s)| c == coloured && s != size)
+    }
+
     fn active(&mut self, sku: usize) -> Option<&mut ModelProduct> {
         self.products.get_mut(&sku).filter(|p| !p.archived)
     }
@@ -194,6 +255,16 @@ impl Model {
             .products
             .iter()
             .filter(|(_, p)| !p.archived)
+            .filter(|(_, p)| {
+                let key = p.fields.variant_key();
+                q.group.as_ref().is_none_or(|g| {
+                    key.as_ref()
+                        .is_some_and(|(group, ..)| GROUPS[*group] == g.as_str())
+                }) && q
+                    .options
+                    .iter()
+                    .all(|(_, value)| key.as_ref().is_some_and(|(_, _, size)| size == value))
+            })
             .map(|(s, p)| {
                 (
                     sku(*s).as_str().to_owned(),
@@ -363,13 +434,26 @@ fn level(units: u64) -> StockLevel {
 async fn apply(live: &Live, model: &mut Model, step: Step) {
     match step {
         Step::Import(rows) => {
+            // A grouped row goes through the group's rule, in file order, as the
+            // loader runs it: a refused row writes nothing.
+            let mut taken = Vec::new();
             for (s, f, st) in &rows {
-                model.upsert(*s, f, *st);
+                let ok = model.variant_ok(*s, f);
+                if ok {
+                    model.upsert(*s, f, *st);
+                }
+                taken.push(ok);
             }
             live.ledger
                 .send(Transact {
                     work: Box::new(move |tx| {
-                        for (s, f, st) in rows {
+                        for ((s, f, st), expected) in rows.into_iter().zip(taken) {
+                            let conflict =
+                                variant_conflict(&*tx.catalog, &sku(s), &f.attributes())?;
+                            assert_eq!(conflict.is_none(), expected, "row {s} {f:?}: {conflict:?}");
+                            if conflict.is_some() {
+                                continue;
+                            }
                             tx.catalog.upsert(&sku(s), f.draft(), tx.at)?;
                             if let Some(units) = st {
                                 tx.book
@@ -401,17 +485,24 @@ async fn apply(live: &Live, model: &mut Model, step: Step) {
                 })
                 .await
                 .unwrap();
+            let fits = model.variant_ok(s, &f);
             match answer {
                 Ok(_) => {
-                    assert!(!expected_exists, "created over an existing SKU");
+                    assert!(
+                        !expected_exists && fits,
+                        "created {f:?} over {expected_exists}/{fits}"
+                    );
                     model.upsert(s, &f, st);
                 }
                 Err(CatalogError::Exists(_)) => assert!(expected_exists, "refused a new SKU"),
+                Err(CatalogError::Variant(v)) => {
+                    assert!(!expected_exists && !fits, "refused {f:?}: {v}");
+                }
                 Err(e) => panic!("create: {e}"),
             }
         }
         Step::Replace(s, f, st) => {
-            let created = live
+            let answer = live
                 .ledger
                 .send(ReplaceProduct {
                     sku: sku(s),
@@ -419,11 +510,16 @@ async fn apply(live: &Live, model: &mut Model, step: Step) {
                     stock: st.map(level),
                 })
                 .await
-                .unwrap()
-                .unwrap()
-                .1;
-            assert_eq!(created, !model.products.contains_key(&s));
-            model.upsert(s, &f, st);
+                .unwrap();
+            match answer {
+                Ok((_, created)) => {
+                    assert!(model.variant_ok(s, &f), "replaced with {f:?}");
+                    assert_eq!(created, !model.products.contains_key(&s));
+                    model.upsert(s, &f, st);
+                }
+                Err(CatalogError::Variant(v)) => assert!(!model.variant_ok(s, &f), "{f:?}: {v}"),
+                Err(e) => panic!("replace: {e}"),
+            }
         }
         Step::Patch {
             sku: s,
@@ -497,6 +593,10 @@ fn run(steps: Vec<Step>, queries: Vec<ProductQuery>) {
                     "step {n} ({described}), query {q:?}"
                 );
             }
+            // The stored groups pass the audit: names alike, values distinct, the
+            // group table in step with the rows.
+            let report = orderflow_actors::ledger::verify::verify(&live.store).unwrap();
+            assert_eq!(report.problems, Vec::<String>::new(), "after step {n} ({described})");
             let tree = model.categories();
             assert_eq!(
                 live.categories(None).await,
