@@ -596,7 +596,11 @@ fn run(steps: Vec<Step>, queries: Vec<ProductQuery>) {
             // The stored groups pass the audit: names alike, values distinct, the
             // group table in step with the rows.
             let report = orderflow_actors::ledger::verify::verify(&live.store).unwrap();
-            assert_eq!(report.problems, Vec::<String>::new(), "after step {n} ({described})");
+            assert_eq!(
+                report.problems,
+                Vec::<String>::new(),
+                "after step {n} ({described})"
+            );
             let tree = model.categories();
             assert_eq!(
                 live.categories(None).await,

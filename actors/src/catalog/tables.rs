@@ -137,12 +137,8 @@ impl<'txn> CatalogTables<'txn> {
             let mut written: Option<ProductRow> = None;
             let mut next = Some(draft);
             while let Some(draft) = next {
-                // No rule checks a group here: a batch with a grouped row goes
-                // row by row (`ProductBatch::of`); a row may leave its group.
-                debug_assert!(
-                    draft.attributes.group.is_none(),
-                    "a grouped row in a bulk write"
-                );
+                // The group rule ran before (`inbox::variants::settle`): what
+                // comes here stands.
                 let current = written.as_ref().or(stored.as_ref());
                 if let (_, Some(row)) = upsert_of(draft, current, at) {
                     changes.note(&sku, current, &row);

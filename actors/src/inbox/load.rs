@@ -18,7 +18,8 @@ use redb::ReadableTable;
 use super::jobs::{JobRow, JobRows, Step, advance};
 use super::reject::{Reject, RejectCode};
 use super::transform::{Customer, Failed, Row};
-use crate::catalog::{ProductDraft, Upsert, VariantConflict};
+use super::variants::{self, Pending};
+use crate::catalog::{ProductDraft, Upsert};
 use crate::common::StoreError;
 use crate::domain::{
     Cents, Currency, JobId, MovementKind, OrderLines, OrderRef, Quantity, Sku, StockLevel,
@@ -470,15 +471,23 @@ pub fn apply_products_side_by_side(
     batch: ProductBatch,
 ) -> Result<Applied, StoreError> {
     let ProductBatch {
-        products,
-        mut levels,
-        rejects,
+        rows,
+        mut rejects,
         applied,
     } = batch;
+    // Rows that put products in groups pass the group rule first, in file order;
+    // the refused ones become rejects, in line order as a row-by-row load has them.
+    let rows = if rows.iter().any(|r| r.draft.attributes.group.is_some()) {
+        variants::settle(&*tx.catalog, rows, tx.at, &mut rejects)?
+    } else {
+        rows
+    };
+    rejects.sort_by_key(|r| r.line);
+    let loaded = rows.len() as u64;
+    let (products, mut levels) = split(rows);
     // In SKU order (a SKU's rows in their order), so the levels are read in key
     // order too; the movements and levels are written in key order at the end.
     levels.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    let loaded = products.len() as u64;
     let (at, source) = (tx.at, Source::Import(job));
     let catalog = &mut *tx.catalog;
     let book = &mut *tx.book;
@@ -512,13 +521,27 @@ pub fn apply_products_side_by_side(
     })
 }
 
+/// The product rows of a bulk load and, in the rows' order, the levels set.
+type Split = (Vec<(Sku, ProductDraft)>, Vec<(Sku, StockLevel)>);
+
+/// The products of `rows` and, in the rows' order, the levels of those that set one.
+fn split(rows: Vec<Pending>) -> Split {
+    let mut products = Vec::with_capacity(rows.len());
+    let mut levels = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(level) = row.stock {
+            levels.push((row.sku.clone(), level));
+        }
+        products.push((row.sku, row.draft));
+    }
+    (products, levels)
+}
+
 /// A batch of product rows and rejects, its rows taken apart for
 /// [`apply_products_side_by_side`].
 #[derive(Debug)]
 pub struct ProductBatch {
-    products: Vec<(Sku, ProductDraft)>,
-    /// The levels of the rows that set one, in the rows' order.
-    levels: Vec<(Sku, StockLevel)>,
+    rows: Vec<Pending>,
     rejects: Vec<Reject>,
     /// The batch's [`Batch::nothing_applied`].
     applied: Applied,
@@ -528,32 +551,31 @@ impl ProductBatch {
     /// The batch taken apart, or given back when it holds an inventory row or an
     /// order.
     pub fn of(batch: Batch) -> Result<Self, Batch> {
-        // A row that puts a product in a variant group goes row by row: the rule
-        // that keeps a group's variants distinct reads between its writes.
         let only_products = batch.pieces.iter().all(|p| match &p.unit {
-            Unit::Product { draft, .. } => draft.attributes.group.is_none(),
-            Unit::Rejected(_) | Unit::Skipped => true,
+            Unit::Product { .. } | Unit::Rejected(_) | Unit::Skipped => true,
             Unit::Inventory { .. } | Unit::Order { .. } => false,
         });
         if !only_products {
             return Err(batch);
         }
         let mut out = ProductBatch {
-            products: Vec::with_capacity(batch.pieces.len()),
-            levels: Vec::with_capacity(batch.pieces.len()),
+            rows: Vec::with_capacity(batch.pieces.len()),
             rejects: Vec::new(),
             applied: batch.nothing_applied(),
         };
         for piece in batch.pieces {
             match piece.unit {
                 Unit::Product {
-                    sku, draft, stock, ..
-                } => {
-                    if let Some(level) = stock {
-                        out.levels.push((sku.clone(), level));
-                    }
-                    out.products.push((sku, draft));
-                }
+                    sku,
+                    draft,
+                    stock,
+                    grouped,
+                } => out.rows.push(Pending {
+                    sku,
+                    draft,
+                    stock,
+                    grouped,
+                }),
                 Unit::Rejected(r) => out.rejects.push(r),
                 Unit::Inventory { .. } | Unit::Order { .. } | Unit::Skipped => {}
             }
@@ -675,12 +697,7 @@ impl<C: CatalogRows, R: LedgerRows, U: Customers> Target<'_, C, R, U> {
         source: Source,
     ) -> Result<Result<(), (RejectCode, String)>, StoreError> {
         if let Some(conflict) = variant_conflict(self.catalog, &sku, &draft.attributes)? {
-            let code = match conflict {
-                VariantConflict::Exists { .. } => RejectCode::VariantExists,
-                VariantConflict::OptionNames { .. } => RejectCode::VariantOptions,
-                VariantConflict::Full { .. } => RejectCode::GroupFull,
-            };
-            return Ok(Err((code, conflict.to_string())));
+            return Ok(Err((variants::code_of(&conflict), conflict.to_string())));
         }
         let (outcome, record) = upsert_row(self.catalog, &sku, draft, self.at)?;
         if let Some(level) = stock {
@@ -956,8 +973,26 @@ mod tests {
         use proptest::prelude::*;
         use redb::{ReadableDatabase, ReadableTable};
 
-        /// (SKU, price, name, category, level) of a row, or `None` for a reject.
-        type RowSpec = Option<(u8, u16, u8, u8, Option<u8>)>;
+        /// (SKU, price, name, category, level, variant) of a row, or `None` for a
+        /// reject; a variant is (group, size, with a colour?).
+        type RowSpec = Option<(u8, u16, u8, u8, Option<u8>, Option<(u8, u8, bool)>)>;
+
+        fn attributes(variant: Option<(u8, u8, bool)>) -> crate::catalog::Attributes {
+            use crate::domain::{GroupHandle, Options};
+            let Some((group, size, coloured)) = variant else {
+                return Default::default();
+            };
+            let size = ["S", "m", "M"][usize::from(size % 3)];
+            let mut pairs = vec![("Size", size)];
+            if coloured {
+                pairs.push(("Color", "Red"));
+            }
+            crate::catalog::Attributes {
+                group: Some(GroupHandle::parse(&format!("g{group}")).unwrap()),
+                options: Options::parse(pairs).unwrap(),
+                ..Default::default()
+            }
+        }
 
         fn batch(rows: &[RowSpec]) -> Batch {
             let pieces = rows
@@ -965,11 +1000,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, spec)| {
                     let unit = match *spec {
-                        Some((sku, price, name, category, level)) => Unit::Product {
-                            grouped: None,
+                        Some((sku, price, name, category, level, variant)) => Unit::Product {
+                            grouped: variant.map(|_| Box::new((i as u64 + 2, format!("row {i}")))),
                             sku: Sku::parse(&format!("SKU-{sku}")).unwrap(),
                             draft: ProductDraft {
-                                attributes: Default::default(),
+                                attributes: attributes(variant),
                                 name: ProductName::parse(&format!("Name {name}")).unwrap(),
                                 category: Category::parse(&format!("c{category}")).unwrap(),
                                 description: None,
@@ -1022,6 +1057,7 @@ mod tests {
                 LISTING_RUNS,
                 LISTING_META,
                 CATEGORIES,
+                GROUP_MEMBERS,
                 STOCK,
                 MOVEMENTS,
                 EVENTS,
@@ -1030,10 +1066,13 @@ mod tests {
             out
         }
 
+        /// A batch's records read, rows loaded and rejects (line, code).
+        type Outcome = (u64, u64, Vec<(u64, &'static str)>);
+
         fn load(
             batches: &[Vec<RowSpec>],
             way: fn(&mut Tx<'_, '_>, Batch) -> Result<Applied, StoreError>,
-        ) -> (Vec<String>, Vec<(u64, u64, usize)>) {
+        ) -> (Vec<String>, Vec<Outcome>) {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path()).unwrap();
             let mut applied = Vec::new();
@@ -1043,7 +1082,12 @@ mod tests {
                     way(tx, batch(rows))
                 })
                 .unwrap();
-                applied.push((out.records, out.loaded, out.rejects.len()));
+                let rejects = out
+                    .rejects
+                    .iter()
+                    .map(|r| (r.line, r.code.as_str()))
+                    .collect();
+                applied.push((out.records, out.loaded, rejects));
             }
             (tables(&store), applied)
         }
@@ -1058,6 +1102,7 @@ mod tests {
                     0u8..4,
                     0u8..3,
                     proptest::option::of(0u8..40),
+                    proptest::option::weighted(0.4, (0u8..2, 0u8..3, any::<bool>())),
                 ),
             );
             proptest::collection::vec(proptest::collection::vec(row, 0..rows_max), 1..5)
@@ -1098,7 +1143,7 @@ mod tests {
 
         #[test]
         fn a_batch_with_an_inventory_row_is_not_taken_apart() {
-            let mut mixed = batch(&[Some((1, 10, 1, 1, Some(3)))]);
+            let mut mixed = batch(&[Some((1, 10, 1, 1, Some(3), None))]);
             mixed.pieces.push(Piece {
                 unit: Unit::Inventory {
                     line: 3,

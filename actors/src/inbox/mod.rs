@@ -27,6 +27,7 @@ pub mod shopify;
 pub mod sniff;
 pub mod transform;
 pub mod values;
+pub mod variants;
 pub mod watcher;
 
 // The inbox's front: what the web layer and the command line use.
