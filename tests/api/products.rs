@@ -754,6 +754,17 @@ async fn the_variants_of_a_group_are_distinct_and_filterable() {
     }
     let shown = app.get("/api/v1/products/TEE-M-W", None).await;
     assert_eq!(shown.body["group"], "tee");
+    // The event carries them too, for the systems that act on it.
+    let events = app.all_events().await;
+    let created = events
+        .iter()
+        .find(|e| e["type"] == "product.created" && e["data"]["sku"] == "TEE-M-W")
+        .unwrap();
+    assert_eq!(created["data"]["group"], "tee");
+    assert_eq!(
+        created["data"]["options"],
+        json!({"Size": "M", "Color": "White"})
+    );
     let options: Vec<(&String, &Value)> =
         shown.body["options"].as_object().unwrap().iter().collect();
     assert_eq!(options.len(), 2);
