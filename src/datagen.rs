@@ -119,6 +119,25 @@ fn csv_cell(t: &str) -> String {
     }
 }
 
+/// A product name from the vocabulary: an adjective, a noun and a number.
+fn product_name(rng: &mut ChaCha8Rng) -> String {
+    format!(
+        "{} {} {}",
+        ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
+        NOUNS[rng.random_range(0..NOUNS.len())],
+        rng.random_range(100..10_000)
+    )
+}
+
+/// A stock level: none for one product in ten, else 1 to 499.
+fn stock_level(rng: &mut ChaCha8Rng) -> u64 {
+    if rng.random_bool(0.1) {
+        0
+    } else {
+        rng.random_range(1..500u64)
+    }
+}
+
 /// A price in cents, spread log-uniformly from 0.99 to about 2,000.
 fn price_cents(rng: &mut ChaCha8Rng) -> u64 {
     let exponent: f64 = rng.random_range(0.0..3.3);
@@ -170,19 +189,10 @@ fn products(
     let mut bad = 0usize;
     let first = args.first.max(1);
     for i in first..first.saturating_add(args.count) {
-        let name = format!(
-            "{} {} {}",
-            ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
-            NOUNS[rng.random_range(0..NOUNS.len())],
-            rng.random_range(100..10_000)
-        );
+        let name = product_name(rng);
         let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
         let price = price_cents(rng);
-        let stock = if rng.random_bool(0.1) {
-            0
-        } else {
-            rng.random_range(1..500u64)
-        };
+        let stock = stock_level(rng);
         let mut fields = vec![
             Field::Text(sku_of(i)),
             Field::Text(name.clone()),
@@ -291,12 +301,7 @@ fn deep_products(
             left = rng.random_range(1..=SIZES.len());
             size = 0;
             group = format!("g-{i}");
-            name = format!(
-                "{} {} {}",
-                ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
-                NOUNS[rng.random_range(0..NOUNS.len())],
-                rng.random_range(100..10_000)
-            );
+            name = product_name(rng);
             let (department, sections) = DEPARTMENTS[rng.random_range(0..DEPARTMENTS.len())];
             let section = sections[rng.random_range(0..sections.len())];
             let leaf = LEAVES[rng.random_range(0..LEAVES.len())];
@@ -305,11 +310,7 @@ fn deep_products(
         }
         left -= 1;
         let price = price_cents(rng);
-        let stock = if rng.random_bool(0.1) {
-            0
-        } else {
-            rng.random_range(1..500u64)
-        };
+        let stock = stock_level(rng);
         let words: Vec<&str> = (0..rng.random_range(12..=30))
             .map(|_| WORDS[rng.random_range(0..WORDS.len())])
             .collect();

@@ -112,6 +112,13 @@ impl ProductRow {
             attributes: draft.attributes,
         }
     }
+
+    /// The variant group this product stands in: its group while active, none
+    /// once archived. The group table, a batch's staged members, the rule and the
+    /// audit all count a product's membership this one way.
+    pub fn active_group(&self) -> Option<&GroupHandle> {
+        self.attributes.group.as_ref().filter(|_| !self.archived)
+    }
 }
 
 /// A product as shown: its row, its SKU and its stock level.

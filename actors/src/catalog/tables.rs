@@ -250,8 +250,10 @@ fn move_member(
     previous: Option<&ProductRow>,
     row: &ProductRow,
 ) -> Result<(), StoreError> {
-    let group = |r: &ProductRow| r.attributes.group.clone().filter(|_| !r.archived);
-    let (before, after) = (previous.and_then(group), group(row));
+    let (before, after) = (
+        previous.and_then(ProductRow::active_group),
+        row.active_group(),
+    );
     if before == after {
         return Ok(());
     }

@@ -7,7 +7,9 @@
 use super::extract::RawRecord;
 use super::reject::RejectCode;
 use super::schema::{Column, ShopifyColumn as S};
-use super::values::{Check, derive_sku_from, integer, invalid, price, required, text};
+use super::values::{
+    Check, derive_sku_from, integer, invalid, option_pairs, options_of, price, required, text,
+};
 use crate::catalog::{Attributes, ProductDraft};
 use crate::domain::{
     Barcode, Category, Currency, Description, GroupHandle, Options, ProductName, Sku, StockLevel,
@@ -89,26 +91,14 @@ pub fn row(r: &RawRecord, currency: Currency) -> Check<Option<Variant>> {
 /// `Option1..3 Name` (inherited) and `Value` (the row's own); Shopify's single
 /// `Title` = `Default Title` means no options.
 fn options(r: &RawRecord) -> Check<Options> {
-    let mut pairs = Vec::new();
-    for (name, value) in S::OPTIONS {
-        match (r.get(name), r.get(value)) {
-            (Some(n), Some(v)) => pairs.push((text(n), text(v))),
-            (None, None) => {}
-            (Some(_), None) | (None, Some(_)) => {
-                return Err((
-                    RejectCode::InvalidOptions,
-                    format!("{} and {} go together", name.name(), value.name()),
-                ));
-            }
-        }
-    }
+    let mut pairs = option_pairs(r, S::OPTIONS)?;
     if let [(n, v)] = pairs.as_slice()
         && (n.to_lowercase(), v.to_lowercase())
             == (DEFAULT_OPTION.0.into(), DEFAULT_OPTION.1.into())
     {
         pairs.clear();
     }
-    Options::parse(pairs).map_err(|e| (RejectCode::InvalidOptions, format!("options: {e}")))
+    options_of(pairs)
 }
 
 /// What a variant without a SKU is named after: its handle and option values.

@@ -9,10 +9,10 @@
 use super::extract::{Dialect, RawRecord};
 use super::naming::Kind;
 pub use super::reject::{Reject, RejectCode};
-use super::schema::{Column, InventoryColumn, OrderColumn, ProductColumn};
+use super::schema::{InventoryColumn, OrderColumn, ProductColumn};
 use super::shopify;
 pub use super::values::derive_sku;
-use super::values::{Check, integer, invalid, price, required, text};
+use super::values::{Check, integer, invalid, option_pairs, options_of, price, required, text};
 use crate::catalog::{Attributes, ProductDraft};
 use crate::domain::{
     Barcode, Category, Cents, Currency, Description, Email, GroupHandle, Options, OrderRef,
@@ -168,21 +168,7 @@ fn attributes(r: &RawRecord) -> Check<Attributes> {
 /// The `optionN_name`/`optionN_value` pairs of a products row: a name needs its
 /// value and a value its name.
 fn options(r: &RawRecord) -> Check<Options> {
-    use ProductColumn as P;
-    let mut pairs = Vec::new();
-    for (name, value) in P::OPTIONS {
-        match (r.get(name), r.get(value)) {
-            (Some(n), Some(v)) => pairs.push((text(n), text(v))),
-            (None, None) => {}
-            (Some(_), None) | (None, Some(_)) => {
-                return Err((
-                    RejectCode::InvalidOptions,
-                    format!("{} and {} go together", name.name(), value.name()),
-                ));
-            }
-        }
-    }
-    Options::parse(pairs).map_err(|e| (RejectCode::InvalidOptions, format!("options: {e}")))
+    options_of(option_pairs(r, ProductColumn::OPTIONS)?)
 }
 
 fn inventory(r: &RawRecord) -> Check<Row> {

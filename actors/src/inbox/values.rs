@@ -8,7 +8,7 @@ use super::extract::{RawRecord, Value};
 use super::reject::RejectCode;
 use super::schema::Column;
 use crate::domain::{
-    Cents, Currency, InvalidValue, PriceError, ProductName, Sku, parse_decimal_price,
+    Cents, Currency, InvalidValue, Options, PriceError, ProductName, Sku, parse_decimal_price,
     parse_json_number_price,
 };
 
@@ -105,4 +105,32 @@ pub(super) fn derive_sku_from(text: &str) -> Sku {
         hash[0], hash[1], hash[2], hash[3]
     );
     Sku::parse(&sku).expect("a slug and hex digits form a valid SKU")
+}
+
+/// The (name, value) pairs a row gives in the option columns `columns` (for
+/// each option its name column and its value column), in their order: a name
+/// needs its value and a value its name. Plain files and Shopify's export alike.
+pub(super) fn option_pairs<C: Column>(
+    r: &RawRecord,
+    columns: [(C, C); 3],
+) -> Check<Vec<(&str, &str)>> {
+    let mut pairs = Vec::new();
+    for (name, value) in columns {
+        match (r.get(name), r.get(value)) {
+            (Some(n), Some(v)) => pairs.push((text(n), text(v))),
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err((
+                    RejectCode::InvalidOptions,
+                    format!("{} and {} go together", name.name(), value.name()),
+                ));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// A row's options from its pairs, or the `invalid_options` reject.
+pub(super) fn options_of(pairs: Vec<(&str, &str)>) -> Check<Options> {
+    Options::parse(pairs).map_err(|e| (RejectCode::InvalidOptions, format!("options: {e}")))
 }

@@ -50,7 +50,7 @@ pub fn settle(
             });
             continue;
         }
-        overlay.accept(&row.sku, &row.draft, at)?;
+        overlay.accept(&row.sku, &row.draft, at);
         taken.push(row);
     }
     Ok(taken)
@@ -75,9 +75,10 @@ struct Overlay<'a, 't> {
 }
 
 impl Overlay<'_, '_> {
-    fn accept(&mut self, sku: &Sku, draft: &ProductDraft, at: Timestamp) -> Result<(), StoreError> {
-        let previous = self.product(sku)?;
-        let row = ProductRow::drafted(draft.clone(), previous.as_ref(), at);
+    fn accept(&mut self, sku: &Sku, draft: &ProductDraft, at: Timestamp) {
+        // The rule reads only a row's group, options and archived flag, so the
+        // stored row (its creation time) is not read here.
+        let row = ProductRow::drafted(draft.clone(), None, at);
         if let Some(old) = self.rows.get(sku).and_then(|r| r.attributes.group.as_ref())
             && let Some(members) = self.members.get_mut(old)
         {
@@ -90,7 +91,6 @@ impl Overlay<'_, '_> {
                 .insert(sku.clone());
         }
         self.rows.insert(sku.clone(), row);
-        Ok(())
     }
 }
 

@@ -229,7 +229,7 @@ pub fn variant_conflict(
     for other in others {
         let theirs = catalog
             .product(&other)?
-            .filter(|r| !r.archived && r.attributes.group.as_ref() == Some(group))
+            .filter(|r| r.active_group() == Some(group))
             .ok_or_else(|| {
                 StoreError::Corrupt(format!("group {group} lists {other}, not an active member"))
             })?

@@ -71,7 +71,7 @@ fn check_redb_groups(txn: &ReadTransaction, report: &mut VerifyReport) -> Result
     for entry in txn.open_table(PRODUCTS)?.iter()? {
         let (k, v) = entry?;
         let row: ProductRow = codec::decode(v.value())?;
-        if let (Some(group), false) = (row.attributes.group, row.archived) {
+        if let Some(group) = row.active_group() {
             let sku = k.value().to_owned();
             groups
                 .entry(group.as_str().to_owned())

@@ -10,6 +10,7 @@
 use actix::{Actor, Context, Handler, ResponseFuture};
 use tokio_postgres::types::ToSql;
 
+use super::schema::options_column;
 use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::query::cursor_of;
@@ -133,12 +134,7 @@ fn list_statement(query: &ProductQuery) -> Result<Sql, CatalogError> {
         conditions.push(format!("p.group_handle = {p}"));
     }
     if !query.options.is_empty() {
-        let wanted: serde_json::Map<String, serde_json::Value> = query
-            .options
-            .iter()
-            .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let p = sql.param(serde_json::Value::Object(wanted).to_string());
+        let p = sql.param(options_column(&query.options));
         conditions.push(format!("p.options @> ({p}::text)::jsonb"));
     }
     if query.in_stock {

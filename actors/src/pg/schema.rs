@@ -35,6 +35,17 @@ CREATE INDEX products_by_group ON products (group_handle, sku)
     WHERE NOT archived AND group_handle IS NOT NULL;
 ";
 
+/// The `options` column's text for folded option values (`Options::values_key`):
+/// a JSON object of name to value. A product's row stores it, and the
+/// `option.NAME=` filter asks `options @>` the same text of the wanted pairs.
+pub(crate) fn options_column(values: &[(String, String)]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
 /// Imports and the shared inbox: jobs (with the lease of the node running one),
 /// their kept rejects, the hashes of completed loads, and the claims that decide
 /// which node takes an inbox file.

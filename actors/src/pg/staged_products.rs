@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio_postgres::Transaction;
 
+use super::schema::options_column;
 use super::staged::{int, not_read};
 use crate::catalog::ProductRow;
 use crate::common::{StoreError, codec};
@@ -28,17 +29,13 @@ pub struct StagedProducts {
 impl StagedProducts {
     /// Writes a product row (created or replaced).
     pub fn put(&mut self, sku: &Sku, row: ProductRow) {
-        let group = |r: &ProductRow| r.attributes.group.clone().filter(|_| !r.archived);
-        let before = self
-            .rows
-            .get(sku)
-            .cloned()
-            .flatten()
-            .and_then(|r| group(&r));
-        if let Some(members) = before.and_then(|g| self.groups.get_mut(&g)) {
+        let before = self.rows.get(sku).and_then(Option::as_ref);
+        if let Some(group) = before.and_then(ProductRow::active_group)
+            && let Some(members) = self.groups.get_mut(group)
+        {
             members.remove(sku);
         }
-        if let Some(members) = group(&row).and_then(|g| self.groups.get_mut(&g)) {
+        if let Some(members) = row.active_group().and_then(|g| self.groups.get_mut(g)) {
             members.insert(sku.clone());
         }
         self.rows.insert(sku.clone(), Some(row.clone()));
@@ -138,15 +135,8 @@ impl<'a> ProductColumns<'a> {
         self.records.push(codec::encode(row));
         self.groups
             .push(row.attributes.group.as_ref().map(GroupHandle::as_str));
-        let options: serde_json::Map<String, serde_json::Value> = row
-            .attributes
-            .options
-            .values_key()
-            .into_iter()
-            .map(|(name, value)| (name, serde_json::Value::String(value)))
-            .collect();
         self.options
-            .push(serde_json::Value::Object(options).to_string());
+            .push(options_column(&row.attributes.options.values_key()));
         Ok(())
     }
 }
