@@ -24,6 +24,7 @@ use orderflow_actors::events::EventsError;
 use orderflow_actors::ledger::{CheckoutError, OrderError, StockError};
 use orderflow_actors::limits::STOCK_UNITS_MAX;
 use orderflow_actors::mailbox::AskError;
+use orderflow_actors::search::SearchError;
 use orderflow_actors::store::BackupError;
 use orderflow_actors::users::{RefreshError, UserError};
 use orderflow_actors::webhooks::WebhookError;
@@ -352,6 +353,18 @@ impl ApiError {
         )
     }
 
+    /// 503: the search index is being built (at start, or after damage).
+    pub fn search_unavailable(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "search-unavailable",
+            "Search unavailable",
+            detail,
+        );
+        e.0.retry_after_secs = Some(orderflow_actors::limits::SEARCH_RETRY_AFTER_SECS);
+        e
+    }
+
     /// 500 for a write that was accepted but whose answer never came: it may still
     /// take effect, so the client must look before repeating it (no `Retry-After`).
     pub fn outcome_unknown() -> Self {
@@ -627,6 +640,21 @@ impl From<EventsError> for ApiError {
                 "{e}; start again without `after` (from the oldest event kept)"
             )),
             EventsError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::Unavailable => {
+                ApiError::search_unavailable(format!("{e}; searches are answered once it is built"))
+            }
+            SearchError::CursorMismatch => ApiError::field(
+                "cursor",
+                "belongs to another search (other text, filters or facets)",
+            ),
+            SearchError::Index(detail) => ApiError::internal(detail),
         }
     }
 }

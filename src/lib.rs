@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod progress;
 pub mod relay;
+pub mod search_service;
 pub mod services;
 pub mod startup;
 pub mod state;

@@ -34,8 +34,12 @@ use orderflow_actors::limits::{LOG_BUFFER_BYTES_MAX, LOG_FLUSH_INTERVAL_MS};
 /// Installs the global subscriber; keep the guard alive until exit: dropping it
 /// writes the last lines.
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<LogGuard> {
-    let filter = EnvFilter::try_new(filter)
+    let mut filter = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter {filter:?}: {e}"))?;
+    if !filter.to_string().contains("tantivy") {
+        // The search library logs every commit at info; its warnings still show.
+        filter = filter.add_directive("tantivy=warn".parse()?);
+    }
     let (writer, guard) = Batched::start(std::io::stderr(), LOG_BUFFER_BYTES_MAX);
     let writer_for_access = writer.clone();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -23,6 +23,7 @@ use orderflow_actors::pg::{
     self, PgApiKeys, PgCatalog, PgEvents, PgLedger, PgLedgerActor, PgUsers, PgWebhooks,
 };
 use orderflow_actors::room::Room;
+use orderflow_actors::search::Feed;
 use orderflow_actors::store::Journal;
 use orderflow_actors::store::Store;
 use orderflow_actors::telemetry::Telemetry;
@@ -51,6 +52,8 @@ pub struct Services {
     pub newest_event: watch::Receiver<u64>,
     /// Recently read products' response bytes; the ledger forgets what it commits.
     pub product_cache: ProductCache,
+    /// What the ledger's commits touched, for the search index.
+    pub search_feed: Feed,
 }
 
 impl Services {
@@ -75,6 +78,7 @@ impl Services {
         let users = start_pool(1, move || UserStore::new(s.clone()));
         let (notify, newest_event) = watch::channel(events::reader::newest_seq(&store)?);
         let product_cache = ProductCache::default();
+        let search_feed = Feed::default();
         let mut ledger = Ledger::new(store.clone(), currency, commit_batch_max, telemetry.clone());
         if pipeline.ledger_journal == LedgerJournal::On {
             let mut journal = Journal::open(&store, &args.data_dir)?;
@@ -86,6 +90,7 @@ impl Services {
         }
         let ledger = ledger
             .with_product_cache(product_cache.clone())
+            .with_search_feed(search_feed.clone())
             .with_events(EventsConfig {
                 row_events: match pipeline.import_events {
                     ImportEvents::Summary => RowEvents::Summary,
@@ -123,6 +128,7 @@ impl Services {
             webhooks: Mailbox::pool(webhooks, "webhooks", WEBHOOKS_INFLIGHT_MAX, timeout),
             newest_event,
             product_cache,
+            search_feed,
         })
     }
 
@@ -174,6 +180,8 @@ pub struct PgServices {
     pub newest_event: watch::Receiver<u64>,
     /// The JWT secret every node of the database signs with.
     pub jwt_secret: Vec<u8>,
+    /// What this node's ledger commits, for its search index.
+    pub search_feed: Feed,
 }
 
 impl PgServices {
@@ -206,6 +214,7 @@ impl PgServices {
         };
         let (notify, newest_event) = watch::channel(pg::newest_seq(&setup).await?);
         drop(setup);
+        let search_feed = Feed::default();
         actix_web::rt::spawn(pg::follow_events(url.to_owned(), notify));
 
         let pool = pg::pool(url, PG_POOL_CONNECTIONS_MAX)?;
@@ -220,6 +229,7 @@ impl PgServices {
             telemetry: telemetry.clone(),
             reconnect: Some(url.to_owned()),
             node: node_name(),
+            search_feed: Some(search_feed.clone()),
         };
         let (url_owned, p) = (url.to_owned(), pool.clone());
         let retention_days = pipeline.event_retention_days;
@@ -262,6 +272,7 @@ impl PgServices {
             url: url.to_owned(),
             newest_event,
             jwt_secret,
+            search_feed,
         })
     }
 
@@ -307,6 +318,30 @@ impl Backend {
         match self {
             Self::Redb(s) => Some(s.product_cache.clone()),
             Self::Postgres(_) => None,
+        }
+    }
+
+    /// What the ledger's commits touched, for the search index.
+    pub fn search_feed(&self) -> Feed {
+        match self {
+            Self::Redb(s) => s.search_feed.clone(),
+            Self::Postgres(s) => s.search_feed.clone(),
+        }
+    }
+
+    /// Commits what the ledger has queued and stops it (the readers stay).
+    pub async fn stop_ledger(&self) {
+        match self {
+            Self::Redb(s) => {
+                for addr in s.ledger.addrs() {
+                    let _ = addr.send(ledger::Shutdown).await;
+                }
+            }
+            Self::Postgres(s) => {
+                for addr in s.ledger.addrs() {
+                    let _ = addr.send(ledger::Shutdown).await;
+                }
+            }
         }
     }
 

@@ -25,6 +25,7 @@ use crate::config::ServeArgs;
 use crate::control;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
+use crate::search_service::SearchService;
 use crate::services::{Backend, PgServices, Services, bootstrap_admin};
 use crate::state::AppState;
 use crate::webhooks::deliverer::{self, Deliverer};
@@ -41,6 +42,8 @@ pub struct Application {
     relay: Option<Relay>,
     /// `<data-dir>/control.sock` (see `control`); `None` when it could not be bound.
     control: Option<tokio::net::UnixListener>,
+    /// The search index, its readers and its indexer.
+    search: SearchService,
 }
 
 impl Application {
@@ -62,16 +65,23 @@ impl Application {
             backend.telemetry().clone(),
         )
         .with_context(|| format!("cannot prepare the inbox {}", args.inbox.display()))?;
+        let timeout = Duration::from_millis(args.pipeline.actor_timeout_ms);
+        let search = SearchService::start(
+            &backend,
+            &args.store.data_dir,
+            usize::try_from(args.catalog_threads).unwrap_or(1),
+            timeout,
+        );
         let deliverer = deliverer_of(&args, &backend);
         let relay = relay_of(&args, &backend);
 
         let listener = TcpListener::bind(args.bind)
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let address = listener.local_addr()?;
-        let timeout = Duration::from_millis(args.pipeline.actor_timeout_ms);
         let state = web::Data::new(AppState {
             openapi: api::openapi::spec(),
             catalog: backend.catalog(),
+            search: search.readers.clone(),
             product_cache: backend.product_cache(),
             users: backend.users(),
             ledger: backend.ledger(),
@@ -125,6 +135,7 @@ impl Application {
             deliverer,
             relay,
             control,
+            search,
         })
     }
 
@@ -197,6 +208,10 @@ impl Application {
         }
         tracing::info!("shutting down: finishing the import batch in progress");
         self.inbox.shutdown().await;
+        // The index writes what the last commits touched, through the catalog's
+        // readers, before they stop.
+        self.backend.stop_ledger().await;
+        self.search.stop().await;
         self.backend.shutdown().await;
         tracing::info!("stopped");
         Ok(())

@@ -20,6 +20,7 @@ use orderflow_actors::ledger::Ledger;
 use orderflow_actors::mailbox::Mailbox;
 use orderflow_actors::pg::{PgApiKeys, PgCatalog, PgEvents, PgLedgerActor, PgUsers, PgWebhooks};
 use orderflow_actors::room::Room;
+use orderflow_actors::search::SearchReader;
 use orderflow_actors::users::UserStore;
 use orderflow_actors::webhooks::Webhooks;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     /// The OpenAPI document, built once at start-up.
     pub openapi: &'static str,
     pub catalog: Room<Catalog, PgCatalog>,
+    /// The search index's readers (both backends: the index is the node's own).
+    pub search: Mailbox<SearchReader>,
     /// Products' response bytes as last sent (redb only; see
     /// `orderflow_actors::catalog::cache`).
     pub product_cache: Option<ProductCache>,

@@ -49,6 +49,7 @@ async fn main() {
                 telemetry: Default::default(),
                 reconnect: None,
                 node: format!("bench-{}", nodes.len()),
+                search_feed: None,
             },
         ));
     }

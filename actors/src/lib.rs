@@ -33,6 +33,7 @@ pub mod mailbox;
 pub mod pg;
 pub mod priority;
 pub mod room;
+pub mod search;
 pub mod store;
 pub mod telemetry;
 pub mod text;

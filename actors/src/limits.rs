@@ -88,6 +88,41 @@ pub const PRODUCT_CACHE_ENTRIES_MAX: usize = 16_384;
 /// SKUs one commit may change before the read cache is emptied whole instead of
 /// SKU by SKU (an import batch changes thousands).
 pub const PRODUCT_CACHE_TOUCHED_MAX: usize = 1_024;
+/// SKUs a commit's list of what it changed holds at most (four full import
+/// batches); past it the commit counts as changing everything, and the search
+/// index re-reads the whole catalog.
+pub const TOUCHED_SKUS_MAX: usize = 4 * IMPORT_BATCH_ROWS_MAX;
+
+/// Largest page of search hits.
+pub const SEARCH_LIMIT_MAX: usize = 100;
+/// Search hits a client may page through (offset of the last one), like a
+/// search engine's result window: deeper pages are not answered.
+pub const SEARCH_DEPTH_MAX: usize = 10_000;
+/// How long a search's cursor keeps reading the snapshot its first page read.
+pub const SEARCH_CURSOR_SECS: u64 = 600;
+/// Snapshots kept for cursors at most (the oldest is let go first).
+pub const SEARCH_SNAPSHOTS_MAX: usize = 64;
+/// Longest search text, in characters.
+pub const SEARCH_TEXT_CHARS_MAX: usize = 200;
+/// Words of a search that are matched (the rest are ignored).
+pub const SEARCH_WORDS_MAX: usize = 12;
+/// Words of this many characters match with one typo (contract §7).
+pub const SEARCH_TYPO_CHARS_MIN: usize = 5;
+/// Words of this many characters match with two typos (contract §7).
+pub const SEARCH_TWO_TYPOS_CHARS_MIN: usize = 9;
+/// Facets one search may ask for.
+pub const SEARCH_FACETS_MAX: usize = 6;
+/// Values a facet answers at most (the most frequent first).
+pub const SEARCH_FACET_VALUES_MAX: usize = 100;
+/// How often the search index commits what it was fed, in milliseconds (a
+/// committed change is searchable within about this, and within 1 s).
+pub const SEARCH_COMMIT_INTERVAL_MS: u64 = 200;
+/// Products read per catalog request while the index is built or refreshed.
+pub const SEARCH_READ_BATCH: usize = 4_096;
+/// Memory the index writer buffers before it writes a segment, in bytes.
+pub const SEARCH_WRITER_BYTES: usize = 128 * 1024 * 1024;
+/// `Retry-After` of a search answered while the index is being built, in seconds.
+pub const SEARCH_RETRY_AFTER_SECS: u64 = 2;
 
 /// Most messages waiting for or being handled by one actor; beyond it callers get 503.
 pub const CATALOG_INFLIGHT_MAX: usize = 4_096;
@@ -100,6 +135,8 @@ pub const INBOX_INFLIGHT_MAX: usize = 64;
 /// See [`CATALOG_INFLIGHT_MAX`]. Reads of the events feed (a long poll waits outside
 /// the actor, so it holds no place here while it waits).
 pub const EVENTS_INFLIGHT_MAX: usize = 1_024;
+/// See [`CATALOG_INFLIGHT_MAX`]. Searches waiting for or being answered.
+pub const SEARCH_INFLIGHT_MAX: usize = 1_024;
 /// Threads reading the events feed.
 pub const EVENTS_READER_THREADS: usize = 1;
 /// Default for `--commit-batch-max`: most commands folded into one ledger transaction.

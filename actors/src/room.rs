@@ -9,12 +9,19 @@
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message};
 
+use crate::catalog::Catalog;
+use crate::events::EventsReader;
 use crate::ledger::Ledger;
 use crate::mailbox::{AskError, Mailbox, Slot};
 use crate::pg::actor::PgLedgerActor;
+use crate::pg::{PgCatalog, PgEvents};
 
 /// The ledger on this node's backend: the redb [`Ledger`] or PostgreSQL's twin.
 pub type LedgerRoom = Room<Ledger, PgLedgerActor>;
+/// The catalog's readers on this node's backend.
+pub type CatalogRoom = Room<Catalog, PgCatalog>;
+/// The events feed's readers on this node's backend.
+pub type EventsRoom = Room<EventsReader, PgEvents>;
 
 /// A room both of whose actors answer `M`: the bound a generic caller states
 /// instead of naming the two actors (so the inbox names no backend).

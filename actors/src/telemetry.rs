@@ -8,6 +8,7 @@
 //! (reason codes, outcomes), never free text, so cardinality stays bounded.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -37,6 +38,42 @@ pub struct OutcomeLabel {
 /// Something that happened, recorded in the metrics (and the log) by [`Event::emit`].
 pub trait Event {
     fn emit(self, telemetry: &Telemetry);
+}
+
+/// The search index committed what it was fed.
+#[derive(Debug)]
+pub struct SearchCommitted {
+    /// From the oldest change it took to its commit.
+    pub lag_seconds: f64,
+    pub documents: u64,
+}
+
+impl Event for SearchCommitted {
+    fn emit(self, t: &Telemetry) {
+        t.search_lag_seconds.set(self.lag_seconds);
+        t.search_documents
+            .set(i64::try_from(self.documents).unwrap_or(i64::MAX));
+    }
+}
+
+/// The search index was built from the whole catalog.
+#[derive(Debug)]
+pub struct SearchRebuilt {
+    pub documents: u64,
+    pub seconds: f64,
+}
+
+impl Event for SearchRebuilt {
+    fn emit(self, t: &Telemetry) {
+        t.search_rebuilds.inc();
+        t.search_documents
+            .set(i64::try_from(self.documents).unwrap_or(i64::MAX));
+        tracing::info!(
+            documents = self.documents,
+            seconds = self.seconds,
+            "search index built"
+        );
+    }
 }
 
 /// The ledger committed a new order (not a replay).
@@ -240,6 +277,9 @@ pub struct Metrics {
     pub webhook_oldest_undelivered_seconds: Family<EndpointLabel, Gauge>,
     pub nats_relay_lag_events: Gauge,
     pub nats_relayed_seq: Gauge,
+    pub search_lag_seconds: Gauge<f64, AtomicU64>,
+    pub search_documents: Gauge,
+    pub search_rebuilds: Counter,
 }
 
 impl Default for Telemetry {
@@ -260,6 +300,9 @@ impl Default for Telemetry {
             webhook_oldest_undelivered_seconds: Family::default(),
             nats_relay_lag_events: Gauge::default(),
             nats_relayed_seq: Gauge::default(),
+            search_lag_seconds: Gauge::default(),
+            search_documents: Gauge::default(),
+            search_rebuilds: Counter::default(),
         }))
     }
 }
@@ -294,6 +337,21 @@ impl Telemetry {
             "nats_relay_lag_events",
             "Events committed but not yet in the NATS stream (on the relaying node)",
             m.nats_relay_lag_events.clone(),
+        );
+        registry.register(
+            "search_lag_seconds",
+            "Time from a commit to the search index's commit of it, at the index's last commit",
+            m.search_lag_seconds.clone(),
+        );
+        registry.register(
+            "search_documents",
+            "Products the search index holds",
+            m.search_documents.clone(),
+        );
+        registry.register(
+            "search_rebuilds",
+            "Times the search index was built from the whole catalog",
+            m.search_rebuilds.clone(),
         );
         registry.register(
             "nats_relayed_seq",

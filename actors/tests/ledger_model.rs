@@ -350,6 +350,7 @@ impl Live {
                         telemetry: Telemetry::default(),
                         reconnect: None,
                         node: "model".to_owned(),
+                        search_feed: None,
                     },
                 );
                 let pool = pg::pool(&db.url, 2).unwrap();

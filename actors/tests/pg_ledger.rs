@@ -48,6 +48,7 @@ async fn nodes(url: &str, batch_max: usize) -> Vec<PgLedger> {
                 telemetry: Default::default(),
                 reconnect: None,
                 node: format!("test-node-{}", nodes.len()),
+                search_feed: None,
             },
         ));
     }
@@ -656,6 +657,7 @@ async fn a_commit_whose_answer_is_lost_is_unknown_and_a_keyed_retry_returns_its_
             telemetry: Default::default(),
             reconnect: Some(url.clone()),
             node: "cut".into(),
+            search_feed: None,
         },
     );
     stock_product(&node, "U1", 10).await;

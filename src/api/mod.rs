@@ -16,6 +16,7 @@ pub mod orders;
 pub mod products;
 pub mod resource;
 pub mod routes;
+pub mod search;
 pub mod strict;
 pub mod webhooks;
 
@@ -30,6 +31,7 @@ pub fn route_sets() -> (routes::Routes, routes::Routes) {
     auth::routes(&mut v1);
     products::routes(&mut v1);
     groups::routes(&mut v1);
+    search::routes(&mut v1);
     orders::routes(&mut v1);
     imports::routes(&mut v1);
     events::routes(&mut v1);

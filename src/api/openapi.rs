@@ -8,7 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    apikeys, auth, backup, console, events, groups, imports, ops, orders, products, webhooks,
+    apikeys, auth, backup, console, events, groups, imports, ops, orders, products, search,
+    webhooks,
 };
 use crate::error::{FieldError, Problem, Shortage};
 
@@ -59,6 +60,7 @@ pub fn spec() -> &'static str {
             auth::Doc::openapi(),
             products::Doc::openapi(),
             groups::Doc::openapi(),
+            search::Doc::openapi(),
             orders::Doc::openapi(),
             imports::Doc::openapi(),
             events::Doc::openapi(),
@@ -146,7 +148,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(public.len(), 14, "{public:?}");
+        assert_eq!(public.len(), 15, "{public:?}");
     }
 
     #[test]
@@ -236,6 +238,15 @@ mod tests {
             ("EndpointBody", "description", "maxLength") => n(WEBHOOK_DESCRIPTION_CHARS_MAX),
             ("KeyBody", "scopes", "maxItems") => n(orderflow_actors::domain::Scope::ALL.len()),
             ("events-param", "limit", "maximum") => n(EVENTS_PAGE_MAX),
+            ("search-param", "limit", "maximum") => n(SEARCH_LIMIT_MAX),
+            ("search-param", "q", "maxLength") => n(SEARCH_TEXT_CHARS_MAX),
+            ("search-param", "category", "maxLength") => n(CATEGORY_PATH_CHARS_MAX),
+            ("search-param", "group", "maxLength") => n(GROUP_HANDLE_CHARS_MAX),
+            ("search-param", "option.{name}", "maxLength") => n(OPTION_VALUE_CHARS_MAX),
+            ("search-param", "min_price_cents" | "max_price_cents", "maximum") => {
+                u(PRICE_CENTS_MAX)
+            }
+            ("search-param", "limit", "minimum") => 1,
             ("events-param", "limit", "minimum") => 1,
             ("events-param", "wait", "maximum") => i128::from(EVENTS_WAIT_SECS_MAX),
             ("param", "name", "maxLength") => n(FILE_NAME_BYTES_MAX),
@@ -300,9 +311,11 @@ mod tests {
             }
         }
         for (path, item) in doc["paths"].as_object().unwrap() {
-            // The feed pages by its own bounds.
+            // The feed and search page by their own bounds.
             let place = if path.starts_with("/api/v1/events") {
                 "events-param"
+            } else if path.starts_with("/api/v1/search") {
+                "search-param"
             } else {
                 "param"
             };

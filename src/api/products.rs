@@ -64,14 +64,34 @@ const LIST_PARAMS: [&str; 10] = [
 ];
 
 /// The prefix of the `option.NAME=VALUE` filters.
-const OPTION_PARAM: &str = "option.";
+pub(super) const OPTION_PARAM: &str = "option.";
 
-fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
-    let params = QueryParams::parse_with_prefix(raw, &LIST_PARAMS, Some(OPTION_PARAM))?;
-    let mut errors = Vec::new();
-    let limit = params.page_limit(&mut errors);
-    let min_price = params.integer("min_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
-    let max_price = params.integer("max_price_cents", 0, PRICE_CENTS_MAX, &mut errors);
+/// The filters a product list and a search share (contract §7: category
+/// subtree, price range, `in_stock`, `group`, `option.NAME`), parsed from
+/// `params`; a bad one adds its field error.
+pub(super) struct ListFilters {
+    /// A category key: that category and everything below it.
+    pub category: Option<String>,
+    pub group: Option<GroupHandle>,
+    /// Folded as `Options::values_key` keeps them.
+    pub options: Vec<(String, String)>,
+    pub min_price: Option<u64>,
+    pub max_price: Option<u64>,
+    pub in_stock: bool,
+}
+
+/// The parameters [`ListFilters`] reads (besides the `option.` ones).
+pub(super) const FILTER_PARAMS: [&str; 5] = [
+    "category",
+    "group",
+    "min_price_cents",
+    "max_price_cents",
+    "in_stock",
+];
+
+pub(super) fn list_filters(params: &QueryParams, errors: &mut Vec<FieldError>) -> ListFilters {
+    let min_price = params.integer("min_price_cents", 0, PRICE_CENTS_MAX, errors);
+    let max_price = params.integer("max_price_cents", 0, PRICE_CENTS_MAX, errors);
     if let (Some(lo), Some(hi)) = (min_price, max_price)
         && lo > hi
     {
@@ -80,46 +100,15 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
             "must not be below min_price_cents",
         ));
     }
-    let in_stock = params.boolean("in_stock", &mut errors).unwrap_or(false);
-    let max_stock = params.integer("max_stock", 0, STOCK_UNITS_MAX, &mut errors);
-    let sort = match params.get("sort") {
-        None | Some("sku") => ProductSort::Sku,
-        Some("price") => ProductSort::PriceAsc,
-        Some("-price") => ProductSort::PriceDesc,
-        Some("name") => ProductSort::Name,
-        Some(_) => {
-            errors.push(FieldError::new(
-                "sort",
-                "must be one of sku, price, -price, name",
-            ));
-            ProductSort::Sku
-        }
-    };
-    let text = |key: &str, max: usize, errors: &mut Vec<FieldError>| match params.get(key) {
-        Some(v) if v.trim().is_empty() || v.chars().count() > max => {
-            errors.push(FieldError::new(
-                key,
-                format!("must be 1 to {max} characters"),
-            ));
-            None
-        }
-        v => v.map(|v| fold_case(v.trim())),
-    };
+    let in_stock = params.boolean("in_stock", errors).unwrap_or(false);
     // A path: it and everything below it, compared as `Category::key`.
-    let category = text("category", CATEGORY_PATH_CHARS_MAX, &mut errors).and_then(|v| {
+    let category = filter_text(params, "category", CATEGORY_PATH_CHARS_MAX, errors).and_then(|v| {
         Category::parse(&v)
             .map(|c| c.key())
             .map_err(|e| errors.push(FieldError::new("category", e.to_string())))
             .ok()
     });
-    let name_contains = text("q", LIST_FILTER_CHARS_MAX, &mut errors);
-    let group = optional(
-        "group",
-        params.get("group"),
-        GroupHandle::parse,
-        &mut errors,
-    )
-    .flatten();
+    let group = optional("group", params.get("group"), GroupHandle::parse, errors).flatten();
     // Every option filter must hold; names and values compared folded, as
     // `Options::values_key` keeps them.
     let pairs: Vec<(&str, &str)> = params.with_prefix(OPTION_PARAM).collect();
@@ -134,6 +123,55 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
             Vec::new()
         }
     };
+    ListFilters {
+        category,
+        group,
+        options,
+        min_price,
+        max_price,
+        in_stock,
+    }
+}
+
+/// A free-text parameter, trimmed and case-folded; 1 to `max` characters.
+fn filter_text(
+    params: &QueryParams,
+    key: &str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match params.get(key) {
+        Some(v) if v.trim().is_empty() || v.chars().count() > max => {
+            errors.push(FieldError::new(
+                key,
+                format!("must be 1 to {max} characters"),
+            ));
+            None
+        }
+        v => v.map(|v| fold_case(v.trim())),
+    }
+}
+
+fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
+    let params = QueryParams::parse_with_prefix(raw, &LIST_PARAMS, Some(OPTION_PARAM))?;
+    let mut errors = Vec::new();
+    let limit = params.page_limit(&mut errors);
+    let filters = list_filters(&params, &mut errors);
+    let max_stock = params.integer("max_stock", 0, STOCK_UNITS_MAX, &mut errors);
+    let sort = match params.get("sort") {
+        None | Some("sku") => ProductSort::Sku,
+        Some("price") => ProductSort::PriceAsc,
+        Some("-price") => ProductSort::PriceDesc,
+        Some("name") => ProductSort::Name,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "sort",
+                "must be one of sku, price, -price, name",
+            ));
+            ProductSort::Sku
+        }
+    };
+    let name_contains = filter_text(&params, "q", LIST_FILTER_CHARS_MAX, &mut errors);
     let after = params.cursor::<ListCursor>(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -141,13 +179,13 @@ fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
     Ok(ProductQuery {
         limit,
         after,
-        category,
+        category: filters.category,
         name_contains,
-        group,
-        options,
-        min_price,
-        max_price,
-        in_stock,
+        group: filters.group,
+        options: filters.options,
+        min_price: filters.min_price,
+        max_price: filters.max_price,
+        in_stock: filters.in_stock,
         max_stock,
         sort,
     })

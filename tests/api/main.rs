@@ -10,6 +10,7 @@
 //! - `crash`     — SIGKILL under load, then reopen
 //! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
+//! - `search`    — ranked search, facets, cursors, the index rebuilt at start
 //! - `product_cache` — every acknowledged write shows in the next read of a hot product
 //! - `webhooks`  — SSRF guard, signed deliveries, retries, disable and resume
 //! - `errors`    — problem+json for every kind of bad request
@@ -60,5 +61,6 @@ mod operations;
 mod orders;
 mod product_cache;
 mod products;
+mod search;
 mod shared_inbox;
 pub mod webhooks;

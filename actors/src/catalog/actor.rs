@@ -8,6 +8,7 @@ use actix::{Actor, Context, Handler, Message};
 use redb::{ReadTransaction, ReadableDatabase};
 
 use super::groups::{GetGroup, Group};
+use super::query::Scanned;
 use super::tables::members_of;
 use super::tree::{CategoryNode, CategoryTree};
 use super::{CatalogError, ListCursor, Product, ProductQuery};
@@ -48,6 +49,39 @@ impl Handler<GetProduct> for Catalog {
     type Result = Result<Option<Product>, StoreError>;
     fn handle(&mut self, msg: GetProduct, _: &mut Self::Context) -> Self::Result {
         super::query::read_product(&self.read()?, &msg.sku)
+    }
+}
+
+/// A page of every product row in SKU order, the active ones with their stock:
+/// what the search index is built from.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Scanned, StoreError>")]
+pub struct ScanProducts {
+    /// Start after this SKU (`None`: from the first).
+    pub after: Option<Sku>,
+    /// Rows to read at most (archived ones count).
+    pub limit: usize,
+}
+
+impl Handler<ScanProducts> for Catalog {
+    type Result = Result<Scanned, StoreError>;
+    fn handle(&mut self, msg: ScanProducts, _: &mut Self::Context) -> Self::Result {
+        super::query::scan_products(&self.read()?, msg.after.as_ref(), msg.limit)
+    }
+}
+
+/// The active products among some SKUs, with their stock, as one snapshot has
+/// them (missing and archived ones left out): what the search index refreshes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Product>, StoreError>")]
+pub struct GetProducts {
+    pub skus: Vec<Sku>,
+}
+
+impl Handler<GetProducts> for Catalog {
+    type Result = Result<Vec<Product>, StoreError>;
+    fn handle(&mut self, msg: GetProducts, _: &mut Self::Context) -> Self::Result {
+        super::query::read_products(&self.read()?, &msg.skus)
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::domain::Sku;
-use crate::limits::{PRODUCT_CACHE_ENTRIES_MAX, PRODUCT_CACHE_TOUCHED_MAX};
+use crate::limits::{PRODUCT_CACHE_ENTRIES_MAX, PRODUCT_CACHE_TOUCHED_MAX, TOUCHED_SKUS_MAX};
 
 /// Shards (a power of two): readers on different SKUs rarely share a lock.
 const SHARDS: usize = 64;
@@ -115,14 +115,15 @@ impl ProductCache {
     /// are answered.
     pub fn forget(&self, touched: Touched) {
         match touched {
-            Touched::Some(skus) => {
+            Touched::Some(skus) if skus.len() <= PRODUCT_CACHE_TOUCHED_MAX => {
                 for sku in skus {
                     let mut guard = self.lock(self.shard_of(&sku));
                     guard.entries.remove(&*sku);
                     guard.epoch += 1;
                 }
             }
-            Touched::All => {
+            // An import batch: emptying every shard is cheaper than SKU by SKU.
+            Touched::Some(_) | Touched::All => {
                 for shard in 0..SHARDS {
                     let mut guard = self.lock(shard);
                     guard.entries.clear();
@@ -143,9 +144,10 @@ impl ProductCache {
     }
 }
 
-/// The SKUs one transaction wrote a product row or a stock level of. Past
-/// [`PRODUCT_CACHE_TOUCHED_MAX`] (an import batch) it stops counting: the whole
-/// cache is forgotten, which is cheaper than forgetting SKU by SKU.
+/// The SKUs one transaction wrote a product row or a stock level of (the read
+/// cache forgets them, the search index re-reads them). Past
+/// [`TOUCHED_SKUS_MAX`] (several import batches in one commit) it stops
+/// counting: everything is forgotten and re-read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Touched {
     Some(Vec<Box<str>>),
@@ -162,7 +164,7 @@ impl Touched {
     /// Notes that `sku`'s row or stock was written.
     pub fn note(&mut self, sku: &Sku) {
         if let Self::Some(skus) = self {
-            if skus.len() >= PRODUCT_CACHE_TOUCHED_MAX {
+            if skus.len() >= TOUCHED_SKUS_MAX {
                 *self = Self::All;
             } else {
                 skus.push(sku.as_str().into());
@@ -174,9 +176,7 @@ impl Touched {
     #[must_use]
     pub fn and(self, other: Touched) -> Touched {
         match (self, other) {
-            (Self::Some(mut a), Self::Some(b))
-                if a.len() + b.len() <= PRODUCT_CACHE_TOUCHED_MAX =>
-            {
+            (Self::Some(mut a), Self::Some(b)) if a.len() + b.len() <= TOUCHED_SKUS_MAX => {
                 a.extend(b);
                 Self::Some(a)
             }

@@ -31,10 +31,10 @@ use crate::domain::{
     Timestamp, WeightGrams,
 };
 
-pub use actor::{Catalog, GetProduct, ListCategories, ListProducts};
+pub use actor::{Catalog, GetProduct, GetProducts, ListCategories, ListProducts, ScanProducts};
 pub use cache::{ProductCache, Touched};
 pub use groups::{GetGroup, Group, GroupOption};
-pub use query::{list_products, read_product};
+pub use query::{Scanned, list_products, read_product};
 pub use tables::{CatalogTables, Upsert};
 pub use tree::{CategoryNode, CategoryTree};
 

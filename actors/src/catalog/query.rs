@@ -301,3 +301,57 @@ pub fn category_counts(txn: &ReadTransaction) -> Result<Vec<(String, u64)>, Stor
         })
         .collect()
 }
+
+/// Up to `limit` product rows after `after` in SKU order, the active ones with
+/// their stock, and the last SKU read (`None` at the end of the table).
+pub fn scan_products(
+    txn: &ReadTransaction,
+    after: Option<&Sku>,
+    limit: usize,
+) -> Result<Scanned, StoreError> {
+    let products = txn.open_table(PRODUCTS)?;
+    let stock = txn.open_table(STOCK)?;
+    let from = after.map_or(Bound::Unbounded, |s| Bound::Excluded(s.as_str()));
+    let mut scanned = Scanned::default();
+    for entry in products
+        .range::<&str>((from, Bound::Unbounded))?
+        .take(limit)
+    {
+        let (key, bytes) = entry?;
+        let sku = stored_sku(key.value())?;
+        let row: ProductRow = codec::decode(bytes.value())?;
+        if !row.archived {
+            let units = stock.get(sku.as_str())?.map_or(0, |v| v.value().0);
+            scanned.products.push(Product {
+                sku: sku.clone(),
+                row,
+                stock: units,
+            });
+        }
+        scanned.last = Some(sku);
+    }
+    Ok(scanned)
+}
+
+/// The active products among `skus`, with their stock, from one snapshot.
+pub fn read_products(txn: &ReadTransaction, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
+    let mut out = Vec::with_capacity(skus.len());
+    for sku in skus {
+        out.extend(read_product(txn, sku)?);
+    }
+    Ok(out)
+}
+
+/// A page of a scan of every product row (see [`scan_products`]).
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// The active products of the page.
+    pub products: Vec<Product>,
+    /// The last SKU read, active or not; `None` when nothing was left to read.
+    pub last: Option<Sku>,
+}
+
+fn stored_sku(key: &str) -> Result<Sku, StoreError> {
+    Sku::parse(key)
+        .map_err(|_| StoreError::Corrupt(format!("stored SKU {key:?} is not a valid SKU")))
+}

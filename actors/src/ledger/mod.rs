@@ -56,6 +56,7 @@ use crate::events::{PurgeCutoffs, RowEvents};
 use crate::limits::{
     EVENT_RETENTION_DAYS_DEFAULT, JOURNAL_CHECKPOINT_MS, PURGE_BATCH_MAX, PURGE_INTERVAL_SECS,
 };
+use crate::search::Feed;
 use crate::store::Store;
 use crate::store::journal::{Journal, durable_empty_commit};
 use crate::store::tables::{self, MOVEMENTS, ORDERS, ORDERS_BY_USER, PRODUCTS, counter};
@@ -132,6 +133,8 @@ pub struct Ledger {
     journal: Option<Journal>,
     /// The catalog's read cache, whose entries each commit's changes make stale.
     product_cache: ProductCache,
+    /// The search index's feed, told what each commit touched.
+    search_feed: Option<Feed>,
 }
 
 impl Ledger {
@@ -148,6 +151,7 @@ impl Ledger {
             keys_in_flight: KeysInFlight::default(),
             journal: None,
             product_cache: ProductCache::default(),
+            search_feed: None,
         }
     }
 
@@ -163,6 +167,12 @@ impl Ledger {
     /// default: a cache of its own that nobody reads).
     pub fn with_product_cache(mut self, cache: ProductCache) -> Self {
         self.product_cache = cache;
+        self
+    }
+
+    /// The ledger that hands each commit's touched SKUs to the search index.
+    pub fn with_search_feed(mut self, feed: Feed) -> Self {
+        self.search_feed = Some(feed);
         self
     }
 
@@ -263,6 +273,9 @@ impl Ledger {
         // Forgotten even when the commit reports an error: what it wrote may still
         // have become visible, and forgetting is never wrong.
         if !touched.is_empty() {
+            if let Some(feed) = &self.search_feed {
+                feed.touched(&touched);
+            }
             self.product_cache.forget(touched);
         }
         // A commit that reports an error may still be on disk (redb had written

@@ -15,8 +15,9 @@ use super::staged::{int, uint};
 use super::{Pool, client};
 use crate::catalog::query::cursor_of;
 use crate::catalog::{
-    CatalogError, CategoryNode, GetGroup, GetProduct, Group, ListCategories, ListCursor,
-    ListProducts, Product, ProductQuery, ProductRow, ProductSort,
+    CatalogError, CategoryNode, GetGroup, GetProduct, GetProducts, Group, ListCategories,
+    ListCursor, ListProducts, Product, ProductQuery, ProductRow, ProductSort, ScanProducts,
+    Scanned,
 };
 use crate::common::{Page, StoreError, codec};
 use crate::domain::Sku;
@@ -85,6 +86,57 @@ impl Handler<GetGroup> for PgCatalog {
                 .map(|r| product_of(r.get(0), r.get(1), r.get(2)))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Group::of(msg.handle, variants))
+        })
+    }
+}
+
+impl Handler<ScanProducts> for PgCatalog {
+    type Result = ResponseFuture<Result<Scanned, StoreError>>;
+    fn handle(&mut self, msg: ScanProducts, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let db = client(&pool).await?;
+            let after = msg.after.as_ref().map(Sku::as_str);
+            let limit = int(msg.limit as u64)?;
+            let rows = db
+                .query(
+                    "SELECT p.sku, p.record, coalesce(s.units, 0), p.archived FROM products p \
+                     LEFT JOIN stock s ON s.sku = p.sku \
+                     WHERE $1::text IS NULL OR p.sku > $1 ORDER BY p.sku LIMIT $2",
+                    &[&after, &limit],
+                )
+                .await?;
+            let mut scanned = Scanned::default();
+            for r in &rows {
+                let product = product_of(r.get(0), r.get(1), r.get(2))?;
+                scanned.last = Some(product.sku.clone());
+                if !r.get::<_, bool>(3) {
+                    scanned.products.push(product);
+                }
+            }
+            Ok(scanned)
+        })
+    }
+}
+
+impl Handler<GetProducts> for PgCatalog {
+    type Result = ResponseFuture<Result<Vec<Product>, StoreError>>;
+    fn handle(&mut self, msg: GetProducts, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let db = client(&pool).await?;
+            let skus: Vec<&str> = msg.skus.iter().map(Sku::as_str).collect();
+            let rows = db
+                .query(
+                    "SELECT p.sku, p.record, coalesce(s.units, 0) FROM products p \
+                     LEFT JOIN stock s ON s.sku = p.sku \
+                     WHERE p.sku = ANY($1) AND NOT p.archived",
+                    &[&skus],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| product_of(r.get(0), r.get(1), r.get(2)))
+                .collect()
         })
     }
 }

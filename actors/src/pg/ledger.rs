@@ -57,6 +57,7 @@ use crate::ledger::records::{
     OrderRequest, OrderRow, Placed, StockError, count_checkout,
 };
 use crate::ledger::rules::Rules;
+use crate::search::Feed;
 use crate::telemetry::{BatchCommitted, Event, Telemetry};
 
 /// A command for the ledger, with where its answer goes.
@@ -170,6 +171,8 @@ pub struct Settings {
     pub reconnect: Option<String>,
     /// This node's name in the leases of import jobs (unique per process).
     pub node: String,
+    /// The search index's feed, told each committed batch's SKUs.
+    pub search_feed: Option<Feed>,
 }
 
 /// Where a node's handlers send ledger commands.
@@ -609,7 +612,13 @@ async fn apply(
         flush_products(&tx, &products).await?;
         rules.rows.flush(&tx).await?;
     }
-    commit(tx).await?;
+    let committed = commit(tx).await;
+    // Told even when the commit reports an error: it may have committed, and a
+    // needless re-read is harmless.
+    if let Some(feed) = settings.search_feed.as_ref().filter(|_| !dry) {
+        feed.skus(&needs.skus);
+    }
+    committed?;
     Ok(answers)
 }
 
