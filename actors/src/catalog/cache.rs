@@ -254,14 +254,37 @@ mod tests {
         assert!(cache.len() > PRODUCT_CACHE_ENTRIES_MAX / 4);
     }
 
+    /// A commit that touched more SKUs than the cache forgets one by one (an
+    /// import batch) empties the whole cache, and still names them (for the
+    /// search index).
+    #[test]
+    fn a_long_list_empties_the_whole_cache() {
+        let cache = ProductCache::default();
+        let (a, b) = (sku("A-1"), sku("B-1"));
+        for s in [&a, &b] {
+            let stamp = cache.get(s).unwrap_err();
+            assert!(cache.put(s, stamp, Bytes::from_static(b"v")));
+        }
+        let mut t = Touched::default();
+        for i in 0..=PRODUCT_CACHE_TOUCHED_MAX {
+            t.note(&sku(&format!("S-{i}")));
+        }
+        assert!(matches!(&t, Touched::Some(v) if v.len() == PRODUCT_CACHE_TOUCHED_MAX + 1));
+        cache.forget(t);
+        assert!(
+            cache.is_empty(),
+            "A-1 and B-1 were not in the list but are gone"
+        );
+    }
+
     #[test]
     fn touched_turns_into_all_past_its_bound() {
         let mut t = Touched::default();
         assert!(t.is_empty());
-        for i in 0..PRODUCT_CACHE_TOUCHED_MAX {
+        for i in 0..TOUCHED_SKUS_MAX {
             t.note(&sku(&format!("S-{i}")));
         }
-        assert!(matches!(&t, Touched::Some(v) if v.len() == PRODUCT_CACHE_TOUCHED_MAX));
+        assert!(matches!(&t, Touched::Some(v) if v.len() == TOUCHED_SKUS_MAX));
         t.note(&sku("S-last"));
         assert_eq!(t, Touched::All);
         let one = |s: &str| {
