@@ -332,6 +332,14 @@ async fn the_console_logs_in_uploads_shows_progress_and_rejects_and_moves_an_ord
     wait_text(c, "[data-group='console-tee']", "Size: ").await;
     wait_text(c, "[data-group='console-tee'] table", "CAT-TEE-M").await;
     wait_text(c, "[data-group='console-tee']", "in stock").await;
+    // Search: a typo and a prefix find the tees; a category facet narrows them.
+    type_into(c, Locator::Id("search-q"), "consle te").await;
+    click(c, Locator::Css("#search-form button")).await;
+    wait_text(c, "#catalog-title", "2 found").await;
+    wait_for(c, "#catalog-products tr[data-sku='CAT-TEE-S']").await;
+    wait_text(c, "[data-facet='price']", "1000-2500 (2)").await;
+    click(c, Locator::Css("[data-facet='category'] button")).await;
+    wait_text(c, "#catalog-title", "in Apparel").await;
     screenshot(c, "catalog-1280").await;
 
     // Webhooks: the endpoint and its state; a disabled one is re-enabled, and a
