@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Search (issue 42) beside SQLite FTS5 and PostgreSQL 15's tsvector, in one run, on
+# the same generated catalog (`orderflow gen products --catalog-depth`) and the
+# same queries (benches/search_vs_peers.py says which, and what the peers do not
+# do). Prints the table for docs/benchmarks.md and the README; writes
+# target/bench-report/search_vs_peers.json. Not a CI step (timings).
+#
+#   bash benches/search_vs_peers.sh                 # N=1000000 CONNS=64 SECS=20
+#   N=100000 SECS=5 bash benches/search_vs_peers.sh # quick
+#
+# Also measured in the run:
+#   - index build: `orderflow ingest` fills a data directory offline, then
+#     `orderflow serve` builds the index from that catalog at start (its log line);
+#   - ingest with the index fed: the same file dropped into a fresh node's inbox,
+#     rows/s to the job's end and the time until every product is searchable,
+#     beside DuckDB loading the same file (primary key, one statement).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+N=${N:-1000000}; CONNS=${CONNS:-64}; SECS=${SECS:-20}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+VENV=$ROOT/target/bench-venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'duckdb>=1.1,<2'
+fi
+echo "== build (release)"
+cargo build --release -q -p orderflow
+BIN=$ROOT/target/release
+WORK=$(mktemp -d /tmp/orderflow-search.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; bash .ci/services/postgres.sh stop "$WORK/pg" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+export ORDERFLOW_ADMIN_PASSWORD=bench-admin-pw
+export ORDERFLOW_JWT_SECRET=bench-secret-bench-secret-bench-secret-0
+OUT=$ROOT/target/bench-report
+mkdir -p "$OUT"
+
+start() {  # $1: name; sets PID and URL
+  local name=$1; shift
+  "$BIN/orderflow" serve --bind 127.0.0.1:0 --data-dir "$WORK/$name/data" --inbox "$WORK/$name/inbox" "$@" 2> "$WORK/$name.log" &
+  PID=$!; PIDS+=("$PID")
+  for _ in $(seq 400); do grep -q "listening on" "$WORK/$name.log" 2>/dev/null && break; sleep 0.05; done
+  URL=$(grep -o 'listening on http://[0-9.:]*' "$WORK/$name.log" | head -1 | sed 's/listening on //')
+  [ -n "$URL" ] || { echo "$name did not start:"; cat "$WORK/$name.log"; exit 1; }
+}
+metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+echo "== generate $N products (catalog depth)"
+"$BIN/orderflow" gen products --catalog-depth --count "$N" --seed 42 -o "$WORK/products.csv" 2>/dev/null
+python3 benches/search_vs_peers.py queries "$WORK" "$WORK/products.csv"
+
+echo "== orderflow: offline ingest, then the index built at start"
+mkdir -p "$WORK/of/inbox"
+"$BIN/orderflow" ingest --data-dir "$WORK/of/data" "$WORK/products.csv" > /dev/null 2>&1
+start of
+for _ in $(seq 1200); do
+  grep -q "search index built" "$WORK/of.log" && break; sleep 0.1
+done
+BUILD=$(grep "search index built" "$WORK/of.log" | grep -o 'seconds=[0-9.]*' | cut -d= -f2)
+DOCS=$(grep "search index built" "$WORK/of.log" | grep -o 'documents=[0-9]*' | cut -d= -f2)
+# Every path answers 200 with items before the run.
+while read -r path; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$URL$path")
+  [ "$code" = 200 ] || { echo "orderflow answered $code to $path"; exit 1; }
+done < <(head -8 "$WORK/paths_mixed.txt")
+curl -s "$URL$(sed -n 2p "$WORK/paths_mixed.txt")" | python3 -c 'import json,sys; b=json.load(sys.stdin); assert b["total"] > 0 and b["items"], b'
+echo "== orderflow: $CONNS connections, $SECS s, mixed then with facets"
+OF_MIXED=$(PATHS="$WORK/paths_mixed.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" -s benches/scripts/search.lua "$URL" | grep '^RESULT' | sed 's/^RESULT //')
+OF_FACETS=$(PATHS="$WORK/paths_facets.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" -s benches/scripts/search.lua "$URL" | grep '^RESULT' | sed 's/^RESULT //')
+kill -TERM "$PID"; wait "$PID" || true
+
+echo "== orderflow: the same file into a fresh node's inbox (index fed), then DuckDB"
+start fed
+T0=$(date +%s.%N)
+cp "$WORK/products.csv" "$WORK/fed/inbox/products_all.csv.part"
+mv "$WORK/fed/inbox/products_all.csv.part" "$WORK/fed/inbox/products_all.csv"
+for _ in $(seq 6000); do
+  [ -n "$(ls "$WORK/fed/inbox/processed" 2>/dev/null)" ] && break; sleep 0.05
+done
+T1=$(date +%s.%N)
+for _ in $(seq 6000); do
+  [ "$(metric orderflow_search_documents)" = "$DOCS" ] && break; sleep 0.05
+done
+T2=$(date +%s.%N)
+kill -TERM "$PID"; wait "$PID" || true
+DUCK=$("$VENV/bin/python" - "$WORK/products.csv" "$WORK/duck.db" <<'PY'
+import sys, time, duckdb
+t = time.monotonic()
+db = duckdb.connect(sys.argv[2])
+db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, category TEXT, "
+           "price DECIMAL(12,2) CHECK (price > 0), stock BIGINT CHECK (stock >= 0), description TEXT, "
+           "grp TEXT, o1n TEXT, o1v TEXT, o2n TEXT, o2v TEXT, weight BIGINT)")
+db.execute(f"INSERT OR REPLACE INTO products SELECT * FROM read_csv('{sys.argv[1]}', header=true, all_varchar=true)")
+db.execute("CHECKPOINT")
+print(time.monotonic() - t)
+PY
+)
+
+echo "== peers: SQLite FTS5, PostgreSQL tsvector"
+eval "$(bash .ci/services/postgres.sh start "$WORK/pg" 57532 57533)"
+PEERS=$(python3 benches/search_vs_peers.py peers "$WORK" "$WORK/products.csv" "$CONNS" "$SECS" 57532)
+
+python3 - "$N" "$DOCS" "$BUILD" "$T0" "$T1" "$T2" "$DUCK" "$OF_MIXED" "$OF_FACETS" "$OUT/search_vs_peers.json" <<PY
+import json, sys
+n, docs, build, t0, t1, t2, duck = sys.argv[1:8]
+of_mixed, of_facets = json.loads(sys.argv[8]), json.loads(sys.argv[9])
+peers = {}
+for line in """$PEERS""".splitlines():
+    _, name, body = line.split(" ", 2)
+    peers[name] = json.loads(body)
+qps = lambda r: r["requests"] / r["seconds"]
+rows = [("orderflow", of_mixed, of_facets),
+        ("SQLite FTS5", peers["sqlite_mixed"], peers["sqlite_facets"]),
+        ("PostgreSQL tsvector", peers["postgres_mixed"], peers["postgres_facets"])]
+print(f"\nSearch on {int(n):,} products, $CONNS connections, $SECS s each (same run)\n")
+print("| | queries/s (mixed) | p99 ms (mixed) | queries/s (3 facets) | p99 ms (3 facets) | orderflow's queries/s over it |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, m, f in rows:
+    ratio = qps(of_mixed) / qps(m)
+    print(f"| {name} | {qps(m):,.0f} | {m['p99_ms']:.1f} | {qps(f):,.0f} | {f['p99_ms']:.1f} | {ratio:.2f}x |")
+print(f"\norderflow errors: {of_mixed['errors']} (mixed), {of_facets['errors']} (facets)")
+ingest = float(t1) - float(t0)
+searchable = float(t2) - float(t0)
+print(f"index built at start from {int(docs):,} products: {float(build):.1f} s = {int(docs) / float(build):,.0f} products/s")
+print(f"ingest with the index fed: {int(n) / ingest:,.0f} rows/s (file to processed/), every product searchable after {searchable:.1f} s")
+print(f"DuckDB, same file: {int(n) / float(duck):,.0f} rows/s; orderflow / DuckDB = {float(duck) / ingest:.2f}x")
+json.dump({"products": int(n), "orderflow_mixed": of_mixed, "orderflow_facets": of_facets, "peers": peers,
+           "index_build_seconds": float(build), "ingest_seconds": ingest, "searchable_seconds": searchable,
+           "duckdb_seconds": float(duck)}, open(sys.argv[10], "w"), indent=2)
+PY
