@@ -483,6 +483,7 @@ fn products_batch(names: &[&str]) -> Batch {
             .iter()
             .map(|n| Piece {
                 unit: Unit::Product {
+                    warnings: 0,
                     grouped: None,
                     sku: sku(n),
                     draft: ProductDraft {

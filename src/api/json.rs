@@ -320,6 +320,9 @@ pub struct JobJson {
     /// Rows loaded (for a dry run: rows that would load).
     pub rows_loaded: u64,
     pub rows_rejected: u64,
+    /// Rows loaded with something left out rather than refused (a Shopify
+    /// barcode that is not a GTIN is dropped from its product).
+    pub warnings: u64,
     /// Rejected rows by reason code (`price_not_positive`, …).
     pub rejects_by_reason: std::collections::BTreeMap<String, u64>,
     pub created_at: String,
@@ -455,6 +458,7 @@ mod tests {
                 duplicate_of: Some(JobId(3)),
                 final_name: None,
                 bytes_read: 4,
+                warnings: 0,
             },
         };
         let serialized = serde_json::to_value(super::job(&job)).unwrap();

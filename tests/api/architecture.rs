@@ -363,6 +363,30 @@ fn the_inbox_imports_nothing_from_the_postgresql_backend() {
     }
 }
 
+/// The search index is the node's own, the same on both backends: it reads
+/// through the catalog and events rooms. No file under `search/` names `pg` or
+/// `store`.
+#[test]
+fn search_imports_neither_backend() {
+    let src = root().join("actors/src");
+    let graph = module_graph(&src);
+    let search: Vec<_> = graph
+        .iter()
+        .filter(|(m, _)| m.first().is_some_and(|s| s == "search"))
+        .collect();
+    assert!(search.len() >= 6, "the walk found too few search files");
+    for (module, edges) in search {
+        for edge in edges {
+            assert!(
+                edge.first().is_none_or(|s| s != "pg" && s != "store"),
+                "{} imports {}",
+                module.join("::"),
+                edge.join("::")
+            );
+        }
+    }
+}
+
 /// The actors crate holds the state and knows nothing of HTTP or of how the API
 /// is documented.
 #[test]

@@ -850,6 +850,7 @@ Bad Handle,Bad,,,,Title,Default Title,,,BAD-1,0,1,1.00,,,active\n"
         json!({"variant_exists": 1, "invalid_group": 1}),
         "{job}"
     );
+    assert_eq!(job["warnings"], 1, "the mangled barcode is counted: {job}");
     let s = app.product("TEE-S-B").await;
     assert_eq!(s["description"], "Soft & warm");
     assert_eq!(s["category"], "Apparel > Tops > T-Shirts");

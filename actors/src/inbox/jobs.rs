@@ -85,21 +85,28 @@ pub struct JobRow {
     /// Bytes of the file read by the last committed batch (see `load::Batch`);
     /// all of them once completed. Added in version 2.
     pub bytes_read: u64,
+    /// Rows loaded with something left out rather than refused (a Shopify
+    /// barcode that is not a GTIN). Added in version 3.
+    pub warnings: u64,
 }
 
 impl Record for JobRow {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const NAME: &'static str = "job";
     fn upgrade(found: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
         match found {
-            // Version 2 appended `bytes_read`: a version 1 body followed by the
-            // encoding of 0 (one zero byte, a varint) is a version 2 body. A job
-            // that was running reports 0 until its next batch.
-            1 => {
-                let mut v2 = Vec::with_capacity(body.len() + 1);
-                v2.extend_from_slice(body);
-                v2.push(0);
-                Some(postcard::from_bytes(&v2).map(|mut row: JobRow| {
+            // Version 2 appended `bytes_read`, version 3 `warnings`: an older
+            // body followed by the encoding of 0 (one zero byte, a varint) for
+            // each field it lacks is a version 3 body. A job that was running
+            // reports 0 bytes read until its next batch.
+            1 | 2 => {
+                let mut v3 = Vec::with_capacity(body.len() + 2);
+                v3.extend_from_slice(body);
+                v3.extend(std::iter::repeat_n(0, usize::from(3 - found)));
+                Some(postcard::from_bytes(&v3).map(|mut row: JobRow| {
+                    if found > 1 {
+                        return row;
+                    }
                     if row.status == JobStatus::Completed {
                         row.bytes_read = row.bytes;
                     }
@@ -154,6 +161,9 @@ pub struct JobView {
     /// Rows loaded (for a dry run: rows that would load).
     pub rows_loaded: u64,
     pub rows_rejected: u64,
+    /// Rows loaded with something left out rather than refused (a Shopify
+    /// barcode that is not a GTIN is dropped from its product).
+    pub warnings: u64,
     /// Rejected rows by reason code (`price_not_positive`, …).
     pub rejects_by_reason: BTreeMap<String, u64>,
     pub created_at: String,
@@ -183,6 +193,7 @@ impl Job {
             rows_read: r.rows_read,
             rows_loaded: r.rows_loaded,
             rows_rejected: r.rows_rejected,
+            warnings: r.warnings,
             rejects_by_reason: r.rejects_by_code.clone(),
             created_at: r.created_at.to_rfc3339(),
             started_at: r.started_at.map(Timestamp::to_rfc3339),
@@ -216,6 +227,8 @@ pub enum Step<'a> {
     BatchCommitted {
         records: u64,
         loaded: u64,
+        /// Rows loaded with something left out.
+        warnings: u64,
         bytes_read: u64,
         rejects: &'a [Reject],
         failed_ref_after: Option<String>,
@@ -305,6 +318,7 @@ pub fn advance(rows: &mut impl JobRows, id: JobId, step: Step<'_>) -> Result<Job
         Step::BatchCommitted {
             records,
             loaded,
+            warnings,
             bytes_read,
             rejects,
             failed_ref_after,
@@ -314,6 +328,7 @@ pub fn advance(rows: &mut impl JobRows, id: JobId, step: Step<'_>) -> Result<Job
             }
             row.rows_read += records;
             row.rows_loaded += loaded;
+            row.warnings += warnings;
             // A restart reads the file again from its start: keep the furthest.
             row.bytes_read = row.bytes_read.max(bytes_read).min(row.bytes);
             reject(rows, id, &mut row, rejects)?;
@@ -418,6 +433,7 @@ pub fn new_row(new: NewJob) -> JobRow {
         duplicate_of: None,
         final_name: None,
         bytes_read: 0,
+        warnings: 0,
     }
 }
 
@@ -550,5 +566,35 @@ pub fn end_event(row: &JobRow, at: Timestamp) -> Option<EventType> {
         JobStatus::Completed => Some(EventType::ImportCompleted),
         JobStatus::Failed => Some(EventType::ImportFailed),
         JobStatus::Queued | JobStatus::Running | JobStatus::Duplicate => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs written by earlier releases read with the fields they lacked at
+    /// their defaults: version 2 without `warnings`, version 1 without
+    /// `bytes_read` either (a completed one read them all).
+    #[test]
+    fn older_job_records_read_with_the_new_fields() {
+        let mut row = new_row(NewJob {
+            file_name: "products.csv".into(),
+            work_path: "/w/products.csv".into(),
+            origin: Origin::Inbox,
+            file_type: None,
+            dry_run: false,
+            refused: None,
+        });
+        row.status = JobStatus::Completed;
+        row.bytes = 300;
+        row.bytes_read = 300;
+        let v3 = postcard::to_allocvec(&row).unwrap();
+        assert_eq!(v3.last(), Some(&0), "warnings 0 is one zero byte");
+        let v2 = &v3[..v3.len() - 1];
+        assert_eq!(JobRow::upgrade(2, v2).unwrap().unwrap(), row);
+        let v1 = &v3[..v3.len() - 3];
+        assert_eq!(JobRow::upgrade(1, v1).unwrap().unwrap(), row);
+        assert!(JobRow::upgrade(3, &v3).is_none());
     }
 }

@@ -55,6 +55,8 @@ pub enum Unit {
         /// which the group's rule may still refuse; `None` for every other row,
         /// which the load never refuses (no copy of the text kept).
         grouped: Option<Box<(u64, String)>>,
+        /// See `transform::Row::Product`.
+        warnings: u32,
     },
     Inventory {
         line: u64,
@@ -154,7 +156,13 @@ impl Group {
 /// rejected row without a usable order reference.
 fn single_piece(outcome: Result<Row, Failed>, line: u64, raw: impl FnOnce() -> String) -> Piece {
     let unit = match outcome {
-        Ok(Row::Product { sku, draft, stock }) => Unit::Product {
+        Ok(Row::Product {
+            sku,
+            draft,
+            stock,
+            warnings,
+        }) => Unit::Product {
+            warnings,
             grouped: draft
                 .attributes
                 .group
@@ -352,12 +360,24 @@ impl Batch {
         self.pieces.iter().map(|p| p.records).sum()
     }
 
+    /// What the batch's rows left out rather than refused.
+    pub fn warnings(&self) -> u64 {
+        self.pieces
+            .iter()
+            .map(|p| match p.unit {
+                Unit::Product { warnings, .. } => u64::from(warnings),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// What applying the batch answers before any row is loaded or refused: its
     /// records, read position and the order whose further rows are refused.
     fn nothing_applied(&self) -> Applied {
         Applied {
             records: self.records(),
             loaded: 0,
+            warnings: self.warnings(),
             bytes_read: self.bytes_read,
             rejects: Vec::new(),
             failed_ref_after: self.pieces.last().and_then(|p| p.failed_ref_after.clone()),
@@ -371,6 +391,7 @@ impl Applied {
         Step::BatchCommitted {
             records: self.records,
             loaded: self.loaded,
+            warnings: self.warnings,
             bytes_read: self.bytes_read,
             rejects: &self.rejects,
             failed_ref_after: self
@@ -386,6 +407,8 @@ impl Applied {
 pub struct Applied {
     pub records: u64,
     pub loaded: u64,
+    /// Rows loaded with something left out (the report's warnings).
+    pub warnings: u64,
     pub bytes_read: u64,
     pub rejects: Vec<Reject>,
     pub failed_ref_after: Option<OrderRef>,
@@ -570,6 +593,7 @@ impl ProductBatch {
                     draft,
                     stock,
                     grouped,
+                    ..
                 } => out.rows.push(Pending {
                     sku,
                     draft,
@@ -635,6 +659,7 @@ pub fn apply_to<C: CatalogRows, R: LedgerRows, U: Customers>(
                 draft,
                 stock,
                 grouped,
+                ..
             } => match target.product(sku, draft, stock, source)? {
                 Ok(()) => loaded += 1,
                 Err((code, reason)) => {
@@ -1001,6 +1026,7 @@ mod tests {
                 .map(|(i, spec)| {
                     let unit = match *spec {
                         Some((sku, price, name, category, level, variant)) => Unit::Product {
+                            warnings: 0,
                             grouped: variant.map(|_| Box::new((i as u64 + 2, format!("row {i}")))),
                             sku: Sku::parse(&format!("SKU-{sku}")).unwrap(),
                             draft: ProductDraft {

@@ -26,6 +26,8 @@ pub struct Variant {
     pub sku: Sku,
     pub draft: ProductDraft,
     pub stock: Option<StockLevel>,
+    /// 1 when a barcode was written but left out (not a GTIN).
+    pub warnings: u32,
 }
 
 /// A row of the export: a variant, or `None` when it has nothing to load (an
@@ -65,16 +67,18 @@ pub fn row(r: &RawRecord, currency: Currency) -> Check<Option<Variant>> {
         ),
         None => None,
     };
+    // A barcode a spreadsheet mangled (`3.65275E+11`) is left out with a
+    // warning, not a reject.
+    let written = r.get(S::VariantBarcode);
+    let barcode = written.and_then(|v| Barcode::parse(text(v)).ok());
     let attributes = Attributes {
         group: Some(group),
         options,
         weight: grams(r)?,
-        // A barcode a spreadsheet mangled (`3.65275E+11`) is left out, not a reject.
-        barcode: r
-            .get(S::VariantBarcode)
-            .and_then(|v| Barcode::parse(text(v)).ok()),
+        barcode,
         ..Attributes::default()
     };
+    let warnings = u32::from(written.is_some() && attributes.barcode.is_none());
     Ok(Some(Variant {
         sku,
         draft: ProductDraft {
@@ -85,6 +89,7 @@ pub fn row(r: &RawRecord, currency: Currency) -> Check<Option<Variant>> {
             price,
         },
         stock,
+        warnings,
     }))
 }
 

@@ -33,6 +33,9 @@ pub enum Row {
         sku: Sku,
         draft: ProductDraft,
         stock: Option<StockLevel>,
+        /// What was left out of the row rather than refused (a Shopify barcode a
+        /// spreadsheet mangled): the report's warnings.
+        warnings: u32,
     },
     Inventory {
         sku: Sku,
@@ -75,6 +78,7 @@ pub fn transform(kind: Kind, currency: Currency, record: &RawRecord) -> Result<R
                     sku: v.sku,
                     draft: v.draft,
                     stock: v.stock,
+                    warnings: v.warnings,
                 }),
                 Ok(None) => Ok(Row::Skipped),
                 Err(e) => Err(Failed {
@@ -135,6 +139,7 @@ fn product(r: &RawRecord, currency: Currency) -> Check<Row> {
             price,
         },
         stock,
+        warnings: 0,
     })
 }
 
@@ -268,7 +273,9 @@ mod tests {
             ]
         );
         match &out[1] {
-            Ok(Row::Product { sku, draft, stock }) => {
+            Ok(Row::Product {
+                sku, draft, stock, ..
+            }) => {
                 assert!(sku.as_str().starts_with("switch-"), "{sku}");
                 assert_eq!(draft.price.get(), 123_450);
                 assert_eq!(draft.category.as_str(), "uncategorized");
