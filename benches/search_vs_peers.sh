@@ -11,9 +11,10 @@
 # Also measured in the run:
 #   - index build: `orderflow ingest` fills a data directory offline, then
 #     `orderflow serve` builds the index from that catalog at start (its log line);
-#   - ingest with the index fed: the same file dropped into a fresh node's inbox,
-#     rows/s to the job's end and the time until every product is searchable,
-#     beside DuckDB loading the same file (primary key, one statement).
+#   - the products ingest with the index fed: N flat rows (benches/ingest_vs_peers.sh's
+#     file) dropped into a serving node's inbox, rows/s to the job's end and the time
+#     until every product is searchable, beside the offline `orderflow ingest` (no
+#     index) and DuckDB's load of ingest_vs_peers.py, one after the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -70,41 +71,48 @@ OF_MIXED=$(PATHS="$WORK/paths_mixed.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" -s benc
 OF_FACETS=$(PATHS="$WORK/paths_facets.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" -s benches/scripts/search.lua "$URL" | grep '^RESULT' | sed 's/^RESULT //')
 kill -TERM "$PID"; wait "$PID" || true
 
-echo "== orderflow: the same file into a fresh node's inbox (index fed), then DuckDB"
-start fed
+echo "== products ingest with the index fed: a flat file into a serving node's inbox, beside DuckDB and the offline ingest"
+# The flat rows of benches/ingest_vs_peers.sh (the ingest figure the README shows),
+# the same DuckDB load as there (primary key, two indexes, validation).
+"$BIN/orderflow" gen products --count "$N" --seed 7 -o "$WORK/flat.csv" 2>/dev/null
+start fed --settle-ms 100 --scan-interval-ms 100
+until [ "$(metric orderflow_search_documents)" = 0 ] && grep -q "search index built" "$WORK/fed.log"; do sleep 0.05; done
+sync
 T0=$(date +%s.%N)
-cp "$WORK/products.csv" "$WORK/fed/inbox/products_all.csv.part"
-mv "$WORK/fed/inbox/products_all.csv.part" "$WORK/fed/inbox/products_all.csv"
-for _ in $(seq 6000); do
-  [ -n "$(ls "$WORK/fed/inbox/processed" 2>/dev/null)" ] && break; sleep 0.05
+cp "$WORK/flat.csv" "$WORK/fed/products_flat.csv"
+mv "$WORK/fed/products_flat.csv" "$WORK/fed/inbox/products_flat.csv"
+for _ in $(seq 12000); do
+  [ -n "$(ls "$WORK/fed/inbox/processed" 2>/dev/null)" ] && break; sleep 0.02
 done
 T1=$(date +%s.%N)
-for _ in $(seq 6000); do
-  [ "$(metric orderflow_search_documents)" = "$DOCS" ] && break; sleep 0.05
+for _ in $(seq 12000); do
+  [ "$(metric orderflow_search_documents)" = "$N" ] && break; sleep 0.05
 done
 T2=$(date +%s.%N)
 kill -TERM "$PID"; wait "$PID" || true
-DUCK=$("$VENV/bin/python" - "$WORK/products.csv" "$WORK/duck.db" <<'PY'
-import sys, time, duckdb
-t = time.monotonic()
-db = duckdb.connect(sys.argv[2])
-db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, category TEXT, "
-           "price DECIMAL(12,2) CHECK (price > 0), stock BIGINT CHECK (stock >= 0), description TEXT, "
-           "grp TEXT, o1n TEXT, o1v TEXT, o2n TEXT, o2v TEXT, weight BIGINT)")
-db.execute(f"INSERT OR REPLACE INTO products SELECT * FROM read_csv('{sys.argv[1]}', header=true, all_varchar=true)")
-db.execute("CHECKPOINT")
-print(time.monotonic() - t)
-PY
-)
+sync
+/usr/bin/time -f %e -o "$WORK/offline.seconds" "$BIN/orderflow" ingest --data-dir "$WORK/offline" "$WORK/flat.csv" > /dev/null 2>&1
+OFFLINE=$(tail -1 "$WORK/offline.seconds")
+sync
+DUCK=$("$VENV/bin/python" -c 'import sys, subprocess, time
+sys.path.insert(0, "benches")
+import ingest_vs_peers as peers
+t = time.perf_counter()
+subprocess.run([sys.executable, "-c", peers.DUCKDB_LOAD, sys.argv[1], sys.argv[2]], check=True, capture_output=True)
+print(time.perf_counter() - t)' "$WORK/flat.duckdb" "$WORK/flat.csv")
 
 echo "== peers: SQLite FTS5, PostgreSQL tsvector"
 eval "$(bash .ci/services/postgres.sh start "$WORK/pg" 57532 57533)"
 PEERS=$(python3 benches/search_vs_peers.py peers "$WORK" "$WORK/products.csv" "$CONNS" "$SECS" 57532)
 
-python3 - "$N" "$DOCS" "$BUILD" "$T0" "$T1" "$T2" "$DUCK" "$OF_MIXED" "$OF_FACETS" "$OUT/search_vs_peers.json" <<PY
+echo "N=$N DOCS=$DOCS BUILD=$BUILD T0=$T0 T1=$T1 T2=$T2 DUCK=$DUCK OFFLINE=$OFFLINE" | tee "$OUT/search_vs_peers.raw"
+echo "OF_MIXED=$OF_MIXED OF_FACETS=$OF_FACETS" | tee -a "$OUT/search_vs_peers.raw"
+echo "$PEERS" | tee -a "$OUT/search_vs_peers.raw"
+python3 - "$N" "$DOCS" "$BUILD" "$T0" "$T1" "$T2" "$DUCK" "$OF_MIXED" "$OF_FACETS" "$OUT/search_vs_peers.json" "$OFFLINE" <<PY
 import json, sys
 n, docs, build, t0, t1, t2, duck = sys.argv[1:8]
 of_mixed, of_facets = json.loads(sys.argv[8]), json.loads(sys.argv[9])
+offline = float(sys.argv[11])
 peers = {}
 for line in """$PEERS""".splitlines():
     _, name, body = line.split(" ", 2)
@@ -123,9 +131,11 @@ print(f"\norderflow errors: {of_mixed['errors']} (mixed), {of_facets['errors']} 
 ingest = float(t1) - float(t0)
 searchable = float(t2) - float(t0)
 print(f"index built at start from {int(docs):,} products: {float(build):.1f} s = {int(docs) / float(build):,.0f} products/s")
-print(f"ingest with the index fed: {int(n) / ingest:,.0f} rows/s (file to processed/), every product searchable after {searchable:.1f} s")
-print(f"DuckDB, same file: {int(n) / float(duck):,.0f} rows/s; orderflow / DuckDB = {float(duck) / ingest:.2f}x")
+print(f"\nproducts ingest, {int(n):,} flat rows: serving node with the index fed {int(n) / ingest:,.0f} rows/s "
+      f"(drop to processed/; every product searchable after {searchable:.1f} s), offline orderflow ingest "
+      f"{int(n) / offline:,.0f} rows/s, DuckDB {int(n) / float(duck):,.0f} rows/s")
+print(f"orderflow fed / DuckDB = {float(duck) / ingest:.2f}x; offline / DuckDB = {float(duck) / offline:.2f}x")
 json.dump({"products": int(n), "orderflow_mixed": of_mixed, "orderflow_facets": of_facets, "peers": peers,
            "index_build_seconds": float(build), "ingest_seconds": ingest, "searchable_seconds": searchable,
-           "duckdb_seconds": float(duck)}, open(sys.argv[10], "w"), indent=2)
+           "duckdb_seconds": float(duck), "offline_ingest_seconds": offline}, open(sys.argv[10], "w"), indent=2)
 PY
