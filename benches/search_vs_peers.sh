@@ -66,6 +66,15 @@ while read -r path; do
   [ "$code" = 200 ] || { echo "orderflow answered $code to $path"; exit 1; }
 done < <(head -8 "$WORK/paths_mixed.txt")
 curl -s "$URL$(sed -n 2p "$WORK/paths_mixed.txt")" | python3 -c 'import json,sys; b=json.load(sys.stdin); assert b["total"] > 0 and b["items"], b'
+# How many products the queries match (what the count and the facets walk).
+MATCHES=$(python3 - "$URL" "$WORK/paths_mixed.txt" <<'PY'
+import json, statistics, sys, urllib.request
+paths = open(sys.argv[2]).read().split()[:200]
+totals = [json.load(urllib.request.urlopen(sys.argv[1] + p))["total"] for p in paths]
+print(json.dumps({"queries": len(totals), "median": statistics.median(totals), "mean": round(statistics.mean(totals)), "max": max(totals)}))
+PY
+)
+echo "matches per query: $MATCHES"
 echo "== orderflow: $CONNS connections, $SECS s, mixed then with facets"
 OF_MIXED=$(PATHS="$WORK/paths_mixed.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" -s benches/scripts/search.lua "$URL" | grep '^RESULT' | sed 's/^RESULT //')
 OF_FACETS=$(PATHS="$WORK/paths_facets.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" -s benches/scripts/search.lua "$URL" | grep '^RESULT' | sed 's/^RESULT //')
@@ -89,6 +98,7 @@ for _ in $(seq 12000); do
   [ "$(metric orderflow_search_documents)" = "$N" ] && break; sleep 0.05
 done
 T2=$(date +%s.%N)
+FED_RSS=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status")
 kill -TERM "$PID"; wait "$PID" || true
 sync
 /usr/bin/time -f %e -o "$WORK/offline.seconds" "$BIN/orderflow" ingest --data-dir "$WORK/offline" "$WORK/flat.csv" > /dev/null 2>&1
@@ -105,7 +115,8 @@ echo "== peers: SQLite FTS5, PostgreSQL tsvector"
 eval "$(bash .ci/services/postgres.sh start "$WORK/pg" 57532 57533)"
 PEERS=$(python3 benches/search_vs_peers.py peers "$WORK" "$WORK/products.csv" "$CONNS" "$SECS" 57532)
 
-echo "N=$N DOCS=$DOCS BUILD=$BUILD T0=$T0 T1=$T1 T2=$T2 DUCK=$DUCK OFFLINE=$OFFLINE" | tee "$OUT/search_vs_peers.raw"
+echo "N=$N DOCS=$DOCS BUILD=$BUILD T0=$T0 T1=$T1 T2=$T2 DUCK=$DUCK OFFLINE=$OFFLINE FED_RSS_KB=$FED_RSS" | tee "$OUT/search_vs_peers.raw"
+echo "MATCHES=$MATCHES" | tee -a "$OUT/search_vs_peers.raw"
 echo "OF_MIXED=$OF_MIXED OF_FACETS=$OF_FACETS" | tee -a "$OUT/search_vs_peers.raw"
 echo "$PEERS" | tee -a "$OUT/search_vs_peers.raw"
 python3 - "$N" "$DOCS" "$BUILD" "$T0" "$T1" "$T2" "$DUCK" "$OF_MIXED" "$OF_FACETS" "$OUT/search_vs_peers.json" "$OFFLINE" <<PY

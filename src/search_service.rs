@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, oneshot};
 
-use orderflow_actors::limits::SEARCH_INFLIGHT_MAX;
+use orderflow_actors::limits::{SEARCH_INDEXER_NICE, SEARCH_INFLIGHT_MAX};
 use orderflow_actors::mailbox::{Mailbox, start_pool};
 use orderflow_actors::search::{Indexer, SearchIndex, SearchReader};
 
@@ -45,9 +45,15 @@ impl SearchService {
         let (done, stopped) = oneshot::channel();
         let thread = actix::Arbiter::new();
         let stopping = Arc::clone(&stop);
-        thread.spawn(async move {
-            indexer.run(stopping).await;
-            let _ = done.send(());
+        // Below the ledger and the HTTP workers: on a busy machine the index falls
+        // behind (its lag is a metric) rather than slow sales and imports. The
+        // writer's own threads, started from this one, inherit it.
+        thread.spawn_fn(move || {
+            orderflow_actors::priority::lower_this_thread(SEARCH_INDEXER_NICE);
+            actix::spawn(async move {
+                indexer.run(stopping).await;
+                let _ = done.send(());
+            });
         });
         let readers = start_pool(threads, move || SearchReader::new(index.clone()));
         Self {

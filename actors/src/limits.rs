@@ -121,6 +121,9 @@ pub const SEARCH_COMMIT_INTERVAL_MS: u64 = 200;
 pub const SEARCH_READ_BATCH: usize = 4_096;
 /// Memory the index writer buffers before it writes a segment, in bytes.
 pub const SEARCH_WRITER_BYTES: usize = 128 * 1024 * 1024;
+/// Nice value of the search indexer's threads (see `WEBHOOK_DELIVERER_NICE`): a
+/// busy machine serves sales and imports first, and the index catches up.
+pub const SEARCH_INDEXER_NICE: i32 = 10;
 /// `Retry-After` of a search answered while the index is being built, in seconds.
 pub const SEARCH_RETRY_AFTER_SECS: u64 = 2;
 

@@ -47,6 +47,10 @@ pub struct Fields {
     pub sku: Field,
     /// The SKU and the barcode, lower-cased, whole: what "typed exactly" matches.
     pub exact: Field,
+    /// Every searchable word of the product in one field: what a word must match
+    /// (exactly, with typos, or as a prefix) through one term dictionary; the
+    /// fields below only rank.
+    pub all: Field,
     pub name: Field,
     pub group: Field,
     pub options: Field,
@@ -81,6 +85,14 @@ impl Fields {
                 .set_index_option(IndexRecordOption::WithFreqs),
         );
         let sku = b.add_text_field("sku", STRING | FAST);
+        let all = b.add_text_field(
+            "all",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(WORDS)
+                    .set_index_option(IndexRecordOption::Basic),
+            ),
+        );
         let exact = b.add_text_field("exact", STRING);
         let name = b.add_text_field("name", words.clone());
         let group = b.add_text_field("group", words.clone());
@@ -99,6 +111,7 @@ impl Fields {
             schema: b.build(),
             sku,
             exact,
+            all,
             name,
             group,
             options,
@@ -131,6 +144,7 @@ impl Fields {
     pub fn document(&self, product: &Product) -> TantivyDocument {
         let row = &product.row;
         let mut doc = TantivyDocument::default();
+        let mut all = String::new();
         doc.add_text(self.sku, product.sku.as_str());
         doc.add_text(self.exact, product.sku.as_str().to_lowercase());
         doc.add_text(self.name, row.name.as_str());
@@ -164,6 +178,15 @@ impl Fields {
             doc.add_text(self.barcode, barcode.as_str());
             doc.add_text(self.exact, barcode.as_str());
         }
+        for (field, value) in doc.field_values() {
+            if WEIGHTS.iter().any(|(t, _)| self.text(*t) == field)
+                && let Some(text) = tantivy::schema::Value::as_str(&value)
+            {
+                all.push(' ');
+                all.push_str(text);
+            }
+        }
+        doc.add_text(self.all, all);
         doc.add_u64(self.price, row.price.get());
         doc.add_u64(self.in_stock, u64::from(product.stock > 0));
         doc

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::{Index, IndexWriter, Term};
 use tokio::sync::{Notify, watch};
 
 use super::feed::{Feed, Pending};
 use super::index::SearchIndex;
-use crate::catalog::{GetProducts, ScanProducts};
+use crate::catalog::{GetProducts, ScanProducts, Scanned};
 use crate::common::codec;
 use crate::domain::{Kind, Sku};
 use crate::events::{EventsError, ListEvents, Subject, TypeFilter};
@@ -38,7 +39,7 @@ use crate::telemetry::{Event as _, SearchCommitted, SearchRebuilt, Telemetry};
 const EVENTS_PAGE: usize = 1_000;
 /// Bumped whenever what a document holds changes: an index of another format is
 /// rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What the index's last commit says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +98,10 @@ impl Indexer {
             }
         };
         let interval = Duration::from_millis(SEARCH_COMMIT_INTERVAL_MS);
+        // Woken by a newer event only (what is committed now was just read).
+        let mut newest = self.newest_event.clone();
+        newest.borrow_and_update();
         loop {
-            let mut newest = self.newest_event.clone();
             tokio::select! {
                 () = self.feed.fed() => {}
                 _ = newest.changed(), if self.follow => {}
@@ -130,8 +133,13 @@ impl Indexer {
         let started = Instant::now();
         let index = self.index.create()?;
         let mut writing = self.writing(&index, head)?;
+        // Segments are merged after the build, not while it competes for the cores.
+        writing.writer.set_merge_policy(Box::new(NoMergePolicy));
         let documents = self.read_all(&writing.writer).await?;
         self.commit(&mut writing, false)?;
+        writing
+            .writer
+            .set_merge_policy(Box::new(LogMergePolicy::default()));
         SearchRebuilt {
             documents,
             seconds: started.elapsed().as_secs_f64(),
@@ -172,30 +180,38 @@ impl Indexer {
         Ok(Writing { writer, seq })
     }
 
-    /// Adds every active product of the catalog; answers how many.
+    /// Adds every active product of the catalog; answers how many. The next
+    /// page is read by the catalog while this one is added.
     async fn read_all(&self, writer: &IndexWriter) -> Result<u64, Failed> {
         let fields = self.index.fields();
-        let mut after = None;
         let mut documents = 0u64;
+        let mut page = self.scan(None).await?;
         loop {
-            let scanned = self
-                .catalog
-                .ask(ScanProducts {
-                    after: after.clone(),
-                    limit: SEARCH_READ_BATCH,
-                })
-                .await
-                .map_err(|e| Failed::Catalog(e.to_string()))?
-                .map_err(|e| Failed::Catalog(e.to_string()))?;
-            for product in &scanned.products {
-                writer.add_document(fields.document(product))?;
-                documents += 1;
-            }
-            match scanned.last {
-                Some(last) => after = Some(last),
-                None => return Ok(documents),
-            }
+            let Some(last) = page.last.clone() else {
+                return Ok(documents);
+            };
+            let add = async {
+                for product in &page.products {
+                    writer.add_document(fields.document(product))?;
+                }
+                Ok::<_, Failed>(page.products.len() as u64)
+            };
+            // `join` polls the read first: it is sent before the adding starts.
+            let (next, added) = futures_util::future::join(self.scan(Some(last)), add).await;
+            documents += added?;
+            page = next?;
         }
+    }
+
+    async fn scan(&self, after: Option<Sku>) -> Result<Scanned, Failed> {
+        self.catalog
+            .ask(ScanProducts {
+                after,
+                limit: SEARCH_READ_BATCH,
+            })
+            .await
+            .map_err(|e| Failed::Catalog(e.to_string()))?
+            .map_err(|e| Failed::Catalog(e.to_string()))
     }
 
     /// Reads what is pending (and, when `follow`, the outbox past the mark),

@@ -18,9 +18,10 @@ use crate::limits::{SEARCH_TWO_TYPOS_CHARS_MIN, SEARCH_TYPO_CHARS_MIN, SEARCH_WO
 
 /// How much more an exact SKU or barcode weighs than any word match: it ranks first.
 const EXACT_BOOST: f32 = 1_000.0;
-/// A word matched only with a typo or as a prefix weighs this part of an exact
-/// match of it.
-const INEXACT_SHARE: f32 = 0.5;
+/// What a word's match is worth by itself: a product that matches a word only
+/// with a typo or as a prefix scores this for it, below any exact match in a
+/// field (the fields' BM25 scores are added on top of it).
+const MATCHED_SCORE: f32 = 0.1;
 
 /// A search, validated at the edge.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -160,11 +161,11 @@ fn matching(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
         return None;
     }
     let last = words.len().saturating_sub(1);
-    let all_words: Vec<(Occur, Box<dyn Query>)> = words
-        .iter()
-        .enumerate()
-        .map(|(i, word)| (Occur::Must, word_query(fields, word, i == last)))
-        .collect();
+    let mut all_words: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        all_words.push((Occur::Must, word_match(fields, word, i == last)));
+        all_words.extend(word_rank(fields, word).map(|q| (Occur::Should, q)));
+    }
     let mut either: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     if !all_words.is_empty() {
         either.push((Occur::Should, Box::new(BooleanQuery::new(all_words))));
@@ -180,35 +181,42 @@ fn matching(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
     Some(Box::new(BooleanQuery::new(either)))
 }
 
-/// One word in any searchable field: exactly (ranked by BM25, weighed by the
-/// field), with the typos its length allows, and as a prefix when it is the
-/// last word.
-fn word_query(fields: &Fields, word: &str, last: bool) -> Box<dyn Query> {
+/// What one word must match: the product's words (one field holding them all),
+/// exactly, with the typos its length allows, or, the last word, as a prefix
+/// with those typos. Scored [`MATCHED_SCORE`] whichever way it matched.
+fn word_match(fields: &Fields, word: &str, last: bool) -> Box<dyn Query> {
     let typos = typos_allowed(word);
-    let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for (text, weight) in WEIGHTS {
-        let term = Term::from_field_text(fields.text(text), word);
-        let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
-        any.push((
+    let term = Term::from_field_text(fields.all, word);
+    let mut ways: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Should,
+        Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic)),
+    )];
+    if last {
+        ways.push((
             Occur::Should,
-            Box::new(BoostQuery::new(Box::new(exact), weight)),
+            Box::new(FuzzyTermQuery::new_prefix(term, typos, true)),
         ));
-        let inexact = weight * INEXACT_SHARE;
-        if last {
-            let prefix = FuzzyTermQuery::new_prefix(term.clone(), typos, true);
-            any.push((
-                Occur::Should,
-                Box::new(BoostQuery::new(Box::new(prefix), inexact)),
-            ));
-        } else if typos > 0 {
-            let fuzzy = FuzzyTermQuery::new(term, typos, true);
-            any.push((
-                Occur::Should,
-                Box::new(BoostQuery::new(Box::new(fuzzy), inexact)),
-            ));
-        }
+    } else if typos > 0 {
+        ways.push((
+            Occur::Should,
+            Box::new(FuzzyTermQuery::new(term, typos, true)),
+        ));
     }
-    Box::new(BooleanQuery::new(any))
+    Box::new(ConstScoreQuery::new(
+        Box::new(BooleanQuery::new(ways)),
+        MATCHED_SCORE,
+    ))
+}
+
+/// How one word ranks a product that matches: an exact match in each field,
+/// scored by BM25 and weighed by the field. Optional clauses: they are looked up
+/// only for the products the words matched.
+fn word_rank<'a>(fields: &'a Fields, word: &'a str) -> impl Iterator<Item = Box<dyn Query>> + 'a {
+    WEIGHTS.into_iter().map(move |(text, weight)| {
+        let term = Term::from_field_text(fields.text(text), word);
+        let exact = TermQuery::new(term, IndexRecordOption::WithFreqs);
+        Box::new(BoostQuery::new(Box::new(exact), weight)) as Box<dyn Query>
+    })
 }
 
 /// Contract §7: words of 5+ characters match with one typo, 9+ with two.
