@@ -117,10 +117,21 @@ pub const SEARCH_FACET_VALUES_MAX: usize = 100;
 /// How often the search index commits what it was fed, in milliseconds (a
 /// committed change is searchable within about this, and within 1 s).
 pub const SEARCH_COMMIT_INTERVAL_MS: u64 = 200;
+/// SKUs the search index's feed lists at most; past it (an import outran the
+/// indexer) the whole catalog is read again instead, so the list's memory stays
+/// bounded (a few MB).
+pub const FEED_SKUS_MAX: usize = 65_536;
+/// SKUs the index re-reads and writes per commit at most: an import's many
+/// thousands go in parts, so a commit's deletes and documents stay small.
+pub const SEARCH_STEP_SKUS_MAX: usize = 16_384;
 /// Products read per catalog request while the index is built or refreshed.
 pub const SEARCH_READ_BATCH: usize = 4_096;
-/// Memory the index writer buffers before it writes a segment, in bytes.
-pub const SEARCH_WRITER_BYTES: usize = 128 * 1024 * 1024;
+/// Memory the index's writer buffers before it writes a segment, in bytes (one
+/// indexing thread; tantivy's least is 15 MB).
+pub const SEARCH_WRITER_BYTES: usize = 24 * 1024 * 1024;
+/// The same for the writer that builds the index from the whole catalog (split
+/// between its threads, one per core).
+pub const SEARCH_BUILD_WRITER_BYTES: usize = 128 * 1024 * 1024;
 /// Nice value of the search indexer's threads (see `WEBHOOK_DELIVERER_NICE`): a
 /// busy machine serves sales and imports first, and the index catches up.
 pub const SEARCH_INDEXER_NICE: i32 = 10;

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::catalog::Touched;
 use crate::domain::Sku;
+use crate::limits::FEED_SKUS_MAX;
 
 /// The hand-over between the ledger's commits and the indexer. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +49,12 @@ impl Feed {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut pending);
+        if pending.skus.len() > FEED_SKUS_MAX {
+            // An import outran the indexer: reading the whole catalog again costs
+            // about what reading these does, and the list's memory stays bounded.
+            pending.skus = HashSet::new();
+            pending.all = true;
+        }
         pending.since.get_or_insert_with(Instant::now);
         drop(pending);
         self.inner.wake.notify_one();
@@ -88,6 +95,35 @@ impl Feed {
         std::mem::take(&mut *pending)
     }
 
+    /// Takes at most `max` SKUs (everything when the whole catalog is to be read
+    /// again); the rest stay, as old as they were.
+    pub fn take_at_most(&self, max: usize) -> Pending {
+        let mut pending = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.all || pending.skus.len() <= max {
+            return std::mem::take(&mut *pending);
+        }
+        let taken: HashSet<Box<str>> = pending.skus.iter().take(max).cloned().collect();
+        pending.skus.retain(|s| !taken.contains(s));
+        Pending {
+            skus: taken,
+            all: false,
+            since: pending.since,
+        }
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Resolves once something is fed after the last take (or was before it).
     pub async fn fed(&self) {
         self.inner.wake.notified().await;
@@ -111,5 +147,39 @@ mod tests {
         assert!(feed.take().all);
         feed.touched(&Touched::default());
         assert!(feed.take().since.is_none(), "an empty commit feeds nothing");
+    }
+
+    #[test]
+    fn a_long_list_is_taken_in_parts_as_old_as_it_was() {
+        let feed = Feed::default();
+        let skus: Vec<Box<str>> = (0..10).map(|i| format!("S-{i}").into()).collect();
+        feed.touched(&Touched::Some(skus));
+        let first = feed.take_at_most(4);
+        assert_eq!(first.skus.len(), 4);
+        assert!(!feed.is_empty());
+        let second = feed.take_at_most(4);
+        let third = feed.take_at_most(4);
+        assert_eq!((second.skus.len(), third.skus.len()), (4, 2));
+        assert_eq!(
+            second.since, first.since,
+            "the rest is as old as the first part"
+        );
+        let all: HashSet<_> = [first, second, third]
+            .into_iter()
+            .flat_map(|p| p.skus)
+            .collect();
+        assert_eq!(all.len(), 10);
+        assert!(feed.is_empty());
+    }
+
+    #[test]
+    fn past_its_bound_the_list_means_everything() {
+        let feed = Feed::default();
+        let skus: Vec<Box<str>> = (0..=FEED_SKUS_MAX)
+            .map(|i| format!("S-{i}").into())
+            .collect();
+        feed.touched(&Touched::Some(skus));
+        let taken = feed.take();
+        assert!(taken.all && taken.skus.is_empty());
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
+use tantivy::indexer::NoMergePolicy;
 use tantivy::{Index, IndexWriter, Term};
 use tokio::sync::{Notify, watch};
 
@@ -31,7 +31,10 @@ use crate::domain::{Kind, Sku};
 use crate::events::{EventsError, ListEvents, Subject, TypeFilter};
 use crate::inbox::JobRow;
 use crate::ledger::records::OrderRow;
-use crate::limits::{SEARCH_COMMIT_INTERVAL_MS, SEARCH_READ_BATCH, SEARCH_WRITER_BYTES};
+use crate::limits::{
+    SEARCH_BUILD_WRITER_BYTES, SEARCH_COMMIT_INTERVAL_MS, SEARCH_READ_BATCH, SEARCH_STEP_SKUS_MAX,
+    SEARCH_WRITER_BYTES,
+};
 use crate::room::{CatalogRoom, EventsRoom};
 use crate::telemetry::{Event as _, SearchCommitted, SearchRebuilt, Telemetry};
 
@@ -108,8 +111,17 @@ impl Indexer {
                 () = stop.notified() => break,
             }
             tokio::time::sleep(interval).await;
-            if let Err(e) = self.step(&mut writing, self.follow).await {
-                tracing::warn!(error = %e, "the search index is behind; retrying");
+            // A long list (an import) is written a full part per commit, one
+            // after the other; what is left after a partial part waits.
+            loop {
+                match self.step(&mut writing, self.follow).await {
+                    Ok(taken) if taken == SEARCH_STEP_SKUS_MAX => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the search index is behind; retrying");
+                        break;
+                    }
+                }
             }
         }
         if let Err(e) = self.close(writing).await {
@@ -132,14 +144,18 @@ impl Indexer {
         self.index.go_dark();
         let started = Instant::now();
         let index = self.index.create()?;
-        let mut writing = self.writing(&index, head)?;
-        // Segments are merged after the build, not while it competes for the cores.
-        writing.writer.set_merge_policy(Box::new(NoMergePolicy));
-        let documents = self.read_all(&writing.writer).await?;
-        self.commit(&mut writing, false)?;
-        writing
-            .writer
-            .set_merge_policy(Box::new(LogMergePolicy::default()));
+        // Built by a writer of its own: every core and a larger budget, no merges
+        // while it competes for the cores; then the small writer takes over.
+        let builder = index.writer(SEARCH_BUILD_WRITER_BYTES)?;
+        builder.set_merge_policy(Box::new(NoMergePolicy));
+        let mut building = Writing {
+            writer: builder,
+            seq: head,
+        };
+        let documents = self.read_all(&building.writer).await?;
+        self.commit(&mut building, false)?;
+        building.writer.wait_merging_threads()?;
+        let writing = self.writing(&index, head)?;
         SearchRebuilt {
             documents,
             seconds: started.elapsed().as_secs_f64(),
@@ -175,8 +191,10 @@ impl Indexer {
         }
     }
 
+    /// The writer that keeps the index in step: one indexing thread and a small
+    /// memory budget (a step writes what 200 ms of commits touched).
     fn writing(&self, index: &Index, seq: u64) -> Result<Writing, Failed> {
-        let writer = index.writer(SEARCH_WRITER_BYTES)?;
+        let writer = index.writer_with_num_threads(1, SEARCH_WRITER_BYTES)?;
         Ok(Writing { writer, seq })
     }
 
@@ -216,13 +234,14 @@ impl Indexer {
 
     /// Reads what is pending (and, when `follow`, the outbox past the mark),
     /// writes it and commits.
-    async fn step(&self, writing: &mut Writing, follow: bool) -> Result<(), Failed> {
+    /// Answers how many SKUs it took.
+    async fn step(&self, writing: &mut Writing, follow: bool) -> Result<usize, Failed> {
         if follow {
             writing.seq = self.follow_events(writing.seq).await;
         }
-        let pending = self.feed.take();
+        let pending = self.feed.take_at_most(SEARCH_STEP_SKUS_MAX);
         if pending.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         if let Err(e) = self.write(writing, &pending).await {
             // Nothing was committed: the same changes are read again next step.
@@ -243,7 +262,7 @@ impl Indexer {
             documents: self.index.documents(),
         }
         .emit(&self.telemetry);
-        Ok(())
+        Ok(pending.skus.len())
     }
 
     /// Replaces the documents of `pending` by what the catalog holds now.
