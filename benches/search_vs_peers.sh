@@ -112,7 +112,17 @@ subprocess.run([sys.executable, "-c", peers.DUCKDB_LOAD, sys.argv[1], sys.argv[2
 print(time.perf_counter() - t)' "$WORK/flat.duckdb" "$WORK/flat.csv")
 
 echo "== peers: SQLite FTS5, PostgreSQL tsvector"
-eval "$(bash .ci/services/postgres.sh start "$WORK/pg" 57532 57533)"
+{ echo "N=$N DOCS=$DOCS BUILD=$BUILD T0=$T0 T1=$T1 T2=$T2 DUCK=$DUCK OFFLINE=$OFFLINE FED_RSS_KB=$FED_RSS"
+  echo "MATCHES=$MATCHES"; echo "OF_MIXED=$OF_MIXED OF_FACETS=$OF_FACETS"; } > "$OUT/search_vs_peers.orderflow"
+for attempt in 1 2 3; do
+  rm -rf "$WORK/pg"
+  if PG_ENV=$(bash .ci/services/postgres.sh start "$WORK/pg" 57532 57533 2> "$WORK/pg-start.err"); then
+    eval "$PG_ENV"; break
+  fi
+  echo "PostgreSQL did not start (attempt $attempt):"; tail -5 "$WORK/pg-start.err" "$WORK/pg/primary.log" 2>/dev/null || true
+  [ "$attempt" = 3 ] && exit 1
+  sleep 5
+done
 PEERS=$(python3 benches/search_vs_peers.py peers "$WORK" "$WORK/products.csv" "$CONNS" "$SECS" 57532)
 
 echo "N=$N DOCS=$DOCS BUILD=$BUILD T0=$T0 T1=$T1 T2=$T2 DUCK=$DUCK OFFLINE=$OFFLINE FED_RSS_KB=$FED_RSS" | tee "$OUT/search_vs_peers.raw"
