@@ -186,12 +186,17 @@ impl SearchIndex {
         cursor: Option<SearchCursor>,
     ) -> Result<SearchAnswer, SearchError> {
         let fingerprint = fingerprint(request);
-        if cursor.is_some_and(|c| c.fingerprint != fingerprint) {
+        // A cursor is the client's to carry: one this search could not have
+        // issued (another search, or an offset past the window, which would
+        // make the ranking hold that many hits) is refused before anything runs.
+        if cursor
+            .is_some_and(|c| c.fingerprint != fingerprint || c.offset as usize >= SEARCH_DEPTH_MAX)
+        {
             return Err(SearchError::CursorMismatch);
         }
         let searcher = self.snapshot(cursor.map(|c| c.snapshot))?;
         let offset = cursor.map_or(0, |c| c.offset as usize);
-        let limit = limit.min(SEARCH_DEPTH_MAX.saturating_sub(offset));
+        let limit = limit.min(SEARCH_DEPTH_MAX - offset);
         let compiled = Compiled::new(self.fields(), request);
         let mut multi = MultiCollector::new();
         let top = multi.add_collector(TopDocs::with_limit(limit.max(1)).and_offset(offset));
@@ -333,5 +338,35 @@ mod tests {
             index.search(&request, 10, None),
             Err(SearchError::Unavailable)
         ));
+    }
+
+    /// A forged cursor with an offset past the window is refused, not run (the
+    /// ranking would have to hold that many hits: a crafted cursor could make a
+    /// node allocate gigabytes).
+    #[test]
+    fn a_cursor_past_the_window_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::new(&dir.path().join("search"));
+        index.go_live(&index.create().unwrap()).unwrap();
+        let request = SearchRequest::default();
+        let forged = |offset: u32| SearchCursor {
+            snapshot: 0,
+            offset,
+            fingerprint: fingerprint(&request),
+        };
+        for offset in [u32::MAX, u32::try_from(SEARCH_DEPTH_MAX).unwrap()] {
+            assert!(matches!(
+                index.search(&request, 10, Some(forged(offset))),
+                Err(SearchError::CursorMismatch)
+            ));
+        }
+        let last = u32::try_from(SEARCH_DEPTH_MAX - 1).unwrap();
+        assert_eq!(
+            index
+                .search(&request, 100, Some(forged(last)))
+                .unwrap()
+                .total,
+            0
+        );
     }
 }
