@@ -11,6 +11,7 @@
 //! - `events`    — the outbox and the events feed
 //! - `products`  — catalog reads and admin writes
 //! - `search`    — ranked search, facets, cursors, the index rebuilt at start
+//! - `search_model` — search's hits and facets against a brute-force count
 //! - `product_cache` — every acknowledged write shows in the next read of a hot product
 //! - `webhooks`  — SSRF guard, signed deliveries, retries, disable and resume
 //! - `errors`    — problem+json for every kind of bad request
@@ -62,5 +63,6 @@ mod orders;
 mod product_cache;
 mod products;
 mod search;
+mod search_model;
 mod shared_inbox;
 pub mod webhooks;
