@@ -330,14 +330,8 @@ impl Indexer {
                     self.feed.everything();
                     return *self.newest_event.borrow();
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "the search index cannot read the events");
-                    return seq;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the search index cannot read the events");
-                    return seq;
-                }
+                Ok(Err(e)) => return self.unread(seq, &e),
+                Err(e) => return self.unread(seq, &e),
             };
             for event in &page.items {
                 self.note(&event.row.subject, &event.row.record);
@@ -348,6 +342,12 @@ impl Indexer {
                 return seq;
             }
         }
+    }
+
+    /// The outbox could not be read: stay at `seq` and try again next step.
+    fn unread(&self, seq: u64, e: &dyn std::fmt::Display) -> u64 {
+        tracing::warn!(error = %e, "the search index cannot read the events");
+        seq
     }
 
     /// Feeds what one event says changed.
